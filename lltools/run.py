@@ -1,0 +1,294 @@
+"""The only sampling loop: ``run_chunks`` streams partial traces, ``run`` returns the last.
+
+Buffers for the whole run are preallocated on the target's device; each step writes one
+column.  Nothing is copied to the host inside the loop: a partial :class:`Trace` (views of
+the filled columns) is yielded every ``report_every`` steps, and the consumer decides when
+to synchronise (the CLI's progress bar, the app's live plot).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from lltools import memory, rng, sgld
+from lltools.sgld import SGLDParams
+from lltools.target import Target
+
+#: Positions are recorded only for targets with at most this many parameters.
+MAX_POSITION_DIM = 16
+#: ... and at most this many stored values (chains × recorded steps × d).
+MAX_POSITION_VALUES = 4_000_000
+
+
+@dataclass
+class Trace:
+    """Per-chain, per-step records of one batched run.
+
+    Attributes
+    ----------
+    loss : Tensor, shape (C, T)
+        Draw losses L_B(w_t) at each recorded step (burn-in included; NaN once diverged).
+    acceptance : Tensor, shape (C, T)
+        MALA acceptance probability of each recorded step's proposal (NaN where not computed).
+    steps : Tensor, shape (T,)
+        The SGLD step index of each recorded column.
+    loss_init : Tensor, shape (C,)
+        L_n(w*) at each chain's centre.
+    diverged_at : Tensor, shape (C,)
+        Step at which each chain diverged, -1 if it never did.
+    params : SGLDParams
+        ε, γ, nβ per chain.
+    chain_index : Tensor, shape (C,)
+        Index of each chain within its hyperparameter setting.
+    setting_index : Tensor, shape (C,)
+        Which hyperparameter setting (sweep row) each chain belongs to.
+    num_burnin : int
+        Steps before the first draw; columns with ``steps >= num_burnin`` are draws.
+    positions : Tensor or None, shape (C, T_pos, d)
+        Positions w_t at ``position_steps`` for low-dimensional targets.
+    complete : bool
+        False for the partial traces yielded while the run is going.
+    """
+
+    loss: Tensor
+    acceptance: Tensor
+    steps: Tensor
+    loss_init: Tensor
+    diverged_at: Tensor
+    params: SGLDParams
+    chain_index: Tensor
+    setting_index: Tensor
+    num_burnin: int
+    num_steps_total: int
+    positions: Tensor | None = None
+    position_steps: Tensor | None = None
+    complete: bool = True
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def num_chains(self) -> int:
+        return int(self.loss.shape[0])
+
+    @property
+    def draw_mask(self) -> Tensor:
+        """Boolean (T,): which recorded columns are draws (after burn-in)."""
+        return self.steps >= self.num_burnin
+
+    @property
+    def draw_loss(self) -> Tensor:
+        """Loss draws after burn-in, shape (C, T_draws)."""
+        return self.loss[:, self.draw_mask]
+
+    @property
+    def draw_acceptance(self) -> Tensor:
+        return self.acceptance[:, self.draw_mask]
+
+    def cpu(self) -> Trace:
+        """A host copy (float64 for the statistics)."""
+
+        def host(x: Tensor | None) -> Tensor | None:
+            if x is None:
+                return None
+            x = x.detach().cpu()
+            return x.double() if x.is_floating_point() else x
+
+        return Trace(
+            loss=host(self.loss),
+            acceptance=host(self.acceptance),
+            steps=host(self.steps),
+            loss_init=host(self.loss_init),
+            diverged_at=host(self.diverged_at),
+            params=SGLDParams(*(host(p) for p in self.params)),
+            chain_index=host(self.chain_index),
+            setting_index=host(self.setting_index),
+            num_burnin=self.num_burnin,
+            num_steps_total=self.num_steps_total,
+            positions=host(self.positions),
+            position_steps=host(self.position_steps),
+            complete=self.complete,
+            meta=dict(self.meta),
+        )
+
+
+def recorded_steps(num_burnin: int, num_draws: int, thinning: int) -> Tensor:
+    """Step indices that get a trace column: every ``thinning``-th step, burn-in included,
+    ending with ``num_draws`` columns after burn-in."""
+    total = num_burnin + num_draws * thinning
+    first_draw = num_burnin + thinning - 1
+    burn = torch.arange(thinning - 1, num_burnin, thinning)
+    draws = torch.arange(first_draw, total, thinning)
+    return torch.cat((burn, draws))
+
+
+def validate_run_sizes(num_chains: int, num_draws: int, num_burnin: int, thinning: int) -> None:
+    if num_chains < 1:
+        raise ValueError("need at least 1 chain")
+    if num_draws < 2:
+        raise ValueError("need at least 2 draws after burn-in")
+    if num_burnin < 0:
+        raise ValueError("burn-in cannot be negative")
+    if thinning < 1:
+        raise ValueError("thinning must be >= 1")
+
+
+def run_chunks(
+    target: Target,
+    params: SGLDParams,
+    *,
+    num_draws: int,
+    num_burnin: int = 0,
+    thinning: int = 1,
+    seed: int = 0,
+    chain_index: Tensor | None = None,
+    setting_index: Tensor | None = None,
+    centre: Tensor | None = None,
+    report_every: int | None = None,
+    record_positions: bool | None = None,
+    acceptance_every: int | None = None,
+    divergence_threshold: float | None = None,
+) -> Iterator[Trace]:
+    """Run SGLD for every chain and yield partial traces as the run goes.
+
+    Parameters
+    ----------
+    target : Target
+    params : SGLDParams
+        ε, γ, nβ per chain, shape (C,) each, on the target's device.
+    num_draws, num_burnin, thinning : int
+        ``num_burnin + num_draws·thinning`` steps are taken; a column is recorded every
+        ``thinning`` steps.
+    seed : int
+        Run seed; with ``chain_index`` it fixes each chain's random stream.
+    chain_index, setting_index : Tensor (C,), optional
+        Chain number within its setting (default 0..C-1) and the setting it belongs to.
+    centre : Tensor (d,) or (C, d), optional
+        Per-chain centres w* (default ``target.w_star``), e.g. one per checkpoint.
+    report_every : int, optional
+        Yield a partial trace every this many steps (default: only at the end).
+    record_positions : bool, optional
+        Keep positions w_t (default: when d ≤ 16), capped at ``MAX_POSITION_VALUES``.
+    acceptance_every : int, optional
+        Compute the MALA acceptance every this many steps (default 1 for potentials, where
+        it is free; 10 for data targets, where it costs a second gradient).
+    divergence_threshold : float, optional
+        nβ·(L − L(w*)) above which a chain counts as diverged (default max(1e4, 100·d)).
+
+    Yields
+    ------
+    Trace
+        Views of the columns filled so far (``complete=False``), then the full trace.
+    """
+    num_chains = params.num_chains
+    validate_run_sizes(num_chains, num_draws, num_burnin, thinning)
+    device, dtype = target.device, target.dtype
+    dim = target.dim
+    steps = recorded_steps(num_burnin, num_draws, thinning)
+    num_recorded = int(steps.numel())
+    total_steps = num_burnin + num_draws * thinning
+
+    if record_positions is None:
+        record_positions = dim <= MAX_POSITION_DIM
+    position_stride = 1
+    if record_positions:
+        position_stride = max(1, -(-num_chains * num_recorded * dim // MAX_POSITION_VALUES))
+    num_positions = -(-num_recorded // position_stride) if record_positions else 0
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    estimate = memory.sampling_bytes(
+        num_chains,
+        dim,
+        num_recorded,
+        itemsize=itemsize,
+        position_values=num_chains * num_positions * dim,
+        extra_per_chain=int(getattr(target, "bytes_per_chain", 0)),
+    )
+    memory.check_fits(
+        estimate,
+        device,
+        what=f"sampling {num_chains} chains × {num_recorded} recorded steps × {dim} parameters",
+        suggestion="use fewer chains or draws, more thinning, or a smaller batch size.",
+    )
+
+    if acceptance_every is None:
+        acceptance_every = 10 if target.has_data else 1
+    if divergence_threshold is None:
+        divergence_threshold = max(1e4, 100.0 * dim)
+    if chain_index is None:
+        chain_index = torch.arange(num_chains)
+    if setting_index is None:
+        setting_index = torch.zeros(num_chains, dtype=torch.int64)
+    chain_index = chain_index.to(device=device, dtype=torch.int64)
+    setting_index = setting_index.to(device=device, dtype=torch.int64)
+
+    params = SGLDParams(*(p.to(device=device, dtype=dtype) for p in params))
+    keys = rng.chain_keys(seed, chain_index)
+    state = sgld.init(target, params, keys, centre)
+
+    loss_buf = torch.full((num_chains, num_recorded), float("nan"), dtype=dtype, device=device)
+    acc_buf = torch.full_like(loss_buf, float("nan"))
+    pos_buf = (
+        torch.empty((num_chains, num_positions, dim), dtype=dtype, device=device)
+        if record_positions
+        else None
+    )
+    pos_steps = steps[::position_stride] if record_positions else None
+    steps_dev = steps.to(device)
+
+    def snapshot(filled: int, complete: bool) -> Trace:
+        npos = -(-filled // position_stride) if record_positions else 0
+        return Trace(
+            loss=loss_buf[:, :filled],
+            acceptance=acc_buf[:, :filled],
+            steps=steps_dev[:filled],
+            loss_init=state.loss_init,
+            diverged_at=state.diverged_at,
+            params=params,
+            chain_index=chain_index,
+            setting_index=setting_index,
+            num_burnin=num_burnin,
+            num_steps_total=total_steps,
+            positions=None if pos_buf is None else pos_buf[:, :npos],
+            position_steps=None if pos_steps is None else pos_steps[:npos],
+            complete=complete,
+            meta={"seed": seed, "thinning": thinning, "acceptance_every": acceptance_every,
+                  "target": target.name, "dim": dim, "n": target.n, "steps_done": 0},
+        )
+
+    recorded = steps.tolist()
+    next_col = 0
+    with torch.no_grad():
+        for t in range(total_steps):
+            compute_acc = (t % acceptance_every) == 0
+            position_now = state.w
+            state, info = sgld.step(
+                state,
+                target,
+                params,
+                compute_acceptance=compute_acc,
+                divergence_threshold=divergence_threshold,
+            )
+            if next_col < num_recorded and recorded[next_col] == t:
+                loss_buf[:, next_col] = info.loss
+                acc_buf[:, next_col] = info.acceptance
+                if pos_buf is not None and next_col % position_stride == 0:
+                    pos_buf[:, next_col // position_stride] = position_now
+                next_col += 1
+            if report_every and (t + 1) % report_every == 0 and t + 1 < total_steps:
+                snap = snapshot(next_col, complete=False)
+                snap.meta["steps_done"] = t + 1
+                yield snap
+    final = snapshot(next_col, complete=True)
+    final.meta["steps_done"] = total_steps
+    yield final
+
+
+def run(target: Target, params: SGLDParams, **kwargs) -> Trace:
+    """Run to the end and return the complete :class:`Trace` (see :func:`run_chunks`)."""
+    trace = None
+    for trace in run_chunks(target, params, **kwargs):
+        pass
+    assert trace is not None
+    return trace

@@ -1,0 +1,252 @@
+"""The SGLD kernel: pure ``init`` / ``step`` functions over all chains at once (primer §2).
+
+Every chain c carries its own hyperparameters ε_c, γ_c, nβ_c (tensors of shape (C,)), so
+a whole grid of settings is just more chains in one batched computation.  The update is
+
+    w ← w − (ε/2)·[ nβ·∇L_B(w) + γ·(w − w*) ] + N(0, ε·I)
+
+i.e. a Langevin step on the localised tempered potential
+U(w) = nβ·L(w) + (γ/2)‖w − w*‖² with step size ε.
+
+Alongside each step the kernel reports the MALA acceptance probability of the proposal
+(primer §3) — SGLD never rejects; the number is a step-size health signal.  It is computed
+with the *same* minibatch at both ends of the proposal (exact for potentials, which have no
+minibatch), and only on steps where it is asked for, because for data targets it costs a
+second gradient evaluation.
+
+A chain whose loss or position becomes non-finite, or whose nβ·(L − L(w*)) exceeds
+``divergence_threshold``, is marked diverged at that step: it is frozen at w*, its later
+losses are NaN, and estimators exclude it.  No step ever synchronises with the host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from lltools import rng
+from lltools.target import Target
+
+
+class SGLDParams(NamedTuple):
+    """Per-chain hyperparameters, each a Tensor of shape (C,)."""
+
+    epsilon: Tensor
+    gamma: Tensor
+    nbeta: Tensor
+
+    @property
+    def num_chains(self) -> int:
+        return int(self.epsilon.shape[0])
+
+
+class SGLDState(NamedTuple):
+    """Everything a step needs; immutable (each step returns a new state)."""
+
+    w: Tensor  # (C, d) current positions
+    centre: Tensor  # (C, d) localisation centres w*
+    loss: Tensor  # (C,) L(w) cached for targets without data (else unused)
+    grad: Tensor  # (C, d) ∇L(w) cached for targets without data (else unused)
+    loss_init: Tensor  # (C,) L_n(w*), the reference loss
+    diverged_at: Tensor  # (C,) int64 step of divergence, -1 while healthy
+    keys: Tensor  # (C,) int64 per-chain random keys
+    step: int  # index of the next step
+
+
+class SGLDInfo(NamedTuple):
+    """What one step reports, per chain."""
+
+    loss: Tensor  # (C,) L_B(w_t): the draw's loss (NaN once diverged)
+    acceptance: Tensor  # (C,) MALA acceptance of w_t -> w_{t+1} (NaN if not computed)
+
+
+def make_params(
+    epsilon: float | Sequence[float] | Tensor,
+    gamma: float | Sequence[float] | Tensor,
+    nbeta: float | Sequence[float] | Tensor,
+    num_chains: int,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> SGLDParams:
+    """Broadcast scalars or per-chain sequences to an :class:`SGLDParams` of shape (C,).
+
+    Raises ``ValueError`` for non-positive ε or nβ, negative γ, or a length that is
+    neither 1 nor ``num_chains``.
+    """
+
+    def as_chain_tensor(value: Any, name: str) -> Tensor:
+        t = torch.as_tensor(value, dtype=dtype, device=device).reshape(-1)
+        if t.numel() == 1:
+            t = t.expand(num_chains).clone()
+        if t.shape != (num_chains,):
+            raise ValueError(f"{name} must be a scalar or have {num_chains} entries, got {t.numel()}")
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{name} must be finite")
+        return t
+
+    params = SGLDParams(
+        epsilon=as_chain_tensor(epsilon, "epsilon"),
+        gamma=as_chain_tensor(gamma, "gamma"),
+        nbeta=as_chain_tensor(nbeta, "nbeta"),
+    )
+    if (params.epsilon <= 0).any():
+        raise ValueError("epsilon (step size) must be > 0")
+    if (params.nbeta <= 0).any():
+        raise ValueError("nbeta (inverse temperature nβ) must be > 0")
+    if (params.gamma < 0).any():
+        raise ValueError("gamma (localisation strength) must be >= 0")
+    return params
+
+
+def potential(loss: Tensor, w: Tensor, centre: Tensor, params: SGLDParams) -> Tensor:
+    """U(w) = nβ·L(w) + (γ/2)‖w − w*‖², shape (C,)."""
+    return params.nbeta * loss + 0.5 * params.gamma * ((w - centre) ** 2).sum(dim=1)
+
+
+def potential_grad(grad_loss: Tensor, w: Tensor, centre: Tensor, params: SGLDParams) -> Tensor:
+    """∇U(w) = nβ·∇L(w) + γ·(w − w*), shape (C, d)."""
+    return params.nbeta[:, None] * grad_loss + params.gamma[:, None] * (w - centre)
+
+
+def mala_acceptance(
+    w: Tensor,
+    w_new: Tensor,
+    u: Tensor,
+    u_new: Tensor,
+    grad_u: Tensor,
+    grad_u_new: Tensor,
+    epsilon: Tensor,
+) -> Tensor:
+    """MALA acceptance probability of the Langevin proposal w → w' (primer §3), shape (C,).
+
+        a = min(1, exp( U(w) − U(w') + [‖w' − w + (ε/2)g‖² − ‖w − w' + (ε/2)g'‖²] / (2ε) ))
+
+    The bracket is evaluated as (a−b)·(a+b) to avoid cancelling two O(d) norms.
+    """
+    delta = w_new - w
+    half_eps = 0.5 * epsilon[:, None]
+    diff = 2.0 * delta + half_eps * (grad_u - grad_u_new)  # a − b
+    total = half_eps * (grad_u + grad_u_new)  # a + b
+    log_q_ratio = (diff * total).sum(dim=1) / (2.0 * epsilon)
+    log_a = u - u_new + log_q_ratio
+    accept = torch.exp(torch.clamp(log_a, max=0.0))
+    return torch.nan_to_num(accept, nan=0.0)
+
+
+def init(
+    target: Target,
+    params: SGLDParams,
+    keys: Tensor,
+    centre: Tensor | None = None,
+) -> SGLDState:
+    """Start every chain at its centre w* (default: the target's ``w_star``).
+
+    Parameters
+    ----------
+    target : Target
+    params : SGLDParams, each (C,)
+    keys : Tensor, shape (C,), int64 — per-chain random keys (:func:`lltools.rng.chain_keys`)
+    centre : Tensor, shape (d,) or (C, d), optional — per-chain centres (e.g. checkpoints)
+    """
+    num_chains = params.num_chains
+    if centre is None:
+        centre = target.w_star
+    if centre.ndim == 1:
+        centre = centre[None, :].expand(num_chains, -1)
+    if centre.shape != (num_chains, target.dim):
+        raise ValueError(
+            f"centre must have shape ({num_chains}, {target.dim}), got {tuple(centre.shape)}"
+        )
+    centre = centre.to(device=target.device, dtype=target.dtype).contiguous()
+    loss_init = target.full_loss(centre).detach()
+    if target.has_data:
+        loss = loss_init.clone()
+        grad = torch.zeros_like(centre)
+    else:
+        loss, grad = target.loss_and_grad(centre, None)
+    return SGLDState(
+        w=centre.clone(),
+        centre=centre,
+        loss=loss,
+        grad=grad,
+        loss_init=loss_init,
+        diverged_at=torch.full((num_chains,), -1, dtype=torch.int64, device=centre.device),
+        keys=keys.to(centre.device),
+        step=0,
+    )
+
+
+def step(
+    state: SGLDState,
+    target: Target,
+    params: SGLDParams,
+    *,
+    compute_acceptance: bool = True,
+    divergence_threshold: float = 1e4,
+) -> tuple[SGLDState, SGLDInfo]:
+    """One SGLD step for every chain; returns the new state and this step's info.
+
+    The draw's loss reported is L_B(w_t) at the position *before* the move, on this step's
+    minibatch B_t (as devinterp records it).  For targets without data the loss and gradient
+    at the new position are computed once and reused by the next step, so a potential costs
+    one gradient evaluation per step with the acceptance included.
+    """
+    t = state.step
+    w, centre = state.w, state.centre
+    dtype = w.dtype
+    if target.has_data:
+        batch = target.sample_batch(state.keys, t)
+        loss, grad = target.loss_and_grad(w, batch)
+    else:
+        batch = None
+        loss, grad = state.loss, state.grad
+
+    grad_u = potential_grad(grad, w, centre, params)
+    noise = rng.normal(state.keys, t, rng.STREAM_NOISE, w.shape[1], dtype)
+    eps = params.epsilon[:, None]
+    w_new = w - 0.5 * eps * grad_u + torch.sqrt(eps) * noise
+
+    if compute_acceptance or not target.has_data:
+        loss_new, grad_new = target.loss_and_grad(w_new, batch)
+        if compute_acceptance:
+            u = potential(loss, w, centre, params)
+            u_new = potential(loss_new, w_new, centre, params)
+            grad_u_new = potential_grad(grad_new, w_new, centre, params)
+            acceptance = mala_acceptance(w, w_new, u, u_new, grad_u, grad_u_new, params.epsilon)
+        else:
+            acceptance = torch.full_like(loss, float("nan"))
+    else:
+        loss_new, grad_new = state.loss, state.grad
+        acceptance = torch.full_like(loss, float("nan"))
+
+    # Divergence: non-finite loss/position, or an exploding excess loss.
+    excess = params.nbeta * (loss - state.loss_init)
+    bad = ~torch.isfinite(loss) | (excess > divergence_threshold) | ~torch.isfinite(w_new).all(dim=1)
+    if not target.has_data:
+        bad = bad | ~torch.isfinite(loss_new)
+    healthy_before = state.diverged_at < 0
+    newly = bad & healthy_before
+    diverged_at = torch.where(newly, torch.full_like(state.diverged_at, t), state.diverged_at)
+    dead = diverged_at >= 0  # (C,)
+
+    nan = torch.full_like(loss, float("nan"))
+    info = SGLDInfo(
+        loss=torch.where(dead, nan, loss),
+        acceptance=torch.where(dead, nan, acceptance),
+    )
+    dead_col = dead[:, None]
+    new_state = SGLDState(
+        w=torch.where(dead_col, centre, w_new),
+        centre=centre,
+        loss=torch.where(dead, state.loss_init, loss_new),
+        grad=torch.where(dead_col, torch.zeros_like(grad_new), grad_new),
+        loss_init=state.loss_init,
+        diverged_at=diverged_at,
+        keys=state.keys,
+        step=t + 1,
+    )
+    return new_state, info

@@ -1,0 +1,179 @@
+"""The one abstraction the sampler sees: a centre w* and a batched loss.
+
+A :class:`Target` is what SGLD samples around (primer §2). Toy potentials and trained
+networks are both Targets; the sampler, estimators and diagnostics never know which.
+
+Shapes
+------
+- ``w_star`` : Tensor, shape ``(d,)`` — the centre w* (a local minimum of the loss).
+- ``loss(w, batch)`` : ``w`` shape ``(C, d)`` for C chains -> Tensor shape ``(C,)``, the
+  minibatch mean loss L_B(w_c) of every chain c on *its own* minibatch ``batch[c]``.
+- ``sample_batch(keys, step)`` -> a per-chain minibatch, or ``None`` for targets without data.
+
+Chains never mix: ``loss(w, batch)[c]`` depends only on ``w[c]`` and ``batch[c]``, so one
+backward pass of ``loss.sum()`` yields every chain's gradient.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+class TargetError(ValueError):
+    """Raised when a target is built from, or evaluated on, invalid input."""
+
+
+class Target(ABC):
+    """A centre ``w_star`` (d,), an optional dataset size ``n`` and a batched loss.
+
+    Subclasses implement :meth:`loss` and, if they hold data, :meth:`sample_batch`
+    and :meth:`full_loss`.
+
+    Attributes
+    ----------
+    w_star : Tensor, shape (d,)
+        The centre w* the sampler is localised at (primer §2).
+    n : int or None
+        Dataset size; ``None`` for analytic potentials (then nβ is a free parameter).
+    name : str
+        Human-readable name, shown in summaries.
+    theory_llc : float or None
+        The exact λ where known (built-in potentials, deep linear networks), else ``None``.
+    warnings : list of str
+        Plain-language warnings attached when the target was built (e.g. "w* is not a
+        local minimum").
+    """
+
+    def __init__(
+        self,
+        w_star: Tensor,
+        *,
+        n: int | None = None,
+        name: str = "target",
+        theory_llc: float | None = None,
+        warnings: list[str] | None = None,
+    ) -> None:
+        if w_star.ndim != 1:
+            raise TargetError(f"w_star must have shape (d,), got {tuple(w_star.shape)}")
+        if not torch.isfinite(w_star).all():
+            raise TargetError("w_star contains NaN or infinite values")
+        self.w_star = w_star
+        self.n = n
+        self.name = name
+        self.theory_llc = theory_llc
+        self.warnings = list(warnings or [])
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def dim(self) -> int:
+        """Number of parameters d."""
+        return int(self.w_star.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.w_star.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.w_star.dtype
+
+    @property
+    def has_data(self) -> bool:
+        """True when the loss depends on a minibatch (then SGLD gradients are stochastic)."""
+        return False
+
+    @property
+    def default_nbeta(self) -> float | None:
+        """The default effective inverse temperature nβ = n / log n (primer §2), if n is known."""
+        if self.n is None or self.n < 2:
+            return None
+        return float(self.n / torch.log(torch.tensor(float(self.n))).item())
+
+    # ------------------------------------------------------------------ the contract
+    @abstractmethod
+    def loss(self, w: Tensor, batch: Any = None) -> Tensor:
+        """Minibatch mean loss L_B(w_c) for every chain: ``w`` (C, d) -> (C,)."""
+
+    def sample_batch(self, keys: Tensor, step: int) -> Any:
+        """Draw one minibatch per chain.
+
+        Parameters
+        ----------
+        keys : Tensor, shape (C,), int64
+            Per-chain random keys (see :mod:`lltools.rng`); the batch of chain c must
+            depend only on ``keys[c]`` and ``step``, so that a chain's draws do not depend
+            on which other chains share the batch.
+        step : int
+            The SGLD step index.
+        """
+        return None
+
+    def full_loss(self, w: Tensor) -> Tensor:
+        """Loss on the whole dataset L_n(w): ``w`` (C, d) -> (C,).  Defaults to ``loss(w)``."""
+        return self.loss(w, None)
+
+    def loss_and_grad(self, w: Tensor, batch: Any = None) -> tuple[Tensor, Tensor]:
+        """L_B(w) (C,) and ∇_w L_B(w) (C, d) for every chain, in one backward pass.
+
+        Chains are independent, so the gradient of ``loss.sum()`` is each chain's gradient.
+        Subclasses may override with a cheaper closed form or ``torch.func``.
+        """
+        with torch.enable_grad():
+            w_ = w.detach().requires_grad_(True)
+            value = self.loss(w_, batch)
+            (grad,) = torch.autograd.grad(value.sum(), w_)
+        return value.detach(), grad
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Target:
+        """A copy of this target on ``device`` with floating tensors cast to ``dtype``.
+
+        The default moves ``w_star``; subclasses holding data override it.
+        """
+        import copy
+
+        new = copy.copy(self)
+        new.w_star = self.w_star.to(device=device, dtype=dtype)
+        return new
+
+    def describe(self) -> dict[str, Any]:
+        """A small JSON-friendly description (name, d, n, theory λ)."""
+        return {
+            "name": self.name,
+            "dim": self.dim,
+            "n": self.n,
+            "theory_llc": self.theory_llc,
+        }
+
+
+class FunctionTarget(Target):
+    """A target given by a batched function ``f(w) -> (C,)`` of the parameters alone.
+
+    Used for analytic potentials: no dataset, ``n = None``, gradients are exact.
+    """
+
+    def __init__(
+        self,
+        fn: Any,
+        w_star: Tensor,
+        *,
+        name: str = "potential",
+        theory_llc: float | None = None,
+        warnings: list[str] | None = None,
+        n: int | None = None,
+    ) -> None:
+        super().__init__(w_star, n=n, name=name, theory_llc=theory_llc, warnings=warnings)
+        self.fn = fn
+
+    def loss(self, w: Tensor, batch: Any = None) -> Tensor:
+        if w.ndim != 2 or w.shape[1] != self.dim:
+            raise TargetError(
+                f"expected parameters of shape (chains, {self.dim}), got {tuple(w.shape)}"
+            )
+        out = self.fn(w)
+        if out.shape != (w.shape[0],):
+            out = out.expand(w.shape[0]) if out.numel() == 1 else out.reshape(w.shape[0])
+        return out
