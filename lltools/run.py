@@ -287,8 +287,8 @@ def run_chunks(
 
 def run(target: Target, params: SGLDParams, **kwargs) -> Trace:
     """Run to the end and return the complete :class:`Trace` (see :func:`run_chunks`)."""
-    trace = None
-    for trace in run_chunks(target, params, **kwargs):
-        pass
-    assert trace is not None
-    return trace
+    last = None
+    for partial in run_chunks(target, params, **kwargs):
+        last = partial
+    assert last is not None
+    return last
