@@ -8,8 +8,9 @@ to synchronise (the CLI's progress bar, the app's live plot).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import torch
 from torch import Tensor
@@ -19,6 +20,8 @@ from lltools.sgld import SGLDParams
 from lltools.target import Target
 
 #: Positions are recorded only for targets with at most this many parameters.
+T = TypeVar("T")
+
 MAX_POSITION_DIM = 16
 #: ... and at most this many stored values (chains × recorded steps × d).
 MAX_POSITION_VALUES = 4_000_000
@@ -285,10 +288,16 @@ def run_chunks(
     yield final
 
 
+def last_item(items: Iterable[T]) -> T:
+    """The final element of a (non-empty) iterable, e.g. the complete result of a stream."""
+    last: T | None = None
+    for last in items:  # noqa: B007
+        pass
+    if last is None:
+        raise RuntimeError("the stream produced nothing")
+    return last
+
+
 def run(target: Target, params: SGLDParams, **kwargs) -> Trace:
     """Run to the end and return the complete :class:`Trace` (see :func:`run_chunks`)."""
-    last = None
-    for partial in run_chunks(target, params, **kwargs):
-        last = partial
-    assert last is not None
-    return last
+    return last_item(run_chunks(target, params, **kwargs))

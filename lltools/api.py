@@ -1,0 +1,264 @@
+"""The public entry points: ``estimate`` (one setting) and ``estimate_stream`` (live).
+
+These are thin: validate settings, place the target on a device, run the batched sampler
+(:mod:`lltools.run`), then apply the pure estimators and diagnostics to the trace.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lltools import diagnostics, estimators, frames
+from lltools.devices import resolve_device, resolve_dtype
+from lltools.run import Trace, last_item, run_chunks
+from lltools.sgld import make_params
+from lltools.target import Target
+
+#: Hard ceilings that refuse absurd requests before anything is allocated.
+MAX_CHAINS = 1 << 22
+MAX_STEPS = 10_000_000
+
+
+@dataclass
+class SamplerSettings:
+    """One SGLD setting, echoed in every result (primer §2 symbols)."""
+
+    nbeta: float
+    gamma: float
+    epsilon: float
+    chains: int
+    draws: int
+    burnin: int
+    thinning: int = 1
+    batch_size: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "float32"
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class EstimateResult:
+    """λ̂ with its uncertainty, diagnostics and the raw traces.
+
+    Attributes
+    ----------
+    llc_mean, llc_std, llc_sem : float
+        Mean over valid chains of λ̂_c = nβ(mean_t L_t − L(w*)), its spread across chains,
+        and its ESS-based standard error (primer §2).
+    rhat, ess, acceptance : float
+        Split R-hat and bulk ESS of the loss draws; mean MALA acceptance.
+    diverged_chains : list of int
+        Chains excluded from λ̂ because they diverged.
+    warnings : list of str
+        Plain-language diagnostics saying what to change.
+    """
+
+    llc_mean: float
+    llc_std: float
+    llc_sem: float
+    rhat: float
+    ess: float
+    acceptance: float
+    diverged_chains: list[int]
+    n_chains: int
+    theory_llc: float | None
+    warnings: list[str]
+    settings: SamplerSettings
+    trace: Trace
+    target_info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row per chain (λ̂_c, mean loss, acceptance, divergence)."""
+        return frames.chain_frame(self.trace)
+
+    @property
+    def traces(self) -> pd.DataFrame:
+        """Tidy per chain×step frame: loss, running λ̂, acceptance."""
+        return frames.trace_frame(self.trace)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` contract: plain JSON types, NaN -> None."""
+
+        def clean(x: Any) -> Any:
+            if isinstance(x, float | np.floating):
+                return None if not math.isfinite(float(x)) else float(x)
+            if isinstance(x, np.integer):
+                return int(x)
+            return x
+
+        return {
+            "llc_mean": clean(self.llc_mean),
+            "llc_std": clean(self.llc_std),
+            "llc_sem": clean(self.llc_sem),
+            "rhat": clean(self.rhat),
+            "ess": clean(self.ess),
+            "acceptance": clean(self.acceptance),
+            "diverged_chains": [int(c) for c in self.diverged_chains],
+            "n_chains": int(self.n_chains),
+            "theory_llc": clean(self.theory_llc) if self.theory_llc is not None else None,
+            "warnings": list(self.warnings),
+            "settings": self.settings.as_dict(),
+            "target": self.target_info,
+        }
+
+
+def _validate_counts(chains: int, draws: int, burnin: int, thinning: int) -> None:
+    if chains < 1 or chains > MAX_CHAINS:
+        raise ValueError(f"chains must be between 1 and {MAX_CHAINS}, got {chains}")
+    if draws < 2:
+        raise ValueError(f"draws must be at least 2, got {draws}")
+    if burnin < 0:
+        raise ValueError(f"burnin cannot be negative, got {burnin}")
+    if thinning < 1:
+        raise ValueError(f"thinning must be at least 1, got {thinning}")
+    if burnin + draws * thinning > MAX_STEPS:
+        raise ValueError(f"burnin + draws × thinning exceeds {MAX_STEPS:,} steps")
+
+
+def prepare_target(
+    target: Target,
+    *,
+    batch_size: int | None = None,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+) -> Target:
+    """Place ``target`` on the resolved device/dtype and apply a minibatch size."""
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype)
+    if target.device != dev or target.dtype != dt:
+        target = target.to(dev, dt)
+    if batch_size is not None:
+        if not target.has_data:
+            raise ValueError("batch_size applies only to targets with data (networks)")
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        target = copy.copy(target)
+        target.batch_size = int(batch_size)
+    return target
+
+
+def resolve_nbeta(target: Target, nbeta: float | None) -> float:
+    """nβ as given, or the default n/log n for targets with a dataset (primer §2)."""
+    if nbeta is not None:
+        return float(nbeta)
+    default = target.default_nbeta
+    if default is None:
+        raise ValueError("nbeta is required for targets without a dataset size n")
+    return default
+
+
+def estimate_stream(
+    target: Target,
+    *,
+    nbeta: float | None = None,
+    gamma: float = 1.0,
+    epsilon: float = 1e-3,
+    chains: int = 4,
+    draws: int = 1000,
+    burnin: int = 200,
+    thinning: int = 1,
+    batch_size: int | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    report_every: int | None = None,
+    **run_kwargs: Any,
+) -> Iterator[tuple[Trace, SamplerSettings, Target]]:
+    """Yield ``(partial trace, settings, placed target)`` every ``report_every`` steps."""
+    _validate_counts(chains, draws, burnin, thinning)
+    placed = prepare_target(target, batch_size=batch_size, device=device, dtype=dtype)
+    nb = resolve_nbeta(placed, nbeta)
+    params = make_params(epsilon, gamma, nb, chains, device=placed.device, dtype=placed.dtype)
+    settings = SamplerSettings(
+        nbeta=nb,
+        gamma=float(gamma),
+        epsilon=float(epsilon),
+        chains=int(chains),
+        draws=int(draws),
+        burnin=int(burnin),
+        thinning=int(thinning),
+        batch_size=getattr(placed, "batch_size", None) if placed.has_data else None,
+        seed=int(seed),
+        device=str(placed.device),
+        dtype=str(placed.dtype).removeprefix("torch."),
+    )
+    for trace in run_chunks(
+        placed,
+        params,
+        num_draws=draws,
+        num_burnin=burnin,
+        thinning=thinning,
+        seed=seed,
+        report_every=report_every,
+        **run_kwargs,
+    ):
+        yield trace, settings, placed
+
+
+def summarize(trace: Trace, target: Target, settings: SamplerSettings) -> EstimateResult:
+    """Apply the estimators and diagnostics to a finished single-setting trace."""
+    host = trace.cpu()
+    result = estimators.llc(host)
+    draws = host.draw_loss.numpy()
+    valid = host.diverged_at.numpy() < 0
+    if valid.sum() >= 2:
+        rhat = diagnostics.rhat(draws[valid])
+        ess = diagnostics.ess_bulk(draws[valid])
+    else:
+        rhat = ess = float("nan")
+    warnings = list(target.warnings) + diagnostics.warnings_for(host)
+    return EstimateResult(
+        llc_mean=float(result.mean),
+        llc_std=float(result.std),
+        llc_sem=float(result.sem),
+        rhat=float(rhat),
+        ess=float(ess),
+        acceptance=float(diagnostics.acceptance_mean(host)),
+        diverged_chains=[int(i) for i in np.flatnonzero(~valid)],
+        n_chains=host.num_chains,
+        theory_llc=target.theory_llc,
+        warnings=warnings,
+        settings=settings,
+        trace=host,
+        target_info=target.describe(),
+    )
+
+
+def estimate(target: Target, **kwargs: Any) -> EstimateResult:
+    """Estimate the LLC λ̂ of ``target`` at its centre w* with SGLD.
+
+    λ̂ = nβ·(E_p[L] − L(w*)) over the localised tempered posterior
+    p(w) ∝ exp(−nβ L(w) − (γ/2)‖w − w*‖²) (primer §2), averaged over chains.
+
+    Parameters
+    ----------
+    target : Target
+    nbeta : float, optional
+        Effective inverse temperature nβ; default n/log n when the target has data.
+    gamma, epsilon : float
+        Localisation strength γ and step size ε.
+    chains, draws, burnin, thinning : int
+    batch_size : int, optional
+        Minibatch size m for network targets.
+    seed : int
+    device, dtype : optional
+        ``None`` = CUDA if available else CPU; float32 default.
+
+    Returns
+    -------
+    EstimateResult
+    """
+    trace, settings, placed = last_item(estimate_stream(target, **kwargs))
+    return summarize(trace, placed, settings)

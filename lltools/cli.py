@@ -1,0 +1,252 @@
+"""The ``lltools`` command line: estimate, sweep, trajectory, theory.
+
+Progress goes to stderr (tqdm); ``--json`` prints exactly one JSON object on stdout.
+Bad arguments exit with status 2 and a one-line message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from tqdm import tqdm
+
+app = typer.Typer(
+    name="lltools",
+    help="Estimate local learning coefficients (LLC, λ) with vectorised SGLD.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+#: Sampler defaults for analytic potentials (no dataset: nβ is a free parameter).
+POTENTIAL_DEFAULTS = {"nbeta": 100.0, "gamma": 1.0, "epsilon": 1e-3, "chains": 8,
+                      "draws": 2000, "burnin": 500, "batch_size": None}
+NETWORK_FALLBACK = {"gamma": 100.0, "epsilon": 1e-4, "chains": 4, "draws": 500,
+                    "burnin": 100, "batch_size": 64}
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def fail(message: str) -> None:
+    raise CLIError(message)
+
+
+def load_target(potential: str | None, model: Path | None, checkpoint: Path | None):
+    """Build the target from ``--potential`` or ``--model`` (exactly one)."""
+    if (potential is None) == (model is None):
+        fail("give exactly one of --potential EXPR or --model PATH")
+    if potential is not None:
+        if checkpoint is not None:
+            fail("--checkpoint applies only with --model")
+        from lltools.potentials import potential_target
+
+        return potential_target(potential), dict(POTENTIAL_DEFAULTS)
+    from lltools.models import load_sample_model
+
+    assert model is not None
+    if not model.exists():
+        fail(f"model folder not found: {model}")
+    target = load_sample_model(model, None if checkpoint is None else str(checkpoint))
+    defaults = dict(NETWORK_FALLBACK)
+    card = json.loads((model / "model.json").read_text())
+    defaults.update({k: v for k, v in card.get("default_sampler", {}).items() if v is not None})
+    defaults.setdefault("nbeta", None)
+    return target, defaults
+
+
+def pick(value: Any, defaults: dict[str, Any], key: str) -> Any:
+    return defaults.get(key) if value is None else value
+
+
+def progress_bar(total: int, enabled: bool) -> tqdm:
+    return tqdm(total=total, desc="SGLD", unit="step", file=sys.stderr, disable=not enabled,
+                dynamic_ncols=True, leave=False)
+
+
+def format_summary(result: Any) -> str:
+    """A readable multi-line summary of an :class:`~lltools.api.EstimateResult`."""
+    s = result.settings
+    lines = [
+        f"target      {result.target_info.get('name')}  (d = {result.target_info.get('dim')}"
+        f", n = {result.target_info.get('n')})",
+        f"settings    nβ = {s.nbeta:g}, γ = {s.gamma:g}, ε = {s.epsilon:g}, chains = {s.chains}, "
+        f"draws = {s.draws}, burn-in = {s.burnin}, seed = {s.seed}, {s.device}/{s.dtype}",
+        f"λ̂ (LLC)     {result.llc_mean:.4f} ± {result.llc_sem:.4f} (SEM)   "
+        f"std across chains {result.llc_std:.4f}",
+    ]
+    if result.theory_llc is not None:
+        lines.append(f"theory λ    {result.theory_llc:.4f}")
+    lines.append(
+        f"diagnostics R-hat {result.rhat:.3f}   ESS {result.ess:.0f}   "
+        f"acceptance {result.acceptance:.3f}   diverged {len(result.diverged_chains)}"
+        f"/{result.n_chains}"
+    )
+    for w in result.warnings:
+        lines.append(f"warning     {w}")
+    return "\n".join(lines)
+
+
+@app.command()
+def estimate(
+    potential: Annotated[str | None, typer.Option(help="Built-in name or expression in x, y (or w1..wd).")] = None,
+    model: Annotated[Path | None, typer.Option(help="A sample model folder (sample_models/<name>).")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint file for --model (safetensors).")] = None,
+    nbeta: Annotated[float | None, typer.Option(help="Inverse temperature nβ (default n/log n for models).")] = None,
+    gamma: Annotated[float | None, typer.Option(help="Localisation strength γ.")] = None,
+    epsilon: Annotated[float | None, typer.Option(help="Step size ε.")] = None,
+    chains: Annotated[int | None, typer.Option(help="Number of chains.")] = None,
+    draws: Annotated[int | None, typer.Option(help="Draws after burn-in.")] = None,
+    burnin: Annotated[int | None, typer.Option(help="Burn-in steps.")] = None,
+    thinning: Annotated[int, typer.Option(help="Record every k-th step.")] = 1,
+    batch_size: Annotated[int | None, typer.Option(help="Minibatch size for models.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    trace_out: Annotated[Path | None, typer.Option("--trace-out", help="Write per-step traces (.csv/.parquet).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+) -> None:
+    """Estimate λ̂ at w* for a potential or a sample model."""
+    from lltools.api import estimate_stream, summarize
+
+    target, defaults = load_target(potential, model, checkpoint)
+    kwargs = {
+        "nbeta": pick(nbeta, defaults, "nbeta"),
+        "gamma": pick(gamma, defaults, "gamma"),
+        "epsilon": pick(epsilon, defaults, "epsilon"),
+        "chains": int(pick(chains, defaults, "chains")),
+        "draws": int(pick(draws, defaults, "draws")),
+        "burnin": int(pick(burnin, defaults, "burnin")),
+        "thinning": thinning,
+        "batch_size": pick(batch_size, defaults, "batch_size") if target.has_data else None,
+        "seed": seed,
+        "device": device,
+        "dtype": dtype,
+    }
+    total = kwargs["burnin"] + kwargs["draws"] * thinning
+    report = max(1, total // 100)
+    last = None
+    with progress_bar(total, progress) as bar:
+        for last in estimate_stream(target, report_every=report, **kwargs):
+            trace = last[0]
+            bar.update(trace.meta["steps_done"] - bar.n)
+    assert last is not None
+    result = summarize(*last)
+    if trace_out is not None:
+        write_table(result.traces, trace_out)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict()))
+    else:
+        typer.echo(format_summary(result))
+
+
+def parse_floats(text: str, name: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        fail(f"--{name} must be comma-separated numbers, got {text!r}")
+    if not values:
+        fail(f"--{name} needs at least one value")
+    return values
+
+
+def write_table(frame: Any, path: Path) -> None:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif suffix in (".parquet", ".pq"):
+        frame.to_parquet(path, index=False)
+    else:
+        fail(f"unsupported output extension {path.suffix!r}; use .csv or .parquet")
+
+
+@app.command()
+def sweep(
+    potential: Annotated[str | None, typer.Option(help="Built-in name or expression.")] = None,
+    model: Annotated[Path | None, typer.Option(help="A sample model folder.")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint for --model.")] = None,
+    nbeta: Annotated[str | None, typer.Option(help="Comma-separated nβ values.")] = None,
+    gamma: Annotated[str | None, typer.Option(help="Comma-separated γ values.")] = None,
+    epsilon: Annotated[str | None, typer.Option(help="Comma-separated ε values.")] = None,
+    chains: Annotated[int | None, typer.Option(help="Chains per setting.")] = None,
+    draws: Annotated[int | None, typer.Option(help="Draws after burn-in.")] = None,
+    burnin: Annotated[int | None, typer.Option(help="Burn-in steps.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Minibatch size for models.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
+    out: Annotated[Path, typer.Option(help="Output table (.csv or .parquet), one row per setting.")] = Path("sweep.csv"),
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+) -> None:
+    """Run a grid over ε × γ × nβ as one batched computation; write one row per setting."""
+    from lltools import estimators
+    from lltools.sweeps import sweep_stream
+
+    if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        fail(f"unsupported output extension {out.suffix!r}; use .csv or .parquet")
+    target, defaults = load_target(potential, model, checkpoint)
+    nb_default = defaults.get("nbeta") or target.default_nbeta
+    if nbeta is None and nb_default is None:
+        fail("--nbeta is required")
+    grid_values = {
+        "epsilon": parse_floats(epsilon, "epsilon") if epsilon else [defaults["epsilon"]],
+        "gamma": parse_floats(gamma, "gamma") if gamma else [defaults["gamma"]],
+        "nbeta": parse_floats(nbeta, "nbeta") if nbeta else [nb_default],
+    }
+    n_draws = int(pick(draws, defaults, "draws"))
+    n_burn = int(pick(burnin, defaults, "burnin"))
+    total = n_burn + n_draws
+    last = None
+    with progress_bar(total, progress) as bar:
+        for last in sweep_stream(
+            target,
+            **grid_values,
+            chains=int(pick(chains, defaults, "chains")),
+            draws=n_draws,
+            burnin=n_burn,
+            batch_size=pick(batch_size, defaults, "batch_size") if target.has_data else None,
+            seed=seed,
+            device=device,
+            dtype=dtype,
+            report_every=max(1, total // 100),
+        ):
+            bar.update(last[0].meta["steps_done"] - bar.n)
+    assert last is not None
+    table = estimators.llc_by_setting(last[0].cpu())
+    table.insert(0, "target", target.name)
+    table["theory_llc"] = target.theory_llc
+    write_table(table, out)
+    typer.echo(f"wrote {len(table)} settings to {out}", err=True)
+    typer.echo(table.to_string(index=False))
+
+
+def main() -> None:
+    """Console entry point: user errors become one line on stderr and exit status 2."""
+    try:
+        app(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except CLIError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except (ValueError, FileNotFoundError, OSError, KeyError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        typer.echo(f"error: {message}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
