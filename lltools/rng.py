@@ -75,9 +75,15 @@ def _counters(keys: Tensor, step: int, stream: int, size: int) -> Tensor:
 
 
 def uniform(keys: Tensor, step: int, stream: int, size: int, dtype: torch.dtype) -> Tensor:
-    """Uniform draws in the open interval (0, 1), shape (C, size)."""
+    """Uniform draws in the open interval (0, 1), shape (C, size).
+
+    In float32 the top words round to exactly 1.0 (and in float16 the bottom ones to 0), so
+    the result is clamped to the largest/smallest representable values inside (0, 1).
+    """
     h = _counters(keys, step, stream, size)
-    return (h.to(dtype) + 0.5) * (1.0 / 4294967296.0)
+    u = (h.to(dtype) + 0.5) * (1.0 / 4294967296.0)
+    info = torch.finfo(dtype)
+    return u.clamp_(min=info.tiny, max=1.0 - info.eps / 2)
 
 
 def normal(keys: Tensor, step: int, stream: int, size: int, dtype: torch.dtype) -> Tensor:
