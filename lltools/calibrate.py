@@ -1,0 +1,409 @@
+"""Recommend SGLD settings from a small batched sweep (the dashboard's Calibrate action).
+
+A pure function over a sweep table (one row per setting, the columns of
+``lltools.sweeps.sweep(...).table``): no sampling happens here, so the logic is unit
+tested on hand-made tables.
+
+The rules follow the failure signatures of the primer (§3):
+
+1. **Healthy** — a setting is usable only if no chain diverged, the mean MALA acceptance
+   is at least ``acceptance_min`` (≈ 0.9: the Langevin step is accurate), R-hat is at most
+   ``rhat_max`` (chains agree), and λ̂ is finite.
+2. **Plateau** — for a fixed (γ, nβ), λ̂ should not depend on ε once ε is small enough:
+   too large an ε biases λ̂ upward, too small an ε freezes the chains (λ̂ drifts toward 0
+   within a short run).  Among the healthy settings of a group, the plateau is the longest
+   run of consecutive step sizes whose λ̂ agree within ``plateau_rtol`` (relative) or
+   ``plateau_nsem`` standard errors.
+3. **Pick** — the weakest localisation γ whose group has a plateau (γ too large shrinks
+   λ̂), and within it the *largest* ε on the plateau (fastest mixing for the same answer).
+
+:func:`recommend` returns the choice and the reasons in plain words; :func:`assess`
+returns the per-row flags used for the heatmaps' "healthy region".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+REQUIRED_COLUMNS = ("setting", "epsilon", "gamma", "nbeta", "llc_mean", "llc_sem", "rhat", "acceptance")
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """Thresholds for a healthy, trustworthy setting.
+
+    Attributes
+    ----------
+    acceptance_min : float
+        Minimum mean MALA acceptance (primer §3: ≈ 0.9 or above indicates a healthy ε).
+    rhat_max : float
+        Maximum split R-hat.  1.1 suits the short calibration runs; use 1.01 for final runs.
+    max_diverged : int
+        Diverged chains tolerated per setting (default none).
+    plateau_rtol : float
+        λ̂ values within this relative distance of each other count as "the same".
+    plateau_nsem : float
+        ... or within this many combined standard errors.
+    """
+
+    acceptance_min: float = 0.9
+    rhat_max: float = 1.1
+    max_diverged: int = 0
+    plateau_rtol: float = 0.1
+    plateau_nsem: float = 3.0
+
+
+@dataclass
+class Recommendation:
+    """The outcome of :func:`recommend`.
+
+    Attributes
+    ----------
+    ok : bool
+        False when no setting is healthy; then ``epsilon``/``gamma``/``nbeta`` hold the
+        least-bad fallback (or ``None``) and ``reasons`` say what to try next.
+    setting : int or None
+        The ``setting`` id of the chosen row.
+    epsilon, gamma, nbeta : float or None
+        The recommended hyperparameters.
+    llc_mean, llc_sem : float or None
+        λ̂ at the chosen setting.
+    plateau : tuple of float
+        The ε values of the chosen γ's plateau.
+    headline : str
+        One sentence for the UI.
+    reasons : list of str
+        Why this setting, and why its neighbours were rejected.
+    table : DataFrame
+        The input table with the per-row flags of :func:`assess` and a ``plateau`` column.
+    """
+
+    ok: bool
+    setting: int | None
+    epsilon: float | None
+    gamma: float | None
+    nbeta: float | None
+    llc_mean: float | None
+    llc_sem: float | None
+    plateau: tuple[float, ...]
+    headline: str
+    reasons: list[str]
+    table: pd.DataFrame = field(repr=False)
+
+    def as_settings(self) -> dict[str, float]:
+        """``{"epsilon", "gamma", "nbeta"}`` ready to pass to ``estimate`` (empty if none)."""
+        if self.epsilon is None or self.gamma is None or self.nbeta is None:
+            return {}
+        return {"epsilon": self.epsilon, "gamma": self.gamma, "nbeta": self.nbeta}
+
+
+def default_grid(
+    epsilon: float,
+    gamma: float,
+    *,
+    n_epsilon: int = 5,
+    n_gamma: int = 3,
+    epsilon_span: float = 100.0,
+    gamma_span: float = 10.0,
+) -> dict[str, list[float]]:
+    """A log-spaced calibration grid centred (in log space) on the current ε and γ.
+
+    ε spans ``epsilon_span`` (two decades by default) and γ spans ``gamma_span``.
+    Returns ``{"epsilon": [...], "gamma": [...]}`` with rounded, increasing values.
+    """
+    if epsilon <= 0:
+        raise ValueError("epsilon must be > 0")
+    if gamma < 0:
+        raise ValueError("gamma must be >= 0")
+    half = math.sqrt(epsilon_span)
+    eps = np.geomspace(epsilon / half, epsilon * half, max(n_epsilon, 1)) if n_epsilon > 1 else [epsilon]
+    if gamma == 0 or n_gamma <= 1:
+        gam = [gamma]
+    else:
+        h = math.sqrt(gamma_span)
+        gam = np.geomspace(gamma / h, gamma * h, n_gamma)
+    return {"epsilon": [_round_sig(e) for e in eps], "gamma": [_round_sig(g) for g in gam]}
+
+
+def _round_sig(x: float, sig: int = 2) -> float:
+    if x == 0 or not math.isfinite(x):
+        return float(x)
+    return float(f"{x:.{sig}g}")
+
+
+def _check(table: pd.DataFrame) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"sweep table is missing columns: {', '.join(missing)}")
+
+
+def _diverged(table: pd.DataFrame) -> pd.Series:
+    if "n_diverged" in table:
+        return table["n_diverged"].fillna(0).astype(int)
+    return pd.Series(0, index=table.index)
+
+
+def assess(table: pd.DataFrame, criteria: Criteria | None = None) -> pd.DataFrame:
+    """Per-setting health flags.
+
+    Adds the boolean columns ``acceptance_ok``, ``divergence_ok``, ``rhat_ok``,
+    ``finite_ok``, ``healthy`` and a text column ``problem`` (empty when healthy) that
+    names what failed and what to change.  A NaN R-hat (e.g. a single chain) is not held
+    against a setting.
+    """
+    _check(table)
+    c = criteria or Criteria()
+    out = table.copy()
+    n_div = _diverged(out)
+    acc = out["acceptance"].astype(float)
+    rhat = out["rhat"].astype(float)
+    llc = out["llc_mean"].astype(float)
+    out["acceptance_ok"] = acc >= c.acceptance_min
+    out["divergence_ok"] = n_div <= c.max_diverged
+    out["rhat_ok"] = rhat.isna() | (rhat <= c.rhat_max)
+    out["finite_ok"] = np.isfinite(llc)
+    out["healthy"] = out["acceptance_ok"] & out["divergence_ok"] & out["rhat_ok"] & out["finite_ok"]
+    problems = []
+    for i in out.index:
+        p = []
+        if not out.at[i, "divergence_ok"]:
+            nch = out.at[i, "n_chains"] if "n_chains" in out else None
+            of = f"/{int(nch)}" if nch is not None and not pd.isna(nch) else ""
+            p.append(f"{int(n_div[i])}{of} chains diverged (ε too large)")
+        if not out.at[i, "finite_ok"]:
+            p.append("λ̂ is not finite")
+        if not out.at[i, "acceptance_ok"] and math.isfinite(acc[i]):
+            p.append(f"acceptance {acc[i]:.2f} < {c.acceptance_min:g} (decrease ε)")
+        elif not math.isfinite(acc[i]):
+            p.append("no acceptance measured")
+        if not out.at[i, "rhat_ok"]:
+            p.append(f"R-hat {rhat[i]:.2f} > {c.rhat_max:g} (chains disagree: more draws, or larger γ)")
+        problems.append("; ".join(p))
+    out["problem"] = problems
+    return out
+
+
+def _agree(a: float, sa: float, b: float, sb: float, c: Criteria) -> bool:
+    scale = max(abs(a), abs(b), 1e-12)
+    if abs(a - b) <= c.plateau_rtol * scale:
+        return True
+    se = math.sqrt((sa if math.isfinite(sa) else 0.0) ** 2 + (sb if math.isfinite(sb) else 0.0) ** 2)
+    return se > 0 and abs(a - b) <= c.plateau_nsem * se
+
+
+def find_plateau(group: pd.DataFrame, criteria: Criteria | None = None) -> list[int]:
+    """Index labels of the plateau among the healthy rows of one (γ, nβ) group.
+
+    The plateau is the longest run of consecutive healthy step sizes (sorted by ε) in
+    which every λ̂ agrees with every other (see :class:`Criteria`).  Ties go to the run
+    with the larger step sizes.  Returns ``[]`` when fewer than two healthy settings agree.
+    """
+    c = criteria or Criteria()
+    g = group[group["healthy"]].sort_values("epsilon") if "healthy" in group else group.sort_values("epsilon")
+    idx = list(g.index)
+    vals = g["llc_mean"].astype(float).to_numpy()
+    sems = g["llc_sem"].astype(float).to_numpy()
+    best: list[int] = []
+    for start in range(len(idx)):
+        end = start + 1
+        while end < len(idx) and all(
+            _agree(vals[k], sems[k], vals[end], sems[end], c) for k in range(start, end)
+        ):
+            end += 1
+        run = idx[start:end]
+        if len(run) >= 2 and len(run) >= len(best):
+            best = run
+    return best
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    if x is None or not math.isfinite(float(x)):
+        return "n/a"
+    v = float(x)
+    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
+        return f"{v:.{max(digits - 1, 1)}e}"
+    return f"{v:.{digits}g}"
+
+
+def recommend(
+    table: pd.DataFrame,
+    criteria: Criteria | None = None,
+    *,
+    nbeta: float | None = None,
+) -> Recommendation:
+    """Choose (ε, γ, nβ) from a sweep table and explain the choice.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per setting: ``setting, epsilon, gamma, nbeta, llc_mean, llc_sem, rhat,
+        acceptance`` (and ``n_diverged``, ``n_chains`` when available).
+    criteria : Criteria, optional
+    nbeta : float, optional
+        Calibrate at this nβ (the closest one in the table).  By default, the nβ with the
+        most rows (ties: the largest).
+
+    Returns
+    -------
+    Recommendation
+    """
+    c = criteria or Criteria()
+    if table is None or len(table) == 0:
+        raise ValueError("the sweep table is empty: run a calibration grid first")
+    assessed = assess(table, c)
+    assessed["plateau"] = False
+
+    nbetas = assessed["nbeta"].astype(float)
+    if nbeta is None:
+        counts = nbetas.value_counts()
+        top = counts[counts == counts.max()].index
+        chosen_nb = float(max(top))
+    else:
+        uniq = np.unique(nbetas.to_numpy())
+        chosen_nb = float(uniq[np.argmin(np.abs(np.log(uniq) - math.log(nbeta)))])
+    at_nb = assessed[np.isclose(nbetas, chosen_nb)]
+
+    plateaus: dict[float, list[int]] = {}
+    for gamma, group in at_nb.groupby("gamma", sort=True):
+        plateau = find_plateau(group, c)
+        plateaus[float(gamma)] = plateau
+        assessed.loc[plateau, "plateau"] = True
+
+    reasons: list[str] = []
+    nb_note = f" (at nβ = {_fmt(chosen_nb)})" if assessed["nbeta"].nunique() > 1 else ""
+    gammas_with_plateau = [g for g, p in sorted(plateaus.items()) if p]
+    healthy = at_nb[at_nb["healthy"]]
+
+    if gammas_with_plateau:
+        gamma = gammas_with_plateau[0]
+        plateau_rows = assessed.loc[plateaus[gamma]].sort_values("epsilon")
+        pick = plateau_rows.iloc[-1]
+        ok = True
+        eps_list = tuple(float(e) for e in plateau_rows["epsilon"])
+        lo, hi = plateau_rows["llc_mean"].min(), plateau_rows["llc_mean"].max()
+        headline = (
+            f"Use ε = {_fmt(pick['epsilon'])}, γ = {_fmt(gamma)}, nβ = {_fmt(chosen_nb)}: "
+            f"λ̂ = {_fmt(pick['llc_mean'])} ± {_fmt(pick['llc_sem'], 2)}."
+        )
+        reasons.append(
+            f"ε = {_fmt(pick['epsilon'])} is the largest step size on the plateau{nb_note}: "
+            f"acceptance {pick['acceptance']:.2f} ≥ {c.acceptance_min:g}, "
+            f"{_divergence_words(pick)}, "
+            f"R-hat {_fmt(pick['rhat'])} ≤ {c.rhat_max:g}."
+        )
+        reasons.append(
+            f"λ̂ stays between {_fmt(lo)} and {_fmt(hi)} for ε ∈ [{_fmt(eps_list[0])}, {_fmt(eps_list[-1])}] "
+            f"({len(eps_list)} step sizes agree), so the answer does not depend on ε there; "
+            "the largest such ε mixes fastest."
+        )
+        group = assessed[np.isclose(assessed["nbeta"], chosen_nb) & np.isclose(assessed["gamma"], gamma)]
+        larger = group[group["epsilon"] > pick["epsilon"]].sort_values("epsilon")
+        for _, row in larger.iterrows():
+            why = row["problem"] or (
+                f"λ̂ = {_fmt(row['llc_mean'])} is off the plateau (ε biases λ̂ at this size)"
+            )
+            reasons.append(f"Rejected larger ε = {_fmt(row['epsilon'])}: {why}.")
+        smaller_off = group[(group["epsilon"] < eps_list[0]) & group["healthy"]]
+        if len(smaller_off):
+            reasons.append(
+                "Smaller step sizes "
+                + ", ".join(_fmt(e) for e in smaller_off["epsilon"])
+                + " gave different λ̂: the chains move too little in this many draws "
+                "(λ̂ drifts toward 0). They would need many more draws."
+            )
+        weaker = sorted(g for g in plateaus if g < gamma)
+        for g in weaker:
+            rows = at_nb[np.isclose(at_nb["gamma"], g)]
+            probs = [p for p in rows["problem"] if p]
+            detail = probs[0] if probs else "λ̂ did not settle across ε"
+            reasons.append(f"Weaker localisation γ = {_fmt(g)} was not usable: {detail}.")
+        stronger = sorted(g for g in plateaus if g > gamma)
+        if stronger:
+            reasons.append(
+                f"γ = {_fmt(gamma)} is the weakest localisation that works; larger γ "
+                f"({', '.join(_fmt(g) for g in stronger)}) pulls chains toward w* and shrinks λ̂."
+            )
+        row_id = int(pick["setting"])
+        return Recommendation(
+            ok=ok, setting=row_id, epsilon=float(pick["epsilon"]), gamma=float(gamma),
+            nbeta=chosen_nb, llc_mean=float(pick["llc_mean"]), llc_sem=float(pick["llc_sem"]),
+            plateau=eps_list, headline=headline, reasons=reasons, table=assessed,
+        )
+
+    if len(healthy):
+        # Healthy settings exist but no two agree: pick the largest healthy ε at the
+        # smallest γ, and say the plateau is unconfirmed.
+        gamma = float(healthy["gamma"].min())
+        pick = healthy[np.isclose(healthy["gamma"], gamma)].sort_values("epsilon").iloc[-1]
+        headline = (
+            f"Tentatively ε = {_fmt(pick['epsilon'])}, γ = {_fmt(gamma)}, nβ = {_fmt(chosen_nb)} "
+            f"(λ̂ = {_fmt(pick['llc_mean'])}), but no plateau across ε was found."
+        )
+        reasons.append(
+            f"ε = {_fmt(pick['epsilon'])} is the largest healthy step size at γ = {_fmt(gamma)}{nb_note}, "
+            "but no neighbouring step size gives the same λ̂, so the estimate may still depend on ε."
+        )
+        reasons.append(
+            "Try: more draws (short runs at small ε under-estimate λ̂), and a grid with more "
+            "step sizes between the healthy ones."
+        )
+        return Recommendation(
+            ok=False, setting=int(pick["setting"]), epsilon=float(pick["epsilon"]), gamma=gamma,
+            nbeta=chosen_nb, llc_mean=float(pick["llc_mean"]), llc_sem=float(pick["llc_sem"]),
+            plateau=(), headline=headline, reasons=reasons, table=assessed,
+        )
+
+    # Nothing healthy: diagnose the dominant failure.
+    reasons.extend(_diagnose_failure(at_nb, c))
+    return Recommendation(
+        ok=False, setting=None, epsilon=None, gamma=None, nbeta=chosen_nb, llc_mean=None,
+        llc_sem=None, plateau=(), headline="No setting in this grid is healthy.", reasons=reasons,
+        table=assessed,
+    )
+
+
+def _divergence_words(row: pd.Series) -> str:
+    n = int(row["n_diverged"]) if "n_diverged" in row and not pd.isna(row["n_diverged"]) else 0
+    return "no diverged chains" if n == 0 else f"{n} diverged chain{'s' if n > 1 else ''}"
+
+
+def _diagnose_failure(rows: pd.DataFrame, c: Criteria) -> list[str]:
+    out: list[str] = []
+    eps_min = float(rows["epsilon"].min())
+    if not rows["divergence_ok"].any():
+        out.append(
+            f"Every setting had diverging chains, even ε = {_fmt(eps_min)}: try step sizes "
+            f"10–100× smaller (e.g. ε ≈ {_fmt(eps_min / 30)}) or a smaller nβ."
+        )
+    elif not rows["acceptance_ok"].any():
+        best = rows.loc[rows["acceptance"].astype(float).idxmax()]
+        out.append(
+            f"Acceptance never reached {c.acceptance_min:g} (best {float(best['acceptance']):.2f} "
+            f"at ε = {_fmt(best['epsilon'])}): decrease ε, e.g. ε ≈ {_fmt(eps_min / 10)}."
+        )
+    if not rows["rhat_ok"].any():
+        out.append(
+            f"R-hat exceeded {c.rhat_max:g} everywhere: the chains disagree. Use more draws, "
+            "or increase γ if the chains wander away from w*."
+        )
+    if not out:
+        out.append(
+            "Each setting failed a different check; see the table. Usually: shrink ε until "
+            "acceptance ≥ 0.9, then add draws until R-hat ≈ 1."
+        )
+    return out
+
+
+def summarize_grid(values: Sequence[float]) -> str:
+    """'1e-4 … 1e-2 (5 values)' for grid labels."""
+    vals = sorted(float(v) for v in values)
+    if not vals:
+        return "—"
+    if len(vals) == 1:
+        return _fmt(vals[0])
+    return f"{_fmt(vals[0])} … {_fmt(vals[-1])} ({len(vals)} values)"

@@ -1,0 +1,124 @@
+"""Calibrate: the recommendation logic over hand-made sweep tables."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from lltools.calibrate import Criteria, assess, default_grid, find_plateau, recommend
+
+
+def _row(setting: int, eps: float, gamma: float, llc: float, acc: float, *, rhat: float = 1.01,
+         div: int = 0, sem: float = 0.01, nbeta: float = 100.0) -> dict:
+    return {"setting": setting, "epsilon": eps, "gamma": gamma, "nbeta": nbeta, "llc_mean": llc,
+            "llc_std": sem * 2, "llc_sem": sem, "rhat": rhat, "ess": 400.0, "acceptance": acc,
+            "n_chains": 4, "n_diverged": div}
+
+
+def _typical() -> pd.DataFrame:
+    """γ=1: ε=1e-4 frozen (low λ̂), 1e-3/3e-3/1e-2 plateau, 3e-2 low acceptance, 1e-1 diverges."""
+    rows = [
+        _row(0, 1e-4, 1.0, 0.55, 1.00),
+        _row(1, 1e-3, 1.0, 0.97, 0.99),
+        _row(2, 3e-3, 1.0, 0.99, 0.97),
+        _row(3, 1e-2, 1.0, 1.01, 0.93),
+        _row(4, 3e-2, 1.0, 1.20, 0.70),
+        _row(5, 1e-1, 1.0, float("nan"), 0.10, div=4),
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_picks_largest_epsilon_on_plateau_and_explains() -> None:
+    rec = recommend(_typical())
+    assert rec.ok
+    assert rec.epsilon == pytest.approx(1e-2)
+    assert rec.gamma == 1.0 and rec.nbeta == 100.0
+    assert rec.setting == 3
+    assert rec.plateau == pytest.approx((1e-3, 3e-3, 1e-2))
+    text = " ".join(rec.reasons)
+    assert "largest step size on the plateau" in text
+    assert "acceptance 0.70" in text  # why 3e-2 was rejected
+    assert "diverged" in text  # why 1e-1 was rejected
+    assert "drifts toward 0" in text  # why 1e-4 is off the plateau
+    assert rec.as_settings() == {"epsilon": 1e-2, "gamma": 1.0, "nbeta": 100.0}
+    assert "ε = 0.01" in rec.headline
+
+
+def test_assess_flags_each_failure() -> None:
+    out = assess(_typical())
+    assert list(out["healthy"]) == [True, True, True, True, False, False]
+    assert "acceptance 0.70 < 0.9" in out.loc[4, "problem"]
+    assert "4/4 chains diverged" in out.loc[5, "problem"]
+    assert out.loc[0, "problem"] == ""
+
+
+def test_rhat_failure_and_nan_rhat_is_not_held_against() -> None:
+    t = pd.DataFrame([_row(0, 1e-3, 1.0, 1.0, 0.95, rhat=1.5), _row(1, 2e-3, 1.0, 1.0, 0.95, rhat=math.nan)])
+    out = assess(t)
+    assert not out.loc[0, "rhat_ok"] and "R-hat 1.50" in out.loc[0, "problem"]
+    assert out.loc[1, "rhat_ok"]
+
+
+def test_prefers_weakest_working_gamma() -> None:
+    rows = []
+    s = 0
+    for gamma, llc, rhat in ((0.1, 1.0, 1.6), (1.0, 0.98, 1.01), (10.0, 0.8, 1.0)):
+        for eps in (1e-3, 3e-3):
+            rows.append(_row(s, eps, gamma, llc, 0.97, rhat=rhat))
+            s += 1
+    rec = recommend(pd.DataFrame(rows))
+    assert rec.gamma == 1.0 and rec.epsilon == 3e-3
+    text = " ".join(rec.reasons)
+    assert "γ = 0.1 was not usable" in text and "R-hat" in text
+    assert "larger γ (10)" in text
+
+
+def test_no_plateau_gives_tentative_answer() -> None:
+    t = pd.DataFrame([_row(0, 1e-4, 1.0, 0.3, 1.0), _row(1, 1e-3, 1.0, 0.9, 0.95),
+                      _row(2, 1e-2, 1.0, 2.0, 0.5)])
+    rec = recommend(t)
+    assert not rec.ok
+    assert rec.epsilon == 1e-3
+    assert "no plateau" in rec.headline
+
+
+def test_nothing_healthy_says_what_to_change() -> None:
+    t = pd.DataFrame([_row(0, 1e-2, 1.0, math.nan, 0.1, div=4), _row(1, 1e-1, 1.0, math.nan, 0.0, div=4)])
+    rec = recommend(t)
+    assert not rec.ok and rec.epsilon is None and rec.as_settings() == {}
+    assert "smaller" in " ".join(rec.reasons)
+    t2 = pd.DataFrame([_row(0, 1e-2, 1.0, 1.0, 0.5), _row(1, 1e-1, 1.0, 1.3, 0.2)])
+    assert "decrease ε" in " ".join(recommend(t2).reasons)
+
+
+def test_multiple_nbeta_uses_requested_one() -> None:
+    rows = [_row(0, 1e-3, 1.0, 1.0, 0.99, nbeta=10), _row(1, 3e-3, 1.0, 1.0, 0.95, nbeta=10),
+            _row(2, 1e-4, 1.0, 1.0, 0.99, nbeta=1000), _row(3, 3e-4, 1.0, 1.0, 0.95, nbeta=1000)]
+    t = pd.DataFrame(rows)
+    assert recommend(t, nbeta=900).epsilon == 3e-4
+    assert recommend(t, nbeta=12).epsilon == 3e-3
+    assert recommend(t).nbeta == 1000  # tie on counts -> largest nβ
+
+
+def test_plateau_uses_standard_errors() -> None:
+    g = assess(pd.DataFrame([_row(0, 1e-3, 1.0, 1.0, 0.99, sem=0.1), _row(1, 2e-3, 1.0, 1.4, 0.99, sem=0.1)]))
+    assert find_plateau(g, Criteria(plateau_rtol=0.01, plateau_nsem=3)) == [0, 1]
+    assert find_plateau(g, Criteria(plateau_rtol=0.01, plateau_nsem=1)) == []
+
+
+def test_errors_on_bad_tables() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        recommend(pd.DataFrame())
+    with pytest.raises(ValueError, match="missing columns"):
+        assess(pd.DataFrame({"epsilon": [1.0]}))
+
+
+def test_default_grid_is_log_spaced_around_current() -> None:
+    g = default_grid(1e-3, 1.0, n_epsilon=5, n_gamma=3)
+    assert g["epsilon"] == [1e-4, 3.2e-4, 1e-3, 3.2e-3, 1e-2]
+    assert g["gamma"] == [0.32, 1.0, 3.2]
+    assert default_grid(1e-3, 0.0)["gamma"] == [0.0]
+    with pytest.raises(ValueError):
+        default_grid(0.0, 1.0)
