@@ -319,6 +319,7 @@ class RunWriter:
         self._written = 0  # trace columns already on disk
         self._next_chunk = 0
         self._last_flush = -math.inf
+        self._diverged: bytes | None = None  # diverged_at as last written to chains.parquet
         self._lock = threading.Lock()
 
     @property
@@ -372,7 +373,7 @@ class RunWriter:
             wrote = filled > self._written
             if wrote:
                 self._write_chunk(trace, self._written, filled)
-            write_parquet(self.path / CHAINS_FILE, chain_rows(trace))
+            self._write_chains(trace)
             self._record_progress(trace, filled)
             self._save_manifest()
             self._last_flush = time.monotonic()
@@ -415,6 +416,13 @@ class RunWriter:
         )
         self._next_chunk += 1
         self._written = stop
+
+    def _write_chains(self, trace: Trace) -> None:
+        """Rewrite ``chains.parquet`` when it is new, a chain diverged, or the run ends."""
+        diverged = _host(trace.diverged_at).tobytes()
+        if diverged != self._diverged or trace.complete:
+            write_parquet(self.path / CHAINS_FILE, chain_rows(trace))
+            self._diverged = diverged
 
     def _record_progress(self, trace: Trace, filled: int) -> None:
         steps = _host(trace.steps[:filled])
@@ -507,7 +515,7 @@ class StoredRun:
         def grid(column: str) -> torch.Tensor:
             wide = self.traces.pivot(index="chain", columns="step", values=column)
             wide = wide.reindex(index=self.chains["chain"], columns=steps)
-            return torch.from_numpy(wide.to_numpy(dtype=np.float64))
+            return torch.tensor(wide.to_numpy(dtype=np.float64))
 
         col = {k: torch.tensor(self.chains[k].to_numpy()) for k in self.chains.columns}
         return Trace(

@@ -1,0 +1,277 @@
+"""``lltools runs``: list, show, export, remove, resume and discard stored runs.
+
+Mounted by the main CLI as ``app.add_typer(runs_app, name="runs")``.  Every command takes
+``--store PATH`` (default ``$LLTOOLS_HOME`` or ``~/.lltools``).  A run id may be given in
+full, as a unique prefix, or as ``latest``.  User errors print one line on stderr and exit
+with status 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import pandas as pd
+import typer
+
+from lltools.store import RunStore, RunStoreError, build_target, record_stream
+
+runs_app = typer.Typer(
+    name="runs",
+    help="Stored runs: list, show, export, rm, resume, discard.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+StoreOption = Annotated[
+    Path | None,
+    typer.Option("--store", help="Run store directory (default $LLTOOLS_HOME or ~/.lltools)."),
+]
+RunId = Annotated[str, typer.Argument(help="Run id, a unique prefix of one, or 'latest'.")]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def one_line_errors(fn: F) -> F:
+    """Turn user errors into ``error: <message>`` on stderr and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (ValueError, FileNotFoundError, KeyError, ImportError) as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _fmt(value: Any, spec: str = ".4f") -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    return format(value, spec) if isinstance(value, int | float) else str(value)
+
+
+def _listing_table(frame: pd.DataFrame) -> str:
+    """The human-readable ``runs list`` table."""
+    if frame.empty:
+        return "no runs"
+    shown = pd.DataFrame(
+        {
+            "id": frame["id"],
+            "created": frame["created"].dt.strftime("%Y-%m-%d %H:%M:%S"),
+            "kind": frame["kind"],
+            "status": frame["status"],
+            "target": frame["target"].astype(str).str.slice(0, 40),
+            "llc": [_fmt(v) for v in frame["llc_mean"]],
+            "sem": [_fmt(v) for v in frame["llc_sem"]],
+            "chains": [_fmt(v, "d") if isinstance(v, int) else _fmt(v) for v in frame["n_chains"]],
+            "draws": [f"{d}/{_fmt(n, 'd') if isinstance(n, int) else '?'}"
+                      for d, n in zip(frame["draws_done"], frame["num_draws"], strict=True)],
+        }
+    )
+    return shown.to_string(index=False)
+
+
+@runs_app.command("list")
+@one_line_errors
+def list_runs(
+    store: StoreOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array on stdout.")] = False,
+    status: Annotated[str | None, typer.Option(help="Only runs with this status (running, complete, failed, incomplete).")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only runs of this kind (estimate, sweep, trajectory).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Show at most this many (newest first).")] = None,
+) -> None:
+    """List stored runs, newest first."""
+    frame = RunStore(store).list_runs()
+    if status is not None:
+        frame = frame[frame["status"] == status]
+    if kind is not None:
+        frame = frame[frame["kind"] == kind]
+    if limit is not None:
+        frame = frame.head(max(0, limit))
+    if as_json:
+        out = frame.assign(created=frame["created"].map(lambda t: t.isoformat()))
+        rows = json.loads(out.to_json(orient="records"))
+        typer.echo(json.dumps(rows))
+    else:
+        typer.echo(_listing_table(frame))
+
+
+def _show_lines(manifest: dict[str, Any], path: Path) -> list[str]:
+    """The readable ``runs show`` report."""
+    progress = manifest.get("progress", {})
+    summary = manifest.get("summary") or {}
+    settings = manifest.get("resolved_settings") or manifest.get("settings", {})
+    target = manifest.get("target", {})
+    info = manifest.get("target_info", {})
+    lines = [
+        f"run         {manifest.get('id')}",
+        f"kind        {manifest.get('kind')}   status {manifest.get('status')}",
+        f"created     {manifest.get('created')}   finished {manifest.get('finished') or '-'}",
+        f"target      {json.dumps(target)}"
+        + (f"  (d = {info.get('dim')}, n = {info.get('n')})" if info else ""),
+        "settings    " + ", ".join(f"{k} = {v}" for k, v in settings.items()),
+        f"progress    step {progress.get('steps_done', 0)}/{_fmt(progress.get('num_steps_total'), 'd')}"
+        f"   draws {progress.get('draws_done', 0)}   chunks {len(manifest.get('chunks', []))}",
+    ]
+    if summary.get("llc_mean") is not None:
+        lines.append(f"λ̂ (LLC)     {_fmt(summary.get('llc_mean'))} ± {_fmt(summary.get('llc_sem'))} (SEM)")
+        lines.append(
+            f"diagnostics R-hat {_fmt(summary.get('rhat'), '.3f')}   ESS {_fmt(summary.get('ess'), '.0f')}"
+            f"   acceptance {_fmt(summary.get('acceptance'), '.3f')}"
+            f"   diverged {len(summary.get('diverged_chains', []))}/{summary.get('n_chains')}"
+        )
+    elif "table" in summary:
+        lines.append(f"result      table of {len(summary['table'])} rows")
+    for w in manifest.get("warnings", []):
+        lines.append(f"warning     {w}")
+    if manifest.get("error"):
+        lines.append(f"error       {manifest['error']}")
+    if manifest.get("status") == "incomplete":
+        lines.append("note        the writer stopped; flushed chunks are readable. "
+                     "`lltools runs resume ID` re-runs from scratch, `runs discard ID` removes it.")
+    versions = manifest.get("versions", {})
+    lines.append("versions    " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    lines.append(f"device      {manifest.get('device')}   seed {manifest.get('seed')}")
+    lines.append(f"path        {path}")
+    return lines
+
+
+@runs_app.command("show")
+@one_line_errors
+def show(
+    run_id: RunId,
+    store: StoreOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+) -> None:
+    """Show one run's settings, progress, summary and diagnostics."""
+    runs = RunStore(store)
+    path = runs.resolve(run_id)
+    manifest = runs.manifest(path.name)
+    if as_json:
+        typer.echo(json.dumps(manifest))
+    else:
+        typer.echo("\n".join(_show_lines(manifest, path)))
+
+
+@runs_app.command("export")
+@one_line_errors
+def export(
+    run_id: RunId,
+    out: Annotated[Path, typer.Argument(help="Output file: .parquet, .csv or .json.")],
+    store: StoreOption = None,
+) -> None:
+    """Export a run's traces (.csv / .parquet) or everything (.json)."""
+    path = RunStore(store).export(run_id, out)
+    typer.echo(f"wrote {path}", err=True)
+
+
+@runs_app.command("rm")
+@one_line_errors
+def rm(
+    run_id: RunId,
+    store: StoreOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    force: Annotated[bool, typer.Option(help="Remove even a run that is still being written.")] = False,
+) -> None:
+    """Delete a run and its files."""
+    runs = RunStore(store)
+    name = runs.resolve(run_id).name
+    if not yes and not typer.confirm(f"delete run {name}?", default=False, err=True):
+        typer.echo("aborted", err=True)
+        raise typer.Exit(1)
+    runs.delete(name, force=force)
+    typer.echo(f"deleted {name}", err=True)
+
+
+@runs_app.command("discard")
+@one_line_errors
+def discard(run_id: RunId, store: StoreOption = None) -> None:
+    """Remove an incomplete or failed run."""
+    name = RunStore(store).discard(run_id)
+    typer.echo(f"discarded {name}", err=True)
+
+
+def _resume_stream(kind: str, target: Any, settings: dict[str, Any], report_every: int) -> Any:
+    """The stream that re-runs a stored run's settings."""
+    if kind == "estimate":
+        from lltools.api import estimate_stream
+
+        return estimate_stream(target, report_every=report_every, **settings)
+    if kind == "sweep":
+        from lltools.sweeps import sweep_stream
+
+        return sweep_stream(target, report_every=report_every, **settings)
+    raise RunStoreError(f"runs of kind {kind!r} cannot be resumed; start them again")
+
+
+def _total_steps(settings: dict[str, Any]) -> int:
+    return int(settings.get("burnin", 200)) + int(settings.get("draws", 1000)) * int(
+        settings.get("thinning", 1)
+    )
+
+
+@runs_app.command("resume")
+@one_line_errors
+def resume(
+    run_id: RunId,
+    store: StoreOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    discard_old: Annotated[bool, typer.Option(help="Discard the unfinished run once the new one completes.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+) -> None:
+    """Re-run an incomplete or failed run's settings FROM SCRATCH as a new run.
+
+    Sampler state is not saved, so the run cannot continue where it stopped; the same
+    settings and seed reproduce the same chains.
+    """
+    from lltools.cli import progress_bar
+
+    runs = RunStore(store)
+    info = runs.resume_info(run_id)
+    if info["status"] == "running":
+        raise RunStoreError(f"run {info['id']} is still running")
+    if not info["resumable"]:
+        raise RunStoreError(
+            f"run {info['id']} ({info['kind']}, target {info['target'].get('kind')}) cannot be re-run here"
+        )
+    typer.echo(f"re-running {info['id']} from scratch (sampler state is not saved; "
+               f"it had {info['steps_done']} steps)", err=True)
+    target = build_target(info["target"])
+    settings = dict(info["settings"])
+    total = _total_steps(settings)
+    stream = _resume_stream(info["kind"], target, settings, max(1, total // 100))
+    recorder = record_stream(runs, stream, kind=info["kind"], settings=settings, target=info["target"],
+                             meta={**info["meta"], "resumed_from": info["id"]})
+    with progress_bar(total, progress) as bar:
+        for item in recorder:
+            bar.update(int(item[0].meta["steps_done"]) - bar.n)
+    if discard_old:
+        runs.discard(info["id"])
+    _print_result(recorder, as_json)
+
+
+def _print_result(recorder: Any, as_json: bool) -> None:
+    """Print a recorded run's result (estimate summary or sweep table) and its id."""
+    from lltools.cli import format_summary
+
+    result = recorder.result
+    typer.echo(f"saved run {recorder.run_id}", err=True)
+    if as_json:
+        doc = result.to_dict() if hasattr(result, "to_dict") and not isinstance(result, pd.DataFrame) \
+            else {"table": json.loads(result.to_json(orient="records"))}
+        typer.echo(json.dumps({"run_id": recorder.run_id, **doc}))
+    elif isinstance(result, pd.DataFrame):
+        typer.echo(result.to_string(index=False))
+    else:
+        typer.echo(format_summary(result))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(runs_app())
