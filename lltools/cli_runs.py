@@ -26,6 +26,7 @@ runs_app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain one-line errors when run standalone
 )
 
 StoreOption = Annotated[
@@ -36,8 +37,29 @@ RunId = Annotated[str, typer.Argument(help="Run id, a unique prefix of one, or '
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: The ClickException class typer handles (typer >= 0.20 vendors click as ``typer._click``).
+_ClickException: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
+
+
+class RunsError(_ClickException, ValueError):  # type: ignore[misc,valid-type]
+    """A user error printed as ``error: <message>`` on stderr, exit status 2.
+
+    Standalone (``runs_app()``, CliRunner) typer shows it through :meth:`show`; under
+    ``lltools.cli.main()``, which runs with ``standalone_mode=False``, it is re-raised and
+    main's ``ValueError`` branch prints the same line.  (``typer.Exit`` would be swallowed
+    there: non-standalone mode *returns* its exit code.)
+    """
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        typer.echo(f"error: {self.format_message()}", err=True)
+
+
 def one_line_errors(fn: F) -> F:
-    """Turn user errors into ``error: <message>`` on stderr and exit status 2."""
+    """Turn user errors (ValueError and friends) into one-line :class:`RunsError` exits."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -45,8 +67,7 @@ def one_line_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except (ValueError, FileNotFoundError, KeyError, ImportError) as exc:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            typer.echo(f"error: {message}", err=True)
-            raise typer.Exit(2) from None
+            raise RunsError(message) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -96,8 +117,8 @@ def list_runs(
     if limit is not None:
         frame = frame.head(max(0, limit))
     if as_json:
-        out = frame.assign(created=frame["created"].map(lambda t: t.isoformat()))
-        rows = json.loads(out.to_json(orient="records"))
+        out = frame.assign(created=[t.isoformat() for t in frame["created"]])
+        rows = json.loads(out.to_json(orient="records", date_format="iso"))
         typer.echo(json.dumps(rows))
     else:
         typer.echo(_listing_table(frame))
@@ -122,6 +143,8 @@ def _show_lines(manifest: dict[str, Any], path: Path) -> list[str]:
     ]
     if summary.get("llc_mean") is not None:
         lines.append(f"λ̂ (LLC)     {_fmt(summary.get('llc_mean'))} ± {_fmt(summary.get('llc_sem'))} (SEM)")
+        if summary.get("theory_llc") is not None:
+            lines.append(f"theory λ    {_fmt(summary['theory_llc'])}")
         lines.append(
             f"diagnostics R-hat {_fmt(summary.get('rhat'), '.3f')}   ESS {_fmt(summary.get('ess'), '.0f')}"
             f"   acceptance {_fmt(summary.get('acceptance'), '.3f')}"
@@ -184,8 +207,7 @@ def rm(
     runs = RunStore(store)
     name = runs.resolve(run_id).name
     if not yes and not typer.confirm(f"delete run {name}?", default=False, err=True):
-        typer.echo("aborted", err=True)
-        raise typer.Exit(1)
+        raise RunsError(f"not deleted: {name}")
     runs.delete(name, force=force)
     typer.echo(f"deleted {name}", err=True)
 

@@ -247,6 +247,12 @@ def versions() -> dict[str, str]:
     return out
 
 
+def describe_exception(exc: BaseException) -> str:
+    """``Type: first line of the message`` (just ``Type`` when there is no message)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
 def describe_target(spec: dict[str, Any]) -> str:
     """A short one-line description of a target spec for listings."""
     kind = spec.get("kind")
@@ -339,7 +345,7 @@ class RunWriter:
         if exc is None:
             self.finish(None)
         else:
-            self.fail(f"{type(exc).__name__}: {exc}")
+            self.fail(describe_exception(exc))
 
     # .............................................................. updates
     def update(self, **fields: Any) -> None:
@@ -766,6 +772,26 @@ class RunStore:
         os.rename(path, trash)
         shutil.rmtree(trash, ignore_errors=True)
 
+    def clean_temp(self, max_age_s: float = 3600.0) -> list[str]:
+        """Remove leftovers of crashed writers older than ``max_age_s``: staging and trash
+        directories in ``runs/`` and temp files inside run directories.  Returns their names."""
+        if not self.runs_dir.is_dir():
+            return []
+        cutoff = time.time() - max_age_s
+        stale = list(self.runs_dir.glob(f"{TMP_PREFIX}*"))
+        stale += [p for d in self.run_dirs() for p in d.glob(f"{TMP_PREFIX}*")]
+        removed = []
+        for path in stale:
+            with contextlib.suppress(OSError):
+                if path.lstat().st_mtime >= cutoff:
+                    continue
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+                removed.append(path.name)
+        return removed
+
     def resume_info(self, run_id: str) -> dict[str, Any]:
         """What is needed to re-run an unfinished run from scratch.
 
@@ -979,7 +1005,7 @@ class RecordedStream:
                 try:
                     self._finish(writer, last)
                 except Exception as exc:
-                    writer.fail(f"{type(exc).__name__}: {exc}")
+                    writer.fail(describe_exception(exc))
             else:
                 writer.fail("stopped by the caller before the end")
             raise
@@ -988,10 +1014,10 @@ class RecordedStream:
                 self.store.delete(writer.run_id, force=True)
                 self.writer = None
             else:
-                writer.fail(f"{type(exc).__name__}: {exc}")
+                writer.fail(describe_exception(exc))
             raise
         except BaseException as exc:
-            writer.fail(f"{type(exc).__name__}: {exc}")
+            writer.fail(describe_exception(exc))
             raise
 
     def _finish(self, writer: RunWriter, last: Any) -> None:

@@ -255,6 +255,14 @@ def test_stray_temp_files_and_corrupt_manifests(tmp_path: Path) -> None:
     runs.discard(broken.name)
     assert runs.list_runs()["id"].tolist() == [recorder.run_id]
 
+    assert runs.clean_temp() == []  # fresh leftovers may belong to a live writer
+    for leftover in (run_dir / ".tmp-chunk-000009.parquet.1.abc",
+                     runs.runs_dir / ".tmp-20990101T000000.000000-1-ffffffff"):
+        os.utime(leftover, (0, 0))
+    assert sorted(runs.clean_temp()) == [".tmp-20990101T000000.000000-1-ffffffff",
+                                         ".tmp-chunk-000009.parquet.1.abc"]
+    assert runs.load_run(recorder.run_id).stray_files == []
+
 
 # ----------------------------------------------------------------------------- ids and roots
 def test_run_ids_are_unique_and_sort_by_time() -> None:
