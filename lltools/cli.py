@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from tqdm import tqdm
 
@@ -138,7 +137,8 @@ def estimate(
             trace = last[0]
             bar.update(trace.meta["steps_done"] - bar.n)
     assert last is not None
-    result = summarize(*last)
+    trace, settings, placed = last
+    result = summarize(trace, placed, settings)
     if trace_out is not None:
         write_table(result.traces, trace_out)
     if as_json:
@@ -230,14 +230,17 @@ def sweep(
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit status 2."""
     try:
-        app(standalone_mode=False)
-    except click.exceptions.Exit as exc:
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
-        typer.echo(f"error: {exc.format_message()}", err=True)
+    except typer.TyperException as exc:  # usage errors (typer vendors click)
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        if message:
+            typer.echo(f"error: {message}", err=True)
         sys.exit(2)
     except CLIError as exc:
         typer.echo(f"error: {exc}", err=True)
