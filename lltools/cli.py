@@ -227,6 +227,58 @@ def sweep(
     typer.echo(table.to_string(index=False))
 
 
+@app.command()
+def trajectory(
+    model_dir: Annotated[Path, typer.Argument(help="A sample model folder with checkpoints/ and metrics.csv.")],
+    out: Annotated[Path, typer.Option(help="Output table (.parquet or .csv), one row per checkpoint.")] = Path("trajectory.parquet"),
+    nbeta: Annotated[float | None, typer.Option(help="Inverse temperature nβ (default: model card, else n/log n).")] = None,
+    gamma: Annotated[float | None, typer.Option(help="Localisation strength γ.")] = None,
+    epsilon: Annotated[float | None, typer.Option(help="Step size ε.")] = None,
+    chains: Annotated[int | None, typer.Option(help="Chains per checkpoint.")] = None,
+    draws: Annotated[int | None, typer.Option(help="Draws after burn-in.")] = None,
+    burnin: Annotated[int | None, typer.Option(help="Burn-in steps.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Minibatch size.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+) -> None:
+    """λ̂ at every checkpoint of a sample model, joined with the training logs."""
+    from lltools.trajectories import trajectory_stream
+
+    if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        fail(f"unsupported output extension {out.suffix!r}; use .csv or .parquet")
+    if not (model_dir / "model.json").exists():
+        fail(f"not a sample model folder (no model.json): {model_dir}")
+    table = None
+    with tqdm(total=100, desc="trajectory", unit="%", file=sys.stderr, disable=not progress,
+              leave=False) as bar:
+        for fraction, partial in trajectory_stream(
+            model_dir, nbeta=nbeta, gamma=gamma, epsilon=epsilon, chains=chains, draws=draws,
+            burnin=burnin, batch_size=batch_size, seed=seed, device=device, dtype=dtype,
+            report_every=25,
+        ):
+            bar.update(int(100 * fraction) - bar.n)
+            table = partial if partial is not None else table
+    if table is None:
+        fail("the trajectory produced no table")
+    table = table.sort_values("checkpoint_index").reset_index(drop=True)
+    write_table(table, out)
+    typer.echo(f"wrote {len(table)} checkpoints to {out}", err=True)
+    cols = [c for c in ("step", "llc_mean", "llc_sem", "train_loss", "val_loss", "train_acc", "val_acc",
+                        "geometric_complexity") if c in table.columns]
+    typer.echo(table[cols].to_string(index=False))
+
+
+def _mount_subcommands() -> None:
+    from lltools.cli_runs import runs_app
+
+    app.add_typer(runs_app, name="runs", help="List, show, export, resume or remove saved runs.")
+
+
+_mount_subcommands()
+
+
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit status 2."""
     try:
