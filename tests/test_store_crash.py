@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -40,13 +41,20 @@ for _ in recorder:
 """
 
 
+def flushed_chunks(root: Path) -> int:
+    """How many chunks the run's manifest says are on disk (0 before it exists)."""
+    for manifest in root.glob("runs/*/manifest.json"):
+        return len(json.loads(manifest.read_text())["chunks"])  # replaced atomically
+    return 0
+
+
 def wait_for_chunks(root: Path, proc: subprocess.Popen, count: int, timeout: float = 60.0) -> None:
-    """Poll until ``count`` chunk files of the run are on disk."""
+    """Poll until ``count`` chunks of the run are flushed."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"recording process exited early: {proc.stderr.read().decode()[-2000:]}")
-        if len(list(root.glob("runs/*/chunk-*.parquet"))) >= count:
+        if flushed_chunks(root) >= count:
             return
         time.sleep(0.05)
     pytest.fail(f"fewer than {count} chunks after {timeout} s")
@@ -56,7 +64,7 @@ def test_kill_9_leaves_flushed_chunks_readable_and_run_incomplete(tmp_path: Path
     proc = subprocess.Popen([sys.executable, "-c", LONG_RUN, str(tmp_path)], stderr=subprocess.PIPE)
     try:
         wait_for_chunks(tmp_path, proc, count=2)
-        time.sleep(0.2)  # let it be somewhere in the middle of a flush, or a step
+        time.sleep(0.1)  # let it be somewhere in the middle of a flush, or of a step
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()  # reap it: a zombie is not a live writer either, but be plain
