@@ -8,7 +8,8 @@ The rules follow the failure signatures of the primer (§3):
 
 1. **Healthy** — a setting is usable only if no chain diverged, the mean MALA acceptance
    is at least ``acceptance_min`` (≈ 0.9: the Langevin step is accurate), R-hat is at most
-   ``rhat_max`` (chains agree), and λ̂ is finite.
+   ``rhat_max`` (chains agree), the bulk ESS is at least ``ess_min`` (the chains move), and
+   λ̂ is finite.
 2. **Plateau** — for a fixed (γ, nβ), λ̂ should not depend on ε once ε is small enough:
    too large an ε biases λ̂ upward, too small an ε freezes the chains (λ̂ drifts toward 0
    within a short run).  Among the healthy settings of a group, the plateau is the longest
@@ -43,6 +44,9 @@ class Criteria:
         Minimum mean MALA acceptance (primer §3: ≈ 0.9 or above indicates a healthy ε).
     rhat_max : float
         Maximum split R-hat.  1.1 suits the short calibration runs; use 1.01 for final runs.
+    ess_min : float
+        Minimum bulk ESS: fewer effective draws means the chains barely move (ε too small
+        for this run length), so λ̂ and its error bar are not trustworthy.
     max_diverged : int
         Diverged chains tolerated per setting (default none).
     plateau_rtol : float
@@ -53,6 +57,7 @@ class Criteria:
 
     acceptance_min: float = 0.9
     rhat_max: float = 1.1
+    ess_min: float = 50.0
     max_diverged: int = 0
     plateau_rtol: float = 0.1
     plateau_nsem: float = 3.0
@@ -152,9 +157,9 @@ def assess(table: pd.DataFrame, criteria: Criteria | None = None) -> pd.DataFram
     """Per-setting health flags.
 
     Adds the boolean columns ``acceptance_ok``, ``divergence_ok``, ``rhat_ok``,
-    ``finite_ok``, ``healthy`` and a text column ``problem`` (empty when healthy) that
-    names what failed and what to change.  A NaN R-hat (e.g. a single chain) is not held
-    against a setting.
+    ``ess_ok``, ``finite_ok``, ``healthy`` and a text column ``problem`` (empty when
+    healthy) that names what failed and what to change.  A NaN R-hat or ESS (e.g. a single
+    chain, or a table without an ``ess`` column) is not held against a setting.
     """
     _check(table)
     c = criteria or Criteria()
@@ -166,14 +171,22 @@ def assess(table: pd.DataFrame, criteria: Criteria | None = None) -> pd.DataFram
     out["acceptance_ok"] = acc >= c.acceptance_min
     out["divergence_ok"] = n_div <= c.max_diverged
     out["rhat_ok"] = rhat.isna() | (rhat <= c.rhat_max)
+    ess = out["ess"].astype(float) if "ess" in out else pd.Series(np.nan, index=out.index)
+    out["ess_ok"] = ess.isna() | (ess >= c.ess_min)
     out["finite_ok"] = np.isfinite(llc)
-    out["healthy"] = out["acceptance_ok"] & out["divergence_ok"] & out["rhat_ok"] & out["finite_ok"]
+    out["healthy"] = (
+        out["acceptance_ok"] & out["divergence_ok"] & out["rhat_ok"] & out["ess_ok"] & out["finite_ok"]
+    )
     problems = []
     for i in out.index:
         p = []
+        nch = out.at[i, "n_chains"] if "n_chains" in out else None
         if not out.at[i, "divergence_ok"]:
-            nch = out.at[i, "n_chains"] if "n_chains" in out else None
+            all_gone = nch is not None and not pd.isna(nch) and int(n_div[i]) >= int(nch)
             of = f"/{int(nch)}" if nch is not None and not pd.isna(nch) else ""
+            if all_gone:
+                problems.append(f"all {int(nch)} chains diverged (ε too large)")
+                continue
             p.append(f"{int(n_div[i])}{of} chains diverged (ε too large)")
         if not out.at[i, "finite_ok"]:
             p.append("λ̂ is not finite")
@@ -183,6 +196,8 @@ def assess(table: pd.DataFrame, criteria: Criteria | None = None) -> pd.DataFram
             p.append("no acceptance measured")
         if not out.at[i, "rhat_ok"]:
             p.append(f"R-hat {rhat[i]:.2f} > {c.rhat_max:g} (chains disagree: more draws, or larger γ)")
+        if not out.at[i, "ess_ok"]:
+            p.append(f"only {ess[i]:.0f} effective draws (chains barely move: larger ε or more draws)")
         problems.append("; ".join(p))
     out["problem"] = problems
     return out
@@ -224,10 +239,7 @@ def find_plateau(group: pd.DataFrame, criteria: Criteria | None = None) -> list[
 def _fmt(x: float | None, digits: int = 3) -> str:
     if x is None or not math.isfinite(float(x)):
         return "n/a"
-    v = float(x)
-    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
-        return f"{v:.{max(digits - 1, 1)}e}"
-    return f"{v:.{digits}g}"
+    return f"{float(x):.{digits}g}"
 
 
 def recommend(
@@ -294,7 +306,7 @@ def recommend(
             f"ε = {_fmt(pick['epsilon'])} is the largest step size on the plateau{nb_note}: "
             f"acceptance {pick['acceptance']:.2f} ≥ {c.acceptance_min:g}, "
             f"{_divergence_words(pick)}, "
-            f"R-hat {_fmt(pick['rhat'])} ≤ {c.rhat_max:g}."
+            f"R-hat {float(pick['rhat']):.3f} ≤ {c.rhat_max:g}."
         )
         reasons.append(
             f"λ̂ stays between {_fmt(lo)} and {_fmt(hi)} for ε ∈ [{_fmt(eps_list[0])}, {_fmt(eps_list[-1])}] "
@@ -319,9 +331,7 @@ def recommend(
         weaker = sorted(g for g in plateaus if g < gamma)
         for g in weaker:
             rows = at_nb[np.isclose(at_nb["gamma"], g)]
-            probs = [p for p in rows["problem"] if p]
-            detail = probs[0] if probs else "λ̂ did not settle across ε"
-            reasons.append(f"Weaker localisation γ = {_fmt(g)} was not usable: {detail}.")
+            reasons.append(f"Weaker localisation γ = {_fmt(g)} was not usable: {_group_problem(rows)}.")
         stronger = sorted(g for g in plateaus if g > gamma)
         if stronger:
             reasons.append(
@@ -330,9 +340,17 @@ def recommend(
             )
         row_id = int(pick["setting"])
         return Recommendation(
-            ok=ok, setting=row_id, epsilon=float(pick["epsilon"]), gamma=float(gamma),
-            nbeta=chosen_nb, llc_mean=float(pick["llc_mean"]), llc_sem=float(pick["llc_sem"]),
-            plateau=eps_list, headline=headline, reasons=reasons, table=assessed,
+            ok=ok,
+            setting=row_id,
+            epsilon=float(pick["epsilon"]),
+            gamma=float(gamma),
+            nbeta=chosen_nb,
+            llc_mean=float(pick["llc_mean"]),
+            llc_sem=float(pick["llc_sem"]),
+            plateau=eps_list,
+            headline=headline,
+            reasons=reasons,
+            table=assessed,
         )
 
     if len(healthy):
@@ -353,18 +371,49 @@ def recommend(
             "step sizes between the healthy ones."
         )
         return Recommendation(
-            ok=False, setting=int(pick["setting"]), epsilon=float(pick["epsilon"]), gamma=gamma,
-            nbeta=chosen_nb, llc_mean=float(pick["llc_mean"]), llc_sem=float(pick["llc_sem"]),
-            plateau=(), headline=headline, reasons=reasons, table=assessed,
+            ok=False,
+            setting=int(pick["setting"]),
+            epsilon=float(pick["epsilon"]),
+            gamma=gamma,
+            nbeta=chosen_nb,
+            llc_mean=float(pick["llc_mean"]),
+            llc_sem=float(pick["llc_sem"]),
+            plateau=(),
+            headline=headline,
+            reasons=reasons,
+            table=assessed,
         )
 
     # Nothing healthy: diagnose the dominant failure.
     reasons.extend(_diagnose_failure(at_nb, c))
     return Recommendation(
-        ok=False, setting=None, epsilon=None, gamma=None, nbeta=chosen_nb, llc_mean=None,
-        llc_sem=None, plateau=(), headline="No setting in this grid is healthy.", reasons=reasons,
+        ok=False,
+        setting=None,
+        epsilon=None,
+        gamma=None,
+        nbeta=chosen_nb,
+        llc_mean=None,
+        llc_sem=None,
+        plateau=(),
+        headline="No setting in this grid is healthy.",
+        reasons=reasons,
         table=assessed,
     )
+
+
+def _group_problem(rows: pd.DataFrame) -> str:
+    """Why one (γ, nβ) group has no plateau, in a few words."""
+    good = rows[rows["healthy"]].sort_values("epsilon")
+    if len(good) == 0:
+        probs = [p for p in rows.sort_values("epsilon")["problem"] if p]
+        return "no step size was healthy (" + "; ".join(dict.fromkeys(probs[:2])) + ")"
+    if len(good) == 1:
+        return (
+            f"only ε = {_fmt(good['epsilon'].iloc[0])} was healthy, so no plateau across ε "
+            "could be confirmed (chains wander: R-hat/ESS fail at the other step sizes)"
+        )
+    vals = ", ".join(f"{_fmt(v)}" for v in good["llc_mean"])
+    return f"λ̂ changed with ε across its healthy step sizes ({vals})"
 
 
 def _divergence_words(row: pd.Series) -> str:

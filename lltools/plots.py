@@ -197,8 +197,18 @@ def format_number(value: float | None, digits: int = 3) -> str:
     return _fmt(value, digits)
 
 
-def _hline(fig: go.Figure, x0: float, x1: float, y: float, *, name: str, role: str,
-           color: str | None, dash: str, width: float = 2.0) -> None:
+def _hline(
+    fig: go.Figure,
+    x0: float,
+    x1: float,
+    y: float,
+    *,
+    name: str,
+    role: str,
+    color: str | None,
+    dash: str,
+    width: float = 2.0,
+) -> None:
     fig.add_trace(
         go.Scatter(
             x=[x0, x1],
@@ -377,8 +387,17 @@ def loss_trace_figure(
     _shade_burnin(fig, burnin, traces, total_steps)
     if loss_init is not None and math.isfinite(float(loss_init)):
         x1 = total_steps if total_steps else (float(traces["step"].max()) if not traces.empty else 1.0)
-        _hline(fig, 0.0, float(x1), float(loss_init), name=f"L(w*) = {_fmt(loss_init)}",
-               role="theory", color=FOREGROUND["light"], dash="dash", width=1.5)
+        _hline(
+            fig,
+            0.0,
+            float(x1),
+            float(loss_init),
+            name=f"L(w*) = {_fmt(loss_init)}",
+            role="theory",
+            color=FOREGROUND["light"],
+            dash="dash",
+            width=1.5,
+        )
     if total_steps:
         fig.update_xaxes(range=[0, total_steps])
     return fig
@@ -468,13 +487,35 @@ def llc_running_figure(
         x0 = float(data["step"].min())
         x1 = float(total_steps) if total_steps else float(data["step"].max())
     if theory_llc is not None and math.isfinite(float(theory_llc)):
-        _hline(fig, x0, x1, float(theory_llc), name=f"exact λ = {_fmt(theory_llc)}",
-               role="theory", color=FOREGROUND["light"], dash="dash", width=2.0)
+        _hline(
+            fig,
+            x0,
+            x1,
+            float(theory_llc),
+            name=f"exact λ = {_fmt(theory_llc)}",
+            role="theory",
+            color=FOREGROUND["light"],
+            dash="dash",
+            width=2.0,
+        )
     if finite_target is not None and math.isfinite(float(finite_target)):
-        _hline(fig, x0, x1, float(finite_target), name=f"target T(nβ,γ) = {_fmt(finite_target)}",
-               role="target", color=TARGET_COLOR, dash="dot", width=2.4)
-    if llc_mean is not None and math.isfinite(float(llc_mean)) and llc_sem is not None \
-            and math.isfinite(float(llc_sem)):
+        _hline(
+            fig,
+            x0,
+            x1,
+            float(finite_target),
+            name=f"target T(nβ,γ) = {_fmt(finite_target)}",
+            role="target",
+            color=TARGET_COLOR,
+            dash="dot",
+            width=2.4,
+        )
+    if (
+        llc_mean is not None
+        and math.isfinite(float(llc_mean))
+        and llc_sem is not None
+        and math.isfinite(float(llc_sem))
+    ):
         lo, hi = float(llc_mean) - 2 * float(llc_sem), float(llc_mean) + 2 * float(llc_sem)
         fig.add_trace(
             go.Scatter(
@@ -529,8 +570,17 @@ def acceptance_figure(
         x0 = float(data["step"].min()) if not data.empty else 0.0
     else:
         x0, x1 = 0.0, 1.0
-    _hline(fig, x0, x1, threshold, name=f"healthy ≥ {threshold:g}", role="threshold",
-           color=HEALTHY_COLOR, dash="dash", width=1.5)
+    _hline(
+        fig,
+        x0,
+        x1,
+        threshold,
+        name=f"healthy ≥ {threshold:g}",
+        role="threshold",
+        color=HEALTHY_COLOR,
+        dash="dash",
+        width=1.5,
+    )
     fig.update_yaxes(range=[0, 1.02])
     return fig
 
@@ -562,19 +612,35 @@ def chain_llc_figure(
                     mode="markers",
                     name=f"chain {chain}",
                     showlegend=False,
-                    marker={"color": chain_color(chain), "size": 13,
-                            "symbol": "x" if diverged else "circle"},
+                    marker={"color": chain_color(chain), "size": 13, "symbol": "x" if diverged else "circle"},
                     hovertemplate=f"chain {chain}<br>λ̂_c=%{{y:.4g}}<extra></extra>",
                     meta={"role": "chain", "chain": chain},
                 )
             )
         x0, x1 = float(summary["chain"].min()) - 0.5, float(summary["chain"].max()) + 0.5
         if theory_llc is not None and math.isfinite(float(theory_llc)):
-            _hline(fig, x0, x1, float(theory_llc), name=f"exact λ = {_fmt(theory_llc)}",
-                   role="theory", color=FOREGROUND["light"], dash="dash")
+            _hline(
+                fig,
+                x0,
+                x1,
+                float(theory_llc),
+                name=f"exact λ = {_fmt(theory_llc)}",
+                role="theory",
+                color=FOREGROUND["light"],
+                dash="dash",
+            )
         if finite_target is not None and math.isfinite(float(finite_target)):
-            _hline(fig, x0, x1, float(finite_target), name=f"target T = {_fmt(finite_target)}",
-                   role="target", color=TARGET_COLOR, dash="dot", width=2.4)
+            _hline(
+                fig,
+                x0,
+                x1,
+                float(finite_target),
+                name=f"target T = {_fmt(finite_target)}",
+                role="target",
+                color=TARGET_COLOR,
+                dash="dot",
+                width=2.4,
+            )
         fig.update_xaxes(dtick=1)
     return fig
 
@@ -604,8 +670,11 @@ def compare_runs_figure(
                     y=g["llc_running"],
                     mode="lines",
                     name=str(label),
-                    line={"color": CHAIN_COLORS[i % len(CHAIN_COLORS)], "width": 2.4,
-                          "dash": dashes[i % len(dashes)]},
+                    line={
+                        "color": CHAIN_COLORS[i % len(CHAIN_COLORS)],
+                        "width": 2.4,
+                        "dash": dashes[i % len(dashes)],
+                    },
                     meta={"role": "run", "run": str(label)},
                 )
             )
@@ -693,8 +762,12 @@ def sweep_heatmap(
                 y=[_axis_label(yy) for yy, _ in good.index],
                 mode="markers",
                 name="healthy",
-                marker={"symbol": "square-open", "size": 38, "color": HEALTHY_COLOR,
-                        "line": {"width": 3, "color": HEALTHY_COLOR}},
+                marker={
+                    "symbol": "square-open",
+                    "size": 38,
+                    "color": HEALTHY_COLOR,
+                    "line": {"width": 3, "color": HEALTHY_COLOR},
+                },
                 hoverinfo="skip",
                 meta={"role": "healthy"},
             )
@@ -707,8 +780,12 @@ def sweep_heatmap(
                 y=[_axis_label(row[y])],
                 mode="markers",
                 name="recommended",
-                marker={"symbol": "star", "size": 20, "color": "#FFD400",
-                        "line": {"width": 1.5, "color": "black"}},
+                marker={
+                    "symbol": "star",
+                    "size": 20,
+                    "color": "#FFD400",
+                    "line": {"width": 1.5, "color": "black"},
+                },
                 hoverinfo="skip",
                 meta={"role": "recommended"},
             )
@@ -748,8 +825,12 @@ def llc_vs_param_figure(
                 go.Scatter(
                     x=g.index.to_numpy(),
                     y=g["llc_mean"],
-                    error_y={"type": "data", "array": 2 * g["llc_sem"].fillna(0).to_numpy(),
-                             "visible": True, "thickness": 1.2},
+                    error_y={
+                        "type": "data",
+                        "array": 2 * g["llc_sem"].fillna(0).to_numpy(),
+                        "visible": True,
+                        "thickness": 1.2,
+                    },
                     mode="lines+markers",
                     name=name,
                     line={"color": CHAIN_COLORS[i % len(CHAIN_COLORS)], "width": 2},
@@ -759,13 +840,24 @@ def llc_vs_param_figure(
             )
         x0, x1 = float(table[x].min()), float(table[x].max())
         if theory_llc is not None and math.isfinite(float(theory_llc)):
-            _hline(fig, x0, x1, float(theory_llc), name=f"exact λ = {_fmt(theory_llc)}",
-                   role="theory", color=FOREGROUND["light"], dash="dash")
+            _hline(
+                fig,
+                x0,
+                x1,
+                float(theory_llc),
+                name=f"exact λ = {_fmt(theory_llc)}",
+                role="theory",
+                color=FOREGROUND["light"],
+                dash="dash",
+            )
     if finite_target is not None and not finite_target.empty:
         ft = finite_target.sort_values(x)
         fig.add_trace(
             go.Scatter(
-                x=ft[x], y=ft["target"], mode="lines", name="target T(nβ,γ)",
+                x=ft[x],
+                y=ft["target"],
+                mode="lines",
+                name="target T(nβ,γ)",
                 line={"color": TARGET_COLOR, "dash": "dot", "width": 2.4},
                 meta={"role": "target"},
             )
@@ -820,7 +912,10 @@ def multi_temperature_figure(
         xs = np.array([0.0, xmax * 1.05])
         fig.add_trace(
             go.Scatter(
-                x=xs, y=b0 + b1 * xs, mode="lines", name="fit",
+                x=xs,
+                y=b0 + b1 * xs,
+                mode="lines",
+                name="fit",
                 line={"color": CHAIN_COLORS[1], "width": 2.2, "dash": "dash"},
                 meta={"role": "fit"},
             )
@@ -831,17 +926,35 @@ def multi_temperature_figure(
         )
         fig.add_trace(
             go.Scatter(
-                x=[0.0], y=[b0], mode="markers", name=label,
-                marker={"size": 15, "symbol": "diamond", "color": CHAIN_COLORS[1],
-                        "line": {"color": "white", "width": 1.5}},
-                error_y={"type": "data", "array": [2 * float(se)] if se is not None
-                         and math.isfinite(float(se)) else [0.0], "visible": True},
+                x=[0.0],
+                y=[b0],
+                mode="markers",
+                name=label,
+                marker={
+                    "size": 15,
+                    "symbol": "diamond",
+                    "color": CHAIN_COLORS[1],
+                    "line": {"color": "white", "width": 1.5},
+                },
+                error_y={
+                    "type": "data",
+                    "array": [2 * float(se)] if se is not None and math.isfinite(float(se)) else [0.0],
+                    "visible": True,
+                },
                 meta={"role": "intercept", "value": b0},
             )
         )
     if theory_llc is not None and math.isfinite(float(theory_llc)):
-        _hline(fig, 0.0, xmax * 1.05, float(theory_llc), name=f"exact λ = {_fmt(theory_llc)}",
-               role="theory", color=FOREGROUND["light"], dash="dot")
+        _hline(
+            fig,
+            0.0,
+            xmax * 1.05,
+            float(theory_llc),
+            name=f"exact λ = {_fmt(theory_llc)}",
+            role="theory",
+            color=FOREGROUND["light"],
+            dash="dot",
+        )
     fig.update_xaxes(rangemode="tozero")
     return fig
 
@@ -879,13 +992,21 @@ def calibration_figure(
             go.Scatter(
                 x=g["epsilon"],
                 y=g["llc_mean"],
-                error_y={"type": "data", "array": 2 * g["llc_sem"].fillna(0).to_numpy(), "visible": True,
-                         "thickness": 1},
+                error_y={
+                    "type": "data",
+                    "array": 2 * g["llc_sem"].fillna(0).to_numpy(),
+                    "visible": True,
+                    "thickness": 1,
+                },
                 mode="lines+markers",
                 name=f"γ = {_fmt(gamma)}",
                 line={"color": color, "width": 1.6},
-                marker={"symbol": symbols, "size": sizes, "color": color,
-                        "line": {"width": 2, "color": color}},
+                marker={
+                    "symbol": symbols,
+                    "size": sizes,
+                    "color": color,
+                    "line": {"width": 2, "color": color},
+                },
                 meta={"role": "data", "gamma": float(gamma)},
             )
         )
@@ -893,15 +1014,30 @@ def calibration_figure(
         row = t[t["setting"] == recommended].iloc[0]
         fig.add_trace(
             go.Scatter(
-                x=[row["epsilon"]], y=[row["llc_mean"]], mode="markers", name="recommended",
-                marker={"symbol": "star", "size": 22, "color": "#FFD400",
-                        "line": {"width": 1.5, "color": "black"}},
+                x=[row["epsilon"]],
+                y=[row["llc_mean"]],
+                mode="markers",
+                name="recommended",
+                marker={
+                    "symbol": "star",
+                    "size": 22,
+                    "color": "#FFD400",
+                    "line": {"width": 1.5, "color": "black"},
+                },
                 meta={"role": "recommended"},
             )
         )
     if theory_llc is not None and math.isfinite(float(theory_llc)):
-        _hline(fig, float(t["epsilon"].min()), float(t["epsilon"].max()), float(theory_llc),
-               name=f"exact λ = {_fmt(theory_llc)}", role="theory", color=FOREGROUND["light"], dash="dash")
+        _hline(
+            fig,
+            float(t["epsilon"].min()),
+            float(t["epsilon"].max()),
+            float(theory_llc),
+            name=f"exact λ = {_fmt(theory_llc)}",
+            role="theory",
+            color=FOREGROUND["light"],
+            dash="dash",
+        )
     fig.update_xaxes(type="log")
     return fig
 
@@ -935,7 +1071,10 @@ def volume_scaling_figure(
         return fig
     fig.add_trace(
         go.Scatter(
-            x=v["epsilon"], y=v["volume"], mode="markers", name="measured V(ε)",
+            x=v["epsilon"],
+            y=v["volume"],
+            mode="markers",
+            name="measured V(ε)",
             marker={"size": 9, "color": CHAIN_COLORS[0]},
             meta={"role": "data"},
         )
@@ -944,7 +1083,9 @@ def volume_scaling_figure(
     if slope is not None and intercept is not None and math.isfinite(slope) and math.isfinite(intercept):
         fig.add_trace(
             go.Scatter(
-                x=xs, y=np.exp(intercept) * xs**slope, mode="lines",
+                x=xs,
+                y=np.exp(intercept) * xs**slope,
+                mode="lines",
                 name=f"fit: slope = {_fmt(slope)}",
                 line={"color": CHAIN_COLORS[1], "width": 2.4, "dash": "dash"},
                 meta={"role": "fit", "slope": float(slope)},
@@ -956,7 +1097,9 @@ def volume_scaling_figure(
         c = float(ly.mean() - theory_llc * lx.mean())
         fig.add_trace(
             go.Scatter(
-                x=xs, y=np.exp(c) * xs ** float(theory_llc), mode="lines",
+                x=xs,
+                y=np.exp(c) * xs ** float(theory_llc),
+                mode="lines",
                 name=f"slope λ = {_fmt(theory_llc)} (exact)",
                 line={"color": FOREGROUND["light"], "width": 1.6, "dash": "dot"},
                 meta={"role": "theory", "slope": float(theory_llc)},
@@ -1006,34 +1149,54 @@ def newton_polyhedron_figure(
     region_y = [top, *hv[:, 1], last[1], top, top, first[1]]
     fig.add_trace(
         go.Scatter(
-            x=region_x, y=region_y, fill="toself", mode="lines",
+            x=region_x,
+            y=region_y,
+            fill="toself",
+            mode="lines",
             line={"color": CHAIN_COLORS[0], "width": 2.5},
-            fillcolor="rgba(76,155,232,0.22)", name="Newton polyhedron",
-            hoverinfo="skip", meta={"role": "polyhedron"},
+            fillcolor="rgba(76,155,232,0.22)",
+            name="Newton polyhedron",
+            hoverinfo="skip",
+            meta={"role": "polyhedron"},
         )
     )
     fig.add_trace(
         go.Scatter(
-            x=pts["a"], y=pts["b"], mode="markers", name="monomial exponents",
+            x=pts["a"],
+            y=pts["b"],
+            mode="markers",
+            name="monomial exponents",
             marker={"size": 12, "color": CHAIN_COLORS[1], "line": {"color": "white", "width": 1.5}},
-            hovertemplate="x^%{x:g} y^%{y:g}<extra></extra>", meta={"role": "data"},
+            hovertemplate="x^%{x:g} y^%{y:g}<extra></extra>",
+            meta={"role": "data"},
         )
     )
     fig.add_trace(
         go.Scatter(
-            x=[0, top], y=[0, top], mode="lines", name="diagonal a = b",
+            x=[0, top],
+            y=[0, top],
+            mode="lines",
+            name="diagonal a = b",
             line={"color": FOREGROUND["light"], "dash": "dash", "width": 1.6},
-            hoverinfo="skip", meta={"role": "theory"},
+            hoverinfo="skip",
+            meta={"role": "theory"},
         )
     )
     if hit is not None and math.isfinite(float(hit)) and hit > 0:
         fig.add_trace(
             go.Scatter(
-                x=[hit], y=[hit], mode="markers+text",
+                x=[hit],
+                y=[hit],
+                mode="markers+text",
                 name=f"hit at t = {_fmt(hit)} → λ = 1/t = {_fmt(1.0 / hit)}",
-                text=[f"  ({_fmt(hit)}, {_fmt(hit)})"], textposition="middle right",
-                marker={"size": 16, "symbol": "diamond", "color": TARGET_COLOR,
-                        "line": {"color": "white", "width": 1.5}},
+                text=[f"  ({_fmt(hit)}, {_fmt(hit)})"],
+                textposition="middle right",
+                marker={
+                    "size": 16,
+                    "symbol": "diamond",
+                    "color": TARGET_COLOR,
+                    "line": {"color": "white", "width": 1.5},
+                },
                 meta={"role": "hit", "t": float(hit)},
             )
         )
@@ -1086,15 +1249,22 @@ def free_energy_figure(
         g = g.sort_values("n")
         fig.add_trace(
             go.Scatter(
-                x=g["n"], y=g["free_energy"], mode="lines", name=str(basin),
+                x=g["n"],
+                y=g["free_energy"],
+                mode="lines",
+                name=str(basin),
                 line={"color": CHAIN_COLORS[i % len(CHAIN_COLORS)], "width": 3},
                 meta={"role": "basin", "basin": str(basin)},
             )
         )
     if crossover is not None and math.isfinite(float(crossover)):
-        fig.add_vline(x=float(crossover), line_dash="dot", line_color=TARGET_COLOR,
-                      annotation_text=f"swap at n ≈ {_fmt(crossover)}",
-                      annotation_position="top")
+        fig.add_vline(
+            x=float(crossover),
+            line_dash="dot",
+            line_color=TARGET_COLOR,
+            annotation_text=f"swap at n ≈ {_fmt(crossover)}",
+            annotation_position="top",
+        )
     fig.update_xaxes(type="log", exponentformat="power")
     return fig
 
@@ -1113,7 +1283,11 @@ def posterior_share_figure(
         g = g.sort_values("n")
         fig.add_trace(
             go.Scatter(
-                x=g["n"], y=g["posterior"], mode="lines", name=str(basin), stackgroup="one",
+                x=g["n"],
+                y=g["posterior"],
+                mode="lines",
+                name=str(basin),
+                stackgroup="one",
                 line={"color": CHAIN_COLORS[i % len(CHAIN_COLORS)], "width": 1},
                 meta={"role": "basin", "basin": str(basin)},
             )
@@ -1144,7 +1318,10 @@ def density_figure(
     if samples is not None and not samples.empty:
         fig.add_trace(
             go.Histogram(
-                x=samples["w"], histnorm="probability density", nbinsx=80, name="SGLD draws",
+                x=samples["w"],
+                histnorm="probability density",
+                nbinsx=80,
+                name="SGLD draws",
                 marker={"color": "rgba(76,155,232,0.45)", "line": {"width": 0}},
                 meta={"role": "samples"},
             )
@@ -1154,9 +1331,15 @@ def density_figure(
         g = g.sort_values("w")
         fig.add_trace(
             go.Scatter(
-                x=g["w"], y=g["density"], mode="lines", name=str(label),
-                line={"color": CHAIN_COLORS[(i + 1) % len(CHAIN_COLORS)] if i else TARGET_COLOR,
-                      "width": 3 if i == 0 else 2, "dash": styles[i % len(styles)]},
+                x=g["w"],
+                y=g["density"],
+                mode="lines",
+                name=str(label),
+                line={
+                    "color": CHAIN_COLORS[(i + 1) % len(CHAIN_COLORS)] if i else TARGET_COLOR,
+                    "width": 3 if i == 0 else 2,
+                    "dash": styles[i % len(styles)],
+                },
                 meta={"role": "density", "label": str(label)},
             )
         )
@@ -1177,20 +1360,31 @@ def density_2d_figure(
         pivot = grid.pivot_table(index="y", columns="x", values="density", aggfunc="mean")
         fig.add_trace(
             go.Heatmap(
-                x=pivot.columns.to_numpy(), y=pivot.index.to_numpy(), z=pivot.to_numpy(),
-                colorscale="Magma", colorbar={"title": {"text": "p(w)"}, "thickness": 14},
-                meta={"role": "density"}, name="p(w)",
+                x=pivot.columns.to_numpy(),
+                y=pivot.index.to_numpy(),
+                z=pivot.to_numpy(),
+                colorscale="Magma",
+                colorbar={"title": {"text": "p(w)"}, "thickness": 14},
+                meta={"role": "density"},
+                name="p(w)",
                 hovertemplate="x=%{x:.3g}<br>y=%{y:.3g}<br>p=%{z:.3g}<extra></extra>",
             )
         )
         fig.update_xaxes(range=[float(grid["x"].min()), float(grid["x"].max())], showgrid=False)
-        fig.update_yaxes(range=[float(grid["y"].min()), float(grid["y"].max())], showgrid=False,
-                         scaleanchor="x", scaleratio=1)
+        fig.update_yaxes(
+            range=[float(grid["y"].min()), float(grid["y"].max())],
+            showgrid=False,
+            scaleanchor="x",
+            scaleratio=1,
+        )
     if samples is not None and not samples.empty:
         s = samples.iloc[:: max(1, len(samples) // max_points)]
         fig.add_trace(
             go.Scattergl(
-                x=s["x"], y=s["y"], mode="markers", name="SGLD draws",
+                x=s["x"],
+                y=s["y"],
+                mode="markers",
+                name="SGLD draws",
                 marker={"size": 3, "color": "rgba(160,203,232,0.55)"},
                 meta={"role": "samples"},
             )

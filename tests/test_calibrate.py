@@ -10,11 +10,32 @@ import pytest
 from lltools.calibrate import Criteria, assess, default_grid, find_plateau, recommend
 
 
-def _row(setting: int, eps: float, gamma: float, llc: float, acc: float, *, rhat: float = 1.01,
-         div: int = 0, sem: float = 0.01, nbeta: float = 100.0) -> dict:
-    return {"setting": setting, "epsilon": eps, "gamma": gamma, "nbeta": nbeta, "llc_mean": llc,
-            "llc_std": sem * 2, "llc_sem": sem, "rhat": rhat, "ess": 400.0, "acceptance": acc,
-            "n_chains": 4, "n_diverged": div}
+def _row(
+    setting: int,
+    eps: float,
+    gamma: float,
+    llc: float,
+    acc: float,
+    *,
+    rhat: float = 1.01,
+    div: int = 0,
+    sem: float = 0.01,
+    nbeta: float = 100.0,
+) -> dict:
+    return {
+        "setting": setting,
+        "epsilon": eps,
+        "gamma": gamma,
+        "nbeta": nbeta,
+        "llc_mean": llc,
+        "llc_std": sem * 2,
+        "llc_sem": sem,
+        "rhat": rhat,
+        "ess": 400.0,
+        "acceptance": acc,
+        "n_chains": 4,
+        "n_diverged": div,
+    }
 
 
 def _typical() -> pd.DataFrame:
@@ -50,7 +71,7 @@ def test_assess_flags_each_failure() -> None:
     out = assess(_typical())
     assert list(out["healthy"]) == [True, True, True, True, False, False]
     assert "acceptance 0.70 < 0.9" in out.loc[4, "problem"]
-    assert "4/4 chains diverged" in out.loc[5, "problem"]
+    assert out.loc[5, "problem"] == "all 4 chains diverged (ε too large)"
     assert out.loc[0, "problem"] == ""
 
 
@@ -59,6 +80,14 @@ def test_rhat_failure_and_nan_rhat_is_not_held_against() -> None:
     out = assess(t)
     assert not out.loc[0, "rhat_ok"] and "R-hat 1.50" in out.loc[0, "problem"]
     assert out.loc[1, "rhat_ok"]
+
+
+def test_low_ess_is_unhealthy() -> None:
+    t = pd.DataFrame([_row(0, 1e-5, 1.0, 0.2, 1.0), _row(1, 1e-3, 1.0, 1.0, 0.95)])
+    t.loc[0, "ess"] = 12.0
+    out = assess(t)
+    assert not out.loc[0, "healthy"] and "12 effective draws" in out.loc[0, "problem"]
+    assert out.loc[1, "healthy"]
 
 
 def test_prefers_weakest_working_gamma() -> None:
@@ -76,8 +105,9 @@ def test_prefers_weakest_working_gamma() -> None:
 
 
 def test_no_plateau_gives_tentative_answer() -> None:
-    t = pd.DataFrame([_row(0, 1e-4, 1.0, 0.3, 1.0), _row(1, 1e-3, 1.0, 0.9, 0.95),
-                      _row(2, 1e-2, 1.0, 2.0, 0.5)])
+    t = pd.DataFrame(
+        [_row(0, 1e-4, 1.0, 0.3, 1.0), _row(1, 1e-3, 1.0, 0.9, 0.95), _row(2, 1e-2, 1.0, 2.0, 0.5)]
+    )
     rec = recommend(t)
     assert not rec.ok
     assert rec.epsilon == 1e-3
@@ -94,8 +124,12 @@ def test_nothing_healthy_says_what_to_change() -> None:
 
 
 def test_multiple_nbeta_uses_requested_one() -> None:
-    rows = [_row(0, 1e-3, 1.0, 1.0, 0.99, nbeta=10), _row(1, 3e-3, 1.0, 1.0, 0.95, nbeta=10),
-            _row(2, 1e-4, 1.0, 1.0, 0.99, nbeta=1000), _row(3, 3e-4, 1.0, 1.0, 0.95, nbeta=1000)]
+    rows = [
+        _row(0, 1e-3, 1.0, 1.0, 0.99, nbeta=10),
+        _row(1, 3e-3, 1.0, 1.0, 0.95, nbeta=10),
+        _row(2, 1e-4, 1.0, 1.0, 0.99, nbeta=1000),
+        _row(3, 3e-4, 1.0, 1.0, 0.95, nbeta=1000),
+    ]
     t = pd.DataFrame(rows)
     assert recommend(t, nbeta=900).epsilon == 3e-4
     assert recommend(t, nbeta=12).epsilon == 3e-3

@@ -20,8 +20,14 @@ def _traces(chains: int = 3, steps: int = 40, burnin: int = 10) -> pd.DataFrame:
         running[burnin:] = np.cumsum(draws) / np.arange(1, len(draws) + 1)
         for t in range(steps):
             rows.append(
-                {"chain": c, "step": t, "is_draw": t >= burnin, "loss": loss[t],
-                 "llc_running": running[t], "acceptance": 0.95 + 0.05 * rng.random()}
+                {
+                    "chain": c,
+                    "step": t,
+                    "is_draw": t >= burnin,
+                    "loss": loss[t],
+                    "llc_running": running[t],
+                    "acceptance": 0.95 + 0.05 * rng.random(),
+                }
             )
     return pd.DataFrame(rows)
 
@@ -35,9 +41,21 @@ def _sweep_table() -> pd.DataFrame:
     s = 0
     for eps in (1e-4, 1e-3, 1e-2):
         for gamma in (1.0, 10.0):
-            rows.append({"setting": s, "epsilon": eps, "gamma": gamma, "nbeta": 100.0,
-                         "llc_mean": 0.9 + eps, "llc_sem": 0.02, "rhat": 1.01, "ess": 300.0,
-                         "acceptance": 0.99 - 20 * eps, "n_chains": 4, "n_diverged": 0})
+            rows.append(
+                {
+                    "setting": s,
+                    "epsilon": eps,
+                    "gamma": gamma,
+                    "nbeta": 100.0,
+                    "llc_mean": 0.9 + eps,
+                    "llc_sem": 0.02,
+                    "rhat": 1.01,
+                    "ess": 300.0,
+                    "acceptance": 0.99 - 20 * eps,
+                    "n_chains": 4,
+                    "n_diverged": 0,
+                }
+            )
             s += 1
     return pd.DataFrame(rows)
 
@@ -100,8 +118,9 @@ def test_loss_traces_thinned_and_burnin_shaded() -> None:
 def test_potential_figure_paths_and_w_star() -> None:
     xs = np.linspace(-1, 1, 11)
     grid = pd.DataFrame([(x, y, x**2 * y**4) for x in xs for y in xs], columns=["x", "y", "loss"])
-    pos = pd.DataFrame({"chain": [0, 0, 1, 1], "step": [0, 1, 0, 1],
-                        "x": [0, 0.1, 0, -0.1], "y": [0, 0.2, 0, 0.1]})
+    pos = pd.DataFrame(
+        {"chain": [0, 0, 1, 1], "step": [0, 1, 0, 1], "x": [0, 0.1, 0, -0.1], "y": [0, 0.2, 0, 0.1]}
+    )
     fig = plots.potential_figure(grid, pos)
     assert len(_by_role(fig, "potential")) == 1
     paths = _by_role(fig, "chain")
@@ -134,10 +153,12 @@ def test_llc_vs_gamma_log_axis_and_error_bars() -> None:
 
 
 def test_multi_temperature_intercept() -> None:
-    points = pd.DataFrame({"nbeta": [10.0, 100.0, 1000.0], "llc_mean": [0.6, 0.7, 0.75],
-                           "llc_sem": [0.01, 0.01, 0.01]})
-    fig = plots.multi_temperature_figure(points, {"intercept": 0.9, "slope": -0.7, "intercept_se": 0.02},
-                                         theory_llc=1.0)
+    points = pd.DataFrame(
+        {"nbeta": [10.0, 100.0, 1000.0], "llc_mean": [0.6, 0.7, 0.75], "llc_sem": [0.01, 0.01, 0.01]}
+    )
+    fig = plots.multi_temperature_figure(
+        points, {"intercept": 0.9, "slope": -0.7, "intercept_se": 0.02}, theory_llc=1.0
+    )
     (data,) = _by_role(fig, "data")
     assert np.allclose(sorted(data.x), sorted(1 / np.log(points["nbeta"])))
     (icpt,) = _by_role(fig, "intercept")
@@ -166,15 +187,20 @@ def test_newton_polyhedron_hit_point() -> None:
 def test_lower_hull_drops_interior_points() -> None:
     hull = plots._lower_hull(np.array([[4, 0], [0, 4], [2, 2], [3, 3], [1, 5]]))
     assert [tuple(p) for p in hull] == [(0.0, 4.0), (4.0, 0.0)] or [tuple(p) for p in hull] == [
-        (0.0, 4.0), (2.0, 2.0), (4.0, 0.0)]
+        (0.0, 4.0),
+        (2.0, 2.0),
+        (4.0, 0.0),
+    ]
 
 
 def test_free_energy_and_density_figures() -> None:
     n = np.geomspace(10, 1e5, 20)
-    curves = pd.concat([
-        pd.DataFrame({"n": n, "basin": "A", "free_energy": 0.1 * n + 2 * np.log(n)}),
-        pd.DataFrame({"n": n, "basin": "B", "free_energy": 0.11 * n + 0.5 * np.log(n)}),
-    ])
+    curves = pd.concat(
+        [
+            pd.DataFrame({"n": n, "basin": "A", "free_energy": 0.1 * n + 2 * np.log(n)}),
+            pd.DataFrame({"n": n, "basin": "B", "free_energy": 0.11 * n + 0.5 * np.log(n)}),
+        ]
+    )
     fig = plots.free_energy_figure(curves, crossover=150.0)
     assert len(_by_role(fig, "basin")) == 2 and fig.layout.xaxis.type == "log"
     dens = pd.DataFrame({"w": np.linspace(-1, 1, 5), "density": 1.0, "label": "p(w)"})
@@ -193,8 +219,9 @@ def test_style_figure_dark_recolours_foreground_roles_and_scales_lines() -> None
 
 
 def test_compare_runs_overlay() -> None:
-    runs = pd.DataFrame({"run": ["#1"] * 3 + ["#2"] * 3, "step": [0, 1, 2] * 2,
-                         "llc_running": [1, 1, 1, 2, 2, 2]})
+    runs = pd.DataFrame(
+        {"run": ["#1"] * 3 + ["#2"] * 3, "step": [0, 1, 2] * 2, "llc_running": [1, 1, 1, 2, 2, 2]}
+    )
     fig = plots.compare_runs_figure(runs)
     assert [t.name for t in fig.data] == ["#1", "#2"]
 

@@ -1,0 +1,57 @@
+"""lltools dashboard: the router.  Run with ``streamlit run dashboard/app.py``.
+
+Only navigation and app-wide chrome live here (page config, logo, CSS, lecture mode);
+each page is a script under ``dashboard/views/``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # pragma: no cover
+    sys.path.insert(0, str(ROOT))
+
+from dashboard import common as ui  # noqa: E402
+
+VIEWS = Path(__file__).resolve().parent / "views"
+
+st.set_page_config(
+    page_title="lltools · local learning coefficient",
+    page_icon=str(ui.ICON) if ui.ICON.exists() else "λ",
+    layout="wide",
+    initial_sidebar_state="expanded",
+)
+if ui.LOGO.exists():
+    st.logo(str(ui.LOGO), size="large", icon_image=str(ui.ICON) if ui.ICON.exists() else None)
+ui.inject_css()
+
+pages = {
+    "Estimate": [
+        st.Page(
+            VIEWS / "toy.py", title="Toy potentials", icon=":material/blur_on:", url_path="toy", default=True
+        ),
+        st.Page(VIEWS / "networks.py", title="Networks", icon=":material/hub:", url_path="networks"),
+        st.Page(
+            VIEWS / "trajectories.py",
+            title="Training trajectories",
+            icon=":material/timeline:",
+            url_path="trajectories",
+        ),
+    ],
+    "Tune & learn": [
+        st.Page(
+            VIEWS / "sensitivity.py",
+            title="Sensitivity & calibrate",
+            icon=":material/tune:",
+            url_path="sensitivity",
+        ),
+        st.Page(VIEWS / "learn.py", title="Learn", icon=":material/school:", url_path="learn"),
+    ],
+}
+page = st.navigation(pages)
+ui.sidebar_display_options()
+page.run()

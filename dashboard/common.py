@@ -1,0 +1,943 @@
+"""Shared dashboard helpers: chrome, state, caching, live runs, downloads and run history.
+
+Every page follows one shape: widgets -> params -> cached (or live) run -> figures from
+:mod:`lltools.plots`.  This module holds everything the pages share, so that a page file
+reads like a description of the page.
+
+Sections
+--------
+- **Chrome** — :func:`setup_page`, :func:`show_figure` (theme- and lecture-aware),
+  :func:`teaching_note`, :func:`metric_row`.
+- **Errors** — :func:`run_page` wraps a page body so an unexpected exception becomes a
+  friendly ``st.error`` with the details in an expander (never a bare traceback);
+  :func:`user_error` shows a known bad input inline.
+- **State** — :func:`init_state` / :func:`remember` keep widget values when the user
+  switches pages; :func:`load_query_params` / :func:`save_query_params` make settings
+  shareable through the URL.
+- **Targets and caching** — :func:`potential_target` (``st.cache_resource``),
+  :func:`potential_grid`, :func:`finite_nbeta_target` (``st.cache_data``) and
+  :class:`ResultCache` for streamed runs (keyed by their settings).
+- **Live runs** — :class:`LiveRun`: Run/Stop buttons, a request/stop protocol over
+  ``st.session_state``, a progress bar with rate and ETA, and the partial trace kept for
+  Stop.
+- **Downloads** — :func:`download_buttons` (CSV and Parquet for every frame).
+- **History** — :class:`RunHistory` (session-scoped; swap for ``lltools.store`` later)
+  and :func:`render_history` (table, select two runs, overlay their λ̂ traces and diff
+  their settings).
+
+Core modules never import Streamlit; this module is the only bridge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import sys
+import time
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from threading import Lock
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # pragma: no cover - depends on how streamlit was started
+    sys.path.insert(0, str(ROOT))
+
+from lltools import plots  # noqa: E402
+
+ASSETS = ROOT / "assets"
+LOGO = ASSETS / "logo.svg"
+ICON = ASSETS / "icon.svg"
+
+#: Session-state key of the lecture-mode (large fonts) toggle.
+LARGE_KEY = "ui.large"
+#: The device used for toy potentials (tiny 2-D runs are fastest on the CPU).
+POTENTIAL_DEVICE = "cpu"
+#: The most chain-steps (chains × (burn-in + draws)) one dashboard run may take.
+MAX_CHAIN_STEPS = 40_000_000
+
+# ============================================================================ chrome
+
+
+def setup_page(title: str, caption: str | None = None) -> None:
+    """Page heading and a one-line caption."""
+    st.title(title)
+    if caption:
+        st.caption(caption)
+
+
+def inject_css() -> None:
+    """Inject ``assets/style.css`` and, in lecture mode, scale every rem-based size."""
+    css = ""
+    path = ASSETS / "style.css"
+    if path.exists():
+        css = path.read_text(encoding="utf-8")
+    if large_fonts():
+        css += "\nhtml { font-size: 125%; }\n"
+    if css:
+        st.html(f"<style>{css}</style>")
+
+
+def sidebar_display_options() -> None:
+    """Sidebar: lecture mode (large fonts in the app and in every figure)."""
+    init_state({LARGE_KEY: False})
+    with st.sidebar:
+        st.toggle(
+            "Lecture mode (large fonts)",
+            key=LARGE_KEY,
+            help="Bigger text, thicker lines and larger markers, for a projector.",
+        )
+        remember([LARGE_KEY])
+        st.caption("Light/dark: ⋮ menu → Settings → Theme. Figures follow the app theme.")
+
+
+def large_fonts() -> bool:
+    """Whether lecture mode is on."""
+    return bool(st.session_state.get(LARGE_KEY, False))
+
+
+def is_dark() -> bool:
+    """Whether the app is showing its dark theme (from the browser's reported colours)."""
+    try:
+        return st.context.theme.type == "dark"
+    except Exception:  # older Streamlit, bare mode
+        return False
+
+
+PLOTLY_CONFIG = {
+    "displaylogo": False,
+    "toImageButtonOptions": {"format": "png", "scale": 2},
+    "modeBarButtonsToRemove": ["select2d", "lasso2d"],
+}
+
+
+def show_figure(
+    fig: Any, *, key: str | None = None, container: Any = None, height: int | None = None
+) -> None:
+    """Style ``fig`` for the current theme / lecture mode and draw it full width."""
+    plots.style_figure(fig, dark=is_dark(), large=large_fonts())
+    if height:
+        fig.update_layout(height=height)
+    target = container if container is not None else st
+    target.plotly_chart(fig, theme=None, config=PLOTLY_CONFIG, key=key, width="stretch")
+
+
+def teaching_note(markdown: str, *, title: str = "What am I looking at?") -> None:
+    """A bordered note in plain words with the primer's symbols, placed beside a plot."""
+    with st.container(border=True):
+        st.markdown(f"**📘 {title}**")
+        st.markdown(markdown)
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """Compact number formatting ("n/a" for None/NaN)."""
+    return plots.format_number(value, digits)
+
+
+def metric_row(items: list[tuple[str, str, str | None]]) -> None:
+    """A row of ``st.metric`` (label, value, help)."""
+    cols = st.columns(len(items))
+    for col, (label, value, help_text) in zip(cols, items, strict=True):
+        col.metric(label, value, help=help_text)
+
+
+# ============================================================================ errors
+
+#: Exceptions that mean "bad input": shown as a plain message (details still available).
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OverflowError, ZeroDivisionError)
+
+
+def user_error(message: str, *, container: Any = None) -> None:
+    """Show a known bad input inline (next to its control)."""
+    (container or st).error(message, icon="⚠️")
+
+
+def show_exception(exc: BaseException, what: str, *, container: Any = None) -> None:
+    """A friendly message for ``exc`` with the traceback tucked into an expander."""
+    target = container or st
+    if isinstance(exc, USER_ERRORS):
+        target.error(f"Could not {what}: {exc}", icon="⚠️")
+    else:
+        target.error(
+            f"Something went wrong while trying to {what} ({type(exc).__name__}). "
+            "The app is still working: change a setting and try again.",
+            icon="🛠️",
+        )
+    with target.expander("Technical details"):
+        st.code("".join(traceback.format_exception(exc)), language="text")
+
+
+def run_page(body: Callable[[], None], *, what: str = "show this page") -> None:
+    """Run a page body; any exception becomes a friendly error instead of a traceback.
+
+    Streamlit's own control flow (``st.rerun``, ``st.stop``) derives from
+    ``BaseException`` and passes through untouched.
+    """
+    try:
+        body()
+    except Exception as exc:
+        show_exception(exc, what)
+
+
+# ============================================================================ state
+
+_PERSIST = "_persist"
+
+
+def init_state(defaults: Mapping[str, Any]) -> None:
+    """Seed widget keys before their widgets are created.
+
+    A key that is missing (first visit, or Streamlit dropped it while another page was
+    shown) gets the value remembered by :func:`remember`, else its default.  Widgets must
+    then be created *without* ``value=`` so Session State is their only source.
+    """
+    saved = st.session_state.setdefault(_PERSIST, {})
+    for key, default in defaults.items():
+        if key not in st.session_state:
+            st.session_state[key] = saved.get(key, default)
+
+
+def remember(keys: Iterable[str]) -> None:
+    """Copy the current values of ``keys`` so they survive a page switch."""
+    saved = st.session_state.setdefault(_PERSIST, {})
+    for key in keys:
+        if key in st.session_state:
+            saved[key] = st.session_state[key]
+
+
+def set_values(values: Mapping[str, Any]) -> None:
+    """Set widget values (and their remembered copies), e.g. "apply recommended settings".
+
+    Must run before the widgets are created in this script run, so call it from a
+    callback.
+    """
+    saved = st.session_state.setdefault(_PERSIST, {})
+    for key, value in values.items():
+        st.session_state[key] = value
+        saved[key] = value
+
+
+@dataclass(frozen=True)
+class QueryParam:
+    """How one URL parameter maps to a widget key.
+
+    ``kind`` is ``float``, ``int`` or ``str``; ``choices`` restricts strings; numbers are
+    clamped into ``[lo, hi]``.
+    """
+
+    key: str
+    kind: type = float
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple[str, ...] | None = None
+    #: Optional mapping of the parsed value to several widget keys (e.g. potential -> select + text).
+    apply: Callable[[Any], dict[str, Any]] | None = None
+    #: Optional inverse of ``apply`` for writing the URL (session state -> raw value).
+    read: Callable[[Mapping[str, Any]], Any] | None = None
+
+    def parse(self, raw: str) -> Any:
+        if self.kind is str:
+            if self.choices is not None and raw not in self.choices:
+                raise ValueError(f"must be one of {', '.join(self.choices)}")
+            if len(raw) > 2000:
+                raise ValueError("too long")
+            return raw
+        value = float(raw)
+        if not math.isfinite(value):
+            raise ValueError("not a finite number")
+        if self.kind is int:
+            if value != int(value):
+                raise ValueError("not a whole number")
+            value = int(value)
+        if self.lo is not None and value < self.lo:
+            raise ValueError(f"must be ≥ {self.lo:g}")
+        if self.hi is not None and value > self.hi:
+            raise ValueError(f"must be ≤ {self.hi:g}")
+        return value
+
+
+def load_query_params(ns: str, spec: Mapping[str, QueryParam]) -> list[str]:
+    """On a page's first run in this session, copy valid URL parameters into widget keys.
+
+    Returns the problems found (shown by the page as a warning); invalid values are
+    ignored, never fatal.
+    """
+    flag = f"{ns}.__qp_loaded"
+    if st.session_state.get(flag):
+        return []
+    st.session_state[flag] = True
+    problems = []
+    values = {}
+    for name, param in spec.items():
+        if name not in st.query_params:
+            continue
+        raw = st.query_params[name]
+        try:
+            parsed = param.parse(raw)
+            values.update(param.apply(parsed) if param.apply else {param.key: parsed})
+        except (TypeError, ValueError) as exc:
+            problems.append(f"ignored URL parameter {name}={raw!r}: {exc}")
+    if values:
+        set_values(values)
+    return problems
+
+
+def save_query_params(spec: Mapping[str, QueryParam], values: Mapping[str, Any] | None = None) -> None:
+    """Write the current settings into the URL so the link reproduces the run."""
+    state = values or st.session_state
+    out = {}
+    for name, param in spec.items():
+        if param.read is not None:
+            v = param.read(state)
+        elif param.key in state:
+            v = state[param.key]
+        else:
+            continue
+        if v is None:
+            continue
+        out[name] = f"{v:.6g}" if isinstance(v, float) else str(v)
+    with contextlib.suppress(Exception):  # the URL is a convenience; never fail a run over it
+        st.query_params.from_dict(out)
+
+
+# ============================================================================ parsing
+
+
+def parse_float_list(
+    text: str,
+    *,
+    name: str,
+    min_value: float | None = None,
+    max_value: float | None = None,
+    exclusive_min: bool = False,
+    max_count: int = 12,
+) -> list[float]:
+    """Parse "1e-4, 3e-4, 1e-3" into sorted unique floats; ``ValueError`` says what is wrong."""
+    parts = [p for p in text.replace(";", ",").replace(" ", ",").split(",") if p.strip()]
+    if not parts:
+        raise ValueError(f"{name}: enter at least one value, e.g. 1e-3, 3e-3")
+    values = []
+    for p in parts:
+        try:
+            v = float(p)
+        except ValueError:
+            raise ValueError(f"{name}: {p.strip()!r} is not a number") from None
+        if not math.isfinite(v):
+            raise ValueError(f"{name}: {p.strip()!r} is not finite")
+        if min_value is not None and (v < min_value or (exclusive_min and v <= min_value)):
+            op = ">" if exclusive_min else "≥"
+            raise ValueError(f"{name}: every value must be {op} {min_value:g} (got {v:g})")
+        if max_value is not None and v > max_value:
+            raise ValueError(f"{name}: every value must be ≤ {max_value:g} (got {v:g})")
+        values.append(v)
+    values = sorted(set(values))
+    if len(values) > max_count:
+        raise ValueError(f"{name}: at most {max_count} values (got {len(values)})")
+    return values
+
+
+def format_float_list(values: Iterable[float]) -> str:
+    """Inverse of :func:`parse_float_list` for display."""
+    return ", ".join(f"{v:g}" for v in values)
+
+
+def check_budget(chains: int, steps: int, *, limit: int = MAX_CHAIN_STEPS) -> str | None:
+    """A message when chains × steps is too large for an interactive run, else ``None``."""
+    total = int(chains) * int(steps)
+    if total > limit:
+        return (
+            f"{chains:,} chains × {steps:,} steps = {total:,} chain-steps is more than this "
+            f"dashboard runs interactively ({limit:,}). Use fewer chains or draws, or the CLI "
+            "(`lltools estimate`)."
+        )
+    return None
+
+
+def auto_extent(positions: pd.DataFrame | None, *, default: float = 1.0, quantile: float = 0.995) -> float:
+    """A "nice" half-width (1, 1.5, 2, 3, 5 × 10^k) that frames the chains' positions."""
+    if positions is None or positions.empty:
+        return default
+    coords = positions[["x", "y"]].abs().to_numpy(dtype=float).ravel()
+    coords = coords[np.isfinite(coords)]
+    if coords.size == 0:
+        return default
+    reach = float(np.quantile(coords, quantile)) * 1.25
+    if reach <= 0:
+        return default
+    exponent = math.floor(math.log10(reach))
+    for m in (1.0, 1.5, 2.0, 3.0, 5.0, 10.0):
+        if m * 10**exponent >= reach:
+            return m * 10**exponent
+    return 10.0 ** (exponent + 1)
+
+
+# ============================================================================ targets & caching
+
+#: Friendly labels for the built-in potentials (spec string -> label).
+POTENTIAL_LABELS: dict[str, str] = {
+    "x**2 + y**2": "x² + y²   (regular, λ = 1)",
+    "x**4 + y**4": "x⁴ + y⁴   (λ = 1/2)",
+    "x**2 * y**4": "x² y⁴   (λ = 1/4)",
+}
+CUSTOM = "custom"
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def potential_target(spec: str) -> Any:
+    """The :class:`~lltools.target.FunctionTarget` of a potential spec (cached per spec).
+
+    Raises ``lltools.expressions.ExpressionError`` (a ``ValueError``) on bad input.
+    """
+    from lltools.potentials import potential_target as build
+
+    return build(spec, device=POTENTIAL_DEVICE)
+
+
+def expression_error_text(exc: BaseException, text: str) -> str:
+    """A two-line message pointing at the offending column of a bad expression."""
+    column = getattr(exc, "column", None)
+    msg = str(exc)
+    if column is not None and isinstance(column, int) and 1 <= column <= len(text) + 1 and len(text) <= 200:
+        pointer = " " * (column - 1) + "^"
+        return f"{msg}\n\n```text\n{text}\n{pointer}\n```"
+    return msg
+
+
+def try_potential(spec: str) -> tuple[Any | None, str | None]:
+    """``(target, None)`` or ``(None, message)`` for a potential spec; never raises."""
+    if not spec or not spec.strip():
+        return None, "Type an expression in x and y, e.g. `x**2 * y**2`."
+    try:
+        return potential_target(spec.strip()), None
+    except ValueError as exc:
+        return None, expression_error_text(exc, spec.strip())
+    except Exception as exc:  # a bug in the parser must not take the page down
+        return None, f"Could not build this potential ({type(exc).__name__}: {exc})."
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def potential_grid(spec: str, extent: float, n: int = 121) -> pd.DataFrame:
+    """L(x, y) on an n × n grid over [−extent, extent]² around w* (columns x, y, loss)."""
+    import torch
+
+    target = potential_target(spec)
+    centre = target.w_star.detach().cpu().double()
+    xs = np.linspace(-extent, extent, n) + float(centre[0])
+    ys = np.linspace(-extent, extent, n) + float(centre[1])
+    gx, gy = np.meshgrid(xs, ys)
+    w = torch.tensor(np.stack([gx.ravel(), gy.ravel()], axis=1), dtype=target.dtype, device=target.device)
+    with torch.no_grad():
+        loss = target.loss(w).detach().cpu().double().numpy()
+    return pd.DataFrame({"x": gx.ravel(), "y": gy.ravel(), "loss": loss})
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def finite_nbeta_target(spec: str, nbeta: float, gamma: float) -> tuple[float | None, str | None]:
+    """The exact finite-nβ value T(nβ, γ) = nβ·E_p[L] by quadrature, with a note.
+
+    Returns ``(None, reason)`` when it cannot be computed (e.g. γ = 0 with a non-compact
+    minimum set, or a potential that is not 2-D).
+    """
+    try:
+        from lltools import theory
+
+        target = potential_target(spec)
+        expr = getattr(target, "expression", None)
+        fn = getattr(expr, "fn", None) or target.fn
+        value = theory.tempered_expectation_2d(fn, float(nbeta), float(gamma), num_points=401)
+        value = float(getattr(value, "value", value))
+        if not math.isfinite(value):
+            return None, "the tempered expectation is not finite here (γ = 0 with flat directions?)"
+        return value, None
+    except Exception as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+class ResultCache:
+    """A small thread-safe LRU of finished runs, keyed by their full settings.
+
+    Streamed runs cannot go through ``st.cache_data`` (they draw live while computing),
+    so a finished run is stored here and reused when the same settings are run again.
+    Shared by all sessions of the server (results are deterministic given the seed).
+    """
+
+    def __init__(self, max_entries: int = 48) -> None:
+        self.max_entries = max_entries
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = Lock()
+
+    def get(self, key: Any) -> Any | None:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        return None
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@st.cache_resource(show_spinner=False)
+def result_cache() -> ResultCache:
+    """The server-wide :class:`ResultCache`."""
+    return ResultCache()
+
+
+def settings_key(*parts: Any, **settings: Any) -> tuple:
+    """A hashable cache key from positional parts and sorted settings."""
+
+    def norm(v: Any) -> Any:
+        if isinstance(v, float):
+            return float(f"{v:.12g}")
+        if isinstance(v, list | tuple):
+            return tuple(norm(x) for x in v)
+        return v
+
+    return tuple(norm(p) for p in parts) + tuple(sorted((k, norm(v)) for k, v in settings.items()))
+
+
+# ============================================================================ live runs
+
+
+@dataclass
+class LiveRun:
+    """The Run / Stop protocol of one page (namespace ``ns``) over ``st.session_state``.
+
+    1. The Run button's callback stores a *request* (the settings) and clears the stop
+       flag.  Callbacks run before the script, so the request is visible at the top.
+    2. :meth:`take` pops the request: while a request is being served the page draws its
+       controls disabled and streams the run, calling :meth:`keep_partial` per chunk.
+    3. The Stop button's callback sets the stop flag; Streamlit interrupts the running
+       script and starts a new run, in which :meth:`stopped_partial` hands back the last
+       partial result so the page can summarise what was sampled so far.
+    4. After a run finishes the page stores the result and calls ``st.rerun()`` so the
+       controls are enabled again.
+    """
+
+    ns: str
+
+    @property
+    def _request(self) -> str:
+        return f"{self.ns}.__request"
+
+    @property
+    def _partial(self) -> str:
+        return f"{self.ns}.__partial"
+
+    @property
+    def _stop(self) -> str:
+        return f"{self.ns}.__stop"
+
+    def request(self, params: Mapping[str, Any]) -> None:
+        """Ask for a run with ``params`` (use in a button callback)."""
+        st.session_state[self._request] = dict(params)
+        st.session_state[self._stop] = False
+        st.session_state.pop(self._partial, None)
+
+    def stop(self) -> None:
+        """Ask the running run to stop (use as the Stop button's callback)."""
+        st.session_state[self._stop] = True
+
+    def take(self) -> dict[str, Any] | None:
+        """Pop the pending request, if any (call once, before drawing the controls)."""
+        return st.session_state.pop(self._request, None)
+
+    def keep_partial(self, partial: Any) -> None:
+        """Remember the latest partial result (what Stop will summarise)."""
+        st.session_state[self._partial] = partial
+
+    def clear_partial(self) -> None:
+        st.session_state.pop(self._partial, None)
+
+    def stopped_partial(self) -> Any | None:
+        """The partial result of a run that was interrupted (Stop, or leaving the page)."""
+        return st.session_state.pop(self._partial, None)
+
+    def buttons(
+        self,
+        *,
+        running: bool,
+        on_run: Callable[[], None],
+        disabled: bool = False,
+        run_label: str = "Run",
+        help: str | None = None,
+    ) -> None:
+        """Run (primary) and Stop side by side."""
+        c1, c2 = st.columns([3, 2])
+        c1.button(
+            run_label,
+            type="primary",
+            key=f"{self.ns}.run",
+            on_click=on_run,
+            disabled=running or disabled,
+            width="stretch",
+            help=help,
+        )
+        c2.button(
+            "Stop",
+            key=f"{self.ns}.stop",
+            on_click=self.stop,
+            disabled=not running,
+            width="stretch",
+            help="Stop sampling and summarise the draws so far.",
+        )
+
+
+class Progress:
+    """``st.progress`` with step counts, rate and ETA."""
+
+    def __init__(self, total_steps: int, *, label: str = "Sampling", container: Any = None) -> None:
+        self.total = max(int(total_steps), 1)
+        self.label = label
+        self.t0 = time.perf_counter()
+        self.bar = (container or st).progress(0.0, text=f"{label}: starting…")
+
+    def update(self, done: int) -> None:
+        frac = min(max(done / self.total, 0.0), 1.0)
+        elapsed = time.perf_counter() - self.t0
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - done) / rate if rate > 0 else float("nan")
+        eta_txt = f" · about {eta:.0f} s left" if math.isfinite(eta) and eta >= 1 else ""
+        self.bar.progress(
+            frac, text=f"{self.label}: step {done:,} / {self.total:,} · {rate:,.0f} steps/s{eta_txt}"
+        )
+
+    def done(self) -> float:
+        """Remove the bar; returns the elapsed seconds."""
+        self.bar.empty()
+        return time.perf_counter() - self.t0
+
+
+def report_every(total_steps: int, updates: int = 12, minimum: int = 25) -> int:
+    """How often to yield a partial trace for about ``updates`` live refreshes."""
+    return max(minimum, math.ceil(total_steps / max(updates, 1)))
+
+
+def stream_live(
+    stream: Iterator[Any],
+    *,
+    live: LiveRun,
+    total_steps: int,
+    on_chunk: Callable[[Any], None],
+    label: str = "Sampling",
+    progress_container: Any = None,
+) -> tuple[Any, float]:
+    """Consume a ``*_stream`` iterator: keep each partial for Stop, redraw, show progress.
+
+    Returns ``(last item, elapsed seconds)``.  Figures are redrawn at most ~8 times a
+    second (the progress bar every chunk).
+    """
+    progress = Progress(total_steps, label=label, container=progress_container)
+    last = None
+    last_draw = 0.0
+    for item in stream:
+        last = item
+        live.keep_partial(item)
+        trace = item[0]
+        done = int(trace.meta.get("steps_done", 0))
+        now = time.perf_counter()
+        if trace.complete or now - last_draw > 0.12:
+            on_chunk(item)
+            last_draw = now
+        progress.update(done)
+    elapsed = progress.done()
+    live.clear_partial()
+    if last is None:
+        raise RuntimeError("the sampler produced no output")
+    return last, elapsed
+
+
+# ============================================================================ downloads
+
+
+def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
+    """Parquet bytes of ``frame`` (pyarrow)."""
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def download_buttons(frames: Mapping[str, pd.DataFrame], *, basename: str, key: str) -> None:
+    """CSV and Parquet download buttons for every non-empty frame, in one row per frame."""
+    for name, frame in frames.items():
+        if frame is None or frame.empty:
+            continue
+        c0, c1, c2 = st.columns([2, 1, 1])
+        c0.markdown(f"**{name}** · {len(frame):,} rows × {frame.shape[1]} columns")
+        slug = f"{basename}_{name.lower().replace(' ', '_')}"
+        c1.download_button(
+            "CSV",
+            frame.to_csv(index=False).encode(),
+            file_name=f"{slug}.csv",
+            mime="text/csv",
+            key=f"{key}.{name}.csv",
+            width="stretch",
+            icon=":material/download:",
+        )
+        c2.download_button(
+            "Parquet",
+            to_parquet_bytes(frame),
+            file_name=f"{slug}.parquet",
+            mime="application/vnd.apache.parquet",
+            key=f"{key}.{name}.parquet",
+            width="stretch",
+            icon=":material/download:",
+        )
+
+
+# ============================================================================ history
+
+
+@dataclass
+class RunRecord:
+    """One finished (or stopped) run, as listed in the run history.
+
+    ``llc_trace`` holds the chain-mean running λ̂ (columns ``step, llc_running``) so two
+    runs can be overlaid without keeping their full traces.
+    """
+
+    id: int
+    page: str
+    target: str
+    settings: dict[str, Any]
+    llc_mean: float
+    llc_sem: float
+    rhat: float
+    ess: float
+    acceptance: float
+    n_diverged: int
+    theory_llc: float | None = None
+    finite_target: float | None = None
+    status: str = "complete"
+    elapsed_s: float = float("nan")
+    time: str = field(default_factory=lambda: datetime.now().strftime("%H:%M:%S"))
+    llc_trace: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+
+    @property
+    def label(self) -> str:
+        return f"#{self.id} {self.target} (λ̂ = {fmt(self.llc_mean)})"
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "run": self.id,
+            "time": self.time,
+            "page": self.page,
+            "target": self.target,
+            "λ̂": self.llc_mean,
+            "± sem": self.llc_sem,
+            "exact λ": self.theory_llc,
+            "target T": self.finite_target,
+            "R-hat": self.rhat,
+            "ESS": self.ess,
+            "acceptance": self.acceptance,
+            "diverged": self.n_diverged,
+            "status": self.status,
+            **{k: v for k, v in self.settings.items() if k in HISTORY_SETTINGS},
+        }
+
+
+#: Settings shown as history columns (and compared in the diff).
+HISTORY_SETTINGS = ("nbeta", "gamma", "epsilon", "chains", "draws", "burnin", "seed", "batch_size")
+
+
+def mean_running_llc(traces: pd.DataFrame) -> pd.DataFrame:
+    """The chain-mean running λ̂ per step over the draws (columns ``step, llc_running``)."""
+    if traces.empty:
+        return pd.DataFrame(columns=["step", "llc_running"])
+    d = traces[traces["is_draw"].astype(bool)] if "is_draw" in traces else traces
+    return d.groupby("step", sort=True)["llc_running"].mean().reset_index()
+
+
+class RunHistory:
+    """The session's run history (newest last).
+
+    Backed by ``st.session_state``; the interface (``add``, ``records``, ``get``,
+    ``frame``, ``clear``) is what a persistent store needs to provide to replace it.
+    """
+
+    KEY = "history.records"
+    MAX = 200
+
+    def __init__(self, state: Any = None) -> None:
+        self.state = st.session_state if state is None else state
+        if self.KEY not in self.state:
+            self.state[self.KEY] = []
+
+    def _list(self) -> list[RunRecord]:
+        return self.state[self.KEY]
+
+    def next_id(self) -> int:
+        items = self._list()
+        return (items[-1].id + 1) if items else 1
+
+    def add(self, **fields: Any) -> RunRecord:
+        """Append a record (``id`` assigned here) and return it."""
+        record = RunRecord(id=self.next_id(), **fields)
+        items = self._list()
+        items.append(record)
+        del items[: max(0, len(items) - self.MAX)]
+        return record
+
+    def records(self, page: str | None = None) -> list[RunRecord]:
+        return [r for r in self._list() if page is None or r.page == page]
+
+    def get(self, run_id: int) -> RunRecord | None:
+        return next((r for r in self._list() if r.id == run_id), None)
+
+    def frame(self, page: str | None = None) -> pd.DataFrame:
+        rows = [r.row() for r in self.records(page)]
+        return pd.DataFrame(rows)
+
+    def clear(self) -> None:
+        self.state[self.KEY] = []
+
+
+def record_estimate(
+    page: str,
+    target_name: str,
+    result: Any,
+    *,
+    finite_target: float | None = None,
+    status: str = "complete",
+    elapsed_s: float = float("nan"),
+    traces: pd.DataFrame | None = None,
+) -> RunRecord:
+    """Append an :class:`~lltools.api.EstimateResult` to the history."""
+    frame = traces if traces is not None else result.traces
+    return RunHistory().add(
+        page=page,
+        target=target_name,
+        settings=result.settings.as_dict(),
+        llc_mean=float(result.llc_mean),
+        llc_sem=float(result.llc_sem),
+        rhat=float(result.rhat),
+        ess=float(result.ess),
+        acceptance=float(result.acceptance),
+        n_diverged=len(result.diverged_chains),
+        theory_llc=result.theory_llc,
+        finite_target=finite_target,
+        status=status,
+        elapsed_s=elapsed_s,
+        llc_trace=mean_running_llc(frame),
+    )
+
+
+def settings_diff(a: RunRecord, b: RunRecord) -> pd.DataFrame:
+    """Rows for every setting (and the target) that differs between two runs."""
+    rows = []
+    if a.target != b.target:
+        rows.append({"setting": "target", f"run #{a.id}": a.target, f"run #{b.id}": b.target})
+    for k in sorted(set(a.settings) | set(b.settings)):
+        va, vb = a.settings.get(k), b.settings.get(k)
+        if va != vb:
+            rows.append({"setting": k, f"run #{a.id}": str(va), f"run #{b.id}": str(vb)})
+    return pd.DataFrame(rows, columns=["setting", f"run #{a.id}", f"run #{b.id}"])
+
+
+@st.fragment
+def render_history(page: str | None = None, *, key: str = "history") -> None:
+    """The run-history table; select two rows to overlay their λ̂ traces and diff settings.
+
+    A fragment: selecting rows reruns only this block, not the page's sampler.
+    """
+    history = RunHistory()
+    records = history.records(page)
+    if not records:
+        st.caption("Runs you make appear here, so you can compare them.")
+        return
+    frame = pd.DataFrame([r.row() for r in records])
+    event = st.dataframe(
+        frame,
+        key=f"{key}.table",
+        on_select="rerun",
+        selection_mode="multi-row",
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "λ̂": st.column_config.NumberColumn(format="%.4g"),
+            "± sem": st.column_config.NumberColumn(format="%.2g"),
+            "exact λ": st.column_config.NumberColumn(format="%.4g"),
+            "target T": st.column_config.NumberColumn(format="%.4g"),
+            "R-hat": st.column_config.NumberColumn(format="%.3f"),
+            "ESS": st.column_config.NumberColumn(format="%.0f"),
+            "acceptance": st.column_config.NumberColumn(format="%.3f"),
+            "epsilon": st.column_config.NumberColumn("ε", format="%.2e"),
+            "gamma": st.column_config.NumberColumn("γ", format="%g"),
+            "nbeta": st.column_config.NumberColumn("nβ", format="%g"),
+        },
+    )
+    rows = list(getattr(getattr(event, "selection", None), "rows", []) or [])
+    chosen = [records[i] for i in rows if 0 <= i < len(records)]
+    c1, c2 = st.columns([3, 1])
+    c2.download_button(
+        "History CSV",
+        frame.to_csv(index=False).encode(),
+        file_name="lltools_run_history.csv",
+        mime="text/csv",
+        key=f"{key}.csv",
+        width="stretch",
+        icon=":material/download:",
+    )
+    if len(chosen) < 2:
+        c1.caption("Select two runs (tick the rows) to overlay their running λ̂ and see what changed.")
+        return
+    a, b = chosen[-2], chosen[-1]
+    runs = (
+        pd.concat(
+            [r.llc_trace.assign(run=r.label) for r in (a, b) if not r.llc_trace.empty], ignore_index=True
+        )
+        if (not a.llc_trace.empty or not b.llc_trace.empty)
+        else pd.DataFrame()
+    )
+    fig = plots.compare_runs_figure(runs)
+    for r in (a, b):
+        if r.theory_llc is not None:
+            fig.add_hline(
+                y=r.theory_llc,
+                line_dash="dash",
+                line_color="grey",
+                annotation_text=f"exact λ (#{r.id})",
+                annotation_position="bottom right",
+            )
+            break
+    left, right = st.columns([3, 2])
+    with left:
+        show_figure(fig, key=f"{key}.compare")
+    with right:
+        st.markdown(f"**Run #{a.id} vs run #{b.id}**")
+        d = b.llc_mean - a.llc_mean
+        se = (
+            math.hypot(a.llc_sem, b.llc_sem)
+            if math.isfinite(a.llc_sem) and math.isfinite(b.llc_sem)
+            else math.nan
+        )
+        z = abs(d) / se if se and math.isfinite(se) and se > 0 else math.nan
+        verdict = (
+            "within noise"
+            if math.isfinite(z) and z < 2
+            else "a real difference (more than 2 standard errors)"
+            if math.isfinite(z)
+            else "no error bars"
+        )
+        st.markdown(f"Δλ̂ = {fmt(d)} ({verdict}{', z = ' + fmt(z, 2) if math.isfinite(z) else ''}).")
+        diff = settings_diff(a, b)
+        if diff.empty:
+            st.caption("Same settings.")
+        else:
+            st.dataframe(diff, hide_index=True, width="stretch")

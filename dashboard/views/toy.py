@@ -1,0 +1,677 @@
+"""Toy potentials: sample around w* = 0 of a 2-D potential and watch λ̂ settle, live.
+
+widgets -> params -> (cached | live-streamed) run -> figures from :mod:`lltools.plots`.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # pragma: no cover
+    sys.path.insert(0, str(ROOT))
+
+from dashboard import common as ui  # noqa: E402
+from lltools import frames, plots  # noqa: E402
+
+NS = "toy"
+K_POT, K_EXPR = "toy.potential", "toy.expr"
+K_NBETA, K_GAMMA, K_EPS = "toy.nbeta", "toy.gamma", "toy.epsilon"
+K_CHAINS, K_DRAWS, K_BURNIN, K_SEED = "toy.chains", "toy.draws", "toy.burnin", "toy.seed"
+K_VIEW = "toy.view"
+RESULT = "toy.__result"
+
+DEFAULTS: dict[str, Any] = {
+    K_POT: "x**2 + y**2",
+    K_EXPR: "x**2 * y**2",
+    K_NBETA: 100.0,
+    K_GAMMA: 1.0,
+    K_EPS: 1e-3,
+    K_CHAINS: 8,
+    K_DRAWS: 2000,
+    K_BURNIN: 500,
+    K_SEED: 0,
+    K_VIEW: "auto",
+}
+WIDGET_KEYS = list(DEFAULTS)
+POTENTIAL_OPTIONS = [*ui.POTENTIAL_LABELS, ui.CUSTOM]
+VIEW_OPTIONS = ["auto", 0.1, 0.25, 0.5, 1.0, 2.0, 4.0]
+
+
+def _potential_from_url(raw: str) -> dict[str, Any]:
+    from lltools.potentials import find_builtin
+
+    builtin = find_builtin(raw)
+    if builtin is not None:
+        return {K_POT: builtin.name}
+    return {K_POT: ui.CUSTOM, K_EXPR: raw}
+
+
+def _potential_for_url(state: Any) -> str | None:
+    return spec_of(state)
+
+
+QUERY = {
+    "potential": ui.QueryParam(K_POT, str, apply=_potential_from_url, read=_potential_for_url),
+    "nbeta": ui.QueryParam(K_NBETA, float, lo=1e-6, hi=1e12),
+    "gamma": ui.QueryParam(K_GAMMA, float, lo=0.0, hi=1e9),
+    "epsilon": ui.QueryParam(K_EPS, float, lo=1e-12, hi=10.0),
+    "chains": ui.QueryParam(K_CHAINS, int, lo=1, hi=1024),
+    "draws": ui.QueryParam(K_DRAWS, int, lo=10, hi=200_000),
+    "burnin": ui.QueryParam(K_BURNIN, int, lo=0, hi=100_000),
+    "seed": ui.QueryParam(K_SEED, int, lo=0, hi=2**31 - 1),
+}
+
+
+def spec_of(state: Any) -> str:
+    """The potential spec the controls describe (a built-in name or the typed expression)."""
+    choice = state.get(K_POT, DEFAULTS[K_POT])
+    return str(state.get(K_EXPR, "")).strip() if choice == ui.CUSTOM else str(choice)
+
+
+def sampler_params(state: Any) -> dict[str, Any]:
+    """The sampler settings the controls describe (the keyword arguments of ``estimate``)."""
+    return {
+        "nbeta": float(state[K_NBETA]),
+        "gamma": float(state[K_GAMMA]),
+        "epsilon": float(state[K_EPS]),
+        "chains": int(state[K_CHAINS]),
+        "draws": int(state[K_DRAWS]),
+        "burnin": int(state[K_BURNIN]),
+        "seed": int(state[K_SEED]),
+    }
+
+
+@dataclass
+class ToyResult:
+    """A finished (or stopped) toy run, as drawn by the page."""
+
+    spec: str
+    params: dict[str, Any]
+    result: Any  # lltools.api.EstimateResult
+    finite_target: float | None
+    finite_note: str | None
+    status: str
+    elapsed_s: float
+    record_id: int | None = None
+    traces: pd.DataFrame = field(default_factory=pd.DataFrame)
+    positions: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+# ----------------------------------------------------------------------------- layout
+
+
+@dataclass
+class Slots:
+    """Where each piece of the results goes (the same for live and final drawing)."""
+
+    progress: Any
+    metrics: Any
+    contour: Any
+    note: Any
+    running: Any
+    loss: Any
+
+
+def make_slots() -> Slots:
+    progress = st.container()
+    metrics = st.empty()
+    top_left, top_right = st.columns([5, 4], gap="medium")
+    bottom_left, bottom_right = st.columns(2, gap="medium")
+    return Slots(
+        progress=progress,
+        metrics=metrics,
+        contour=top_left.empty(),
+        note=top_right.container(),
+        running=bottom_left.empty(),
+        loss=bottom_right.empty(),
+    )
+
+
+def draw_metrics(
+    slot: Any,
+    *,
+    llc: float | None,
+    sem: float | None,
+    theory: float | None,
+    finite: float | None,
+    rhat: float | None,
+    ess: float | None,
+    acc: float | None,
+    diverged: int | None,
+    n_chains: int,
+    live: bool,
+) -> None:
+    with slot.container():
+        cols = st.columns(7)
+        label = "λ̂ so far" if live else "λ̂ (estimate)"
+        value = (
+            "…"
+            if llc is None
+            else (f"{ui.fmt(llc, 4)} ± {ui.fmt(sem, 2)}" if sem is not None else ui.fmt(llc, 4))
+        )
+        cols[0].metric(
+            label, value, help="λ̂ = nβ·(mean draw loss − L(w*)), mean over chains ± standard error."
+        )
+        cols[1].metric("exact λ", ui.fmt(theory, 4), help="The learning coefficient at w* (limit nβ → ∞).")
+        cols[2].metric(
+            "target T(nβ, γ)",
+            ui.fmt(finite, 4),
+            help="What a perfect sampler returns at these nβ and γ: nβ·E_p[L] by quadrature.",
+        )
+        cols[3].metric(
+            "R-hat", ui.fmt(rhat, 4), help="Split, rank-normalised R-hat of the chains: ≈ 1 is good."
+        )
+        cols[4].metric("ESS", "n/a" if ess is None else f"{ess:,.0f}", help="Bulk effective sample size.")
+        cols[5].metric("acceptance", ui.fmt(acc, 3), help="Mean MALA acceptance: ≥ 0.9 means ε is healthy.")
+        cols[6].metric("diverged", "…" if diverged is None else f"{diverged} / {n_chains}")
+
+
+def draw_figures(
+    slots: Slots,
+    *,
+    spec: str,
+    extent: float,
+    traces: pd.DataFrame,
+    positions: pd.DataFrame,
+    theory: float | None,
+    finite: float | None,
+    burnin: int,
+    total_steps: int,
+    llc: float | None = None,
+    sem: float | None = None,
+    loss_init: float | None = None,
+    key: str = "final",
+) -> None:
+    grid = ui.potential_grid(spec, extent)
+    ui.show_figure(
+        plots.potential_figure(grid, positions, title=f"L(w) = {spec}, chain paths"),
+        container=slots.contour,
+        key=f"toy.fig.contour.{key}",
+    )
+    ui.show_figure(
+        plots.llc_running_figure(
+            traces,
+            theory_llc=theory,
+            finite_target=finite,
+            llc_mean=llc,
+            llc_sem=sem,
+            total_steps=total_steps,
+        ),
+        container=slots.running,
+        key=f"toy.fig.running.{key}",
+    )
+    ui.show_figure(
+        plots.loss_trace_figure(traces, loss_init=loss_init, burnin=burnin, total_steps=total_steps),
+        container=slots.loss,
+        key=f"toy.fig.loss.{key}",
+    )
+
+
+def teaching_text(
+    spec: str, theory: float | None, finite: float | None, nbeta: float, gamma: float, note: str | None
+) -> str:
+    lam = ui.fmt(theory) if theory is not None else "unknown"
+    t_txt = ui.fmt(finite) if finite is not None else "not available"
+    text = (
+        "SGLD samples the **localised tempered posterior** "
+        "p(w) ∝ exp(−nβ·L(w) − (γ/2)‖w − w*‖²) around w* = 0 (the star). "
+        "The estimate is **λ̂ = nβ·(E_p[L] − L(w*))**: how much extra loss the posterior "
+        "tolerates. Flat valleys cost nothing to wander along, so they *lower* λ: that is "
+        "what a singular minimum looks like.\n\n"
+        f"The **exact λ = {lam}** is the limit nβ → ∞. At nβ = {ui.fmt(nbeta)} and γ = {ui.fmt(gamma)} "
+        f"a perfect sampler returns the **target T(nβ, γ) = {t_txt}** (quadrature, dotted line), "
+        "so judge λ̂ against T, not λ."
+    )
+    if "y**4" in spec.replace(" ", "") and "x**2*" in spec.replace(" ", ""):
+        text += (
+            " For x²y⁴, T ≈ 1/4 − 0.142·(γ³/nβ)^¼ approaches 1/4 only slowly: a sampler that "
+            "returns 0.25 at small nβ is wrong, not good."
+        )
+    text += (
+        "\n\nRead the plots: the running λ̂ should **flatten** near T; loss traces should "
+        "look like stationary noise after the shaded burn-in."
+    )
+    if note and theory is not None and not note.startswith("exact: closed form"):
+        text += f"\n\n*Theory note:* {note}."
+    return text
+
+
+# ----------------------------------------------------------------------------- controls
+
+
+def controls(running: bool) -> tuple[str, Any | None, str | None]:
+    """Draw the controls; returns (spec, target or None, error message or None)."""
+    st.selectbox(
+        "Potential L(x, y)",
+        POTENTIAL_OPTIONS,
+        key=K_POT,
+        disabled=running,
+        format_func=lambda s: ui.POTENTIAL_LABELS.get(s, "Custom expression…"),
+    )
+    error = None
+    target = None
+    if st.session_state[K_POT] == ui.CUSTOM:
+        st.text_input(
+            "Expression in x and y",
+            key=K_EXPR,
+            disabled=running,
+            placeholder="x**2 * y**2 + x**6",
+            help="Use + − * / ** and sin cos tan exp log sqrt abs tanh, pi. w* is the origin.",
+        )
+    spec = spec_of(st.session_state)
+    target, error = ui.try_potential(spec)
+    if error:
+        ui.user_error(f"**Invalid expression.** {error}")
+    elif target is not None and target.warnings:
+        for w in target.warnings:
+            st.warning(w, icon="⚠️")
+
+    c1, c2 = st.columns(2)
+    c1.number_input(
+        "nβ (inverse temp.)",
+        min_value=1e-3,
+        max_value=1e9,
+        step=10.0,
+        format="%g",
+        key=K_NBETA,
+        disabled=running,
+        help="Effective inverse temperature nβ: larger = more local, less bias.",
+    )
+    c2.number_input(
+        "γ (localisation)",
+        min_value=0.0,
+        max_value=1e6,
+        step=0.5,
+        format="%g",
+        key=K_GAMMA,
+        disabled=running,
+        help="Strength of the pull back to w*: (γ/2)‖w − w*‖².",
+    )
+    c1.number_input(
+        "ε (step size)",
+        min_value=1e-9,
+        max_value=1.0,
+        step=1e-4,
+        format="%.2e",
+        key=K_EPS,
+        disabled=running,
+        help="SGLD step size: too large biases λ̂ up or diverges; too small freezes.",
+    )
+    c2.number_input("chains", min_value=1, max_value=1024, step=1, key=K_CHAINS, disabled=running)
+    c1.number_input("draws", min_value=10, max_value=200_000, step=500, key=K_DRAWS, disabled=running)
+    c2.number_input("burn-in", min_value=0, max_value=100_000, step=100, key=K_BURNIN, disabled=running)
+    c1.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key=K_SEED, disabled=running)
+    c2.selectbox(
+        "view half-width",
+        VIEW_OPTIONS,
+        key=K_VIEW,
+        format_func=lambda v: "auto" if v == "auto" else f"{v:g}",
+        help="Zoom of the potential plot (auto frames the chains).",
+    )
+    ui.remember(WIDGET_KEYS)
+
+    p = sampler_params(st.session_state)
+    if target is not None and getattr(target, "needs_gamma", False) and p["gamma"] == 0:
+        ui.user_error("This potential has non-compact minima (valleys along the axes): set γ > 0.")
+        error = error or "gamma"
+    budget = ui.check_budget(p["chains"], p["draws"] + p["burnin"])
+    if budget:
+        ui.user_error(budget)
+        error = error or budget
+    return spec, target, error
+
+
+def _on_run() -> None:
+    ui.LiveRun(NS).request({"spec": spec_of(st.session_state), **sampler_params(st.session_state)})
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def execute(request: dict[str, Any], slots: Slots, live: ui.LiveRun) -> None:
+    """Serve a Run request: from the cache, or stream live into ``slots``."""
+    from lltools.api import estimate_stream, summarize
+
+    spec = request["spec"]
+    params = {k: v for k, v in request.items() if k != "spec"}
+    target = ui.potential_target(spec)
+    finite, finite_note = ui.finite_nbeta_target(spec, params["nbeta"], params["gamma"])
+    key = ui.settings_key("toy", spec, **params)
+    cache = ui.result_cache()
+    cached = cache.get(key)
+    if cached is not None:
+        store(
+            ToyResult(
+                spec,
+                params,
+                cached.result,
+                finite,
+                finite_note,
+                "complete (cached)",
+                0.0,
+                traces=cached.traces,
+                positions=cached.positions,
+            )
+        )
+        return
+
+    total = params["burnin"] + params["draws"]
+    extent_choice = st.session_state.get(K_VIEW, "auto")
+    theory = target.theory_llc
+    state = {"n": 0}
+
+    def on_chunk(item: Any) -> None:
+        trace = item[0]
+        traces = frames.trace_frame(trace)
+        positions = frames.positions_frame(trace) if trace.positions is not None else pd.DataFrame()
+        extent = ui.auto_extent(positions) if extent_choice == "auto" else float(extent_choice)
+        draws = traces[traces["is_draw"]]
+        current = draws.groupby("chain")["llc_running"].last().mean() if not draws.empty else None
+        state["n"] += 1
+        draw_metrics(
+            slots.metrics,
+            llc=current,
+            sem=None,
+            theory=theory,
+            finite=finite,
+            rhat=None,
+            ess=None,
+            acc=float(traces["acceptance"].mean()) if not traces.empty else None,
+            diverged=int((trace.diverged_at >= 0).sum()),
+            n_chains=trace.num_chains,
+            live=True,
+        )
+        draw_figures(
+            slots,
+            spec=spec,
+            extent=extent,
+            traces=traces,
+            positions=positions,
+            theory=theory,
+            finite=finite,
+            burnin=params["burnin"],
+            total_steps=total,
+            loss_init=float(trace.loss_init[0]),
+            key=f"live{state['n']}",
+        )
+
+    stream = estimate_stream(
+        target, device=ui.POTENTIAL_DEVICE, report_every=ui.report_every(total), **params
+    )
+    (trace, settings, placed), elapsed = ui.stream_live(
+        stream,
+        live=live,
+        total_steps=total,
+        on_chunk=on_chunk,
+        progress_container=slots.progress,
+    )
+    result = summarize(trace, placed, settings)
+    done = ToyResult(spec, params, result, finite, finite_note, "complete", elapsed)
+    done.traces = result.traces
+    done.positions = (
+        frames.positions_frame(result.trace) if result.trace.positions is not None else pd.DataFrame()
+    )
+    cache.put(key, done)
+    store(done)
+
+
+def store(done: ToyResult) -> None:
+    """Keep the result for drawing, add it to the history and write the URL."""
+    record = ui.record_estimate(
+        "Toy potentials",
+        done.spec,
+        done.result,
+        finite_target=done.finite_target,
+        status=done.status,
+        elapsed_s=done.elapsed_s,
+        traces=done.traces,
+    )
+    done.record_id = record.id
+    st.session_state[RESULT] = done
+    ui.save_query_params(QUERY)
+
+
+def finish_stopped(partial: Any) -> None:
+    """Summarise the draws of an interrupted run (Stop pressed, or the page was left)."""
+    from lltools.api import summarize
+
+    trace, settings, placed = partial
+    done_steps = int(trace.meta.get("steps_done", 0))
+    if trace.draw_loss.shape[1] < 2:
+        st.info(f"Stopped at step {done_steps:,}, still in burn-in: no draws to estimate from yet.")
+        return
+    result = summarize(trace, placed, settings)
+    params = {
+        k: getattr(settings, k) for k in ("nbeta", "gamma", "epsilon", "chains", "draws", "burnin", "seed")
+    }
+    spec = spec_of(st.session_state)
+    finite, note = ui.finite_nbeta_target(spec, params["nbeta"], params["gamma"])
+    done = ToyResult(
+        spec,
+        params,
+        result,
+        finite,
+        note,
+        f"stopped at step {done_steps:,} of {trace.num_steps_total:,}",
+        float("nan"),
+    )
+    done.traces = result.traces
+    done.positions = (
+        frames.positions_frame(result.trace) if result.trace.positions is not None else pd.DataFrame()
+    )
+    store(done)
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def draw_result(done: ToyResult, slots: Slots) -> None:
+    r = done.result
+    theory = r.theory_llc
+    extent_choice = st.session_state.get(K_VIEW, "auto")
+    extent = ui.auto_extent(done.positions) if extent_choice == "auto" else float(extent_choice)
+    if done.status != "complete":
+        slots.progress.info(f"Run {done.status}.", icon="ℹ️")
+    draw_metrics(
+        slots.metrics,
+        llc=r.llc_mean,
+        sem=r.llc_sem,
+        theory=theory,
+        finite=done.finite_target,
+        rhat=r.rhat,
+        ess=r.ess,
+        acc=r.acceptance,
+        diverged=len(r.diverged_chains),
+        n_chains=r.n_chains,
+        live=False,
+    )
+    draw_figures(
+        slots,
+        spec=done.spec,
+        extent=extent,
+        traces=done.traces,
+        positions=done.positions,
+        theory=theory,
+        finite=done.finite_target,
+        burnin=done.params["burnin"],
+        total_steps=done.params["burnin"] + done.params["draws"],
+        llc=r.llc_mean,
+        sem=r.llc_sem,
+        loss_init=float(r.trace.loss_init[0]),
+    )
+
+
+def diagnostics_panel(done: ToyResult) -> None:
+    r = done.result
+    st.subheader("Diagnostics")
+    left, right = st.columns([2, 3], gap="medium")
+    with left:
+        if r.warnings:
+            for w in r.warnings:
+                st.warning(w, icon="⚠️")
+        else:
+            st.success(
+                "No problems detected: chains agree (R-hat ≈ 1), enough effective draws, "
+                "healthy acceptance, no divergences.",
+                icon="✅",
+            )
+        if done.finite_target is not None and r.llc_sem and r.llc_sem > 0:
+            z = (r.llc_mean - done.finite_target) / r.llc_sem
+            verdict = "consistent with" if abs(z) < 3 else "significantly different from"
+            st.markdown(
+                f"λ̂ − T = {ui.fmt(r.llc_mean - done.finite_target)} ({ui.fmt(z, 2)} standard errors): "
+                f"λ̂ is **{verdict}** the exact finite-nβ target."
+                + ("" if abs(z) < 3 else " If acceptance is healthy, run longer; otherwise lower ε.")
+            )
+        elif done.finite_note:
+            st.caption(f"Exact target T unavailable: {done.finite_note}")
+        st.caption(
+            f"Run #{done.record_id} · {done.status}"
+            + (
+                f" · {done.elapsed_s:.2f} s"
+                if done.elapsed_s == done.elapsed_s and done.elapsed_s > 0
+                else ""
+            )
+            + f" · device {r.settings.device}, {r.settings.dtype}"
+        )
+    with right:
+        t1, t2 = st.tabs(["λ̂ per chain", "Acceptance"])
+        with t1:
+            ui.show_figure(
+                plots.chain_llc_figure(
+                    r.summary.assign(diverged=lambda d: d["diverged_at"] >= 0),
+                    theory_llc=r.theory_llc,
+                    finite_target=done.finite_target,
+                ),
+                key="toy.fig.chains",
+            )
+        with t2:
+            ui.show_figure(plots.acceptance_figure(done.traces), key="toy.fig.acc")
+
+
+def downloads(done: ToyResult) -> None:
+    r = done.result
+    settings = pd.DataFrame(
+        [
+            {
+                "potential": done.spec,
+                **r.settings.as_dict(),
+                "llc_mean": r.llc_mean,
+                "llc_sem": r.llc_sem,
+                "rhat": r.rhat,
+                "ess": r.ess,
+                "acceptance": r.acceptance,
+                "theory_llc": r.theory_llc,
+                "finite_target": done.finite_target,
+                "status": done.status,
+            }
+        ]
+    )
+    ui.download_buttons(
+        {"Summary": settings, "Chains": r.summary, "Traces": done.traces, "Positions": done.positions},
+        basename=f"lltools_toy_run{done.record_id}",
+        key="toy.dl",
+    )
+
+
+# ----------------------------------------------------------------------------- page
+
+
+def main() -> None:
+    ui.setup_page("Toy potentials", "Estimate λ at w* = 0 of a 2-D potential with SGLD, live.")
+    live = ui.LiveRun(NS)
+    problems = ui.load_query_params(NS, QUERY)
+    ui.init_state(DEFAULTS)
+    request = live.take()
+    running = request is not None
+    partial = None if running else live.stopped_partial()
+
+    ctrl, main_col = st.columns([1, 3.2], gap="large")
+    with ctrl:
+        for p in problems:
+            st.warning(p)
+        spec, target, error = controls(running)
+        live.buttons(running=running, on_run=_on_run, disabled=error is not None)
+        st.caption("After each run the page URL holds these settings: copy it to share the run.")
+
+    with main_col:
+        slots = make_slots()
+        if partial is not None:
+            ui.run_page(lambda: finish_stopped(partial), what="summarise the stopped run")
+        if running:
+            with slots.note:
+                ui.teaching_note(
+                    teaching_text(
+                        request["spec"],
+                        getattr(ui.potential_target(request["spec"]), "theory_llc", None),
+                        ui.finite_nbeta_target(request["spec"], request["nbeta"], request["gamma"])[0],
+                        request["nbeta"],
+                        request["gamma"],
+                        None,
+                    )
+                )
+            try:
+                execute(request, slots, live)
+            except Exception as exc:
+                live.clear_partial()
+                ui.show_exception(exc, "run the sampler", container=slots.progress)
+                return
+            st.rerun()
+
+        done: ToyResult | None = st.session_state.get(RESULT)
+        current = {"spec": spec, **sampler_params(st.session_state)}
+        if done is None:
+            if target is not None:
+                view = st.session_state.get(K_VIEW, "auto")
+                grid = ui.potential_grid(spec, 1.0 if view == "auto" else float(view))
+                ui.show_figure(
+                    plots.potential_figure(grid, None, title=f"L(w) = {spec}"),
+                    container=slots.contour,
+                    key="toy.fig.preview",
+                )
+                finite, _ = ui.finite_nbeta_target(spec, current["nbeta"], current["gamma"])
+                with slots.note:
+                    ui.teaching_note(
+                        teaching_text(
+                            spec,
+                            target.theory_llc,
+                            finite,
+                            current["nbeta"],
+                            current["gamma"],
+                            getattr(target, "theory_note", None),
+                        )
+                    )
+                    st.info(
+                        "Press **Run** to sample. The traces update live while the chains move.", icon="▶️"
+                    )
+            return
+        with slots.note:
+            ui.teaching_note(
+                teaching_text(
+                    done.spec,
+                    done.result.theory_llc,
+                    done.finite_target,
+                    done.params["nbeta"],
+                    done.params["gamma"],
+                    getattr(ui.try_potential(done.spec)[0], "theory_note", None),
+                )
+            )
+            if current != {"spec": done.spec, **done.params}:
+                st.caption("⚠️ The controls changed since this run: press **Run** to update.")
+        draw_result(done, slots)
+        diagnostics_panel(done)
+        with st.expander("Download this run (CSV / Parquet)"):
+            downloads(done)
+        with st.expander("Run history: compare runs", expanded=len(ui.RunHistory().records()) >= 2):
+            ui.render_history(key="toy.history")
+
+
+if __name__ == "__main__":
+    ui.run_page(main, what="show the toy-potentials page")
