@@ -1,0 +1,258 @@
+"""Analytic toy potentials as :class:`~lltools.target.FunctionTarget` objects (primer §4).
+
+Three built-ins with known λ, and any user expression accepted by the safe parser of
+:mod:`lltools.expressions`.  The centre is always the origin, w* = 0.
+
+=================  =====================  =====  ===  ==========
+name               alias                  λ      m    needs γ>0
+=================  =====================  =====  ===  ==========
+``x**2 + y**2``    ``quadratic``          1      1    no
+``x**4 + y**4``    ``quartic``            1/2    1    no
+``x**2 * y**4``    ``x2y4``               1/4    1    yes
+=================  =====================  =====  ===  ==========
+
+Why m = 1 for x²y⁴: its Newton polyhedron is the single vertex (2, 4) plus the positive
+orthant; the diagonal (t, t) first meets it at t = 4 on the horizontal edge y = 4 (not at
+the vertex, which would need t = 2 and t = 4 at once), a face of codimension 1, so
+λ = 1/4 with m = 1 — equivalently the monomial rule λ = min(1/2, 1/4) with one argmin.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lltools.expressions import CompiledExpression, ExpressionError, parse_expression
+from lltools.target import FunctionTarget
+from lltools.theory import newton_polyhedron_llc
+
+__all__ = [
+    "ALIASES",
+    "BUILTIN_POTENTIALS",
+    "BuiltinPotential",
+    "find_builtin",
+    "potential_target",
+]
+
+
+@dataclass(frozen=True)
+class BuiltinPotential:
+    """A built-in toy potential with its exact learning coefficient.
+
+    Attributes
+    ----------
+    name : str
+        The canonical expression, also the registry key.
+    expression : str
+        The expression parsed by :func:`lltools.expressions.parse_expression`.
+    llc : float
+        The exact λ at w* = 0 (primer §4).
+    multiplicity : int
+        m, the power of log in V(ε) ∝ ε^λ (−log ε)^(m−1).
+    description : str
+        A short plain-language description.
+    needs_gamma : bool
+        Whether localisation γ > 0 is required (non-compact minima: without γ the chains
+        drift along the valley and the tempered density is not normalisable).
+    aliases : tuple of str
+    """
+
+    name: str
+    expression: str
+    llc: float
+    multiplicity: int
+    description: str
+    needs_gamma: bool
+    aliases: tuple[str, ...] = ()
+
+
+BUILTIN_POTENTIALS: dict[str, BuiltinPotential] = {
+    p.name: p
+    for p in (
+        BuiltinPotential(
+            name="x**2 + y**2",
+            expression="x**2 + y**2",
+            llc=1.0,
+            multiplicity=1,
+            description=(
+                "A round bowl: a regular minimum, so λ = d/2 = 1. For every nβ with γ = 0 the "
+                "exact tempered expectation nβ·E[L] equals 1."
+            ),
+            needs_gamma=False,
+            aliases=("quadratic",),
+        ),
+        BuiltinPotential(
+            name="x**4 + y**4",
+            expression="x**4 + y**4",
+            llc=0.5,
+            multiplicity=1,
+            description=(
+                "A flat-bottomed bowl: quartic in both directions, so each coordinate "
+                "contributes 1/4 and λ = 1/2 < d/2. With γ = 0, nβ·E[L] = 1/2 for every nβ."
+            ),
+            needs_gamma=False,
+            aliases=("quartic",),
+        ),
+        BuiltinPotential(
+            name="x**2 * y**4",
+            expression="x**2 * y**4",
+            llc=0.25,
+            multiplicity=1,
+            description=(
+                "Two crossing valleys: zero along both axes, so the minimum is not isolated and "
+                "γ > 0 is required. λ = 1/4 at the origin, approached only slowly as nβ grows "
+                "(T ≈ 1/4 − 0.142·(γ³/nβ)^(1/4))."
+            ),
+            needs_gamma=True,
+            aliases=("x2y4",),
+        ),
+    )
+}
+"""The built-in potentials, keyed by their canonical expression."""
+
+ALIASES: dict[str, str] = {alias: p.name for p in BUILTIN_POTENTIALS.values() for alias in p.aliases}
+"""Short names -> registry keys."""
+
+_LOCAL_MIN_RADII = (1e-3, 1e-2, 1e-1)
+_NUM_RANDOM_DIRECTIONS = 32
+
+
+def find_builtin(spec: str) -> BuiltinPotential | None:
+    """The built-in potential named by ``spec`` (a key, an alias, or the key up to spaces)."""
+    key = spec.strip()
+    if key in BUILTIN_POTENTIALS:
+        return BUILTIN_POTENTIALS[key]
+    if key.lower() in ALIASES:
+        return BUILTIN_POTENTIALS[ALIASES[key.lower()]]
+    compact = "".join(key.split())
+    for potential in BUILTIN_POTENTIALS.values():
+        if "".join(potential.name.split()) == compact:
+            return potential
+    return None
+
+
+def potential_target(
+    spec: str, *, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
+) -> FunctionTarget:
+    """A :class:`FunctionTarget` for a built-in potential or a user expression, centred at w* = 0.
+
+    Parameters
+    ----------
+    spec : str
+        A built-in name or alias (``"quadratic"``, ``"quartic"``, ``"x2y4"``,
+        ``"x**2 * y**4"``) or any expression accepted by
+        :func:`~lltools.expressions.parse_expression`.
+    device, dtype
+        Where w* lives; the potential is evaluated in the dtype of the chains.
+
+    Returns
+    -------
+    FunctionTarget
+        With the extra attributes ``expression`` (:class:`CompiledExpression`),
+        ``theory_note`` (how exact ``theory_llc`` is), ``theory_multiplicity``,
+        ``builtin`` (:class:`BuiltinPotential` or ``None``) and ``needs_gamma``.
+        ``theory_llc`` is the registry value for built-ins, else the Newton-polyhedron
+        value for polynomials (``None`` for other expressions or when w* = 0 is not a
+        local minimum).  ``warnings`` gets ``"w* is not a local minimum: ..."`` when the
+        gradient at 0 is not ≈ 0 or a nearby probe point has a lower value.
+
+    Raises
+    ------
+    ExpressionError
+        If the expression is refused by the parser or its value at w* = 0 is not finite
+        (e.g. ``log(x)``).
+    """
+    builtin = find_builtin(spec)
+    compiled = parse_expression(builtin.expression if builtin else spec)
+    f0 = _value_at_origin(compiled)
+    warnings = _local_minimum_warnings(compiled, f0)
+    if builtin is not None:
+        llc: float | None = builtin.llc
+        multiplicity: int | None = builtin.multiplicity
+        note = "exact: closed form (primer §4)"
+        needs_gamma = builtin.needs_gamma
+    else:
+        llc, multiplicity, note = _expression_theory(compiled, f0, bool(warnings))
+        needs_gamma = False
+    target = FunctionTarget(
+        compiled.fn,
+        torch.zeros(compiled.dim, device=device, dtype=dtype),
+        name=builtin.name if builtin else compiled.text,
+        theory_llc=llc,
+        warnings=warnings,
+    )
+    target.expression = compiled  # type: ignore[attr-defined]
+    target.theory_note = note  # type: ignore[attr-defined]
+    target.theory_multiplicity = multiplicity  # type: ignore[attr-defined]
+    target.builtin = builtin  # type: ignore[attr-defined]
+    target.needs_gamma = needs_gamma  # type: ignore[attr-defined]
+    return target
+
+
+def _value_at_origin(compiled: CompiledExpression) -> float:
+    with torch.no_grad():
+        value = float(compiled.fn(torch.zeros(1, compiled.dim, dtype=torch.float64))[0])
+    if not math.isfinite(value):
+        raise ExpressionError(
+            f"the potential is {value} at w* = 0 (it must be finite there, e.g. not log(x))",
+            token=None,
+            column=None,
+        )
+    return value
+
+
+def _expression_theory(
+    compiled: CompiledExpression, f0: float, not_minimum: bool
+) -> tuple[float | None, int | None, str]:
+    if not_minimum:
+        return None, None, "w* = 0 is not a local minimum: λ is not defined there"
+    poly = compiled.polynomial
+    if poly is None:
+        return None, None, "not a polynomial: no closed form (compare with the volume-scaling check)"
+    terms = {k: v for k, v in poly.items() if any(k)}
+    if not terms:
+        return 0.0, 1, "exact: a constant potential — every point is a minimum, λ = 0"
+    result = newton_polyhedron_llc(terms)
+    if result.exact is True:
+        note = "exact: non-degenerate polynomial (Newton polyhedron, λ = 1/t)"
+    elif result.exact is False:
+        note = "Newton polyhedron value, NOT exact: " + result.note
+    else:
+        note = "Newton polyhedron value; exact only if the polynomial is non-degenerate (" + result.note + ")"
+    return result.llc, result.multiplicity, note
+
+
+def _local_minimum_warnings(compiled: CompiledExpression, f0: float) -> list[str]:
+    """Gradient at 0 and deterministic probes (axes and random directions at a few radii)."""
+    d = compiled.dim
+    names = compiled.variables
+    origin = torch.zeros(1, d, dtype=torch.float64, requires_grad=True)
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(compiled.fn(origin).sum(), origin, allow_unused=True)
+    if grad is not None:
+        g = grad[0].detach()
+        gnorm = float(torch.linalg.vector_norm(g))
+        # A non-finite gradient (a cone such as sqrt(x**2 + y**2)) is left to the probes.
+        if math.isfinite(gnorm) and gnorm > 1e-6 * (1.0 + abs(f0)):
+            shown = ", ".join(f"∂/∂{n} = {float(v):.4g}" for n, v in zip(names, g, strict=True) if v != 0)
+            return [f"w* is not a local minimum: the gradient at w* = 0 is not zero ({shown or gnorm})"]
+    rng = np.random.default_rng(0)
+    random_dirs = rng.normal(size=(_NUM_RANDOM_DIRECTIONS, d))
+    random_dirs /= np.linalg.norm(random_dirs, axis=1, keepdims=True)
+    dirs = np.vstack([np.eye(d), -np.eye(d), random_dirs])
+    probes = np.concatenate([r * dirs for r in _LOCAL_MIN_RADII])
+    with torch.no_grad():
+        values = compiled.fn(torch.as_tensor(probes, dtype=torch.float64)).numpy()
+    tol = 1e-12 + 1e-9 * abs(f0)
+    lower = np.flatnonzero(values < f0 - tol)
+    if lower.size == 0:
+        return []
+    i = lower[np.argmin(values[lower])]
+    point = ", ".join(f"{n}={x:.3g}" for n, x in zip(names, probes[i], strict=True))
+    return [
+        f"w* is not a local minimum: f({point}) = {values[i]:.4g} < f(w*) = {f0:.4g}; "
+        "the sampler will drift to lower values and λ̂ may be negative"
+    ]
