@@ -111,6 +111,8 @@ def estimate(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     trace_out: Annotated[Path | None, typer.Option("--trace-out", help="Write per-step traces (.csv/.parquet).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+    save: Annotated[bool, typer.Option("--save", help="Record the run in the run store (see `lltools runs`).")] = False,
+    store: Annotated[Path | None, typer.Option("--store", help="Run store directory (default $LLTOOLS_HOME or ~/.lltools).")] = None,
 ) -> None:
     """Estimate λ̂ at w* for a potential or a sample model."""
     from lltools.api import estimate_stream, summarize
@@ -131,14 +133,24 @@ def estimate(
     }
     total = kwargs["burnin"] + kwargs["draws"] * thinning
     report = max(1, total // 100)
+    stream = estimate_stream(target, report_every=report, **kwargs)
+    recorder = None
+    if save:
+        from lltools.store import RunStore, record_stream, target_spec
+
+        recorder = record_stream(RunStore(store), stream, kind="estimate", settings=kwargs,
+                                 target=target_spec(potential, model, checkpoint))
+        stream = recorder
     last = None
     with progress_bar(total, progress) as bar:
-        for last in estimate_stream(target, report_every=report, **kwargs):
+        for last in stream:
             trace = last[0]
             bar.update(trace.meta["steps_done"] - bar.n)
     assert last is not None
     trace, settings, placed = last
-    result = summarize(trace, placed, settings)
+    result = recorder.result if recorder is not None else summarize(trace, placed, settings)
+    if recorder is not None:
+        typer.echo(f"saved run {recorder.run_id}", err=True)
     if trace_out is not None:
         write_table(result.traces, trace_out)
     if as_json:
@@ -184,6 +196,8 @@ def sweep(
     dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
     out: Annotated[Path, typer.Option(help="Output table (.csv or .parquet), one row per setting.")] = Path("sweep.csv"),
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+    save: Annotated[bool, typer.Option("--save", help="Record the run in the run store (see `lltools runs`).")] = False,
+    store: Annotated[Path | None, typer.Option("--store", help="Run store directory (default $LLTOOLS_HOME or ~/.lltools).")] = None,
 ) -> None:
     """Run a grid over ε × γ × nβ as one batched computation; write one row per setting."""
     from lltools import estimators
@@ -203,23 +217,32 @@ def sweep(
     n_draws = int(pick(draws, defaults, "draws"))
     n_burn = int(pick(burnin, defaults, "burnin"))
     total = n_burn + n_draws
+    sweep_kwargs = {
+        **grid_values,
+        "chains": int(pick(chains, defaults, "chains")),
+        "draws": n_draws,
+        "burnin": n_burn,
+        "batch_size": pick(batch_size, defaults, "batch_size") if target.has_data else None,
+        "seed": seed,
+        "device": device,
+        "dtype": dtype,
+    }
+    stream = sweep_stream(target, report_every=max(1, total // 100), **sweep_kwargs)
+    recorder = None
+    if save:
+        from lltools.store import RunStore, record_stream, target_spec
+
+        recorder = record_stream(RunStore(store), stream, kind="sweep", settings=sweep_kwargs,
+                                 target=target_spec(potential, model, checkpoint))
+        stream = recorder
     last = None
     with progress_bar(total, progress) as bar:
-        for last in sweep_stream(
-            target,
-            **grid_values,
-            chains=int(pick(chains, defaults, "chains")),
-            draws=n_draws,
-            burnin=n_burn,
-            batch_size=pick(batch_size, defaults, "batch_size") if target.has_data else None,
-            seed=seed,
-            device=device,
-            dtype=dtype,
-            report_every=max(1, total // 100),
-        ):
+        for last in stream:
             bar.update(last[0].meta["steps_done"] - bar.n)
     assert last is not None
-    table = estimators.llc_by_setting(last[0].cpu())
+    if recorder is not None:
+        typer.echo(f"saved run {recorder.run_id}", err=True)
+    table = recorder.result if recorder is not None else estimators.llc_by_setting(last[0].cpu())
     table.insert(0, "target", target.name)
     table["theory_llc"] = target.theory_llc
     write_table(table, out)
