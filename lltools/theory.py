@@ -918,13 +918,16 @@ def tempered_expectation_2d(
     """
     if not nbeta > 0 or not gamma >= 0 or not math.isfinite(nbeta) or not math.isfinite(gamma):
         raise ValueError(f"need nbeta > 0 and gamma ≥ 0, got nbeta={nbeta}, gamma={gamma}")
-    centre = (
-        torch.zeros(2, dtype=torch.float64)
-        if w_star is None
-        else torch.as_tensor(w_star, dtype=torch.float64).reshape(2)
-    )
+    centre = torch.zeros(2, dtype=torch.float64) if w_star is None else torch.as_tensor(w_star).double()
+    if centre.shape != (2,):
+        raise ValueError(f"tempered_expectation_2d needs a 2-D w_star, got shape {tuple(centre.shape)}")
     with torch.no_grad():
-        base = float(fn(centre[None, :]).reshape(-1)[0])
+        try:
+            base = float(fn(centre[None, :]).reshape(-1)[0])
+        except (IndexError, RuntimeError) as exc:
+            raise ValueError(f"tempered_expectation_2d needs a potential of 2 variables ({exc})") from None
+        if not math.isfinite(base):
+            raise ValueError(f"the potential is {base} at w*")
 
         def energy(w: Tensor) -> tuple[Tensor, Tensor]:
             delta = fn(w).reshape(-1) - base

@@ -457,7 +457,9 @@ def test_tempered_x2y4_scaling_and_primer_approximation():
     t2 = tempered_expectation_2d(f, 8e4, 2.0, num_points=401)  # same nβ/γ³
     assert t1 == pytest.approx(t2, abs=1e-5)
     assert t1 == pytest.approx(0.25 - 0.142 * (1 / 1e4) ** 0.25, abs=2e-3)
-    assert 0.24 - 1e-3 < tempered_expectation_2d(f, 4e4, 1.0, num_points=401) < 0.25  # within ~0.01 of 1/4 at nβ = 4·10⁴
+    assert (
+        0.24 - 1e-3 < tempered_expectation_2d(f, 4e4, 1.0, num_points=401) < 0.25
+    )  # within ~0.01 of 1/4 at nβ = 4·10⁴
 
 
 def test_tempered_refuses_improper_densities():
@@ -465,3 +467,39 @@ def test_tempered_refuses_improper_densities():
         tempered_expectation_2d(fn("x**2 * y**4"), 100.0, 0.0)
     with pytest.raises(ValueError):
         tempered_expectation_2d(fn("x**2 + y**2"), 0.0, 1.0)
+    with pytest.raises(ValueError, match="2 variables"):
+        tempered_expectation_2d(fn("w1**2 + w2**2 + w3**2"), 10.0, 1.0)
+
+
+def test_tempered_off_origin_centre():
+    t = tempered_expectation_2d(
+        fn("(x - 1)**2 + (y + 2)**2 + 5"), 10.0, 1.0, num_points=401, w_star=[1.0, -2.0]
+    )
+    assert t == pytest.approx(20 / 21, rel=1e-6)
+
+
+def _brute_force_2d(points: list[tuple[int, int]]) -> float:
+    """Newton distance in 2-D without an LP: best single point or two-point segment on the diagonal."""
+    best = min(max(p) for p in points)
+    for (a1, a2), (b1, b2) in product(points, repeat=2):
+        denom = (a2 - a1) - (b2 - b1)
+        if denom == 0:
+            continue
+        s = (a2 - a1) / denom
+        if 0 <= s <= 1:
+            best = min(best, a1 + s * (b1 - a1))
+    return best
+
+
+def test_newton_random_2d_supports_against_brute_force():
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        k = int(rng.integers(1, 6))
+        pts = {tuple(int(e) for e in rng.integers(0, 9, size=2)) for _ in range(k)} - {(0, 0)}
+        if not pts:
+            continue
+        r = newton_polyhedron_llc({p: float(rng.uniform(0.5, 2.0)) for p in pts})
+        t = _brute_force_2d(sorted(pts))
+        assert r.t == pytest.approx(t, abs=1e-9), pts
+        at_vertex = any(v[0] == v[1] and abs(v[0] - t) < 1e-9 for v in r.vertices)
+        assert r.multiplicity == (2 if at_vertex else 1), pts
