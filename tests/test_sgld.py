@@ -26,6 +26,7 @@ from lltools import FunctionTarget, make_params, rng, run, sgld
 from lltools.diagnostics import divergence_report, mcse_mean, warnings_for
 from lltools.estimators import llc, llc_by_setting
 
+
 @pytest.fixture(autouse=True, scope="module")
 def _single_thread():
     """One intra-op thread: these runs are many tiny ops, for which threads only add
