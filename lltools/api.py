@@ -77,6 +77,7 @@ class EstimateResult:
     settings: SamplerSettings
     trace: Trace
     target_info: dict[str, Any] = field(default_factory=dict)
+    expected_llc: float | None = None
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -108,6 +109,7 @@ class EstimateResult:
             "diverged_chains": [int(c) for c in self.diverged_chains],
             "n_chains": int(self.n_chains),
             "theory_llc": clean(self.theory_llc) if self.theory_llc is not None else None,
+            "expected_llc": clean(self.expected_llc) if self.expected_llc is not None else None,
             "warnings": list(self.warnings),
             "settings": self.settings.as_dict(),
             "target": self.target_info,
@@ -207,6 +209,23 @@ def estimate_stream(
         yield trace, settings, placed
 
 
+def expected_llc(target: Target, nbeta: float, gamma: float) -> float | None:
+    """The exact finite-nβ target T = nβ·E_p[L − L(w*)] for 2-D potentials, by quadrature.
+
+    λ is the nβ → ∞ limit of T; at finite nβ a correct sampler reproduces T (up to its
+    step-size bias), not λ (primer §4).  ``None`` where no quadrature applies.
+    """
+    expression = getattr(target, "expression", None)
+    if expression is None or target.dim != 2 or target.has_data:
+        return None
+    from lltools.theory import tempered_expectation_2d
+
+    try:
+        return float(tempered_expectation_2d(expression.fn, nbeta, gamma))
+    except (ValueError, ArithmeticError, RuntimeError):
+        return None
+
+
 def summarize(trace: Trace, target: Target, settings: SamplerSettings) -> EstimateResult:
     """Apply the estimators and diagnostics to a finished single-setting trace."""
     host = trace.cpu()
@@ -233,6 +252,7 @@ def summarize(trace: Trace, target: Target, settings: SamplerSettings) -> Estima
         settings=settings,
         trace=host,
         target_info=target.describe(),
+        expected_llc=expected_llc(target, settings.nbeta, settings.gamma),
     )
 
 

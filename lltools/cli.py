@@ -81,7 +81,10 @@ def format_summary(result: Any) -> str:
         f"std across chains {result.llc_std:.4f}",
     ]
     if result.theory_llc is not None:
-        lines.append(f"theory λ    {result.theory_llc:.4f}")
+        lines.append(f"theory λ    {result.theory_llc:.4f}   (the nβ → ∞ limit)")
+    if result.expected_llc is not None:
+        lines.append(f"exact T     {result.expected_llc:.4f}   (nβ·E[L − L(w*)] at this nβ, γ by quadrature;"
+                     " λ̂ should match it up to the ε bias)")
     lines.append(
         f"diagnostics R-hat {result.rhat:.3f}   ESS {result.ess:.0f}   "
         f"acceptance {result.acceptance:.3f}   diverged {len(result.diverged_chains)}"
