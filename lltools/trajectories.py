@@ -13,7 +13,7 @@ grokking severity GSM (seed 003 §6.4).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +78,12 @@ def trajectory_stream(
     report_every: int | None = None,
     max_chains: int | None = None,
     with_geometric_complexity: bool = True,
+    checkpoints: Sequence[int] | None = None,
 ) -> Iterator[tuple[float, pd.DataFrame | None]]:
     """Yield ``(fraction done, None)`` while sampling, then ``(1.0, table)``.
 
-    Parameters default to the model card's ``default_sampler``.  See
+    Parameters default to the model card's ``default_sampler``; ``checkpoints`` selects
+    positions in the step-sorted checkpoint list (default: all).  See
     :func:`compute_trajectory` for the table's columns.
     """
     model_dir = Path(model_dir)
@@ -97,6 +99,11 @@ def trajectory_stream(
     paths = list_checkpoints(model_dir)
     if not paths:
         raise ValueError(f"no checkpoints found in {model_dir}")
+    if checkpoints is not None:
+        bad = [i for i in checkpoints if not -len(paths) <= i < len(paths)]
+        if bad:
+            raise ValueError(f"checkpoint indices {bad} out of range (model has {len(paths)})")
+        paths = [paths[i] for i in checkpoints]
     states = [load_checkpoint(p) for p in paths]
     centres = torch.stack([target.flatten(sd) for sd in states]).to(target.device, target.dtype)  # (K, d)
 
