@@ -1,0 +1,296 @@
+"""Diagnostics: R-hat/ESS/MCSE against hand computations and arviz-stats, and the trace-level
+health checks on synthetic traces built to trigger each warning."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from arviz_stats.base import array_stats
+from scipy import stats
+
+from lltools import diagnostics as D
+from lltools.run import Trace
+from lltools.sgld import SGLDParams
+
+
+def synthetic_trace(loss, *, nbeta=10.0, epsilon=1e-3, gamma=1.0, loss_init=0.0,
+                    acceptance=None, diverged_at=None, setting_index=None) -> Trace:
+    """A Trace from a (C, T) loss array, no burn-in; diverged chains' later losses NaN."""
+    loss = torch.as_tensor(np.array(loss, dtype=np.float64))
+    num_chains, num_cols = loss.shape
+
+    def per_chain(value, dtype=torch.float64):
+        return torch.as_tensor(np.broadcast_to(np.asarray(value), (num_chains,)).copy(), dtype=dtype)
+
+    steps = torch.arange(num_cols)
+    div = per_chain(-1 if diverged_at is None else diverged_at, torch.int64)
+    dead = (div[:, None] >= 0) & (steps[None, :] >= div[:, None])
+    loss = torch.where(dead, math.nan, loss)
+    acc = torch.full_like(loss, 0.95) if acceptance is None else torch.as_tensor(acceptance).double()
+    acc = torch.where(dead, math.nan, acc)
+    return Trace(
+        loss=loss,
+        acceptance=acc,
+        steps=steps,
+        loss_init=per_chain(loss_init),
+        diverged_at=div,
+        params=SGLDParams(per_chain(epsilon), per_chain(gamma), per_chain(nbeta)),
+        chain_index=torch.arange(num_chains),
+        setting_index=per_chain(0 if setting_index is None else setting_index, torch.int64),
+        num_burnin=0,
+        num_steps_total=num_cols,
+    )
+
+
+def healthy_trace(num_chains=8, num_draws=1000, nbeta=10.0, seed=0, **kwargs) -> Trace:
+    """iid draws with nβ(L − L*) ~ Gamma(1, 1): λ̂ ≈ 1, no warnings expected."""
+    gen = np.random.default_rng(seed)
+    loss = gen.gamma(1.0, 1.0, size=(num_chains, num_draws)) / nbeta
+    return synthetic_trace(loss, nbeta=nbeta, **kwargs)
+
+
+def ar1(shape, phi, rng):
+    x = np.empty(shape)
+    x[..., 0] = rng.standard_normal(shape[:-1])
+    innov = math.sqrt(1 - phi**2) * rng.standard_normal(shape)
+    for t in range(1, shape[-1]):
+        x[..., t] = phi * x[..., t - 1] + innov[..., t]
+    return x
+
+
+# ---------------------------------------------------------------------------- R-hat by hand
+def classic_rhat(x: np.ndarray) -> float:
+    n = x.shape[1]
+    between = n * np.var(x.mean(axis=1), ddof=1)
+    within = np.mean(np.var(x, axis=1, ddof=1))
+    return math.sqrt((between / within + n - 1) / n)
+
+
+def rank_normalise(x: np.ndarray) -> np.ndarray:
+    r = stats.rankdata(x, method="average").reshape(x.shape)
+    return stats.norm.ppf((r - 3 / 8) / (x.size + 1 / 4))
+
+
+def hand_rank_rhat(x: np.ndarray) -> float:
+    """Vehtari et al. (2021), eqs. in §4: split chains, rank-normalise the draws (bulk) and
+    the folded draws |x − median| (tail), classic R-hat of each, take the max."""
+    half = x.shape[1] // 2
+    split = np.vstack([x[:, :half], x[:, -half:]])
+    bulk = classic_rhat(rank_normalise(split))
+    tail = classic_rhat(rank_normalise(np.abs(split - np.median(split))))
+    return max(bulk, tail)
+
+
+TINY = np.array(
+    [
+        [0.3, 1.2, -0.5, 0.8, 2.1, 0.0, -1.1, 0.6, 0.9],
+        [1.5, 2.2, 0.7, 1.9, 1.1, 2.8, 1.6, 0.4, 2.0],
+        [-0.2, 0.1, 0.5, -0.9, 0.3, 1.0, -0.4, 0.2, 0.8],
+    ]
+)
+
+
+def test_rhat_matches_hand_computation_tiny() -> None:
+    """3 chains × 9 draws (odd: the middle draw is dropped by the split)."""
+    expected = hand_rank_rhat(TINY)
+    assert D.rhat(TINY) == pytest.approx(expected, rel=1e-12)
+    assert expected > 1.1  # chain 2 sits higher: a real disagreement
+    assert D.rhat(TINY, method="identity") == pytest.approx(classic_rhat(TINY), rel=1e-12)
+
+
+def test_rhat_matches_hand_computation_random() -> None:
+    x = np.random.default_rng(0).standard_normal((4, 101))
+    assert D.rhat(x) == pytest.approx(hand_rank_rhat(x), rel=1e-12)
+    assert D.rhat(torch.from_numpy(x)) == D.rhat(x)
+
+
+def test_rhat_behaviour() -> None:
+    gen = np.random.default_rng(1)
+    iid = gen.standard_normal((4, 2000))
+    assert D.rhat(iid) < 1.01
+    shifted = iid + np.array([[0.0], [0.0], [0.0], [0.5]])
+    assert D.rhat(shifted) > D.RHAT_MAX  # a 0.5 sd shift of one chain in four: ≈ 1.026
+    wider = iid * np.array([[1.0], [1.0], [1.0], [3.0]])  # same mean, different scale:
+    assert D.rhat(wider) > D.RHAT_MAX  # caught by the folded (tail) part only
+    assert D.rhat(wider, method="z_scale") < 1.01
+
+
+def test_rhat_edge_cases_and_method_validation() -> None:
+    assert math.isnan(D.rhat(np.zeros((1, 100))))
+    assert math.isnan(D.rhat(np.ones((2, 3))))
+    bad = np.ones((2, 10))
+    bad[0, 3] = np.nan
+    assert math.isnan(D.rhat(bad))
+    with pytest.raises(ValueError, match="rank, split, folded, z_scale, identity"):
+        D.rhat(TINY, method="bogus")
+    with pytest.raises(ValueError, match="shape"):
+        D.rhat(np.zeros((2, 3, 4)))
+
+
+# ---------------------------------------------------------------------------- ESS / MCSE
+def test_ess_bulk_equals_arviz() -> None:
+    x = np.random.default_rng(2).standard_normal((4, 300))
+    assert D.ess_bulk(x) == pytest.approx(float(array_stats.ess(x, method="bulk")), rel=1e-12)
+    assert D.ess_bulk(x[0]) == pytest.approx(float(array_stats.ess(x[:1], method="bulk")), rel=1e-12)
+
+
+def test_ess_ar1_known_behaviour() -> None:
+    """For AR(1) with coefficient φ the ESS of the mean is N(1 − φ)/(1 + φ); the bulk ESS of a
+    Gaussian AR(1) is within 15% of it (4 chains × 20000 draws), and iid draws give ≈ N."""
+    gen = np.random.default_rng(3)
+    for phi in (0.0, 0.5, 0.9):
+        x = ar1((4, 20_000), phi, gen)
+        theory = x.size * (1 - phi) / (1 + phi)
+        assert D.ess_bulk(x) == pytest.approx(theory, rel=0.15), phi
+
+
+def test_mcse_mean_methods() -> None:
+    gen = np.random.default_rng(4)
+    x = ar1((4, 2000), 0.7, gen)
+    bulk = D.mcse_mean(x)
+    assert bulk == pytest.approx(x.std(ddof=1) / math.sqrt(D.ess_bulk(x)), rel=1e-12)
+    assert D.mcse_mean(x, method="mean") == pytest.approx(float(array_stats.mcse(x, method="mean")))
+    # Theory: sd·√((1+φ)/(1−φ)/N).
+    theory = math.sqrt((1 + 0.7) / (1 - 0.7) / x.size)
+    assert bulk == pytest.approx(theory, rel=0.15)
+    assert D.mcse_mean(x, method="mean") == pytest.approx(theory, rel=0.15)
+    with pytest.raises(ValueError, match="bulk, mean"):
+        D.mcse_mean(x, method="median")
+
+
+def test_mcse_is_calibrated_over_replicates() -> None:
+    """The spread of the pooled mean over 300 independent AR(1) replicates (φ = 0.9, 4 × 400)
+    matches the average reported MCSE within 15%."""
+    gen = np.random.default_rng(5)
+    reps = ar1((300, 4, 400), 0.9, gen)
+    means = reps.mean(axis=(1, 2))
+    mcse = np.array([D.mcse_mean(r) for r in reps])
+    assert mcse.mean() / means.std(ddof=1) == pytest.approx(1.0, abs=0.15)
+
+
+def test_short_or_nan_draws_give_nan() -> None:
+    assert math.isnan(D.ess_bulk(np.zeros((2, 3))))
+    assert math.isnan(D.mcse_mean(np.zeros((2, 3))))
+    assert math.isnan(D.ess_bulk(np.zeros((2, 0))))
+    x = np.ones((2, 10))
+    x[1, 1] = np.inf
+    assert math.isnan(D.ess_bulk(x)) and math.isnan(D.mcse_mean(x))
+
+
+# ---------------------------------------------------------------------------- acceptance
+def test_acceptance_mean_nanmean_valid_chains_and_settings() -> None:
+    acc = np.array([[0.9, np.nan, 0.7, np.nan], [0.5, np.nan, 0.5, np.nan], [0.1, 0.1, 0.1, 0.1]])
+    tr = synthetic_trace(np.zeros((3, 4)), acceptance=acc, setting_index=[0, 1, 1], diverged_at=[-1, -1, 2])
+    assert D.acceptance_mean(tr, 0) == pytest.approx(0.8)
+    assert D.acceptance_mean(tr, 1) == pytest.approx(0.5)  # chain 2 diverged: excluded
+    assert D.acceptance_mean(tr) == pytest.approx(0.65)  # pooled over settings
+    none = synthetic_trace(np.zeros((1, 4)), acceptance=np.full((1, 4), np.nan))
+    assert math.isnan(D.acceptance_mean(none))
+
+
+# ---------------------------------------------------------------------------- divergences
+def test_divergence_report_message_and_fields() -> None:
+    diverged_at = [-1] * 16
+    for chain, step in ((3, 40), (5, 12), (9, 41)):
+        diverged_at[chain] = step
+    tr = synthetic_trace(np.zeros((16, 60)), epsilon=0.1, gamma=1.0, nbeta=100.0, diverged_at=diverged_at)
+    rep = D.divergence_report(tr)
+    assert rep.count == 3 and rep.num_chains == 16 and not rep.all_diverged
+    assert rep.chains.tolist() == [3, 5, 9]
+    assert rep.steps.tolist() == [40, 12, 41]
+    np.testing.assert_allclose(rep.epsilon, 0.1)
+    assert rep.message == (
+        "3 of 16 chains diverged (ε=0.1, γ=1, nβ=100 at steps 12, 40, 41); they are excluded from λ̂."
+    )
+
+
+def test_divergence_report_groups_and_all() -> None:
+    tr = synthetic_trace(np.zeros((3, 10)), epsilon=[0.5, 0.5, 2.0], diverged_at=[4, 5, 1],
+                         setting_index=[0, 0, 1])
+    rep = D.divergence_report(tr)
+    assert rep.all_diverged and rep.settings.tolist() == [0, 0, 1]
+    assert "(ε=0.5, γ=1, nβ=10 at steps 4, 5; ε=2, γ=1, nβ=10 at step 1)" in rep.message
+    assert "All chains diverged" in rep.message
+    ok = D.divergence_report(healthy_trace(num_chains=2, num_draws=10))
+    assert ok.count == 0 and ok.message == "No chains diverged (0 of 2)."
+
+
+# ---------------------------------------------------------------------------- frozen chains
+def test_frozen_chains() -> None:
+    gen = np.random.default_rng(6)
+    loss = gen.gamma(1.0, 1.0, size=(4, 200)) / 10.0
+    loss[1] = 1e-6 * gen.standard_normal(200) ** 2  # barely moved from L* = 0
+    loss[3] = 0.0
+    tr = synthetic_trace(loss, nbeta=10.0, diverged_at=[-1, -1, -1, 150])
+    assert D.frozen_chains(tr).tolist() == [1]  # chain 3 diverged: not reported as frozen
+    assert D.frozen_chains(healthy_trace()).size == 0
+
+
+# ---------------------------------------------------------------------------- warnings
+def test_healthy_trace_has_no_warnings() -> None:
+    assert D.warnings_for(healthy_trace()) == []
+
+
+def _one(messages: list[str], needle: str) -> str:
+    hits = [m for m in messages if needle in m]
+    assert len(hits) == 1, messages
+    return hits[0]
+
+
+def test_warning_negative_llc() -> None:
+    tr = healthy_trace(loss_init=0.5)  # sampled loss well below L(w*)
+    msg = _one(D.warnings_for(tr), "w* may not be a local minimum")
+    assert "the sampler found lower loss" in msg and msg.startswith("λ̂ = -")
+
+
+def test_warning_low_acceptance() -> None:
+    tr = healthy_trace(acceptance=np.full((8, 1000), 0.3))
+    assert "ε too large: lower it" in _one(D.warnings_for(tr), "acceptance 0.30")
+
+
+def test_warning_rhat() -> None:
+    gen = np.random.default_rng(7)
+    loss = gen.gamma(1.0, 1.0, size=(8, 1000)) / 10.0
+    loss[0] += 0.05  # one chain stuck elsewhere
+    assert "chains disagree: more draws/burn-in" in _one(D.warnings_for(synthetic_trace(loss)), "R-hat")
+
+
+def test_warning_frozen() -> None:
+    gen = np.random.default_rng(8)
+    loss = gen.gamma(1.0, 1.0, size=(8, 1000)) / 10.0
+    loss[2] = 0.0
+    msg = _one(D.warnings_for(synthetic_trace(loss)), "barely moved")
+    assert "1 of 8 chains" in msg and "ε too small or γ too large" in msg
+
+
+def test_warning_divergences_and_all_diverged() -> None:
+    tr = healthy_trace(diverged_at=[-1, -1, -1, -1, -1, -1, 30, 70])
+    msg = _one(D.warnings_for(tr), "chains diverged")
+    assert msg.startswith("2 of 8 chains diverged (at steps 30, 70)") and "Lower ε" in msg
+    dead = healthy_trace(num_chains=3, diverged_at=[5, 6, 7])
+    (only,) = D.warnings_for(dead)
+    assert "all chains diverged" in only.lower() and "Lower ε" in only
+
+
+def test_warning_small_ess() -> None:
+    gen = np.random.default_rng(9)
+    loss = 0.1 + 0.01 * ar1((4, 400), 0.98, gen)
+    msgs = D.warnings_for(synthetic_trace(loss, loss_init=0.0))
+    assert "run more draws" in _one(msgs, "Effective sample size")
+
+
+def test_warnings_per_setting_are_prefixed() -> None:
+    gen = np.random.default_rng(10)
+    loss = gen.gamma(1.0, 1.0, size=(8, 500)) / 10.0
+    acc = np.full((8, 500), 0.95)
+    acc[4:] = 0.2
+    tr = synthetic_trace(
+        loss, acceptance=acc, epsilon=[1e-3] * 4 + [0.1] * 4, setting_index=[0] * 4 + [1] * 4
+    )
+    msgs = D.warnings_for(tr)
+    msg = _one(msgs, "ε too large")
+    assert msg.startswith("Setting 1 (ε=0.1, γ=1, nβ=10): Mean MALA acceptance 0.20")
+    assert D.warnings_for(tr, 0) == [m for m in msgs if m.startswith("Setting 0")]
