@@ -98,7 +98,8 @@ def chain_frame(trace: Trace) -> pd.DataFrame:
     llc : float — λ̂_c (NaN if diverged)
     loss_init : float — L(w*)
     mean_loss : float — mean draw loss (NaN if diverged)
-    acceptance : float — mean MALA acceptance over the draws
+    acceptance : float — mean MALA acceptance over the draws (for a diverged chain, over its
+        draws before divergence: a clue to why it diverged)
     diverged_at : int — step of divergence, -1 if never
     """
     h = host(trace)
