@@ -301,25 +301,49 @@ def validate_state_dict(
 
 
 # ---------------------------------------------------------------------- saving
+_DTYPE_NAMES = {dtype: name for name, (dtype, _size) in SAFETENSORS_DTYPES.items()}
+
+
+def serialize_safetensors(tensors: Mapping[str, Tensor], metadata: Mapping[str, str]) -> bytes:
+    """The safetensors bytes of ``tensors`` (in the given order) with ``metadata``.
+
+    Written here rather than by ``safetensors.torch.save`` so that the bytes are
+    deterministic (the library orders metadata as a hash map, so re-running a training
+    script would change every committed file).  Layout: little-endian u64 header length,
+    compact JSON header padded with spaces to a multiple of 8, then the raw tensor bytes.
+    """
+    header: dict[str, Any] = {"__metadata__": dict(metadata)} if metadata else {}
+    blobs, offset = [], 0
+    for key, t in tensors.items():
+        if t.dtype not in _DTYPE_NAMES:
+            raise CheckpointError(f"{key!r}: dtype {t.dtype} cannot be stored in safetensors")
+        blob = t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+        header[key] = {"dtype": _DTYPE_NAMES[t.dtype], "shape": list(t.shape),
+                       "data_offsets": [offset, offset + len(blob)]}
+        blobs.append(blob)
+        offset += len(blob)
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    return struct.pack("<Q", len(raw)) + raw + b"".join(blobs)
+
+
 def save_checkpoint(
     path: str | Path, state_dict: Mapping[str, Tensor], metadata: Mapping[str, Any] | None = None
 ) -> Path:
-    """Write ``state_dict`` as safetensors (atomically), with string ``metadata``.
+    """Write ``state_dict`` as a safetensors file (atomically, deterministic bytes).
 
-    Tensors are detached, moved to the CPU and made contiguous; metadata values are
-    converted with ``str`` (e.g. ``{"step": 1200}`` is stored as ``"1200"``).
+    Tensors are written in the state dict's order; metadata values are converted with
+    ``str`` (e.g. ``{"step": 1200}`` is stored as ``"1200"``).  The result loads with
+    ``safetensors.torch.load_file`` and :func:`load_checkpoint`.
     """
-    from safetensors.torch import save_file
-
     path = Path(path)
     tensors = _as_state_dict(path.name, dict(state_dict))
-    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    meta = {str(k): str(v) for k, v in (metadata or {}).items()}
+    data = serialize_safetensors(tensors, {str(k): str(v) for k, v in (metadata or {}).items()})
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=meta)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -197,3 +197,19 @@ def test_header_reader_does_not_load_tensors(tmp_path: Path) -> None:
 def test_save_rejects_non_tensors(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="not a tensor"):
         save_checkpoint(tmp_path / "c.safetensors", {"w": [1.0, 2.0]})
+
+
+def test_saved_files_are_byte_deterministic_and_load_with_safetensors(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    state = {**STATE, "steps": torch.arange(3), "half": torch.ones(2, dtype=torch.bfloat16),
+             "mask": torch.tensor([True, False]), "empty": torch.zeros(0, 4)}
+    meta = {"step": 7, "role": "train", "model": "m", "a": "1", "b": "2"}
+    first = save_checkpoint(tmp_path / "a.safetensors", state, meta).read_bytes()
+    second = save_checkpoint(tmp_path / "b.safetensors", state, dict(reversed(meta.items()))).read_bytes()
+    assert struct.unpack("<Q", first[:8])[0] % 8 == 0  # header padded: tensor data stays aligned
+    library = load_file(str(tmp_path / "a.safetensors"))
+    assert all(torch.equal(library[k], state[k]) for k in state)
+    assert read_metadata(tmp_path / "a.safetensors") == {k: str(v) for k, v in meta.items()}
+    assert first == save_checkpoint(tmp_path / "c.safetensors", state, meta).read_bytes()
+    assert second != first  # metadata order is the caller's; same order -> same bytes
