@@ -302,8 +302,10 @@ def break_drop_half(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("breakage", [break_noise, break_drift_sign, break_drop_half])
 def test_check_rejects_wrong_kernel(monkeypatch: pytest.MonkeyPatch, check, breakage) -> None:
     """Each of the three checks (identical sizes and tolerances as above) fails for each
-    wrong kernel.  Expected wrong values: noise √2 → x²+y² ≈ 2.1, x⁴+y⁴ ≈ 1.0; ½ dropped →
-    x²+y² ≈ 0.53, x⁴+y⁴ ≈ 0.25; sign flipped → every chain diverges."""
+    wrong kernel.  Expected wrong values (the target becomes exp(−U/2) or exp(−2U)): noise √2
+    → x²+y² ≈ 2.1, x⁴+y⁴ = 1, x²y⁴ = 2T(4nβ/γ³) = 0.39 / 0.31; ½ dropped → x²+y² ≈ 0.55,
+    x⁴+y⁴ = 1/4, x²y⁴ = T(nβ/(4γ³))/2 = 0.073 / 0.044; sign flipped → every chain diverges.
+    Measured: 2.093, 1.014, 0.415 / 0.317; 0.553, 0.254, 0.075 / 0.044; all diverged."""
     breakage(monkeypatch)
     results = check()
     assert not all(c.passed for c in results), "\n".join(map(str, results))
