@@ -134,8 +134,20 @@ def show_figure(
 def teaching_note(markdown: str, *, title: str = "What am I looking at?") -> None:
     """A bordered note in plain words with the primer's symbols, placed beside a plot."""
     with st.container(border=True):
-        st.markdown(f"**📘 {title}**")
+        st.markdown(f":material/menu_book: **{title}**")
         st.markdown(markdown)
+
+
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\*_`$~[]<>#|"})
+
+
+def plain(text: str) -> str:
+    """Escape Markdown (and Streamlit's $…$ LaTeX) in text that comes from elsewhere.
+
+    Diagnostic messages contain ``w*``, ``x**2`` or ``$`` that would otherwise turn into
+    italics or formulas.
+    """
+    return str(text).translate(_MD_SPECIAL)
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -158,19 +170,19 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OverflowError, ZeroD
 
 def user_error(message: str, *, container: Any = None) -> None:
     """Show a known bad input inline (next to its control)."""
-    (container or st).error(message, icon="⚠️")
+    (container or st).error(message, icon=":material/error:")
 
 
 def show_exception(exc: BaseException, what: str, *, container: Any = None) -> None:
     """A friendly message for ``exc`` with the traceback tucked into an expander."""
     target = container or st
     if isinstance(exc, USER_ERRORS):
-        target.error(f"Could not {what}: {exc}", icon="⚠️")
+        target.error(f"Could not {what}: {plain(str(exc))}", icon=":material/error:")
     else:
         target.error(
             f"Something went wrong while trying to {what} ({type(exc).__name__}). "
             "The app is still working: change a setting and try again.",
-            icon="🛠️",
+            icon=":material/build:",
         )
     with target.expander("Technical details"):
         st.code("".join(traceback.format_exception(exc)), language="text")
@@ -405,7 +417,7 @@ def potential_target(spec: str) -> Any:
 def expression_error_text(exc: BaseException, text: str) -> str:
     """A two-line message pointing at the offending column of a bad expression."""
     column = getattr(exc, "column", None)
-    msg = str(exc)
+    msg = plain(str(exc))
     if column is not None and isinstance(column, int) and 1 <= column <= len(text) + 1 and len(text) <= 200:
         pointer = " " * (column - 1) + "^"
         return f"{msg}\n\n```text\n{text}\n{pointer}\n```"
@@ -422,6 +434,41 @@ def try_potential(spec: str) -> tuple[Any | None, str | None]:
         return None, expression_error_text(exc, spec.strip())
     except Exception as exc:  # a bug in the parser must not take the page down
         return None, f"Could not build this potential ({type(exc).__name__}: {exc})."
+
+
+def potential_picker(
+    pot_key: str, expr_key: str, *, disabled: bool = False, label: str = "Potential L(x, y)"
+) -> tuple[str, Any | None, str | None]:
+    """Built-in potential selectbox + custom expression input, with inline errors.
+
+    The keys must have been seeded with :func:`init_state`.  Returns ``(spec, target,
+    error)``: the spec string, the cached target (``None`` on error) and the error text.
+    Target warnings (e.g. "w* is not a local minimum") are shown as warnings.
+    """
+    st.selectbox(
+        label,
+        [*POTENTIAL_LABELS, CUSTOM],
+        key=pot_key,
+        disabled=disabled,
+        format_func=lambda s: POTENTIAL_LABELS.get(s, "Custom expression…"),
+    )
+    custom = st.session_state.get(pot_key) == CUSTOM
+    if custom:
+        st.text_input(
+            "Expression in x and y",
+            key=expr_key,
+            disabled=disabled,
+            placeholder="x**2 * y**2 + x**6",
+            help="Use + − * / ** and sin cos tan exp log sqrt abs tanh, pi. w* is the origin.",
+        )
+    spec = str(st.session_state.get(expr_key, "")).strip() if custom else str(st.session_state.get(pot_key))
+    target, error = try_potential(spec)
+    if error:
+        user_error(f"**Invalid expression.** {error}")
+    elif target is not None:
+        for w in target.warnings:
+            st.warning(plain(w), icon=":material/warning:")
+    return spec, target, error
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -460,6 +507,38 @@ def finite_nbeta_target(spec: str, nbeta: float, gamma: float) -> tuple[float | 
         return value, None
     except Exception as exc:
         return None, f"{type(exc).__name__}: {exc}"
+
+
+def finite_target_curve(spec: str, nbeta: float, gammas: Iterable[float]) -> pd.DataFrame:
+    """T(nβ, γ) for each γ (columns ``gamma, target``), skipping values it cannot compute."""
+    rows = []
+    for g in gammas:
+        value, _ = finite_nbeta_target(spec, float(nbeta), float(g))
+        if value is not None:
+            rows.append({"gamma": float(g), "target": value})
+    return pd.DataFrame(rows, columns=["gamma", "target"])
+
+
+def partial_sweep_table(trace: Any, settings: pd.DataFrame) -> pd.DataFrame:
+    """Cheap per-setting summary of a running sweep: λ̂ so far and acceptance so far.
+
+    Columns ``setting, epsilon, gamma, nbeta, llc_mean, acceptance`` (λ̂ = mean over the
+    setting's chains of the running estimate at the latest draw; NaN during burn-in).
+    """
+    from lltools import frames
+
+    tf = frames.trace_frame(trace)
+    draws = tf[tf["is_draw"]]
+    if draws.empty:
+        llc = pd.Series(np.nan, index=settings["setting"])
+    else:
+        last = draws.sort_values("step").groupby("chain").tail(1)
+        llc = last.groupby("setting")["llc_running"].mean()
+    acc = tf.groupby("setting")["acceptance"].mean()
+    out = settings.copy()
+    out["llc_mean"] = out["setting"].map(llc)
+    out["acceptance"] = out["setting"].map(acc)
+    return out
 
 
 class ResultCache:
@@ -624,7 +703,7 @@ class Progress:
         return time.perf_counter() - self.t0
 
 
-def report_every(total_steps: int, updates: int = 12, minimum: int = 25) -> int:
+def report_every(total_steps: int, updates: int = 40, minimum: int = 10) -> int:
     """How often to yield a partial trace for about ``updates`` live refreshes."""
     return max(minimum, math.ceil(total_steps / max(updates, 1)))
 
@@ -637,24 +716,28 @@ def stream_live(
     on_chunk: Callable[[Any], None],
     label: str = "Sampling",
     progress_container: Any = None,
+    min_interval: float = 0.15,
 ) -> tuple[Any, float]:
     """Consume a ``*_stream`` iterator: keep each partial for Stop, redraw, show progress.
 
-    Returns ``(last item, elapsed seconds)``.  Figures are redrawn at most ~8 times a
-    second (the progress bar every chunk).
+    Returns ``(last item, elapsed seconds)``.  Redraws are adaptive: after a redraw that
+    took D seconds the next one waits at least 2·D (and ``min_interval``), so drawing
+    never takes more than about a third of the run; the progress bar moves every chunk
+    and the final state is always drawn.
     """
     progress = Progress(total_steps, label=label, container=progress_container)
     last = None
-    last_draw = 0.0
+    next_draw = 0.0
     for item in stream:
         last = item
         live.keep_partial(item)
         trace = item[0]
         done = int(trace.meta.get("steps_done", 0))
         now = time.perf_counter()
-        if trace.complete or now - last_draw > 0.12:
+        if now >= next_draw and not trace.complete:
             on_chunk(item)
-            last_draw = now
+            took = time.perf_counter() - now
+            next_draw = time.perf_counter() + max(min_interval, 2.0 * took)
         progress.update(done)
     elapsed = progress.done()
     live.clear_partial()
@@ -941,3 +1024,223 @@ def render_history(page: str | None = None, *, key: str = "history") -> None:
             st.caption("Same settings.")
         else:
             st.dataframe(diff, hide_index=True, width="stretch")
+
+
+# ============================================================================ teaching computations
+# Small, cached computations behind the Learn page (kept here so pages hold no math).
+
+
+@st.cache_data(max_entries=32, show_spinner="Counting samples below each level…")
+def volume_scaling_table(
+    spec: str, radius: float, num_samples: int, seed: int = 0
+) -> tuple[pd.DataFrame, float, float]:
+    """``(table, slope, stderr)`` of :func:`lltools.theory.volume_scaling` for a potential.
+
+    The table has ``epsilon, volume (fraction of the box), count, in_fit``.
+    """
+    from lltools import theory
+
+    target = potential_target(spec)
+    fn = getattr(getattr(target, "expression", None), "fn", None) or target.fn
+    res = theory.volume_scaling(
+        fn, target.w_star.double().cpu(), radius=radius, num_samples=num_samples, seed=seed
+    )
+    table = res.table.rename(columns={"fraction": "volume"})
+    return table, float(res.llc), float(res.stderr)
+
+
+@dataclass(frozen=True)
+class NewtonView:
+    """What the Newton-polyhedron panel draws: exponents, boundary vertices and the hit."""
+
+    exponents: pd.DataFrame
+    vertices: pd.DataFrame
+    t: float
+    llc: float
+    multiplicity: int
+    exact: bool | None
+    note: str
+
+
+def newton_view(text: str) -> NewtonView:
+    """Parse a polynomial in x, y and compute its Newton polygon (``ValueError`` if not possible)."""
+    from lltools import theory
+    from lltools.expressions import parse_expression
+
+    compiled = parse_expression(text)
+    if compiled.dim != 2:
+        raise ValueError("use the two variables x and y")
+    poly = compiled.polynomial
+    if poly is None:
+        raise ValueError("this is not a polynomial with non-negative integer powers")
+    terms = {k: v for k, v in poly.items() if any(k) and v != 0}
+    if not terms:
+        raise ValueError("the polynomial is constant: every point is a minimum")
+    geo = theory.newton_polyhedron_2d(terms)
+    return NewtonView(
+        exponents=pd.DataFrame(list(geo.support), columns=["a", "b"]),
+        vertices=pd.DataFrame(list(geo.vertices), columns=["a", "b"]),
+        t=float(geo.t),
+        llc=float(geo.llc),
+        multiplicity=int(geo.multiplicity),
+        exact=geo.exact,
+        note=str(geo.note),
+    )
+
+
+def free_energy_curves(
+    basins: Mapping[str, tuple[float, float]], n_min: float = 10.0, n_max: float = 1e7, points: int = 400
+) -> tuple[pd.DataFrame, list[float]]:
+    """F_n ≈ n·L + λ·log n for each basin (primer §1), and the n where the leader changes.
+
+    Parameters
+    ----------
+    basins : mapping label -> (L, λ)
+    Returns
+    -------
+    curves : DataFrame
+        ``n, basin, free_energy`` (minus n·min L, so the curves share a scale) and
+        ``posterior`` (each basin's share ∝ exp(−F_n), equal prior mass).
+    crossovers : list of float
+        Values of n in range where the two basins' free energies are equal (first two basins).
+    """
+    n = np.geomspace(n_min, n_max, points)
+    labels = list(basins)
+    l_min = min(L for L, _ in basins.values())
+    f = {k: n * (L - l_min) + lam * np.log(n) for k, (L, lam) in basins.items()}
+    stacked = np.vstack([f[k] for k in labels])
+    logp = -(stacked - stacked.min(axis=0))
+    post = np.exp(logp) / np.exp(logp).sum(axis=0)
+    rows = [
+        pd.DataFrame({"n": n, "basin": k, "free_energy": f[k], "posterior": post[i]})
+        for i, k in enumerate(labels)
+    ]
+    crossings: list[float] = []
+    if len(labels) >= 2:
+        (la, ma), (lb, mb) = basins[labels[0]], basins[labels[1]]
+
+        def diff(x: float) -> float:
+            return x * (la - lb) + (ma - mb) * math.log(x)
+
+        grid = np.geomspace(n_min, n_max, 4000)
+        vals = np.array([diff(x) for x in grid])
+        for i in np.flatnonzero(np.sign(vals[:-1]) * np.sign(vals[1:]) < 0):
+            lo, hi = grid[i], grid[i + 1]
+            for _ in range(80):
+                mid = math.sqrt(lo * hi)
+                if np.sign(diff(mid)) == np.sign(diff(lo)):
+                    lo = mid
+                else:
+                    hi = mid
+            crossings.append(math.sqrt(lo * hi))
+    return pd.concat(rows, ignore_index=True), crossings
+
+
+#: 1-D potentials for the "what γ, ε, nβ do" demo: label -> (expression in w, w*).
+DENSITY_POTENTIALS: dict[str, tuple[str, float]] = {
+    "w² (regular, λ = 1/2)": ("w**2", 0.0),
+    "w⁴ (singular, λ = 1/4)": ("w**4", 0.0),
+    "double well (w² − 1)², w* = 1": ("(w**2 - 1)**2", 1.0),
+}
+
+
+def _density_fn(expr: str) -> Callable[[Any], Any]:
+    """A batched torch function of w (C, 1) for the demo expressions (no parsing needed)."""
+    if expr == "w**2":
+        return lambda w: w[:, 0] ** 2
+    if expr == "w**4":
+        return lambda w: w[:, 0] ** 4
+    if expr == "(w**2 - 1)**2":
+        return lambda w: (w[:, 0] ** 2 - 1.0) ** 2
+    raise ValueError(f"unknown demo potential {expr!r}")
+
+
+@st.cache_data(max_entries=64, show_spinner="Sampling…")
+def density_demo(
+    label: str, nbeta: float, gamma: float, epsilon: float, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+    """Exact localised tempered density vs an actual SGLD run for a 1-D potential.
+
+    Returns ``(density, samples, stats)``: ``density`` has columns ``w, density, label``
+    (the posterior p(w) ∝ exp(−nβ(L − L*) − (γ/2)(w − w*)²) and, scaled to the same peak,
+    its two factors); ``samples`` has column ``w`` (draws after burn-in, all chains);
+    ``stats`` has ``target`` (exact nβ·E_p[L − L*]), ``llc``, ``sem``, ``acceptance``,
+    ``diverged`` and ``mass_other_basin`` (exact probability of w < 0, for the double well).
+    """
+    import torch
+
+    from lltools.api import estimate
+    from lltools.target import FunctionTarget
+
+    expr, w_star = DENSITY_POTENTIALS[label]
+    fn = _density_fn(expr)
+    w = np.linspace(w_star - 3.0, w_star + 3.0, 24001)
+    with torch.no_grad():
+        loss = fn(torch.tensor(w[:, None], dtype=torch.float64)).numpy()
+        l_star = float(fn(torch.tensor([[w_star]], dtype=torch.float64))[0])
+    energy = nbeta * (loss - l_star) + 0.5 * gamma * (w - w_star) ** 2
+    dens = np.exp(-(energy - energy.min()))
+    dw = w[1] - w[0]
+    z = dens.sum() * dw
+    dens /= z
+    target_value = float(nbeta * ((loss - l_star) * dens).sum() * dw)
+    other = float(dens[w < 0].sum() * dw) if w_star > 0 else float("nan")
+    like = np.exp(-(nbeta * (loss - l_star) - (nbeta * (loss - l_star)).min()))
+    prior = np.exp(-0.5 * gamma * (w - w_star) ** 2) if gamma > 0 else np.ones_like(w)
+    peak = dens.max()
+    # Keep the window where anything is visible (plus the draws), thinned for the browser.
+    visible = (dens > peak * 1e-4) | (like * peak > peak * 1e-3)
+    idx = np.flatnonzero(visible)
+    lo, hi = (idx.min(), idx.max()) if idx.size else (0, len(w) - 1)
+    sl = slice(max(lo - 50, 0), min(hi + 50, len(w) - 1) + 1)
+    step = max(1, (sl.stop - sl.start) // 1500)
+    ws = w[sl][::step]
+    density = pd.concat(
+        [
+            pd.DataFrame({"w": ws, "density": dens[sl][::step], "label": "posterior p(w)"}),
+            pd.DataFrame({"w": ws, "density": like[sl][::step] * peak, "label": "exp(−nβ·L) (scaled)"}),
+            pd.DataFrame(
+                {
+                    "w": ws,
+                    "density": prior[sl][::step] * peak,
+                    "label": "localisation exp(−γ/2·(w−w*)²) (scaled)",
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+
+    target = FunctionTarget(fn, torch.tensor([w_star], dtype=torch.float32), name=expr)
+    res = estimate(
+        target,
+        nbeta=nbeta,
+        gamma=gamma,
+        epsilon=epsilon,
+        chains=32,
+        draws=1500,
+        burnin=300,
+        seed=seed,
+        device="cpu",
+    )
+    tr = res.trace
+    samples = pd.DataFrame({"w": []})
+    if tr.positions is not None and tr.position_steps is not None:
+        keep = (tr.position_steps >= tr.num_burnin).numpy()
+        pos = tr.positions.numpy()[:, keep, 0]
+        pos = pos[(tr.diverged_at.numpy() < 0)]
+        vals = pos.ravel()
+        vals = vals[np.isfinite(vals)]
+        samples = pd.DataFrame({"w": vals})
+    stats = {
+        "target": target_value,
+        "llc": float(res.llc_mean),
+        "sem": float(res.llc_sem),
+        "acceptance": float(res.acceptance),
+        "diverged": float(len(res.diverged_chains)),
+        "chains": float(res.n_chains),
+        "mass_other_basin": other,
+        "sampled_other_basin": float((samples["w"] < 0).mean())
+        if w_star > 0 and len(samples)
+        else float("nan"),
+    }
+    return density, samples, stats

@@ -94,7 +94,17 @@ def template(*, dark: bool = False, large: bool = False) -> go.layout.Template:
     tpl = go.layout.Template()
     tpl.layout = go.Layout(
         font={"family": FONT_FAMILY, "size": size, "color": fg},
-        title={"font": {"size": size + 4}, "x": 0.0, "xanchor": "left", "y": 0.98},
+        title={
+            "font": {"size": size + 4},
+            "x": 0.0,
+            "xanchor": "left",
+            "xref": "paper",
+            "y": 1.0,
+            "yanchor": "bottom",
+            "yref": "paper",
+            "pad": {"b": 14 if large else 10},
+            "automargin": True,
+        },
         paper_bgcolor="rgba(0,0,0,0)",
         plot_bgcolor="rgba(0,0,0,0)",
         colorway=list(CHAIN_COLORS),
@@ -103,13 +113,16 @@ def template(*, dark: bool = False, large: bool = False) -> go.layout.Template:
         legend={
             "bgcolor": "rgba(0,0,0,0)",
             "orientation": "h",
+            "yref": "container",
             "yanchor": "bottom",
-            "y": 1.02,
+            "y": 0.0,
             "xanchor": "left",
             "x": 0.0,
-            "font": {"size": size - 1},
+            "font": {"size": size - 2},
+            "itemsizing": "constant",
+            "itemwidth": 30,
         },
-        margin={"l": 70 if large else 60, "r": 24, "t": 80 if large else 64, "b": 64 if large else 52},
+        margin={"l": 70 if large else 60, "r": 24, "t": 30, "b": 64 if large else 52},
         hoverlabel={"font": {"family": FONT_FAMILY, "size": size - 1}},
         hovermode="closest",
         coloraxis={"colorbar": {"outlinewidth": 0, "tickfont": {"size": size - 2}}},
@@ -157,6 +170,27 @@ def _role(trace: Any) -> str | None:
     return None
 
 
+def _chain_legend(chain: int, first: bool, n_chains: int) -> dict[str, Any]:
+    """Legend settings so all chains share ONE legend entry ("chains 0–k") that toggles them."""
+    label = "chain 0" if n_chains == 1 else f"chains 0–{n_chains - 1}"
+    return {"legendgroup": "chains", "showlegend": first, "name": label if first else f"chain {chain}"}
+
+
+def _robust_range(
+    values: np.ndarray, refs: Sequence[float | None] = (), pad: float = 0.08
+) -> list[float] | None:
+    """A y range covering the 1st–99th percentile of ``values`` and every reference value."""
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return None
+    lo, hi = np.quantile(v, [0.01, 0.99])
+    for r in refs:
+        if r is not None and math.isfinite(float(r)):
+            lo, hi = min(lo, float(r)), max(hi, float(r))
+    span = hi - lo if hi > lo else max(abs(hi), 1.0) * 0.1
+    return [float(lo - pad * span), float(hi + pad * span)]
+
+
 def _new_figure(title: str | None, x_title: str, y_title: str) -> go.Figure:
     fig = go.Figure()
     fig.update_layout(
@@ -181,6 +215,25 @@ def thin(frame: pd.DataFrame, max_points: int, by: str = "chain") -> pd.DataFram
         idx = np.unique(np.linspace(0, n - 1, max_points).round().astype(int))
         parts.append(group.iloc[idx])
     return pd.concat(parts) if parts else frame
+
+
+def grid_matrix(grid: pd.DataFrame, value: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(xs, ys, z)`` with z[i, j] = value at (xs[j], ys[i]) from a long-form grid frame.
+
+    Fast for regular grids (no pandas pivot); missing cells are NaN, duplicates averaged.
+    """
+    x = grid["x"].to_numpy(dtype=float)
+    y = grid["y"].to_numpy(dtype=float)
+    v = grid[value].to_numpy(dtype=float)
+    xs, xi = np.unique(x, return_inverse=True)
+    ys, yi = np.unique(y, return_inverse=True)
+    total = np.zeros((len(ys), len(xs)))
+    count = np.zeros((len(ys), len(xs)))
+    np.add.at(total, (yi, xi), v)
+    np.add.at(count, (yi, xi), 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.where(count > 0, total / np.maximum(count, 1.0), np.nan)
+    return xs, ys, z
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -232,17 +285,19 @@ def potential_figure(
     w_star: Sequence[float] = (0.0, 0.0),
     title: str | None = None,
     log_color: bool = True,
-    max_points: int = 400,
+    max_points: int = 300,
+    tail_points: int = 40,
 ) -> go.Figure:
-    """The potential L(x, y) around w* as a heatmap with contours, chain paths on top.
+    """The potential L(x, y) around w* as a heatmap with contours, chain samples on top.
 
     Parameters
     ----------
     grid : DataFrame
         Columns ``x, y, loss`` on a regular grid (any row order).
     positions : DataFrame, optional
-        Columns ``chain, step, x, y`` (see ``frames.positions_frame``); one path per chain in
-        its chain colour, with the final position marked.
+        Columns ``chain, step, x, y`` (see ``frames.positions_frame``).  Each chain in its
+        colour: its positions as a faint cloud (≤ ``max_points``), its last
+        ``tail_points`` steps as a line, and its current position as a large dot.
     w_star : (float, float)
         The centre, drawn as a white-edged star.
     log_color : bool
@@ -250,8 +305,7 @@ def potential_figure(
     """
     fig = _new_figure(title, "x", "y")
     if not grid.empty:
-        pivot = grid.pivot_table(index="y", columns="x", values="loss", aggfunc="mean")
-        z = pivot.to_numpy(dtype=float)
+        gx, gy, z = grid_matrix(grid, "loss")
         if log_color:
             finite = np.isfinite(z)
             lo = float(np.nanmin(z[finite])) if finite.any() else 0.0
@@ -264,8 +318,8 @@ def potential_figure(
             cbar_title = "L"
         fig.add_trace(
             go.Heatmap(
-                x=pivot.columns.to_numpy(),
-                y=pivot.index.to_numpy(),
+                x=gx,
+                y=gy,
                 z=zc,
                 customdata=z,
                 colorscale=SEQUENTIAL,
@@ -279,8 +333,8 @@ def potential_figure(
         )
         fig.add_trace(
             go.Contour(
-                x=pivot.columns.to_numpy(),
-                y=pivot.index.to_numpy(),
+                x=gx,
+                y=gy,
                 z=zc,
                 contours={"coloring": "none", "showlabels": False},
                 line={"color": "rgba(255,255,255,0.45)", "width": 1},
@@ -292,37 +346,52 @@ def potential_figure(
             )
         )
     if positions is not None and not positions.empty:
-        pos = thin(positions.sort_values(["chain", "step"]), max_points)
-        for chain, group in pos.groupby("chain", sort=True):
+        pos = positions.dropna(subset=["x", "y"]).sort_values(["chain", "step"])
+        cloud = thin(pos, max_points)
+        chains = sorted(pos["chain"].unique())
+        for i, chain in enumerate(chains):
             color = chain_color(int(chain))
+            group = cloud[cloud["chain"] == chain]
             fig.add_trace(
-                go.Scatter(
+                go.Scattergl(
                     x=group["x"],
                     y=group["y"],
-                    mode="lines",
-                    name=f"chain {int(chain)}",
-                    legendgroup=f"chain {int(chain)}",
-                    line={"color": color, "width": 1.2},
-                    opacity=0.85,
+                    mode="markers",
+                    marker={"color": color, "size": 4, "opacity": 0.55},
                     hovertemplate=f"chain {int(chain)}<br>step %{{text}}<br>x=%{{x:.3g}}, "
                     "y=%{y:.3g}<extra></extra>",
                     text=group["step"],
                     meta={"role": "chain", "chain": int(chain)},
+                    **_chain_legend(int(chain), i == 0, len(chains)),
                 )
             )
-            last = group.iloc[-1]
+            tail = pos[pos["chain"] == chain].tail(tail_points)
             fig.add_trace(
                 go.Scatter(
-                    x=[last["x"]],
-                    y=[last["y"]],
-                    mode="markers",
+                    x=tail["x"],
+                    y=tail["y"],
+                    mode="lines",
+                    line={"color": color, "width": 1.6},
                     showlegend=False,
-                    legendgroup=f"chain {int(chain)}",
-                    marker={"color": color, "size": 9, "line": {"color": "white", "width": 1.5}},
+                    legendgroup="chains",
                     hoverinfo="skip",
-                    meta={"role": "chain_end", "chain": int(chain)},
+                    meta={"role": "chain_tail", "chain": int(chain)},
                 )
             )
+            if len(tail):
+                last = tail.iloc[-1]
+                fig.add_trace(
+                    go.Scatter(
+                        x=[last["x"]],
+                        y=[last["y"]],
+                        mode="markers",
+                        showlegend=False,
+                        legendgroup="chains",
+                        marker={"color": color, "size": 10, "line": {"color": "white", "width": 1.5}},
+                        hoverinfo="skip",
+                        meta={"role": "chain_end", "chain": int(chain)},
+                    )
+                )
     fig.add_trace(
         go.Scatter(
             x=[float(w_star[0])],
@@ -342,7 +411,7 @@ def potential_figure(
             scaleanchor="x",
             scaleratio=1,
         )
-    fig.update_layout(legend={"itemsizing": "constant"})
+    fig.update_layout(showlegend=False)
     return fig
 
 
@@ -353,7 +422,7 @@ def loss_trace_figure(
     burnin: int | None = None,
     total_steps: int | None = None,
     title: str | None = "Loss per chain",
-    max_points: int = 1500,
+    max_points: int = 800,
 ) -> go.Figure:
     """Per-chain loss L(w_t) against step, burn-in shaded.
 
@@ -370,16 +439,16 @@ def loss_trace_figure(
     """
     fig = _new_figure(title, "step", "loss L(wₜ)")
     data = thin(traces.sort_values(["chain", "step"]), max_points) if not traces.empty else traces
-    groups = data.groupby("chain", sort=True) if not data.empty else []
-    for chain, group in groups:
+    groups = list(data.groupby("chain", sort=True)) if not data.empty else []
+    for i, (chain, group) in enumerate(groups):
         fig.add_trace(
             go.Scattergl(
                 x=group["step"],
                 y=group["loss"],
                 mode="lines",
-                name=f"chain {int(chain)}",
-                legendgroup=f"chain {int(chain)}",
-                line={"color": chain_color(int(chain)), "width": 1.2},
+                **_chain_legend(int(chain), i == 0, len(groups)),
+                opacity=0.6,
+                line={"color": chain_color(int(chain)), "width": 0.9},
                 hovertemplate=f"chain {int(chain)}<br>step %{{x}}<br>L=%{{y:.4g}}<extra></extra>",
                 meta={"role": "chain", "chain": int(chain)},
             )
@@ -392,7 +461,7 @@ def loss_trace_figure(
             0.0,
             float(x1),
             float(loss_init),
-            name=f"L(w*) = {_fmt(loss_init)}",
+            name="L(w*)",
             role="theory",
             color=FOREGROUND["light"],
             dash="dash",
@@ -400,6 +469,10 @@ def loss_trace_figure(
         )
     if total_steps:
         fig.update_xaxes(range=[0, total_steps])
+    if not data.empty:
+        rng = _robust_range(data["loss"].to_numpy(dtype=float), (loss_init,), pad=0.05)
+        if rng is not None:
+            fig.update_yaxes(range=rng)
     return fig
 
 
@@ -453,14 +526,14 @@ def llc_running_figure(
     if not data.empty:
         data = data.sort_values(["chain", "step"])
         shown = thin(data, max_points)
-        for chain, group in shown.groupby("chain", sort=True):
+        groups = list(shown.groupby("chain", sort=True))
+        for i, (chain, group) in enumerate(groups):
             fig.add_trace(
                 go.Scattergl(
                     x=group["step"],
                     y=group["llc_running"],
                     mode="lines",
-                    name=f"chain {int(chain)}",
-                    legendgroup=f"chain {int(chain)}",
+                    **_chain_legend(int(chain), i == 0, len(groups)),
                     line={"color": chain_color(int(chain)), "width": 1.3},
                     opacity=0.9,
                     hovertemplate=f"chain {int(chain)}<br>step %{{x}}<br>λ̂=%{{y:.4g}}<extra></extra>",
@@ -475,7 +548,7 @@ def llc_running_figure(
                 x=mean["step"],
                 y=mean["llc_running"],
                 mode="lines",
-                name="mean over chains",
+                name="mean",
                 line={"color": FOREGROUND["light"], "width": 3.0},
                 hovertemplate="mean<br>step %{x}<br>λ̂=%{y:.4g}<extra></extra>",
                 meta={"role": "mean"},
@@ -504,7 +577,7 @@ def llc_running_figure(
             x0,
             x1,
             float(finite_target),
-            name=f"target T(nβ,γ) = {_fmt(finite_target)}",
+            name=f"target T = {_fmt(finite_target)}",
             role="target",
             color=TARGET_COLOR,
             dash="dot",
@@ -525,13 +598,20 @@ def llc_running_figure(
                 mode="lines",
                 line={"width": 0},
                 fillcolor="rgba(128,128,128,0.18)",
-                name=f"λ̂ ± 2·SEM = {_fmt(llc_mean)} ± {_fmt(2 * float(llc_sem), 2)}",
+                name="λ̂ ± 2 SEM",
                 hoverinfo="skip",
                 meta={"role": "band"},
             )
         )
     if total_steps:
         fig.update_xaxes(range=[x0, total_steps])
+    if not data.empty:
+        # Ignore the first 10% of draws (running means start noisy) when framing the y axis.
+        cut = x0 + 0.1 * (float(data["step"].max()) - x0)
+        settled = data[data["step"] >= cut]["llc_running"].to_numpy(dtype=float)
+        rng = _robust_range(settled, (theory_llc, finite_target))
+        if rng is not None:
+            fig.update_yaxes(range=rng)
     return fig
 
 
@@ -554,14 +634,14 @@ def acceptance_figure(
             parts.append(g)
         if parts:
             rolled = thin(pd.concat(parts), max_points)
-            for chain, group in rolled.groupby("chain", sort=True):
+            groups = list(rolled.groupby("chain", sort=True))
+            for i, (chain, group) in enumerate(groups):
                 fig.add_trace(
                     go.Scattergl(
                         x=group["step"],
                         y=group["acc"],
                         mode="lines",
-                        name=f"chain {int(chain)}",
-                        legendgroup=f"chain {int(chain)}",
+                        **_chain_legend(int(chain), i == 0, len(groups)),
                         line={"color": chain_color(int(chain)), "width": 1.3},
                         meta={"role": "chain", "chain": int(chain)},
                     )
@@ -792,6 +872,9 @@ def sweep_heatmap(
         )
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=xl, showgrid=False)
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=yl, showgrid=False)
+    fig.update_layout(
+        legend={"orientation": "h", "x": 1.0, "xanchor": "right", "y": 1.01, "yanchor": "bottom"}
+    )
     return fig
 
 
@@ -1058,47 +1141,65 @@ def volume_scaling_figure(
     Parameters
     ----------
     volumes : DataFrame
-        Columns ``epsilon`` and ``volume`` (a fraction of a box, or an absolute volume).
+        Columns ``epsilon`` and ``volume`` (a fraction of a box, or an absolute volume), and
+        optionally ``in_fit`` (rows used for the slope: filled markers; others hollow).
         Rows with ``volume <= 0`` are dropped (no sample fell below that level).
     slope, intercept : float, optional
-        Fit of log V = intercept + slope · log ε (natural logs), drawn as a dashed line.
+        Fit of log V = intercept + slope · log ε (natural logs).  Without ``intercept`` the
+        line goes through the centroid of the fitted points.
     theory_llc : float, optional
         The exact λ: a reference line of that slope through the data's geometric centre.
     """
-    fig = _new_figure(title, "level ε", "volume V(ε)")
+    fig = _new_figure(title, "level ε", "volume fraction V(ε)")
     v = volumes[(volumes["volume"] > 0) & np.isfinite(volumes["volume"])].sort_values("epsilon")
     if v.empty:
         return fig
-    fig.add_trace(
-        go.Scatter(
-            x=v["epsilon"],
-            y=v["volume"],
-            mode="markers",
-            name="measured V(ε)",
-            marker={"size": 9, "color": CHAIN_COLORS[0]},
-            meta={"role": "data"},
+    in_fit = v["in_fit"].astype(bool) if "in_fit" in v else pd.Series(True, index=v.index)
+    for mask, name, symbol in (
+        (in_fit, "measured (fitted)", "circle"),
+        (~in_fit, "measured (not fitted)", "circle-open"),
+    ):
+        part = v[mask]
+        if part.empty:
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=part["epsilon"],
+                y=part["volume"],
+                mode="markers",
+                name=name,
+                marker={"size": 9, "color": CHAIN_COLORS[0], "symbol": symbol, "line": {"width": 1.5}},
+                hovertemplate="ε=%{x:.3g}<br>V=%{y:.3g}<extra></extra>",
+                meta={"role": "data", "in_fit": bool(symbol == "circle")},
+            )
         )
-    )
-    xs = np.array([float(v["epsilon"].min()), float(v["epsilon"].max())])
-    if slope is not None and intercept is not None and math.isfinite(slope) and math.isfinite(intercept):
+    fitted = v[in_fit] if in_fit.any() else v
+    lx = np.log(fitted["epsilon"].astype(float).to_numpy())
+    ly = np.log(fitted["volume"].astype(float).to_numpy())
+    xs = np.array([float(fitted["epsilon"].min()), float(fitted["epsilon"].max())])
+    if slope is not None and math.isfinite(float(slope)):
+        b0 = (
+            float(intercept)
+            if intercept is not None and math.isfinite(float(intercept))
+            else float(ly.mean() - float(slope) * lx.mean())
+        )
         fig.add_trace(
             go.Scatter(
                 x=xs,
-                y=np.exp(intercept) * xs**slope,
+                y=np.exp(b0) * xs ** float(slope),
                 mode="lines",
                 name=f"fit: slope = {_fmt(slope)}",
-                line={"color": CHAIN_COLORS[1], "width": 2.4, "dash": "dash"},
+                line={"color": CHAIN_COLORS[1], "width": 2.6},
                 meta={"role": "fit", "slope": float(slope)},
             )
         )
     if theory_llc is not None and math.isfinite(float(theory_llc)):
-        lx = np.log(v["epsilon"].astype(float))
-        ly = np.log(v["volume"].astype(float))
-        c = float(ly.mean() - theory_llc * lx.mean())
+        c = float(ly.mean() - float(theory_llc) * lx.mean())
+        xs_all = np.array([float(v["epsilon"].min()), float(v["epsilon"].max())])
         fig.add_trace(
             go.Scatter(
-                x=xs,
-                y=np.exp(c) * xs ** float(theory_llc),
+                x=xs_all,
+                y=np.exp(c) * xs_all ** float(theory_llc),
                 mode="lines",
                 name=f"slope λ = {_fmt(theory_llc)} (exact)",
                 line={"color": FOREGROUND["light"], "width": 1.6, "dash": "dot"},
@@ -1357,12 +1458,12 @@ def density_2d_figure(
     """Exact 2-D density (heatmap of columns ``x, y, density``) with SGLD draws on top."""
     fig = _new_figure(title, "x", "y")
     if not grid.empty:
-        pivot = grid.pivot_table(index="y", columns="x", values="density", aggfunc="mean")
+        gx, gy, z = grid_matrix(grid, "density")
         fig.add_trace(
             go.Heatmap(
-                x=pivot.columns.to_numpy(),
-                y=pivot.index.to_numpy(),
-                z=pivot.to_numpy(),
+                x=gx,
+                y=gy,
+                z=z,
                 colorscale="Magma",
                 colorbar={"title": {"text": "p(w)"}, "thickness": 14},
                 meta={"role": "density"},

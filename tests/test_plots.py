@@ -84,6 +84,8 @@ def test_llc_running_one_trace_per_chain_with_reference_lines() -> None:
     assert [t.line.color for t in chains] == [plots.chain_color(i) for i in range(3)]
     # only draws are plotted: the first x is the burn-in length
     assert min(chains[0].x) == 10
+    assert [t.showlegend for t in chains] == [True, False, False]  # one legend entry for all chains
+    assert chains[0].name == "chains 0–2"
     (theory,) = _by_role(fig, "theory")
     assert set(theory.y) == {0.25}
     assert "exact λ" in theory.name
@@ -123,8 +125,12 @@ def test_potential_figure_paths_and_w_star() -> None:
     )
     fig = plots.potential_figure(grid, pos)
     assert len(_by_role(fig, "potential")) == 1
-    paths = _by_role(fig, "chain")
-    assert [t.line.color for t in paths] == [plots.chain_color(0), plots.chain_color(1)]
+    clouds = _by_role(fig, "chain")
+    assert [t.marker.color for t in clouds] == [plots.chain_color(0), plots.chain_color(1)]
+    tails = _by_role(fig, "chain_tail")
+    assert [t.line.color for t in tails] == [plots.chain_color(0), plots.chain_color(1)]
+    # one legend entry for all chains
+    assert [t.showlegend for t in clouds] == [True, False]
     assert len(_by_role(fig, "w_star")) == 1
     assert fig.layout.yaxis.scaleanchor == "x"
 

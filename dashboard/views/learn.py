@@ -1,3 +1,329 @@
+"""Learn: interactive pictures of the ideas behind λ (singular learning theory).
+
+Four panels, each with a teaching note in the primer's symbols: volume scaling V(ε) ∝ ε^λ,
+the Newton polyhedron (why x²y⁴ has λ = 1/4), free energy and basin competition, and
+what γ, ε and nβ do to the distribution SGLD samples.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 import streamlit as st
 
-st.info("coming")
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # pragma: no cover
+    sys.path.insert(0, str(ROOT))
+
+from dashboard import common as ui  # noqa: E402
+from lltools import plots  # noqa: E402
+
+K_VS_POT, K_VS_EXPR, K_VS_RADIUS, K_VS_SAMPLES = (
+    "learn.vs.potential",
+    "learn.vs.expr",
+    "learn.vs.radius",
+    "learn.vs.n",
+)
+K_NP_TEXT, K_NP_PRESET = "learn.np.text", "learn.np.preset"
+K_FE = {k: f"learn.fe.{k}" for k in ("la", "lama", "lb", "lamb")}
+K_D_POT, K_D_NBETA, K_D_GAMMA, K_D_EPS, K_D_SEED = (
+    "learn.d.potential",
+    "learn.d.nbeta",
+    "learn.d.gamma",
+    "learn.d.eps",
+    "learn.d.seed",
+)
+
+NEWTON_PRESETS = {
+    "x**2 * y**4": "x² y⁴: one monomial, the diagonal meets the edge y = 4",
+    "x**2 + y**6": "x² + y⁶: the diagonal meets the edge between (2,0) and (0,6)",
+    "x**2 * y**2": "x² y²: the diagonal hits a vertex, so m = 2",
+    "x**6 + x**2*y**2 + y**6": "x⁶ + x²y² + y⁶: a vertex between two edges",
+    "x**2 + y**2": "x² + y²: regular, λ = d/2 = 1",
+}
+EPS_CHOICES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3]
+NBETA_CHOICES = [1, 3, 10, 30, 100, 300, 1000, 3000]
+
+DEFAULTS: dict[str, Any] = {
+    K_VS_POT: "x**2 * y**4",
+    K_VS_EXPR: "x**2 * y**2",
+    K_VS_RADIUS: 1.0,
+    K_VS_SAMPLES: 200_000,
+    K_NP_PRESET: "x**2 * y**4",
+    K_NP_TEXT: "x**2 * y**4",
+    K_FE["la"]: 0.010,
+    K_FE["lama"]: 5.0,
+    K_FE["lb"]: 0.012,
+    K_FE["lamb"]: 1.0,
+    K_D_POT: list(ui.DENSITY_POTENTIALS)[1],
+    K_D_NBETA: 30,
+    K_D_GAMMA: 0.5,
+    K_D_EPS: 3e-3,
+    K_D_SEED: 0,
+}
+
+
+# ----------------------------------------------------------------------------- panels
+
+
+def volume_panel() -> None:
+    left, right = st.columns([1, 2.6], gap="large")
+    with left:
+        spec, target, error = ui.potential_picker(K_VS_POT, K_VS_EXPR)
+        st.select_slider(
+            "box half-width around w*",
+            options=[0.25, 0.5, 1.0, 2.0],
+            key=K_VS_RADIUS,
+            help="Samples are uniform in w* + [−r, r]².",
+        )
+        st.select_slider(
+            "samples",
+            options=[50_000, 200_000, 1_000_000],
+            key=K_VS_SAMPLES,
+            format_func=lambda n: f"{n:,}",
+        )
+    with right:
+        if error or target is None:
+            st.info("Fix the expression on the left to see its volume scaling.", icon=":material/edit:")
+            return
+        table, slope, stderr = ui.volume_scaling_table(
+            spec, float(st.session_state[K_VS_RADIUS]), int(st.session_state[K_VS_SAMPLES])
+        )
+        theory = target.theory_llc
+        ui.metric_row(
+            [
+                ("fitted slope", f"{ui.fmt(slope)} ± {ui.fmt(stderr, 2)}", "Slope of log V against log ε."),
+                ("exact λ", ui.fmt(theory), getattr(target, "theory_note", None)),
+                ("samples below the largest ε", f"{int(table['count'].max()):,}", None),
+            ]
+        )
+        fig_col, note_col = st.columns([3, 2], gap="medium")
+        with fig_col:
+            ui.show_figure(
+                plots.volume_scaling_figure(
+                    table, slope=slope, theory_llc=theory, title=f"V(ε) for L = {spec}"
+                ),
+                key="learn.fig.volume",
+            )
+        with note_col:
+            ui.teaching_note(
+                "Pick points **uniformly** in a box around w\\* and count the fraction V(ε) with "
+                "L(w) − L(w\\*) < ε. Near a minimum V(ε) ≈ c·ε^λ·(−log ε)^(m−1), so on log–log axes "
+                "the points fall on a line of **slope λ**.\n\n"
+                "A regular minimum in d dimensions has λ = d/2 (the set {L < ε} is an ellipse "
+                "of area ∝ ε). Degenerate directions make {L < ε} much larger (for x²y⁴ it is a "
+                "thin cross along the axes), so V shrinks more **slowly** and λ is smaller. "
+                "That is what λ measures: how much parameter volume is nearly as good as w\\*.\n\n"
+                "Filled points are the small-ε window used for the fit; with multiplicity m > 1 "
+                "the log factor bends the line slightly."
+            )
+
+
+def newton_panel() -> None:
+    left, right = st.columns([1, 2.6], gap="large")
+    with left:
+        st.selectbox(
+            "Example",
+            list(NEWTON_PRESETS),
+            key=K_NP_PRESET,
+            format_func=lambda k: NEWTON_PRESETS[k],
+            on_change=lambda: ui.set_values({K_NP_TEXT: st.session_state[K_NP_PRESET]}),
+        )
+        st.text_input(
+            "Polynomial in x and y",
+            key=K_NP_TEXT,
+            help="Any polynomial with non-negative integer powers, e.g. x**4 + x**2*y**2 + y**6.",
+        )
+        text = str(st.session_state[K_NP_TEXT]).strip()
+        try:
+            view = ui.newton_view(text)
+        except ValueError as exc:
+            ui.user_error(f"**Cannot draw a Newton polygon.** {ui.expression_error_text(exc, text)}")
+            view = None
+    with right:
+        if view is None:
+            st.info("Type a polynomial on the left, e.g. `x**2 * y**4`.", icon=":material/edit:")
+            return
+        ui.metric_row(
+            [
+                ("hit point t", ui.fmt(view.t), "The diagonal (t, t) first touches the polyhedron here."),
+                ("λ = 1/t", ui.fmt(view.llc), None),
+                ("multiplicity m", str(view.multiplicity), "Codimension of the face that is hit."),
+                ("exact?", {True: "yes", False: "no", None: "unknown"}[view.exact], None),
+            ]
+        )
+        fig_col, note_col = st.columns([3, 2], gap="medium")
+        with fig_col:
+            ui.show_figure(
+                plots.newton_polyhedron_figure(
+                    view.exponents, hull=view.vertices, hit=view.t, title=f"L = {text}"
+                ),
+                key="learn.fig.newton",
+            )
+        with note_col:
+            ui.teaching_note(
+                "Near w\\* = 0 only the **exponents** of L = Σ c·x^a·y^b matter. Plot each monomial "
+                "as the point (a, b). The **Newton polyhedron** is everything above and to the "
+                "right of their convex hull (shaded).\n\n"
+                "Walk from the origin along the diagonal a = b. The first point (t, t) where you "
+                "touch the polyhedron gives **λ = 1/t** (exact when L is non-degenerate).\n\n"
+                "**Why x²y⁴ has λ = 1/4:** its only point is (2, 4). The region above it starts "
+                "at a = 2 and b = 4, so the diagonal enters it at (4, 4): t = 4 and λ = 1/4. The "
+                "flatter direction, y⁴, sets the answer. Hitting an edge gives m = 1; hitting a "
+                "vertex (as for x²y²) gives m = 2 and an extra log factor.\n\n"
+                f"*{ui.plain(view.note)}*"
+            )
+
+
+def free_energy_panel() -> None:
+    left, right = st.columns([1, 2.6], gap="large")
+    with left:
+        st.markdown("**Basin A**: lower loss, more complex")
+        st.slider("L_A (loss at the minimum)", 0.0, 0.05, step=0.001, format="%.3f", key=K_FE["la"])
+        st.slider("λ_A", 0.5, 20.0, step=0.5, key=K_FE["lama"])
+        st.markdown("**Basin B**: higher loss, simpler")
+        st.slider("L_B (loss at the minimum)", 0.0, 0.05, step=0.001, format="%.3f", key=K_FE["lb"])
+        st.slider("λ_B", 0.5, 20.0, step=0.5, key=K_FE["lamb"])
+    s = st.session_state
+    basins = {
+        f"A: L = {s[K_FE['la']]:.3f}, λ = {s[K_FE['lama']]:g}": (
+            float(s[K_FE["la"]]),
+            float(s[K_FE["lama"]]),
+        ),
+        f"B: L = {s[K_FE['lb']]:.3f}, λ = {s[K_FE['lamb']]:g}": (
+            float(s[K_FE["lb"]]),
+            float(s[K_FE["lamb"]]),
+        ),
+    }
+    curves, crossings = ui.free_energy_curves(basins)
+    with right:
+        fig_col, note_col = st.columns([3, 2], gap="medium")
+        with fig_col:
+            crossing = crossings[-1] if crossings else None
+            ui.show_figure(
+                plots.free_energy_figure(curves, crossover=crossing, title="Free energy F_n ≈ n·L + λ·log n"),
+                key="learn.fig.fe",
+            )
+            ui.show_figure(plots.posterior_share_figure(curves), key="learn.fig.share", height=300)
+        with note_col:
+            if crossings:
+                verdict = (
+                    f"The basins swap at **n ≈ {ui.fmt(crossings[-1])}**: below it the posterior prefers "
+                    f"the basin with the smaller λ, above it the one with the smaller loss."
+                )
+            else:
+                winner = curves.groupby("basin")["free_energy"].last().idxmin()
+                verdict = f"In this range one basin always wins: **{ui.plain(winner)}**."
+            ui.teaching_note(
+                "The Bayesian posterior mass of a basin is ≈ exp(−F_n), with free energy "
+                "**F_n ≈ n·L_n(w\\*) + λ·log n** (primer §1). The loss term grows like n, the "
+                "complexity term only like log n.\n\n"
+                "So at **small n** a simple basin (small λ) can win even with a higher loss; as "
+                "**n grows** the accurate basin (lower L) takes over. Learning as a sequence of "
+                "**phase transitions** between basins is this picture. "
+                f"{verdict}\n\n"
+                "Curves are drawn relative to n·min(L), so their gap is the log-odds between "
+                "the basins; the lower panel is each basin's posterior share."
+            )
+
+
+def density_panel() -> None:
+    left, right = st.columns([1, 2.6], gap="large")
+    with left:
+        st.selectbox("1-D potential", list(ui.DENSITY_POTENTIALS), key=K_D_POT)
+        st.select_slider("nβ", options=NBETA_CHOICES, key=K_D_NBETA)
+        st.slider("γ", 0.0, 10.0, step=0.1, key=K_D_GAMMA)
+        st.select_slider("ε", options=EPS_CHOICES, key=K_D_EPS, format_func=lambda v: f"{v:g}")
+        st.number_input("seed", min_value=0, max_value=10_000, step=1, key=K_D_SEED)
+    s = st.session_state
+    try:
+        density, samples, stats = ui.density_demo(
+            s[K_D_POT], float(s[K_D_NBETA]), float(s[K_D_GAMMA]), float(s[K_D_EPS]), int(s[K_D_SEED])
+        )
+    except ValueError as exc:
+        ui.user_error(ui.plain(str(exc)))
+        return
+    with right:
+        n_div, n_ch = int(stats["diverged"]), int(stats["chains"])
+        items = [
+            ("exact T = nβ·E[L − L*]", ui.fmt(stats["target"], 4), "What a perfect sampler returns."),
+            ("SGLD λ̂", "n/a" if n_div == n_ch else ui.fmt(stats["llc"], 4), "32 chains × 1500 draws."),
+            ("acceptance", ui.fmt(stats["acceptance"], 3), None),
+            ("diverged", f"{n_div} / {n_ch}", None),
+        ]
+        if math.isfinite(stats["mass_other_basin"]):
+            items.append(
+                (
+                    "mass in the other basin",
+                    f"{stats['mass_other_basin']:.1%} (SGLD {stats['sampled_other_basin']:.1%})",
+                    "Probability of w < 0: exact vs SGLD draws.",
+                )
+            )
+        ui.metric_row(items)
+        fig_col, note_col = st.columns([3, 2], gap="medium")
+        with fig_col:
+            if n_div == n_ch:
+                st.error(
+                    "Every chain diverged at this step size: ε is far too large for this nβ. "
+                    "Lower ε (the exact density is still drawn).",
+                    icon=":material/error:",
+                )
+            ui.show_figure(
+                plots.density_figure(density, samples=samples, title="What SGLD samples"),
+                key="learn.fig.density",
+            )
+        with note_col:
+            gap = stats["llc"] - stats["target"] if n_div < n_ch else float("nan")
+            gap_txt = f" Here λ̂ − T = {ui.fmt(gap, 2)}." if np.isfinite(gap) else ""
+            exact_other, sampled_other = stats["mass_other_basin"], stats["sampled_other_basin"]
+            if (
+                math.isfinite(exact_other)
+                and math.isfinite(sampled_other)
+                and exact_other > 0.02 + 2 * sampled_other
+            ):
+                gap_txt += (
+                    f"\n\n**Notice:** the exact posterior has {exact_other:.0%} of its mass in the other "
+                    f"basin, but the chains found only {sampled_other:.0%}: crossing a barrier of height "
+                    "nβ·ΔL takes exponentially many steps. In practice this is part of what makes the "
+                    "estimate *local*; γ makes it local by design."
+                )
+            ui.teaching_note(
+                "SGLD samples p(w) ∝ exp(−nβ·L(w)) · exp(−(γ/2)(w − w\\*)²) (red curve), the "
+                "product of the **tempered likelihood** and the **localisation** (dashed).\n\n"
+                "- **nβ** sharpens the likelihood: larger nβ hugs the minimum.\n"
+                "- **γ** is a leash to w\\*: for the double well, small nβ and γ = 0 leak half the "
+                "mass into the other basin at w = −1; γ > 0 keeps the estimate **local**.\n"
+                "- **ε** is the step. Small ε: the histogram of draws matches the red curve. "
+                "Large ε: the histogram is too wide (λ̂ biased upward), then chains diverge.\n\n"
+                f"λ̂ = nβ·(Eₚ[L] − L(w\\*)) is computed from these draws.{gap_txt}"
+            )
+
+
+# ----------------------------------------------------------------------------- page
+
+
+def main() -> None:
+    ui.setup_page("Learn", "Singular learning theory, one picture at a time. Everything is interactive.")
+    ui.init_state(DEFAULTS)
+    tabs = st.tabs(
+        [
+            "Volume scaling V(ε) ∝ ε^λ",
+            "Why x²y⁴ has λ = 1/4",
+            "Free energy & basins",
+            "What γ, ε, nβ do",
+        ]
+    )
+    panels = (volume_panel, newton_panel, free_energy_panel, density_panel)
+    names = ("draw the volume-scaling plot", "draw the Newton polyhedron", "draw the free energy", "sample")
+    for tab, panel, what in zip(tabs, panels, names, strict=True):
+        with tab:
+            ui.run_page(panel, what=what)
+    ui.remember(list(DEFAULTS))
+
+
+if __name__ == "__main__":
+    ui.run_page(main, what="show the Learn page")

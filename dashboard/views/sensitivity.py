@@ -1,3 +1,708 @@
+"""Sensitivity & calibrate: one batched sweep over γ × ε × nβ, and a Calibrate action.
+
+widgets -> params -> (cached | live-streamed) sweep -> figures from :mod:`lltools.plots`;
+the recommendation logic lives in :mod:`lltools.calibrate`.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
 import streamlit as st
 
-st.info("coming")
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # pragma: no cover
+    sys.path.insert(0, str(ROOT))
+
+from dashboard import common as ui  # noqa: E402
+from lltools import calibrate, plots  # noqa: E402
+
+NS_SWEEP, NS_CALIB = "sens", "calib"
+K_POT, K_EXPR = "sens.potential", "sens.expr"
+K_EPS, K_GAMMA, K_NBETA = "sens.eps_list", "sens.gamma_list", "sens.nbeta_list"
+K_CHAINS, K_DRAWS, K_BURNIN, K_SEED = "sens.chains", "sens.draws", "sens.burnin", "sens.seed"
+K_C_EPS, K_C_GAMMA, K_C_NBETA = "calib.epsilon", "calib.gamma", "calib.nbeta"
+K_C_ACC, K_C_RHAT = "calib.acceptance_min", "calib.rhat_max"
+K_VIEW_NBETA, K_MT_EPS, K_MT_GAMMA = "sens.view_nbeta", "sens.mt_eps", "sens.mt_gamma"
+SWEEP_RESULT, CALIB_RESULT = "sens.__result", "calib.__result"
+
+DEFAULTS: dict[str, Any] = {
+    K_POT: "x**4 + y**4",
+    K_EXPR: "x**2 * y**2",
+    K_EPS: "3e-4, 1e-3, 3e-3, 1e-2, 3e-2",
+    K_GAMMA: "0.1, 1, 10",
+    K_NBETA: "100",
+    K_CHAINS: 4,
+    K_DRAWS: 1000,
+    K_BURNIN: 200,
+    K_SEED: 0,
+    K_C_EPS: 1e-3,
+    K_C_GAMMA: 1.0,
+    K_C_NBETA: 100.0,
+    K_C_ACC: 0.9,
+    K_C_RHAT: 1.1,
+}
+WIDGET_KEYS = list(DEFAULTS)
+MAX_SETTINGS = 200
+
+
+def _potential_from_url(raw: str) -> dict[str, Any]:
+    from lltools.potentials import find_builtin
+
+    builtin = find_builtin(raw)
+    return {K_POT: builtin.name} if builtin else {K_POT: ui.CUSTOM, K_EXPR: raw}
+
+
+def _list_param(key: str, name: str, lo: float, exclusive: bool) -> ui.QueryParam:
+    def apply(raw: str) -> dict[str, Any]:
+        values = ui.parse_float_list(raw, name=name, min_value=lo, exclusive_min=exclusive)
+        return {key: ui.format_float_list(values)}
+
+    return ui.QueryParam(key, str, apply=apply, read=lambda s: str(s.get(key, "")).replace(" ", ""))
+
+
+QUERY = {
+    "potential": ui.QueryParam(K_POT, str, apply=_potential_from_url, read=lambda s: spec_of(s)),
+    "epsilon": _list_param(K_EPS, "ε", 0.0, True),
+    "gamma": _list_param(K_GAMMA, "γ", 0.0, False),
+    "nbeta": _list_param(K_NBETA, "nβ", 0.0, True),
+    "chains": ui.QueryParam(K_CHAINS, int, lo=1, hi=256),
+    "draws": ui.QueryParam(K_DRAWS, int, lo=10, hi=100_000),
+    "burnin": ui.QueryParam(K_BURNIN, int, lo=0, hi=100_000),
+    "seed": ui.QueryParam(K_SEED, int, lo=0, hi=2**31 - 1),
+}
+
+
+def spec_of(state: Any) -> str:
+    choice = state.get(K_POT, DEFAULTS[K_POT])
+    return str(state.get(K_EXPR, "")).strip() if choice == ui.CUSTOM else str(choice)
+
+
+def budget(state: Any) -> dict[str, int]:
+    return {
+        "chains": int(state[K_CHAINS]),
+        "draws": int(state[K_DRAWS]),
+        "burnin": int(state[K_BURNIN]),
+        "seed": int(state[K_SEED]),
+    }
+
+
+def parse_grid(state: Any) -> tuple[dict[str, list[float]] | None, list[str]]:
+    """The sweep grid from the three list inputs, or ``None`` and the problems."""
+    problems = []
+    out: dict[str, list[float]] = {}
+    for key, name, kw in (
+        (K_EPS, "ε", {"min_value": 0.0, "exclusive_min": True, "max_value": 10.0}),
+        (K_GAMMA, "γ", {"min_value": 0.0, "max_value": 1e6}),
+        (K_NBETA, "nβ", {"min_value": 0.0, "exclusive_min": True, "max_value": 1e12}),
+    ):
+        try:
+            out[{"ε": "epsilon", "γ": "gamma", "nβ": "nbeta"}[name]] = ui.parse_float_list(
+                str(state.get(key, "")), name=name, **kw
+            )
+        except ValueError as exc:
+            problems.append(str(exc))
+    if problems:
+        return None, problems
+    n = len(out["epsilon"]) * len(out["gamma"]) * len(out["nbeta"])
+    if n > MAX_SETTINGS:
+        return None, [f"The grid has {n} settings; at most {MAX_SETTINGS} per sweep."]
+    return out, []
+
+
+@dataclass
+class SweepRun:
+    """A finished (or stopped) sweep or calibration as drawn by the page."""
+
+    kind: str  # "sweep" | "calibrate"
+    spec: str
+    grid: dict[str, list[float]]
+    budget: dict[str, int]
+    table: pd.DataFrame
+    theory_llc: float | None
+    status: str
+    elapsed_s: float
+    traces: pd.DataFrame = field(default_factory=pd.DataFrame)
+    recommendation: Any = None
+    criteria: Any = None
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _on_sweep() -> None:
+    grid, _ = parse_grid(st.session_state)
+    if grid:
+        ui.LiveRun(NS_SWEEP).request(
+            {"spec": spec_of(st.session_state), "grid": grid, "budget": budget(st.session_state)}
+        )
+
+
+def _on_calibrate() -> None:
+    s = st.session_state
+    grid = calibrate.default_grid(float(s[K_C_EPS]), float(s[K_C_GAMMA]))
+    grid["nbeta"] = [float(s[K_C_NBETA])]
+    criteria = {"acceptance_min": float(s[K_C_ACC]), "rhat_max": float(s[K_C_RHAT])}
+    ui.LiveRun(NS_CALIB).request(
+        {"spec": spec_of(s), "grid": grid, "budget": budget(s), "criteria": criteria}
+    )
+
+
+def live_sweep_view(trace: Any, settings: pd.DataFrame, slot: Any, key: str) -> None:
+    """Heatmap of λ̂ so far (and acceptance) per setting while the sweep runs."""
+    table = ui.partial_sweep_table(trace, settings)
+    nb = sorted(table["nbeta"].unique())[0]
+    sub = table[np.isclose(table["nbeta"], nb)]
+    with slot.container():
+        c1, c2 = st.columns(2)
+        ui.show_figure(
+            plots.sweep_heatmap(sub, "llc_mean", title=f"λ̂ so far (nβ = {ui.fmt(nb)})", colorbar_title="λ̂"),
+            container=c1,
+            key=f"{key}.llc",
+        )
+        ui.show_figure(
+            plots.sweep_heatmap(
+                sub, "acceptance", title="acceptance so far", colorbar_title="acc.", zmin=0.0, zmax=1.0
+            ),
+            container=c2,
+            key=f"{key}.acc",
+        )
+
+
+def execute(kind: str, request: dict[str, Any], live: ui.LiveRun, slots: dict[str, Any]) -> SweepRun:
+    """Serve a sweep/calibrate request from the cache or by streaming it live."""
+    from lltools import estimators, frames
+    from lltools.sweeps import sweep_stream
+
+    spec, grid, bud = request["spec"], request["grid"], request["budget"]
+    target = ui.potential_target(spec)
+    key = ui.settings_key(kind, spec, **grid, **bud)
+    cache = ui.result_cache()
+    cached = cache.get(key)
+    if cached is None:
+        total = bud["burnin"] + bud["draws"]
+        state = {"n": 0}
+
+        def on_chunk(item: Any) -> None:
+            state["n"] += 1
+            live_sweep_view(item[0], item[1], slots["live"], key=f"{kind}.live{state['n']}")
+
+        stream = sweep_stream(
+            target,
+            epsilon=grid["epsilon"],
+            gamma=grid["gamma"],
+            nbeta=grid["nbeta"],
+            chains=bud["chains"],
+            draws=bud["draws"],
+            burnin=bud["burnin"],
+            seed=bud["seed"],
+            device=ui.POTENTIAL_DEVICE,
+            report_every=ui.report_every(total),
+        )
+        n_chains = bud["chains"] * len(grid["epsilon"]) * len(grid["gamma"]) * len(grid["nbeta"])
+        (trace, _settings), elapsed = ui.stream_live(
+            stream,
+            live=live,
+            total_steps=total,
+            on_chunk=on_chunk,
+            label=f"{'Calibrating' if kind == 'calibrate' else 'Sweeping'}: {n_chains:,} chains in one batch",
+            progress_container=slots["progress"],
+        )
+        host = trace.cpu()
+        cached = SweepRun(
+            kind=kind,
+            spec=spec,
+            grid=grid,
+            budget=bud,
+            table=estimators.llc_by_setting(host),
+            theory_llc=target.theory_llc,
+            status="complete",
+            elapsed_s=elapsed,
+            traces=frames.trace_frame(host),
+        )
+        cache.put(key, cached)
+    return finalise(cached, request)
+
+
+def finalise(run: SweepRun, request: dict[str, Any]) -> SweepRun:
+    """Attach the calibration verdict (cheap; never cached) and return a fresh copy."""
+    out = SweepRun(**{**run.__dict__})
+    if out.kind == "calibrate":
+        crit = calibrate.Criteria(**request.get("criteria", {}))
+        out.criteria = crit
+        out.recommendation = calibrate.recommend(out.table, crit)
+    return out
+
+
+def finish_stopped(kind: str, partial: Any, request_like: dict[str, Any]) -> SweepRun | None:
+    """Summarise an interrupted sweep from its partial trace."""
+    from lltools import estimators, frames
+
+    trace, _settings = partial
+    steps = int(trace.meta.get("steps_done", 0))
+    if trace.draw_loss.shape[1] < 2:
+        st.info(f"Stopped at step {steps:,}, still in burn-in: nothing to summarise yet.")
+        return None
+    host = trace.cpu()
+    run = SweepRun(
+        kind=kind,
+        spec=request_like["spec"],
+        grid=request_like["grid"],
+        budget=request_like["budget"],
+        table=estimators.llc_by_setting(host),
+        theory_llc=getattr(ui.try_potential(request_like["spec"])[0], "theory_llc", None),
+        status=f"stopped at step {steps:,} of {trace.num_steps_total:,}",
+        elapsed_s=float("nan"),
+        traces=frames.trace_frame(host),
+    )
+    return finalise(run, request_like)
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def heatmaps(run: SweepRun, healthy: pd.Series, recommended: int | None, key: str) -> None:
+    table = run.table
+    nbetas = sorted(table["nbeta"].unique())
+    nb = nbetas[0]
+    if len(nbetas) > 1:
+        nb = st.selectbox(
+            "nβ shown in the heatmaps", nbetas, key=f"{key}.nbeta", format_func=lambda v: f"{v:g}"
+        )
+    mask = np.isclose(table["nbeta"], nb)
+    sub, hsub = table[mask], healthy[mask]
+    c1, c2, c3 = st.columns(3)
+    ui.show_figure(
+        plots.sweep_heatmap(
+            sub, "llc_mean", healthy=hsub, recommended=recommended, title="λ̂", colorbar_title="λ̂"
+        ),
+        container=c1,
+        key=f"{key}.fig.llc",
+    )
+    ui.show_figure(
+        plots.sweep_heatmap(
+            sub,
+            "acceptance",
+            healthy=hsub,
+            recommended=recommended,
+            title="MALA acceptance",
+            colorbar_title="acc.",
+            zmin=0.0,
+            zmax=1.0,
+        ),
+        container=c2,
+        key=f"{key}.fig.acc",
+    )
+    ui.show_figure(
+        plots.sweep_heatmap(
+            sub,
+            "rhat",
+            healthy=hsub,
+            recommended=recommended,
+            title="R-hat",
+            colorbar_title="R-hat",
+            colorscale="Reds",
+            zmin=1.0,
+            zmax=max(1.3, float(np.nanmax(sub["rhat"])) if sub["rhat"].notna().any() else 1.3),
+        ),
+        container=c3,
+        key=f"{key}.fig.rhat",
+    )
+
+
+def gamma_and_temperature(run: SweepRun, healthy: pd.Series) -> None:
+    table = run.table
+    left, right = st.columns(2, gap="medium")
+    with left:
+        nb = sorted(table["nbeta"].unique())[0]
+        sub = table[np.isclose(table["nbeta"], nb)]
+        finite = ui.finite_target_curve(run.spec, float(nb), sorted(sub["gamma"].unique()))
+        ui.show_figure(
+            plots.llc_vs_param_figure(
+                sub,
+                x="gamma",
+                group="epsilon",
+                theory_llc=run.theory_llc,
+                finite_target=finite,
+                log_x=bool((sub["gamma"] > 0).all()),
+                title=f"λ̂ against γ (nβ = {ui.fmt(nb)})",
+            ),
+            key="sens.fig.gamma",
+        )
+        if not (sub["gamma"] > 0).all():
+            st.caption("γ = 0 is in the grid, so the γ axis is linear.")
+    with right:
+        multi_temperature(run, healthy)
+
+
+def multi_temperature(run: SweepRun, healthy: pd.Series) -> None:
+    from lltools.estimators import llc_bias_reduced
+
+    table = run.table
+    nbetas = sorted(v for v in table["nbeta"].unique() if v > 1)
+    if len(nbetas) < 2:
+        ui.teaching_note(
+            "Add **at least two nβ values** (e.g. `30, 100, 300, 1000`) to the grid to see the "
+            "multi-temperature plot. It regresses λ̂ on 1/log nβ, because "
+            "nβ·(E_β[L] − L\\*) ≈ λ − (m−1)/log nβ, and reads the bias-reduced λ at the intercept.",
+            title="Multi-temperature fit",
+        )
+        return
+    eps_options = sorted(table["epsilon"].unique())
+    gamma_options = sorted(table["gamma"].unique())
+    # Default: the (ε, γ) pair with the most healthy temperatures (ties: larger ε, smaller γ).
+    scored = table.assign(h=healthy.to_numpy()).groupby(["epsilon", "gamma"])["h"].sum().reset_index()
+    scored = scored.sort_values(["h", "epsilon", "gamma"], ascending=[False, False, True])
+    best = scored.iloc[0]
+    c1, c2 = st.columns(2)
+    eps = c1.selectbox(
+        "ε for the fit",
+        eps_options,
+        index=eps_options.index(best["epsilon"]),
+        key=K_MT_EPS,
+        format_func=lambda v: f"{v:g}",
+    )
+    gamma = c2.selectbox(
+        "γ for the fit",
+        gamma_options,
+        index=gamma_options.index(best["gamma"]),
+        key=K_MT_GAMMA,
+        format_func=lambda v: f"{v:g}",
+    )
+    pts = table[np.isclose(table["epsilon"], eps) & np.isclose(table["gamma"], gamma) & (table["nbeta"] > 1)]
+    pts = pts[np.isfinite(pts["llc_mean"])]
+    fit = None
+    try:
+        sem = pts["llc_sem"].to_numpy(dtype=float)
+        ok = bool(np.isfinite(sem).all() and (sem > 0).all())
+        res = llc_bias_reduced(pts["nbeta"], pts["llc_mean"], sem if ok else None)
+        fit = {"intercept": res.intercept, "intercept_se": res.intercept_se, "slope": res.slope}
+    except ValueError as exc:
+        st.caption(f"No fit: {ui.plain(str(exc))}")
+    ui.show_figure(plots.multi_temperature_figure(pts, fit, theory_llc=run.theory_llc), key="sens.fig.temp")
+    if fit:
+        st.caption(
+            f"Bias-reduced λ (intercept) = {ui.fmt(fit['intercept'])} ± {ui.fmt(fit['intercept_se'], 2)}; "
+            f"slope ≈ −(m−1) = {ui.fmt(fit['slope'])}."
+        )
+
+
+def results_table(run: SweepRun, assessed: pd.DataFrame, key: str) -> None:
+    cols = [
+        "setting",
+        "epsilon",
+        "gamma",
+        "nbeta",
+        "llc_mean",
+        "llc_sem",
+        "rhat",
+        "ess",
+        "acceptance",
+        "n_diverged",
+        "healthy",
+        "problem",
+    ]
+    shown = assessed[[c for c in cols if c in assessed]]
+    st.dataframe(
+        shown,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "epsilon": st.column_config.NumberColumn("ε", format="%.2e"),
+            "gamma": st.column_config.NumberColumn("γ", format="%g"),
+            "nbeta": st.column_config.NumberColumn("nβ", format="%g"),
+            "llc_mean": st.column_config.NumberColumn("λ̂", format="%.4f"),
+            "llc_sem": st.column_config.NumberColumn("± sem", format="%.3f"),
+            "rhat": st.column_config.NumberColumn("R-hat", format="%.3f"),
+            "ess": st.column_config.NumberColumn("ESS", format="%.0f"),
+            "acceptance": st.column_config.NumberColumn("acc.", format="%.3f"),
+            "problem": st.column_config.TextColumn("what to change", width="large"),
+        },
+    )
+    with st.expander("Download (CSV / Parquet)"):
+        ui.download_buttons(
+            {"Settings table": assessed.drop(columns=["plateau"], errors="ignore"), "Traces": run.traces},
+            basename=f"lltools_{run.kind}",
+            key=f"{key}.dl",
+        )
+    st.caption(
+        f"{run.status} · {len(run.table)} settings × {run.budget['chains']} chains · "
+        f"{run.budget['draws']:,} draws after {run.budget['burnin']:,} burn-in"
+        + (f" · {run.elapsed_s:.1f} s" if run.elapsed_s == run.elapsed_s and run.elapsed_s > 0 else "")
+    )
+
+
+SWEEP_NOTE = (
+    "λ̂ is only meaningful where it does **not** depend on the sampler's knobs. Each cell is "
+    "one setting (ε, γ, nβ), all run as **one batched computation**. A green box marks a "
+    "**healthy** setting: mean MALA acceptance ≥ 0.9, no diverged chain, R-hat ≤ 1.1, enough "
+    "effective draws.\n\n"
+    "- **ε** (columns): too large biases λ̂ upward, then chains diverge; too small and the "
+    "chains barely move. Look for a **plateau** of λ̂ across ε inside the green region.\n"
+    "- **γ** (rows): the localisation (γ/2)‖w − w\\*‖² pulls chains home. Larger γ shrinks λ̂; "
+    "too small lets chains wander off (R-hat grows).\n"
+    "- **nβ**: larger is more local and less biased but noisier. The dotted curve is the exact "
+    "target T(nβ, γ) a perfect sampler would return."
+)
+
+CALIB_NOTE = (
+    "Calibrate runs a small grid (5 step sizes over two decades × 3 values of γ around your "
+    "centre) as one batch, then applies three rules:\n\n"
+    "1. **Healthy**: acceptance ≥ the threshold, no divergence, R-hat ≤ the threshold, enough "
+    "effective draws.\n"
+    "2. **Plateau**: for each γ, the healthy step sizes whose λ̂ agree (within 10% or 3 "
+    "standard errors).\n"
+    "3. **Pick** the weakest γ that has a plateau, and its **largest** ε on the plateau: the "
+    "fastest-mixing step that still gives the same answer."
+)
+
+
+def render_sweep(run: SweepRun) -> None:
+    assessed = calibrate.assess(run.table)
+    healthy = assessed["healthy"]
+    top_left, top_right = st.columns([3, 1], gap="medium")
+    with top_left:
+        heatmaps(run, healthy, None, key="sens.heat")
+    with top_right:
+        ui.teaching_note(SWEEP_NOTE, title="Reading the sweep")
+    gamma_and_temperature(run, healthy)
+    results_table(run, assessed, key="sens.table")
+
+
+def _apply_to_toy(rec: Any, spec: str) -> None:
+    from dashboard.views.toy import K_EPS as T_EPS
+    from dashboard.views.toy import K_EXPR as T_EXPR
+    from dashboard.views.toy import K_GAMMA as T_GAMMA
+    from dashboard.views.toy import K_NBETA as T_NBETA
+    from dashboard.views.toy import K_POT as T_POT
+
+    values = {T_EPS: float(rec.epsilon), T_GAMMA: float(rec.gamma), T_NBETA: float(rec.nbeta)}
+    values.update({T_POT: spec} if spec in ui.POTENTIAL_LABELS else {T_POT: ui.CUSTOM, T_EXPR: spec})
+    ui.set_values(values)
+    st.session_state["calib.__applied"] = True
+
+
+def render_calibration(run: SweepRun) -> None:
+    rec = run.recommendation
+    assessed = rec.table
+    healthy = assessed["healthy"]
+    if rec.ok:
+        st.success(f"**{ui.plain(rec.headline)}**", icon=":material/verified:")
+    else:
+        st.warning(f"**{ui.plain(rec.headline)}**", icon=":material/warning:")
+    left, right = st.columns([3, 2], gap="medium")
+    with left:
+        ui.show_figure(
+            plots.calibration_figure(
+                assessed, recommended=rec.setting, plateau=assessed["plateau"], theory_llc=run.theory_llc
+            ),
+            key="calib.fig.plateau",
+        )
+    with right:
+        st.markdown("**Why**")
+        st.markdown("\n".join(f"- {ui.plain(r)}" for r in rec.reasons))
+        if rec.as_settings():
+            st.button(
+                "Use these settings on the Toy page",
+                key="calib.apply",
+                on_click=_apply_to_toy,
+                args=(rec, run.spec),
+                icon=":material/arrow_back:",
+            )
+            if st.session_state.pop("calib.__applied", False):
+                st.success("Applied: open **Toy potentials** and press Run.", icon=":material/check:")
+    c1, c2 = st.columns(2)
+    ui.show_figure(
+        plots.sweep_heatmap(
+            assessed,
+            "acceptance",
+            healthy=healthy,
+            recommended=rec.setting,
+            title="Acceptance (★ = recommended)",
+            colorbar_title="acc.",
+            zmin=0.0,
+            zmax=1.0,
+        ),
+        container=c1,
+        key="calib.fig.acc",
+    )
+    ui.show_figure(
+        plots.sweep_heatmap(
+            assessed, "llc_mean", healthy=healthy, recommended=rec.setting, title="λ̂", colorbar_title="λ̂"
+        ),
+        container=c2,
+        key="calib.fig.llc",
+    )
+    results_table(run, assessed, key="calib.table")
+
+
+# ----------------------------------------------------------------------------- page
+
+
+def controls(running: bool) -> tuple[str, Any | None, str | None]:
+    spec, target, error = ui.potential_picker(K_POT, K_EXPR, disabled=running)
+    st.markdown("**Sampler budget per setting**")
+    c1, c2 = st.columns(2)
+    c1.number_input("chains", min_value=1, max_value=256, step=1, key=K_CHAINS, disabled=running)
+    c2.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key=K_SEED, disabled=running)
+    c1.number_input("draws", min_value=10, max_value=100_000, step=100, key=K_DRAWS, disabled=running)
+    c2.number_input("burn-in", min_value=0, max_value=100_000, step=100, key=K_BURNIN, disabled=running)
+    return spec, target, error
+
+
+def main() -> None:
+    ui.setup_page(
+        "Sensitivity & calibrate",
+        "How λ̂ depends on the sampler's knobs, and which settings to trust. Every grid is one batched run.",
+    )
+    sweep_live, calib_live = ui.LiveRun(NS_SWEEP), ui.LiveRun(NS_CALIB)
+    problems = ui.load_query_params(NS_SWEEP, QUERY)
+    ui.init_state(DEFAULTS)
+    sweep_req, calib_req = sweep_live.take(), calib_live.take()
+    running = sweep_req is not None or calib_req is not None
+    stopped = {
+        "sweep": None if running else sweep_live.stopped_partial(),
+        "calibrate": None if running else calib_live.stopped_partial(),
+    }
+
+    ctrl, main_col = st.columns([1, 3.4], gap="large")
+    with ctrl:
+        for p in problems:
+            st.warning(ui.plain(p))
+        spec, _target, error = controls(running)
+        ui.remember(WIDGET_KEYS)
+
+    with main_col:
+        tab_sweep, tab_calib = st.tabs(["Sweep γ × ε × nβ", "Calibrate"])
+        with tab_sweep:
+            g1, g2, g3 = st.columns(3)
+            g1.text_input("ε values", key=K_EPS, disabled=running, help="Comma-separated step sizes.")
+            g2.text_input(
+                "γ values", key=K_GAMMA, disabled=running, help="Comma-separated localisation strengths."
+            )
+            g3.text_input(
+                "nβ values",
+                key=K_NBETA,
+                disabled=running,
+                help="Comma-separated inverse temperatures; two or more give the multi-temperature fit.",
+            )
+            grid, grid_problems = parse_grid(st.session_state)
+            for p in grid_problems:
+                ui.user_error(ui.plain(p))
+            b = budget(st.session_state)
+            sweep_error = error or (grid_problems[0] if grid_problems else None)
+            if grid:
+                n_set = len(grid["epsilon"]) * len(grid["gamma"]) * len(grid["nbeta"])
+                over = ui.check_budget(n_set * b["chains"], b["draws"] + b["burnin"])
+                if over:
+                    ui.user_error(over)
+                    sweep_error = sweep_error or over
+                st.caption(
+                    f"{n_set} settings × {b['chains']} chains = {n_set * b['chains']:,} chains, "
+                    f"{b['burnin'] + b['draws']:,} steps each, in one batch."
+                )
+            bc, _ = st.columns([1, 2])
+            with bc:
+                sweep_live.buttons(
+                    running=running, on_run=_on_sweep, disabled=sweep_error is not None, run_label="Run sweep"
+                )
+            slots = {"progress": st.container(), "live": st.empty()}
+            if stopped["sweep"] is not None:
+                last = st.session_state.get(f"{NS_SWEEP}.__last_request")
+                if last:
+                    done = finish_stopped("sweep", stopped["sweep"], last)
+                    if done is not None:
+                        st.session_state[SWEEP_RESULT] = done
+            if sweep_req is not None:
+                st.session_state[f"{NS_SWEEP}.__last_request"] = sweep_req
+                try:
+                    st.session_state[SWEEP_RESULT] = execute("sweep", sweep_req, sweep_live, slots)
+                    ui.save_query_params(QUERY)
+                except Exception as exc:
+                    sweep_live.clear_partial()
+                    ui.show_exception(exc, "run the sweep", container=slots["progress"])
+                    sweep_req = None
+                else:
+                    st.rerun()
+            run: SweepRun | None = st.session_state.get(SWEEP_RESULT)
+            if run is None:
+                ui.teaching_note(SWEEP_NOTE, title="Reading the sweep")
+                st.info("Choose a grid and press **Run sweep**.", icon=":material/play_arrow:")
+            else:
+                if run.spec != spec:
+                    st.caption(f":material/info: Showing the last sweep, for L = {ui.plain(run.spec)}.")
+                render_sweep(run)
+
+        with tab_calib:
+            c1, c2, c3 = st.columns(3)
+            c1.number_input(
+                "centre ε",
+                min_value=1e-9,
+                max_value=1.0,
+                step=1e-4,
+                format="%.2e",
+                key=K_C_EPS,
+                disabled=running,
+            )
+            c2.number_input(
+                "centre γ",
+                min_value=0.0,
+                max_value=1e6,
+                step=0.5,
+                format="%g",
+                key=K_C_GAMMA,
+                disabled=running,
+            )
+            c3.number_input(
+                "nβ", min_value=1e-3, max_value=1e9, step=10.0, format="%g", key=K_C_NBETA, disabled=running
+            )
+            with st.expander("Health thresholds"):
+                t1, t2 = st.columns(2)
+                t1.slider("minimum acceptance", 0.5, 0.99, step=0.01, key=K_C_ACC, disabled=running)
+                t2.slider("maximum R-hat", 1.01, 1.5, step=0.01, key=K_C_RHAT, disabled=running)
+            cg = calibrate.default_grid(float(st.session_state[K_C_EPS]), float(st.session_state[K_C_GAMMA]))
+            eps_txt, gam_txt = ui.format_float_list(cg["epsilon"]), ui.format_float_list(cg["gamma"])
+            st.caption(
+                f"Grid: ε ∈ {{{eps_txt}}} × γ ∈ {{{gam_txt}}} "
+                f"at nβ = {st.session_state[K_C_NBETA]:g}, {b['chains']} chains each."
+            )
+            bc2, _ = st.columns([1, 2])
+            with bc2:
+                calib_live.buttons(
+                    running=running, on_run=_on_calibrate, disabled=error is not None, run_label="Calibrate"
+                )
+            cslots = {"progress": st.container(), "live": st.empty()}
+            if stopped["calibrate"] is not None:
+                last = st.session_state.get(f"{NS_CALIB}.__last_request")
+                if last:
+                    done = finish_stopped("calibrate", stopped["calibrate"], last)
+                    if done is not None:
+                        st.session_state[CALIB_RESULT] = done
+            if calib_req is not None:
+                st.session_state[f"{NS_CALIB}.__last_request"] = calib_req
+                try:
+                    st.session_state[CALIB_RESULT] = execute("calibrate", calib_req, calib_live, cslots)
+                except Exception as exc:
+                    calib_live.clear_partial()
+                    ui.show_exception(exc, "calibrate", container=cslots["progress"])
+                else:
+                    st.rerun()
+            crun: SweepRun | None = st.session_state.get(CALIB_RESULT)
+            if crun is None:
+                ui.teaching_note(CALIB_NOTE, title="How Calibrate decides")
+                st.info(
+                    "Set a centre (your current ε, γ, nβ) and press **Calibrate**.",
+                    icon=":material/play_arrow:",
+                )
+            else:
+                render_calibration(crun)
+                ui.teaching_note(CALIB_NOTE, title="How Calibrate decides")
+
+
+if __name__ == "__main__":
+    ui.run_page(main, what="show the sensitivity page")

@@ -40,7 +40,6 @@ DEFAULTS: dict[str, Any] = {
     K_VIEW: "auto",
 }
 WIDGET_KEYS = list(DEFAULTS)
-POTENTIAL_OPTIONS = [*ui.POTENTIAL_LABELS, ui.CUSTOM]
 VIEW_OPTIONS = ["auto", 0.1, 0.25, 0.5, 1.0, 2.0, 4.0]
 
 
@@ -151,13 +150,14 @@ def draw_metrics(
     with slot.container():
         cols = st.columns(7)
         label = "λ̂ so far" if live else "λ̂ (estimate)"
-        value = (
-            "…"
-            if llc is None
-            else (f"{ui.fmt(llc, 4)} ± {ui.fmt(sem, 2)}" if sem is not None else ui.fmt(llc, 4))
-        )
+        value = "…" if llc is None else ui.fmt(llc, 4)
         cols[0].metric(
-            label, value, help="λ̂ = nβ·(mean draw loss − L(w*)), mean over chains ± standard error."
+            label,
+            value,
+            delta=None if sem is None else f"± {ui.fmt(sem, 2)} (SEM)",
+            delta_color="off",
+            delta_arrow="off",
+            help="λ̂ = nβ·(mean draw loss − L(w*)), mean over chains ± its standard error.",
         )
         cols[1].metric("exact λ", ui.fmt(theory, 4), help="The learning coefficient at w* (limit nβ → ∞).")
         cols[2].metric(
@@ -221,8 +221,8 @@ def teaching_text(
     t_txt = ui.fmt(finite) if finite is not None else "not available"
     text = (
         "SGLD samples the **localised tempered posterior** "
-        "p(w) ∝ exp(−nβ·L(w) − (γ/2)‖w − w*‖²) around w* = 0 (the star). "
-        "The estimate is **λ̂ = nβ·(E_p[L] − L(w*))**: how much extra loss the posterior "
+        "p(w) ∝ exp(−nβ·L(w) − (γ/2)‖w − w\\*‖²) around w\\* = 0 (the star). "
+        "The estimate is **λ̂ = nβ·(Eₚ[L] − L(w\\*))**: how much extra loss the posterior "
         "tolerates. Flat valleys cost nothing to wander along, so they *lower* λ: that is "
         "what a singular minimum looks like.\n\n"
         f"The **exact λ = {lam}** is the limit nβ → ∞. At nβ = {ui.fmt(nbeta)} and γ = {ui.fmt(gamma)} "
@@ -248,30 +248,7 @@ def teaching_text(
 
 def controls(running: bool) -> tuple[str, Any | None, str | None]:
     """Draw the controls; returns (spec, target or None, error message or None)."""
-    st.selectbox(
-        "Potential L(x, y)",
-        POTENTIAL_OPTIONS,
-        key=K_POT,
-        disabled=running,
-        format_func=lambda s: ui.POTENTIAL_LABELS.get(s, "Custom expression…"),
-    )
-    error = None
-    target = None
-    if st.session_state[K_POT] == ui.CUSTOM:
-        st.text_input(
-            "Expression in x and y",
-            key=K_EXPR,
-            disabled=running,
-            placeholder="x**2 * y**2 + x**6",
-            help="Use + − * / ** and sin cos tan exp log sqrt abs tanh, pi. w* is the origin.",
-        )
-    spec = spec_of(st.session_state)
-    target, error = ui.try_potential(spec)
-    if error:
-        ui.user_error(f"**Invalid expression.** {error}")
-    elif target is not None and target.warnings:
-        for w in target.warnings:
-            st.warning(w, icon="⚠️")
+    spec, target, error = ui.potential_picker(K_POT, K_EXPR, disabled=running)
 
     c1, c2 = st.columns(2)
     c1.number_input(
@@ -478,7 +455,7 @@ def draw_result(done: ToyResult, slots: Slots) -> None:
     extent_choice = st.session_state.get(K_VIEW, "auto")
     extent = ui.auto_extent(done.positions) if extent_choice == "auto" else float(extent_choice)
     if done.status != "complete":
-        slots.progress.info(f"Run {done.status}.", icon="ℹ️")
+        slots.progress.info(f"Run {done.status}.", icon=":material/info:")
     draw_metrics(
         slots.metrics,
         llc=r.llc_mean,
@@ -515,12 +492,12 @@ def diagnostics_panel(done: ToyResult) -> None:
     with left:
         if r.warnings:
             for w in r.warnings:
-                st.warning(w, icon="⚠️")
+                st.warning(ui.plain(w), icon=":material/warning:")
         else:
             st.success(
                 "No problems detected: chains agree (R-hat ≈ 1), enough effective draws, "
                 "healthy acceptance, no divergences.",
-                icon="✅",
+                icon=":material/check_circle:",
             )
         if done.finite_target is not None and r.llc_sem and r.llc_sem > 0:
             z = (r.llc_mean - done.finite_target) / r.llc_sem
@@ -607,6 +584,9 @@ def main() -> None:
             ui.run_page(lambda: finish_stopped(partial), what="summarise the stopped run")
         if running:
             with slots.note:
+                st.caption(
+                    ":material/hourglass_top: Sampling… press **Stop** to end early and keep the draws."
+                )
                 ui.teaching_note(
                     teaching_text(
                         request["spec"],
@@ -649,7 +629,8 @@ def main() -> None:
                         )
                     )
                     st.info(
-                        "Press **Run** to sample. The traces update live while the chains move.", icon="▶️"
+                        "Press **Run** to sample. The traces update live while the chains move.",
+                        icon=":material/play_arrow:",
                     )
             return
         with slots.note:
@@ -664,7 +645,7 @@ def main() -> None:
                 )
             )
             if current != {"spec": done.spec, **done.params}:
-                st.caption("⚠️ The controls changed since this run: press **Run** to update.")
+                st.caption(":material/edit: The controls changed since this run: press **Run** to update.")
         draw_result(done, slots)
         diagnostics_panel(done)
         with st.expander("Download this run (CSV / Parquet)"):
