@@ -138,7 +138,7 @@ def teaching_note(markdown: str, *, title: str = "What am I looking at?") -> Non
         st.markdown(markdown)
 
 
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\*_`$~[]<>#|"})
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\*_`$~"})
 
 
 def plain(text: str) -> str:
@@ -388,8 +388,8 @@ def auto_extent(positions: pd.DataFrame | None, *, default: float = 1.0, quantil
     exponent = math.floor(math.log10(reach))
     for m in (1.0, 1.5, 2.0, 3.0, 5.0, 10.0):
         if m * 10**exponent >= reach:
-            return m * 10**exponent
-    return 10.0 ** (exponent + 1)
+            return float(f"{m * 10**exponent:.3g}")
+    return float(f"{10.0 ** (exponent + 1):.3g}")
 
 
 # ============================================================================ targets & caching
@@ -961,8 +961,8 @@ def render_history(page: str | None = None, *, key: str = "history") -> None:
             "ESS": st.column_config.NumberColumn(format="%.0f"),
             "acceptance": st.column_config.NumberColumn(format="%.3f"),
             "epsilon": st.column_config.NumberColumn("ε", format="%.2e"),
-            "gamma": st.column_config.NumberColumn("γ", format="%g"),
-            "nbeta": st.column_config.NumberColumn("nβ", format="%g"),
+            "gamma": st.column_config.NumberColumn("γ"),
+            "nbeta": st.column_config.NumberColumn("nβ"),
         },
     )
     rows = list(getattr(getattr(event, "selection", None), "rows", []) or [])

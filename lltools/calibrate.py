@@ -100,6 +100,14 @@ class Recommendation:
     reasons: list[str]
     table: pd.DataFrame = field(repr=False)
 
+    def __post_init__(self) -> None:
+        # Hyperparameters read back from a float32 trace carry noise (0.3199999928): clean them.
+        for name in ("epsilon", "gamma", "nbeta"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, _clean(value))
+        self.plateau = tuple(_clean(e) for e in self.plateau)
+
     def as_settings(self) -> dict[str, float]:
         """``{"epsilon", "gamma", "nbeta"}`` ready to pass to ``estimate`` (empty if none)."""
         if self.epsilon is None or self.gamma is None or self.nbeta is None:
@@ -133,6 +141,11 @@ def default_grid(
         h = math.sqrt(gamma_span)
         gam = np.geomspace(gamma / h, gamma * h, n_gamma)
     return {"epsilon": [_round_sig(e) for e in eps], "gamma": [_round_sig(g) for g in gam]}
+
+
+def _clean(x: float) -> float:
+    """Drop float32 noise from a hyperparameter read back from a trace (0.3199999928 → 0.32)."""
+    return float(f"{float(x):.7g}")
 
 
 def _round_sig(x: float, sig: int = 2) -> float:

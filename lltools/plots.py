@@ -90,6 +90,7 @@ def template(*, dark: bool = False, large: bool = False) -> go.layout.Template:
         "tickcolor": axis_line,
         "title": {"standoff": 10, "font": {"size": size + 1}},
         "automargin": True,
+        "exponentformat": "power",
     }
     tpl = go.layout.Template()
     tpl.layout = go.Layout(
@@ -239,10 +240,7 @@ def grid_matrix(grid: pd.DataFrame, value: str) -> tuple[np.ndarray, np.ndarray,
 def _fmt(value: float | None, digits: int = 3) -> str:
     if value is None or not math.isfinite(float(value)):
         return "n/a"
-    v = float(value)
-    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
-        return f"{v:.{max(digits - 1, 1)}e}"
-    return f"{v:.{digits}g}"
+    return f"{float(value):.{digits}g}"
 
 
 def format_number(value: float | None, digits: int = 3) -> str:
@@ -794,7 +792,9 @@ def sweep_heatmap(
     value : str
         Column to colour by (``llc_mean``, ``acceptance``, ``rhat`` ...).
     healthy : bool Series aligned with ``table``, optional
-        Healthy cells get a green outline (trace role ``"healthy"``).
+        Healthy cells get a green outline (layout shapes named ``"healthy"``; a legend-only
+        trace with role ``"healthy"`` counts them).  Cells where every chain diverged read
+        "diverged".
     recommended : int, optional
         ``setting`` id of the recommended cell, marked with a star.
     """
@@ -808,13 +808,24 @@ def sweep_heatmap(
     ys = sorted(frame[y].unique())
     xl = [_axis_label(v) for v in xs]
     yl = [_axis_label(v) for v in ys]
+    frame["_all_div"] = (
+        frame["n_diverged"] >= frame["n_chains"] if {"n_diverged", "n_chains"} <= set(frame) else False
+    )
     cell = frame.groupby([y, x], sort=True).agg(
-        val=(value, "mean"), healthy=("_healthy", "all"), setting=("setting", "first")
+        val=(value, "mean"),
+        healthy=("_healthy", "all"),
+        setting=("setting", "first"),
+        dead=("_all_div", "all"),
     )
     z = np.full((len(ys), len(xs)), np.nan)
+    dead = np.zeros((len(ys), len(xs)), dtype=bool)
     for (yy, xx), row in cell.iterrows():
         z[ys.index(yy), xs.index(xx)] = row["val"]
-    text = [[_fmt(v, digits) if np.isfinite(v) else "—" for v in r] for r in z]
+        dead[ys.index(yy), xs.index(xx)] = bool(row["dead"])
+    text = [
+        [_fmt(v, digits) if np.isfinite(v) else ("div." if d else "—") for v, d in zip(r, dr, strict=True)]
+        for r, dr in zip(z, dead, strict=True)
+    ]
     fig.add_trace(
         go.Heatmap(
             x=xl,
@@ -822,11 +833,11 @@ def sweep_heatmap(
             z=z,
             text=text,
             texttemplate="%{text}",
-            textfont={"size": 13},
+            textfont={"size": 12},
             colorscale=colorscale or SEQUENTIAL,
             zmin=zmin,
             zmax=zmax,
-            colorbar={"title": {"text": colorbar_title or value}, "thickness": 14},
+            colorbar={"title": {"text": colorbar_title or value}, "thickness": 10, "len": 0.9, "nticks": 5},
             hovertemplate=f"{x}=%{{x}}<br>{y}=%{{y}}<br>{value}=%{{z:.4g}}<extra></extra>",
             xgap=2,
             ygap=2,
@@ -836,20 +847,31 @@ def sweep_heatmap(
     )
     good = cell[cell["healthy"]]
     if len(good):
+        # Outline each healthy cell (category axes: cell k spans k − 0.5 … k + 0.5).
+        for yy, xx in good.index:
+            i, j = xs.index(xx), ys.index(yy)
+            fig.add_shape(
+                type="rect",
+                x0=i - 0.46,
+                x1=i + 0.46,
+                y0=j - 0.46,
+                y1=j + 0.46,
+                xref="x",
+                yref="y",
+                line={"color": HEALTHY_COLOR, "width": 3},
+                fillcolor="rgba(0,0,0,0)",
+                layer="above",
+                name="healthy",
+            )
         fig.add_trace(
             go.Scatter(
-                x=[_axis_label(xx) for _, xx in good.index],
-                y=[_axis_label(yy) for yy, _ in good.index],
+                x=[None],
+                y=[None],
                 mode="markers",
                 name="healthy",
-                marker={
-                    "symbol": "square-open",
-                    "size": 38,
-                    "color": HEALTHY_COLOR,
-                    "line": {"width": 3, "color": HEALTHY_COLOR},
-                },
+                marker={"symbol": "square-open", "size": 14, "color": HEALTHY_COLOR, "line": {"width": 3}},
                 hoverinfo="skip",
-                meta={"role": "healthy"},
+                meta={"role": "healthy", "cells": len(good)},
             )
         )
     if recommended is not None and (frame["setting"] == recommended).any():
@@ -872,9 +894,7 @@ def sweep_heatmap(
         )
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=xl, showgrid=False)
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=yl, showgrid=False)
-    fig.update_layout(
-        legend={"orientation": "h", "x": 1.0, "xanchor": "right", "y": 1.01, "yanchor": "bottom"}
-    )
+    fig.update_layout(showlegend=False)
     return fig
 
 
@@ -946,7 +966,7 @@ def llc_vs_param_figure(
             )
         )
     if log_x:
-        fig.update_xaxes(type="log")
+        fig.update_xaxes(type="log", dtick=1)
     return fig
 
 

@@ -82,6 +82,17 @@ def test_rhat_failure_and_nan_rhat_is_not_held_against() -> None:
     assert out.loc[1, "rhat_ok"]
 
 
+def test_float32_noise_is_cleaned() -> None:
+    t = pd.DataFrame(
+        [
+            _row(0, 1e-3, 0.3199999928474426, 1.0, 0.99),
+            _row(1, 2.0000000949949026e-3, 0.3199999928474426, 1.0, 0.95),
+        ]
+    )
+    rec = recommend(t)
+    assert rec.gamma == 0.32 and rec.epsilon == 0.002
+
+
 def test_low_ess_is_unhealthy() -> None:
     t = pd.DataFrame([_row(0, 1e-5, 1.0, 0.2, 1.0), _row(1, 1e-3, 1.0, 1.0, 0.95)])
     t.loc[0, "ess"] = 12.0

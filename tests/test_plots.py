@@ -144,9 +144,14 @@ def test_sweep_heatmap_marks_healthy_and_recommended() -> None:
     assert z.shape == (2, 3)  # gamma rows × epsilon columns
     assert list(heat.x) == ["0.0001", "0.001", "0.01"]
     (good,) = _by_role(fig, "healthy")
-    assert len(good.x) == int(healthy.sum())
+    assert good.meta["cells"] == int(healthy.sum())
+    outlines = [sh for sh in fig.layout.shapes if sh.name == "healthy"]
+    assert len(outlines) == int(healthy.sum())
     assert len(_by_role(fig, "recommended")) == 1
     assert fig.layout.xaxis.title.text == "step size ε"
+    table.loc[5, ["llc_mean", "n_diverged"]] = [float("nan"), 4]
+    (heat,) = _by_role(plots.sweep_heatmap(table, "llc_mean"), "data")
+    assert heat.text[1][2] == "div."
 
 
 def test_llc_vs_gamma_log_axis_and_error_bars() -> None:

@@ -407,15 +407,17 @@ def results_table(run: SweepRun, assessed: pd.DataFrame, key: str) -> None:
         "healthy",
         "problem",
     ]
-    shown = assessed[[c for c in cols if c in assessed]]
+    shown = assessed[[c for c in cols if c in assessed]].copy()
+    for c in ("epsilon", "gamma", "nbeta"):  # float32 noise from the trace (0.3199999928 → 0.32)
+        shown[c] = shown[c].map(lambda v: float(f"{v:.7g}"))
     st.dataframe(
         shown,
         hide_index=True,
         width="stretch",
         column_config={
             "epsilon": st.column_config.NumberColumn("ε", format="%.2e"),
-            "gamma": st.column_config.NumberColumn("γ", format="%g"),
-            "nbeta": st.column_config.NumberColumn("nβ", format="%g"),
+            "gamma": st.column_config.NumberColumn("γ"),
+            "nbeta": st.column_config.NumberColumn("nβ"),
             "llc_mean": st.column_config.NumberColumn("λ̂", format="%.4f"),
             "llc_sem": st.column_config.NumberColumn("± sem", format="%.3f"),
             "rhat": st.column_config.NumberColumn("R-hat", format="%.3f"),
@@ -465,12 +467,12 @@ CALIB_NOTE = (
 def render_sweep(run: SweepRun) -> None:
     assessed = calibrate.assess(run.table)
     healthy = assessed["healthy"]
-    top_left, top_right = st.columns([3, 1], gap="medium")
-    with top_left:
-        heatmaps(run, healthy, None, key="sens.heat")
-    with top_right:
+    heatmaps(run, healthy, None, key="sens.heat")
+    plots_col, note_col = st.columns([5, 2], gap="medium")
+    with plots_col:
+        gamma_and_temperature(run, healthy)
+    with note_col:
         ui.teaching_note(SWEEP_NOTE, title="Reading the sweep")
-    gamma_and_temperature(run, healthy)
     results_table(run, assessed, key="sens.table")
 
 
@@ -545,13 +547,16 @@ def render_calibration(run: SweepRun) -> None:
 
 
 def controls(running: bool) -> tuple[str, Any | None, str | None]:
-    spec, target, error = ui.potential_picker(K_POT, K_EXPR, disabled=running)
-    st.markdown("**Sampler budget per setting**")
-    c1, c2 = st.columns(2)
-    c1.number_input("chains", min_value=1, max_value=256, step=1, key=K_CHAINS, disabled=running)
-    c2.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key=K_SEED, disabled=running)
-    c1.number_input("draws", min_value=10, max_value=100_000, step=100, key=K_DRAWS, disabled=running)
-    c2.number_input("burn-in", min_value=0, max_value=100_000, step=100, key=K_BURNIN, disabled=running)
+    """Target and per-setting sampler budget, in one row above the tabs."""
+    cols = st.columns([2.4, 1, 1, 1, 1], gap="small")
+    with cols[0]:
+        spec, target, error = ui.potential_picker(K_POT, K_EXPR, disabled=running)
+    cols[1].number_input(
+        "chains / setting", min_value=1, max_value=256, step=1, key=K_CHAINS, disabled=running
+    )
+    cols[2].number_input("draws", min_value=10, max_value=100_000, step=100, key=K_DRAWS, disabled=running)
+    cols[3].number_input("burn-in", min_value=0, max_value=100_000, step=100, key=K_BURNIN, disabled=running)
+    cols[4].number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key=K_SEED, disabled=running)
     return spec, target, error
 
 
@@ -570,13 +575,12 @@ def main() -> None:
         "calibrate": None if running else calib_live.stopped_partial(),
     }
 
-    ctrl, main_col = st.columns([1, 3.4], gap="large")
-    with ctrl:
-        for p in problems:
-            st.warning(ui.plain(p))
-        spec, _target, error = controls(running)
-        ui.remember(WIDGET_KEYS)
+    for p in problems:
+        st.warning(ui.plain(p))
+    spec, _target, error = controls(running)
+    ui.remember(WIDGET_KEYS)
 
+    main_col = st.container()
     with main_col:
         tab_sweep, tab_calib = st.tabs(["Sweep γ × ε × nβ", "Calibrate"])
         with tab_sweep:

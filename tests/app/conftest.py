@@ -1,0 +1,44 @@
+"""Shared helpers for the AppTest suite (Streamlit pages run in-process, no browser)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[2]
+VIEWS = ROOT / "dashboard" / "views"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+#: Generous: the first run of a page imports torch/plotly and compiles the quadrature.
+TIMEOUT = 90
+
+
+def page(name: str) -> AppTest:
+    """A fresh AppTest for ``dashboard/views/<name>.py``."""
+    return AppTest.from_file(str(VIEWS / f"{name}.py"), default_timeout=TIMEOUT)
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    """Metric label -> displayed value."""
+    return {m.label: m.value for m in at.metric}
+
+
+def assert_healthy(at: AppTest) -> None:
+    """No uncaught exception and no "something went wrong" error."""
+    assert not at.exception, [e.value for e in at.exception]
+    broken = [e.value for e in at.error if "went wrong" in e.value]
+    assert not broken, broken
+
+
+@pytest.fixture
+def tiny_toy() -> AppTest:
+    """The toy page with a tiny sampler budget (fast on a shared CPU)."""
+    at = page("toy")
+    at.session_state["toy.chains"] = 3
+    at.session_state["toy.draws"] = 60
+    at.session_state["toy.burnin"] = 20
+    return at.run()

@@ -1,0 +1,90 @@
+"""Pure helpers of dashboard/common.py (no Streamlit runtime needed)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard import common as ui
+
+
+def test_parse_float_list() -> None:
+    assert ui.parse_float_list("1e-3, 3e-3;1e-3  1e-2", name="ε") == [1e-3, 3e-3, 1e-2]
+    with pytest.raises(ValueError, match="'x' is not a number"):
+        ui.parse_float_list("1, x", name="ε")
+    with pytest.raises(ValueError, match="must be > 0"):
+        ui.parse_float_list("0", name="ε", min_value=0.0, exclusive_min=True)
+    with pytest.raises(ValueError, match="at most 3"):
+        ui.parse_float_list("1,2,3,4", name="γ", max_count=3)
+    with pytest.raises(ValueError, match="at least one"):
+        ui.parse_float_list(" , ", name="γ")
+    with pytest.raises(ValueError, match="not finite"):
+        ui.parse_float_list("inf", name="γ")
+
+
+def test_query_param_parsing() -> None:
+    p = ui.QueryParam("k", int, lo=1, hi=10)
+    assert p.parse("3") == 3
+    for bad in ("0", "11", "2.5", "nan", "x"):
+        with pytest.raises(ValueError):
+            p.parse(bad)
+    assert ui.QueryParam("k", str, choices=("a",)).parse("a") == "a"
+
+
+def test_budget_and_extent() -> None:
+    assert ui.check_budget(4, 1000) is None
+    assert "chain-steps" in ui.check_budget(10_000, 10_000)
+    pos = pd.DataFrame({"x": [0.0, 0.1, -0.23], "y": [0.0, 0.05, 0.1]})
+    assert ui.auto_extent(pos) == 0.3
+    assert ui.auto_extent(None) == 1.0
+    assert ui.auto_extent(pd.DataFrame({"x": [np.nan], "y": [np.nan]})) == 1.0
+
+
+def test_result_cache_is_lru() -> None:
+    cache = ui.ResultCache(max_entries=2)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    assert cache.get("a") == 1  # a is now most recent
+    cache.put("c", 3)
+    assert cache.get("b") is None and cache.get("a") == 1 and len(cache) == 2
+    assert ui.settings_key("toy", 0.1 + 0.2, n=3) == ui.settings_key("toy", 0.3, n=3)
+
+
+def test_plain_escapes_markdown_and_latex() -> None:
+    assert ui.plain("w* and $x$ x**2 a_b") == "w\\* and \\$x\\$ x\\*\\*2 a\\_b"
+
+
+def test_free_energy_crossover_is_exact() -> None:
+    curves, cross = ui.free_energy_curves({"A": (0.010, 5.0), "B": (0.012, 1.0)})
+    (n,) = [c for c in cross if c > 100]
+    # n (L_A − L_B) + (λ_A − λ_B) log n = 0 at the crossover
+    assert abs(n * (0.010 - 0.012) + 4.0 * math.log(n)) < 1e-6 * n
+    share = curves[curves["basin"] == "A"].sort_values("n")["posterior"].to_numpy()
+    assert share[0] < 0.5 < share[-1]  # the simple basin B wins early, A late
+
+
+def test_history_records_and_diff() -> None:
+    state: dict = {}
+    hist = ui.RunHistory(state)
+    common = dict(
+        page="Toy", target="x", llc_mean=1.0, llc_sem=0.1, rhat=1.0, ess=100.0, acceptance=0.95, n_diverged=0
+    )
+    a = hist.add(settings={"gamma": 1.0, "epsilon": 1e-3}, **common)
+    b = hist.add(settings={"gamma": 2.0, "epsilon": 1e-3}, **common)
+    assert (a.id, b.id) == (1, 2)
+    assert list(hist.frame()["run"]) == [1, 2]
+    assert list(ui.settings_diff(a, b)["setting"]) == ["gamma"]
+    assert hist.get(2) is b
+    hist.clear()
+    assert hist.records() == []
+
+
+def test_newton_view_errors() -> None:
+    v = ui.newton_view("x**2 * y**4")
+    assert v.t == 4.0 and v.llc == 0.25
+    for bad in ("x**2 + sin(y)", "3", "w1**2 + w2**2 + w3**2"):
+        with pytest.raises(ValueError):
+            ui.newton_view(bad)

@@ -1,0 +1,54 @@
+"""Learn page: every panel reacts to its controls; bad input is inline."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.app.conftest import assert_healthy, metrics, page
+
+
+@pytest.fixture(scope="module")
+def learn():
+    at = page("learn")
+    at.session_state["learn.vs.n"] = 50_000
+    return at.run()
+
+
+def test_volume_scaling_slope_matches_lambda(learn) -> None:
+    assert_healthy(learn)
+    m = metrics(learn)
+    slope = float(m["fitted slope"].split("±")[0])
+    assert abs(slope - 0.25) < 0.05  # x²y⁴
+    learn.selectbox(key="learn.vs.potential").set_value("x**2 + y**2").run()
+    assert abs(float(metrics(learn)["fitted slope"].split("±")[0]) - 1.0) < 0.1
+
+
+def test_newton_polyhedron_presets_and_errors(learn) -> None:
+    assert metrics(learn)["λ = 1/t"] == "0.25"
+    learn.selectbox(key="learn.np.preset").set_value("x**2 * y**2").run()
+    m = metrics(learn)
+    assert m["λ = 1/t"] == "0.5" and m["multiplicity m"] == "2"
+    learn.text_input(key="learn.np.text").set_value("x**2 + sin(y)").run()
+    assert_healthy(learn)
+    assert any("Cannot draw a Newton polygon" in e.value for e in learn.error)
+    learn.text_input(key="learn.np.text").set_value("x**2 + y**6").run()
+    assert metrics(learn)["λ = 1/t"] == "0.667"
+
+
+def test_free_energy_crossover_moves(learn) -> None:
+    def swap_text() -> str:
+        return next(m.value for m in learn.markdown if "swap at" in m.value or "always wins" in m.value)
+
+    before = swap_text()
+    learn.slider(key="learn.fe.lamb").set_value(3.0).run()
+    assert_healthy(learn)
+    assert swap_text() != before
+
+
+def test_density_demo_reacts_and_reports_divergence(learn) -> None:
+    before = metrics(learn)["SGLD λ̂"]
+    learn.select_slider(key="learn.d.nbeta").set_value(300).run()
+    assert metrics(learn)["SGLD λ̂"] != before
+    learn.select_slider(key="learn.d.eps").set_value(0.3).run()
+    assert_healthy(learn)
+    assert any("Every chain diverged" in e.value for e in learn.error)

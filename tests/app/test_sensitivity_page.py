@@ -1,0 +1,65 @@
+"""Sensitivity & calibrate page: one batched sweep, heatmaps, calibrate with reasons."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.app.conftest import assert_healthy, page
+
+
+@pytest.fixture
+def small():
+    at = page("sensitivity")
+    at.session_state["sens.chains"] = 2
+    at.session_state["sens.draws"] = 60
+    at.session_state["sens.burnin"] = 20
+    at.session_state["sens.eps_list"] = "1e-3, 1e-2"
+    at.session_state["sens.gamma_list"] = "1, 10"
+    at.session_state["sens.nbeta_list"] = "30, 300"
+    return at.run()
+
+
+def test_sweep_runs_one_row_per_setting(small) -> None:
+    assert_healthy(small)
+    small.button(key="sens.run").click().run()
+    assert_healthy(small)
+    run = small.session_state["sens.__result"]
+    assert len(run.table) == 8  # 2 ε × 2 γ × 2 nβ
+    assert set(run.table["n_chains"]) == {2}
+    assert any(c.value.startswith("complete ·") for c in small.caption)
+    assert len(small.get("plotly_chart")) >= 5  # three heatmaps, λ̂ vs γ, multi-temperature
+    assert any("Bias-reduced λ" in c.value for c in small.caption)
+
+
+def test_changing_the_grid_changes_the_result(small) -> None:
+    small.button(key="sens.run").click().run()
+    first = small.session_state["sens.__result"].table["llc_mean"].tolist()
+    small.text_input(key="sens.gamma_list").set_value("0.5").run()
+    small.button(key="sens.run").click().run()
+    assert_healthy(small)
+    second = small.session_state["sens.__result"].table
+    assert len(second) == 4 and set(second["gamma"].round(3)) == {0.5}
+    assert second["llc_mean"].tolist() != first[:4]
+
+
+def test_bad_grid_is_an_inline_error(small) -> None:
+    small.text_input(key="sens.eps_list").set_value("1e-3, abc").run()
+    assert_healthy(small)
+    assert any("'abc' is not a number" in e.value for e in small.error)
+    assert small.button(key="sens.run").disabled
+    small.text_input(key="sens.eps_list").set_value("-1").run()
+    assert any("must be > 0" in e.value for e in small.error)
+
+
+def test_calibrate_recommends_and_applies_to_toy(small) -> None:
+    small.button(key="calib.run").click().run()
+    assert_healthy(small)
+    rec = small.session_state["calib.__result"].recommendation
+    assert rec.reasons
+    shown = [s.value for s in small.success] + [w.value for w in small.warning]
+    assert any("ε =" in v for v in shown)
+    if rec.as_settings():
+        small.button(key="calib.apply").click().run()
+        assert_healthy(small)
+        assert small.session_state["toy.epsilon"] == rec.epsilon
+        assert small.session_state["toy.gamma"] == rec.gamma
