@@ -1103,6 +1103,9 @@ def free_energy_curves(
         ``posterior`` (each basin's share ∝ exp(−F_n), equal prior mass).
     crossovers : list of float
         Values of n in range where the two basins' free energies are equal (first two basins).
+
+    The difference ΔF_n = F_n(B) − F_n(A) of the first two basins is in
+    ``curves.attrs["difference"]`` (columns ``n, delta``).
     """
     n = np.geomspace(n_min, n_max, points)
     labels = list(basins)
@@ -1116,7 +1119,9 @@ def free_energy_curves(
         for i, k in enumerate(labels)
     ]
     crossings: list[float] = []
+    out = pd.concat(rows, ignore_index=True)
     if len(labels) >= 2:
+        out.attrs["difference"] = pd.DataFrame({"n": n, "delta": f[labels[1]] - f[labels[0]]})
         (la, ma), (lb, mb) = basins[labels[0]], basins[labels[1]]
 
         def diff(x: float) -> float:
@@ -1133,7 +1138,7 @@ def free_energy_curves(
                 else:
                     hi = mid
             crossings.append(math.sqrt(lo * hi))
-    return pd.concat(rows, ignore_index=True), crossings
+    return out, crossings
 
 
 #: 1-D potentials for the "what γ, ε, nβ do" demo: label -> (expression in w, w*).

@@ -402,12 +402,15 @@ def potential_figure(
         )
     )
     if not grid.empty:
-        fig.update_xaxes(range=[float(grid["x"].min()), float(grid["x"].max())], showgrid=False)
+        fig.update_xaxes(
+            range=[float(grid["x"].min()), float(grid["x"].max())], showgrid=False, constrain="domain"
+        )
         fig.update_yaxes(
             range=[float(grid["y"].min()), float(grid["y"].max())],
             showgrid=False,
             scaleanchor="x",
             scaleratio=1,
+            constrain="domain",
         )
     fig.update_layout(showlegend=False)
     return fig
@@ -1390,6 +1393,83 @@ def free_energy_figure(
     return fig
 
 
+def free_energy_difference_figure(
+    diff: pd.DataFrame,
+    *,
+    labels: tuple[str, str] = ("A", "B"),
+    crossover: float | None = None,
+    title: str | None = "Which basin wins? ΔF_n = F_n(B) − F_n(A)",
+) -> go.Figure:
+    """The log posterior odds of basin A over basin B against n (log x axis).
+
+    ΔF_n = F_n(B) − F_n(A) = n·(L_B − L_A) + (λ_B − λ_A)·log n: above zero A has more
+    posterior mass, below zero B.  The two regions are shaded in the basins' colours and the
+    y range is framed around the interesting part (the curve leaves it as n·ΔL takes over).
+
+    Parameters
+    ----------
+    diff : DataFrame
+        Columns ``n`` and ``delta`` (ΔF_n).
+    labels : (str, str)
+        Names of basins A and B (legend / shading labels).
+    crossover : float, optional
+        The n where ΔF_n = 0, marked with a vertical line.
+    """
+    fig = _new_figure(title, "number of samples n", "ΔF_n = log odds A : B")
+    if diff.empty:
+        return fig
+    d = diff.sort_values("n")
+    n0, n1 = float(d["n"].min()), float(d["n"].max())
+    delta = d["delta"].to_numpy(dtype=float)
+    lo = float(np.nanmin(delta))
+    hi = float(np.nanmax(delta))
+    span = max(abs(lo), 1.0)
+    y0 = min(lo, -0.3 * span) * 1.3
+    y1 = min(hi, 2.5 * span) * 1.15 if hi > 0 else 0.3 * span
+    for (ya, yb), color, label in (
+        ((0.0, y1), "rgba(76,155,232,0.14)", f"{labels[0]} wins"),
+        ((y0, 0.0), "rgba(245,133,24,0.14)", f"{labels[1]} wins"),
+    ):
+        fig.add_trace(
+            go.Scatter(
+                x=[n0, n1, n1, n0, n0],
+                y=[ya, ya, yb, yb, ya],
+                fill="toself",
+                mode="lines",
+                line={"width": 0},
+                fillcolor=color,
+                name=label,
+                hoverinfo="skip",
+                meta={"role": "region"},
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=d["n"],
+            y=delta,
+            mode="lines",
+            name="ΔF_n",
+            line={"color": FOREGROUND["light"], "width": 3},
+            hovertemplate="n=%{x:.3g}<br>ΔF=%{y:.3g}<extra></extra>",
+            meta={"role": "mean"},
+        )
+    )
+    if crossover is not None and math.isfinite(float(crossover)):
+        fig.add_trace(
+            go.Scatter(
+                x=[crossover, crossover],
+                y=[y0, y1],
+                mode="lines",
+                name=f"swap at n ≈ {_fmt(crossover)}",
+                line={"color": TARGET_COLOR, "dash": "dot", "width": 2},
+                meta={"role": "target", "value": float(crossover)},
+            )
+        )
+    fig.update_xaxes(type="log", range=[math.log10(n0), math.log10(n1)])
+    fig.update_yaxes(range=[y0, y1], zeroline=True, zerolinewidth=2)
+    return fig
+
+
 def posterior_share_figure(
     curves: pd.DataFrame,
     *,
@@ -1448,6 +1528,7 @@ def density_figure(
             )
         )
     styles = ("solid", "dash", "dot", "dashdot")
+    colors = (TARGET_COLOR, CHAIN_COLORS[2], CHAIN_COLORS[4], CHAIN_COLORS[1])
     for i, (label, g) in enumerate(density.groupby("label", sort=False)):
         g = g.sort_values("w")
         fig.add_trace(
@@ -1457,7 +1538,7 @@ def density_figure(
                 mode="lines",
                 name=str(label),
                 line={
-                    "color": CHAIN_COLORS[(i + 1) % len(CHAIN_COLORS)] if i else TARGET_COLOR,
+                    "color": colors[i % len(colors)],
                     "width": 3 if i == 0 else 2,
                     "dash": styles[i % len(styles)],
                 },

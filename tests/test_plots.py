@@ -219,6 +219,18 @@ def test_free_energy_and_density_figures() -> None:
     assert len(_by_role(fig2, "samples")) == 1 and len(_by_role(fig2, "density")) == 1
 
 
+def test_free_energy_difference_regions_and_swap() -> None:
+    n = np.geomspace(10, 1e7, 50)
+    diff = pd.DataFrame({"n": n, "delta": n * 0.002 - 4 * np.log(n)})
+    fig = plots.free_energy_difference_figure(diff, labels=("A", "B"), crossover=1.98e4)
+    assert [t.name for t in _by_role(fig, "region")] == ["A wins", "B wins"]
+    (swap,) = _by_role(fig, "target")
+    assert swap.meta["value"] == 1.98e4
+    assert fig.layout.xaxis.type == "log"
+    y0, y1 = fig.layout.yaxis.range
+    assert y0 < float(diff["delta"].min()) and y1 < float(diff["delta"].max())  # framed, not swamped
+
+
 def test_style_figure_dark_recolours_foreground_roles_and_scales_lines() -> None:
     fig = plots.llc_running_figure(_traces(), theory_llc=0.5)
     width_before = _by_role(fig, "chain")[0].line.width

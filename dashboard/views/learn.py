@@ -205,7 +205,9 @@ def free_energy_panel() -> None:
         with fig_col:
             crossing = crossings[-1] if crossings else None
             ui.show_figure(
-                plots.free_energy_figure(curves, crossover=crossing, title="Free energy F_n ≈ n·L + λ·log n"),
+                plots.free_energy_difference_figure(
+                    curves.attrs["difference"], labels=("A", "B"), crossover=crossing
+                ),
                 key="learn.fig.fe",
             )
             ui.show_figure(plots.posterior_share_figure(curves), key="learn.fig.share", height=300)
@@ -226,8 +228,9 @@ def free_energy_panel() -> None:
                 "**n grows** the accurate basin (lower L) takes over. Learning as a sequence of "
                 "**phase transitions** between basins is this picture. "
                 f"{verdict}\n\n"
-                "Curves are drawn relative to n·min(L), so their gap is the log-odds between "
-                "the basins; the lower panel is each basin's posterior share."
+                "The top panel is ΔF_n = F_n(B) − F_n(A) = n·(L_B − L_A) + (λ_B − λ_A)·log n, the "
+                "log posterior odds of A over B: shaded blue where A wins, orange where B wins. "
+                "The lower panel is each basin's posterior share."
             )
 
 

@@ -122,7 +122,10 @@ def make_slots() -> Slots:
     progress = st.container()
     metrics = st.empty()
     top_left, top_right = st.columns([5, 4], gap="medium")
-    bottom_left, bottom_right = st.columns(2, gap="medium")
+    if ui.large_fonts():  # lecture mode: one chart per row, readable from the back
+        bottom_left, bottom_right = st.container(), st.container()
+    else:
+        bottom_left, bottom_right = st.columns(2, gap="medium")
     return Slots(
         progress=progress,
         metrics=metrics,
@@ -140,37 +143,43 @@ def draw_metrics(
     sem: float | None,
     theory: float | None,
     finite: float | None,
-    rhat: float | None,
-    ess: float | None,
     acc: float | None,
-    diverged: int | None,
-    n_chains: int,
     live: bool,
 ) -> None:
+    """The headline row: λ̂, the exact λ, the finite-nβ target T, and λ̂ − T (or acceptance live)."""
     with slot.container():
-        cols = st.columns(7)
-        label = "λ̂ so far" if live else "λ̂ (estimate)"
-        value = "…" if llc is None else ui.fmt(llc, 4)
+        cols = st.columns(4)
         cols[0].metric(
-            label,
-            value,
+            "λ̂ so far" if live else "λ̂ (estimate)",
+            "…" if llc is None else ui.fmt(llc, 4),
             delta=None if sem is None else f"± {ui.fmt(sem, 2)} (SEM)",
             delta_color="off",
             delta_arrow="off",
             help="λ̂ = nβ·(mean draw loss − L(w*)), mean over chains ± its standard error.",
         )
-        cols[1].metric("exact λ", ui.fmt(theory, 4), help="The learning coefficient at w* (limit nβ → ∞).")
+        cols[1].metric(
+            "exact λ", ui.fmt(theory, 4), help="The learning coefficient at w* (the limit nβ → ∞)."
+        )
         cols[2].metric(
             "target T(nβ, γ)",
             ui.fmt(finite, 4),
-            help="What a perfect sampler returns at these nβ and γ: nβ·E_p[L] by quadrature.",
+            help="What a perfect sampler returns at these nβ and γ: nβ·E_p[L − L(w*)] by quadrature.",
         )
-        cols[3].metric(
-            "R-hat", ui.fmt(rhat, 4), help="Split, rank-normalised R-hat of the chains: ≈ 1 is good."
-        )
-        cols[4].metric("ESS", "n/a" if ess is None else f"{ess:,.0f}", help="Bulk effective sample size.")
-        cols[5].metric("acceptance", ui.fmt(acc, 3), help="Mean MALA acceptance: ≥ 0.9 means ε is healthy.")
-        cols[6].metric("diverged", "…" if diverged is None else f"{diverged} / {n_chains}")
+        if live:
+            cols[3].metric(
+                "acceptance so far", ui.fmt(acc, 3), help="Mean MALA acceptance: ≥ 0.9 is healthy."
+            )
+        else:
+            gap = None if llc is None or finite is None else llc - finite
+            z = None if gap is None or not sem else gap / sem
+            cols[3].metric(
+                "λ̂ − T",
+                ui.fmt(gap, 2),
+                delta=None if z is None else f"{ui.fmt(z, 2)} SEM",
+                delta_color="off",
+                delta_arrow="off",
+                help="How far the estimate is from the exact finite-nβ target, in standard errors.",
+            )
 
 
 def draw_figures(
@@ -252,34 +261,34 @@ def controls(running: bool) -> tuple[str, Any | None, str | None]:
 
     c1, c2 = st.columns(2)
     c1.number_input(
-        "nβ (inverse temp.)",
+        "nβ",
         min_value=1e-3,
         max_value=1e9,
         step=10.0,
         format="%g",
         key=K_NBETA,
         disabled=running,
-        help="Effective inverse temperature nβ: larger = more local, less bias.",
+        help="Effective inverse temperature nβ: larger is more local and less biased, but noisier.",
     )
     c2.number_input(
-        "γ (localisation)",
+        "γ",
         min_value=0.0,
         max_value=1e6,
         step=0.5,
         format="%g",
         key=K_GAMMA,
         disabled=running,
-        help="Strength of the pull back to w*: (γ/2)‖w − w*‖².",
+        help="Localisation strength γ: the pull (γ/2)‖w − w*‖² back to w*.",
     )
     c1.number_input(
-        "ε (step size)",
+        "ε",
         min_value=1e-9,
         max_value=1.0,
         step=1e-4,
         format="%.2e",
         key=K_EPS,
         disabled=running,
-        help="SGLD step size: too large biases λ̂ up or diverges; too small freezes.",
+        help="SGLD step size ε: too large biases λ̂ upward or diverges; too small and chains barely move.",
     )
     c2.number_input("chains", min_value=1, max_value=1024, step=1, key=K_CHAINS, disabled=running)
     c1.number_input("draws", min_value=10, max_value=200_000, step=500, key=K_DRAWS, disabled=running)
@@ -358,11 +367,7 @@ def execute(request: dict[str, Any], slots: Slots, live: ui.LiveRun) -> None:
             sem=None,
             theory=theory,
             finite=finite,
-            rhat=None,
-            ess=None,
             acc=float(traces["acceptance"].mean()) if not traces.empty else None,
-            diverged=int((trace.diverged_at >= 0).sum()),
-            n_chains=trace.num_chains,
             live=True,
         )
         draw_figures(
@@ -462,11 +467,7 @@ def draw_result(done: ToyResult, slots: Slots) -> None:
         sem=r.llc_sem,
         theory=theory,
         finite=done.finite_target,
-        rhat=r.rhat,
-        ess=r.ess,
         acc=r.acceptance,
-        diverged=len(r.diverged_chains),
-        n_chains=r.n_chains,
         live=False,
     )
     draw_figures(
@@ -488,6 +489,19 @@ def draw_result(done: ToyResult, slots: Slots) -> None:
 def diagnostics_panel(done: ToyResult) -> None:
     r = done.result
     st.subheader("Diagnostics")
+    n_div = len(r.diverged_chains)
+    ui.metric_row(
+        [
+            ("R-hat", ui.fmt(r.rhat, 4), "Split, rank-normalised R-hat across chains: ≈ 1 means they agree."),
+            ("ESS", "n/a" if r.ess != r.ess else f"{r.ess:,.0f}", "Bulk effective sample size of the draws."),
+            (
+                "acceptance",
+                ui.fmt(r.acceptance, 3),
+                "Mean MALA acceptance of the SGLD proposals: ≥ 0.9 is healthy.",
+            ),
+            ("diverged", f"{n_div} / {r.n_chains}", "Chains whose loss blew up; they are left out of λ̂."),
+        ]
+    )
     left, right = st.columns([2, 3], gap="medium")
     with left:
         if r.warnings:
