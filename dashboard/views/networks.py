@@ -1,16 +1,25 @@
-"""Placeholder: the Networks page is being written by another engineer.
+"""Networks: estimate λ̂ of a trained sample model at one of its checkpoints, live.
 
-Replace this file.  Shared helpers for the page live in :mod:`dashboard.common`:
-``run_page``, ``LiveRun`` + ``stream_live`` (Run/Stop + progress), ``show_figure``,
-``teaching_note``, ``download_buttons``, ``record_estimate`` / ``render_history``,
-``init_state`` / ``remember``, ``load_query_params`` / ``save_query_params``.
+widgets -> params -> (cached | live-streamed) run -> figures from :mod:`lltools.plots`
+and :mod:`lltools.plots_training`.  Beside λ̂ the page shows what is known in closed form
+(Aoyagi's λ for deep linear networks, the paper's value for quadratic networks), the
+parameter count d, the regular value d/2 and rank(J)/2 when it is cheap to compute.
+Uploaded checkpoints go through :func:`lltools.checkpoints.load_checkpoint` (safetensors,
+validated against the architecture's exact keys and shapes) and never crash the page.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import math
 import sys
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,17 +27,987 @@ if str(ROOT) not in sys.path:  # pragma: no cover
     sys.path.insert(0, str(ROOT))
 
 from dashboard import common as ui  # noqa: E402
+from lltools import frames, plots, plots_training  # noqa: E402
+
+NS = "networks"
+PAGE = "Networks"
+SAMPLE_MODELS = ROOT / "sample_models"
+K_MODEL, K_SOURCE, K_CKPT, K_UPLOAD = "networks.model", "networks.source", "networks.ckpt", "networks.upload"
+K_NBETA, K_GAMMA, K_EPS = "networks.nbeta", "networks.gamma", "networks.epsilon"
+K_CHAINS, K_DRAWS, K_BURNIN = "networks.chains", "networks.draws", "networks.burnin"
+K_BATCH, K_SEED = "networks.batch", "networks.seed"
+RESULT = "networks.__result"
+SHIPPED, UPLOAD = "shipped", "upload"
+SAMPLER_KEYS = [K_NBETA, K_GAMMA, K_EPS, K_CHAINS, K_DRAWS, K_BURNIN, K_BATCH, K_SEED]
+#: Models shown first when nothing is chosen yet (small, exact λ known, fast on a CPU).
+PREFERRED = ("dln_8_6_6_4_r2", "rrr_6_4_5_r2")
+#: rank(J)/2 is computed only when the SVD costs at most this many flops (≈ a second) ...
+RANK_MAX_FLOPS = 3e9
+#: ... and the Jacobian's reverse-mode lanes need at most this many bytes.
+RANK_MAX_BYTES = 600e6
+MAX_UPLOAD_BYTES = 256 * 1024**2
+
+# ----------------------------------------------------------------------------- models
+
+
+@st.cache_data(ttl=120, show_spinner=False)
+def sample_models() -> list[dict[str, Any]]:
+    """Every sample model's card (``model.json`` plus ``path``), sorted; cached briefly."""
+    from lltools.models import list_sample_models
+
+    return list_sample_models(SAMPLE_MODELS)
+
+
+def model_label(card: dict[str, Any]) -> str:
+    d = card.get("num_parameters")
+    return f"{card['name']}" + (f"  ·  d = {int(d):,}" if d else "")
+
+
+def default_model(cards: list[dict[str, Any]]) -> str | None:
+    for pref in PREFERRED:
+        for c in cards:
+            if str(c["path"]).endswith(pref):
+                return str(c["path"])
+    return str(cards[0]["path"]) if cards else None
+
+
+def card_of(path: str) -> dict[str, Any]:
+    for c in sample_models():
+        if str(c["path"]) == path:
+            return c
+    from lltools.models import read_card
+
+    return {**read_card(path), "path": path}
+
+
+def sampler_defaults(card: dict[str, Any]) -> dict[str, Any]:
+    """The sampler controls' values for a model: its card's ``default_sampler``, nβ = n/log n."""
+    ds = dict(card.get("default_sampler") or {})
+    n = card.get("n")
+    nbeta = ds.get("nbeta")
+    if nbeta is None:
+        nbeta = float(n) / math.log(float(n)) if n and n > 1 else 100.0
+    return {
+        K_NBETA: float(nbeta),
+        K_GAMMA: float(ds.get("gamma", 100.0)),
+        K_EPS: float(ds.get("epsilon", 1e-4)),
+        K_CHAINS: int(ds.get("chains", 4)),
+        K_DRAWS: int(ds.get("draws", 500)),
+        K_BURNIN: int(ds.get("burnin", 200)),
+        K_BATCH: int(ds.get("batch_size") or 0),
+        K_SEED: 0,
+    }
+
+
+def checkpoint_options(path: str) -> list[str]:
+    """Checkpoint files (relative to the model folder): the card's final one first."""
+    from lltools.models import list_checkpoints
+
+    card = card_of(path)
+    folder = Path(path)
+    final = str(card["final_checkpoint"])
+    out = [final]
+    for p in list_checkpoints(folder):
+        rel = str(p.relative_to(folder)) if p.is_relative_to(folder) else str(p)
+        if rel not in out:
+            out.append(rel)
+    return out
+
+
+def checkpoint_label(path: str, rel: str) -> str:
+    card = card_of(path)
+    name = Path(rel).stem
+    final = rel == str(card["final_checkpoint"])
+    if "teacher" in name:
+        return "teacher w* (the true parameter)"
+    digits = "".join(ch for ch in name if ch.isdigit())
+    label = f"step {int(digits):,}" if digits else name
+    return label + ("  (final)" if final else "")
+
+
+@st.cache_resource(max_entries=24, show_spinner="Loading the model and its data…")
+def shipped_target(path: str, checkpoint: str) -> Any:
+    """The sample model centred at a shipped checkpoint (cached per server)."""
+    from lltools.models import load_sample_model
+
+    return load_sample_model(path, checkpoint=checkpoint)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Checking the uploaded checkpoint…")
+def uploaded_target(path: str, digest: str, _data: bytes | None = None, _name: str = "upload") -> Any:
+    """The sample model centred at uploaded weights (keyed by the file's SHA-256).
+
+    The bytes are written to a temporary ``.safetensors`` file and loaded with the
+    architecture's exact keys and shapes by :func:`lltools.models.load_sample_model`
+    (which uses :func:`lltools.checkpoints.load_checkpoint`: nothing is unpickled).
+    Raises :class:`lltools.checkpoints.CheckpointError` for a bad file.
+    """
+    from lltools.checkpoints import CheckpointError
+    from lltools.models import load_sample_model
+
+    if _data is None:
+        raise CheckpointError("the uploaded file is no longer available: upload it again")
+    if len(_data) > MAX_UPLOAD_BYTES:
+        raise CheckpointError(
+            f"{_name} is {len(_data) / 1e6:,.0f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:,.0f} MB"
+        )
+    with tempfile.TemporaryDirectory(prefix="lltools_upload_") as tmp:
+        file = Path(tmp) / "uploaded.safetensors"
+        file.write_bytes(_data)
+        target = load_sample_model(path, checkpoint=file)
+    target.checkpoint_path = Path(_name)
+    return target
+
+
+# ----------------------------------------------------------------------------- theory
+
+
+@dataclass(frozen=True)
+class Theory:
+    """What is known about λ for this model and checkpoint (all optional)."""
+
+    dim: int
+    n: int
+    closed_form: float | None
+    closed_label: str
+    closed_note: str
+    rank_llc: float | None
+    rank_note: str
+
+
+def _rank_rows(dim: int, n: int, out_dim: int) -> tuple[int | None, str]:
+    """How many training inputs make a cheap and honest rank(J) (None + reason if none do)."""
+    need = max(1, math.ceil(2 * dim / max(out_dim, 1)))  # ≥ 2d outputs: the rank is not capped by rows
+    rows = min(n, max(need, 64))
+    n_out = rows * out_dim
+    flops = n_out * dim * min(n_out, dim)
+    if flops > RANK_MAX_FLOPS:
+        return None, (
+            f"not computed: J would be {n_out:,} outputs × {dim:,} parameters "
+            f"({n_out * dim / 1e6:,.1f} M entries), too slow to decompose interactively"
+        )
+    return rows, ""
+
+
+@st.cache_data(max_entries=64, show_spinner="Computing rank(J)…")
+def rank_llc(path: str, checkpoint_key: str, _target: Any = None) -> tuple[float | None, str]:
+    """rank(J)/2 at w* on a subset of the inputs when cheap, else ``(None, why)``.
+
+    J is the Jacobian of the model's outputs on the data with respect to w at w*
+    (primer §4).  Only enough inputs for ≥ 2d outputs are used, which bounds the cost; a
+    subset gives a lower bound on the full-data rank (exact for deep linear networks once
+    the subset has at least input-width generic inputs).
+    """
+    import torch
+
+    from lltools import theory
+
+    target = _target
+    if target is None:
+        return None, "not computed"
+    with torch.no_grad():
+        out_dim = int(target.outputs(target.w_star, target.inputs[:1]).numel())
+    rows, why = _rank_rows(target.dim, int(target.n), out_dim)
+    if rows is None:
+        return None, why
+    lanes = min(rows * out_dim, max(1, 4_000_000 // max(target.dim, 1)))
+    act = max(1, int(getattr(target, "activations_per_sample", 1)))
+    if lanes * rows * act * 8 > RANK_MAX_BYTES:
+        return None, "not computed: the Jacobian would need too much memory for the dashboard"
+    sub = copy.copy(target)
+    sub.inputs, sub.targets, sub.n = target.inputs[:rows], target.targets[:rows], rows
+    try:
+        res = theory.jacobian_rank_llc(sub)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        return None, f"not computed: {exc}"
+    where = "all" if rows == target.n else f"{rows:,} of {int(target.n):,}"
+    return float(res.llc), (
+        f"rank(J) = {res.rank:,} of d = {res.dim:,} on {where} training inputs "
+        f"({res.n_outputs:,} outputs); a lower bound on λ, equal to λ for minimally singular models"
+    )
+
+
+def closed_form(card: dict[str, Any], checkpoint: str | None) -> tuple[float | None, str, str]:
+    """``(λ, label, note)`` from the primer §4 closed forms that apply to this model."""
+    from lltools import theory
+
+    arch = card.get("architecture") or {}
+    kind = arch.get("kind")
+    card_theory = card.get("theory") or {}
+    source = str(card_theory.get("source") or "")
+    teacher = checkpoint is not None and "teacher" in Path(checkpoint).stem
+    if kind == "deep_linear":
+        value = card_theory.get("llc")
+        data = card.get("data") or {}
+        if value is None and "rank" in data:
+            try:
+                value, _ = theory.deep_linear_llc(arch["widths"], int(data["rank"]), bool(arch.get("bias")))
+            except (ValueError, KeyError):
+                value = None
+        where = (
+            "This is the LLC at the teacher w* you selected (every layer of rank r)."
+            if teacher
+            else "It is the LLC at the teacher w* (every layer of rank r). A trained student is near a true "
+            "parameter only once its loss is ≈ 0; early checkpoints are not minima, and the LLC can be "
+            "larger at other true parameters."
+            if checkpoint is not None
+            else "It is the LLC at a teacher whose every layer has rank r."
+        )
+        widths = "-".join(str(w) for w in arch.get("widths", []))
+        return (
+            None if value is None else float(value),
+            "exact λ (Aoyagi)",
+            f"Aoyagi (2024) closed form for the deep linear network {widths} with true rank "
+            f"r = {data.get('rank', '?')}. {where}",
+        )
+    if kind == "quadratic":
+        try:
+            q = theory.quadratic_network_llc(int(arch["d"]), int(arch["p"]), int(arch["width"]))
+        except (KeyError, ValueError):
+            return None, "paper λ", source
+        validity = "valid" if q.valid else "not valid here"
+        note = f"Cullen et al. (2026), {q.regime} regime: {q.note} ({validity} at a true parameter). " + (
+            source if source else ""
+        )
+        return float(q.llc), "paper λ (quadratic net)", note
+    return (
+        None,
+        "closed-form λ",
+        "No closed form is known for this architecture: compare λ̂ with d/2 and rank(J)/2.",
+    )
+
+
+def theory_for(path: str, checkpoint_key: str, checkpoint: str | None, target: Any) -> Theory:
+    card = card_of(path)
+    value, label, note = closed_form(card, checkpoint)
+    rank, rank_note = rank_llc(path, checkpoint_key, _target=target)
+    return Theory(
+        dim=int(target.dim),
+        n=int(target.n),
+        closed_form=value,
+        closed_label=label,
+        closed_note=note,
+        rank_llc=rank,
+        rank_note=rank_note,
+    )
+
+
+# ----------------------------------------------------------------------------- params
+
+
+def sampler_params(state: Any) -> dict[str, Any]:
+    """The keyword arguments of ``estimate_stream`` the controls describe."""
+    batch = int(state[K_BATCH])
+    return {
+        "nbeta": float(state[K_NBETA]),
+        "gamma": float(state[K_GAMMA]),
+        "epsilon": float(state[K_EPS]),
+        "chains": int(state[K_CHAINS]),
+        "draws": int(state[K_DRAWS]),
+        "burnin": int(state[K_BURNIN]),
+        "batch_size": batch if batch > 0 else None,
+        "seed": int(state[K_SEED]),
+    }
+
+
+@dataclass
+class NetResult:
+    """A finished (or stopped) run, as drawn by the page."""
+
+    model: str
+    checkpoint: str  # a label
+    checkpoint_key: str
+    params: dict[str, Any]
+    result: Any  # lltools.api.EstimateResult
+    status: str
+    elapsed_s: float
+    theory: Theory | None = None
+    record_id: int | None = None
+    traces: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+# ----------------------------------------------------------------------------- controls
+
+
+def _on_model_change() -> None:
+    path = st.session_state.get(K_MODEL)
+    if not path:
+        return
+    card = card_of(path)
+    ui.set_values({**sampler_defaults(card), K_CKPT: str(card["final_checkpoint"]), K_SOURCE: SHIPPED})
+
+
+def _on_reset() -> None:
+    _on_model_change()
+
+
+@dataclass
+class Selection:
+    """What the controls point at: a model and a centre w* (or why there is none)."""
+
+    path: str | None
+    checkpoint: str | None  # relative path (shipped) or the uploaded file's name
+    checkpoint_key: str  # "ckpt:<rel>" or "upload:<sha256>"
+    target: Any | None
+    error: str | None
+
+
+def pick_model(cards: list[dict[str, Any]], running: bool) -> Selection:
+    paths = [str(c["path"]) for c in cards]
+    labels = {str(c["path"]): model_label(c) for c in cards}
+    st.selectbox(
+        "Sample model",
+        paths,
+        key=K_MODEL,
+        format_func=lambda p: labels.get(p, p),
+        on_change=_on_model_change,
+        disabled=running,
+        help="Networks trained by the scripts in sample_models/ (see the model card below).",
+    )
+    path = str(st.session_state[K_MODEL])
+    st.radio(
+        "Centre w*",
+        [SHIPPED, UPLOAD],
+        key=K_SOURCE,
+        horizontal=True,
+        format_func=lambda s: "shipped checkpoint" if s == SHIPPED else "upload weights",
+        disabled=running,
+    )
+    if st.session_state[K_SOURCE] == SHIPPED:
+        options = checkpoint_options(path)
+        if st.session_state.get(K_CKPT) not in options:
+            st.session_state[K_CKPT] = options[0]
+        st.selectbox(
+            "Checkpoint",
+            options,
+            key=K_CKPT,
+            format_func=lambda rel: checkpoint_label(path, rel),
+            disabled=running,
+            help="λ̂ is estimated at these weights.",
+        )
+        rel = str(st.session_state[K_CKPT])
+        try:
+            target = shipped_target(path, rel)
+        except Exception as exc:  # a broken shipped file must not take the page down
+            msg = f"Could not load {rel}: {ui.plain(str(exc))}"
+            ui.user_error(msg)
+            return Selection(path, rel, f"ckpt:{rel}", None, msg)
+        return Selection(path, rel, f"ckpt:{rel}", target, None)
+
+    upload = st.file_uploader(
+        "Weights for this architecture (.safetensors)",
+        type=["safetensors"],
+        key=K_UPLOAD,
+        disabled=running,
+        help="A safetensors file with exactly this model's parameter names and shapes. "
+        "Files are validated before use; nothing is ever unpickled.",
+    )
+    if upload is None:
+        st.caption(
+            "Upload weights saved from this architecture (e.g. with `lltools.checkpoints.save_checkpoint`)."
+        )
+        return Selection(path, None, "upload:none", None, "no file uploaded yet")
+    data = upload.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        target = uploaded_target(path, digest, _data=data, _name=upload.name)
+    except ValueError as exc:  # CheckpointError and TargetError are ValueErrors
+        msg = f"**This file cannot be used as weights for {card_of(path)['name']}.** {ui.plain(str(exc))}"
+        ui.user_error(msg)
+        return Selection(path, upload.name, f"upload:{digest}", None, msg)
+    except Exception as exc:
+        ui.show_exception(exc, "read the uploaded checkpoint")
+        return Selection(path, upload.name, f"upload:{digest}", None, str(exc))
+    st.success(f"Loaded {ui.plain(upload.name)}: {target.dim:,} parameters match.", icon=":material/check:")
+    return Selection(path, upload.name, f"upload:{digest}", target, None)
+
+
+def sampler_controls(running: bool, n: int | None) -> str | None:
+    c1, c2 = st.columns(2)
+    c1.number_input(
+        "nβ (inverse temp.)",
+        min_value=1e-3,
+        max_value=1e12,
+        step=100.0,
+        format="%g",
+        key=K_NBETA,
+        disabled=running,
+        help="Effective inverse temperature nβ; the model card's value, else n/log n"
+        + (f" = {n / math.log(n):,.1f}" if n and n > 1 else "")
+        + ".",
+    )
+    c2.number_input(
+        "γ (localisation)",
+        min_value=0.0,
+        max_value=1e9,
+        step=10.0,
+        format="%g",
+        key=K_GAMMA,
+        disabled=running,
+        help="Pull back to w*: (γ/2)‖w − w*‖². Too large shrinks λ̂; too small lets chains escape.",
+    )
+    c1.number_input(
+        "ε (step size)",
+        min_value=1e-12,
+        max_value=1.0,
+        step=1e-5,
+        format="%.2e",
+        key=K_EPS,
+        disabled=running,
+        help="SGLD step size: too large diverges or biases λ̂ up; too small freezes the chains.",
+    )
+    c2.number_input("chains", min_value=1, max_value=256, step=1, key=K_CHAINS, disabled=running)
+    c1.number_input("draws", min_value=10, max_value=100_000, step=100, key=K_DRAWS, disabled=running)
+    c2.number_input("burn-in", min_value=0, max_value=100_000, step=100, key=K_BURNIN, disabled=running)
+    c1.number_input(
+        "batch size",
+        min_value=0,
+        max_value=int(n or 1_000_000),
+        step=32,
+        key=K_BATCH,
+        disabled=running,
+        help="SGLD minibatch size m; 0 = full batch (exact gradients, slower for large n).",
+    )
+    c2.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key=K_SEED, disabled=running)
+    st.button(
+        "Reset to the model card's settings",
+        key="networks.reset",
+        on_click=_on_reset,
+        disabled=running,
+        icon=":material/restart_alt:",
+        type="tertiary",
+    )
+    p = sampler_params(st.session_state)
+    budget = ui.check_budget(p["chains"], p["draws"] + p["burnin"])
+    if budget:
+        ui.user_error(budget)
+    return budget
+
+
+def _on_run() -> None:
+    src = st.session_state.get(K_SOURCE)
+    ckpt_key = st.session_state.get("networks.__ckpt_key", "")
+    ui.LiveRun(NS).request(
+        {
+            "model": st.session_state.get(K_MODEL),
+            "source": src,
+            "checkpoint": st.session_state.get("networks.__ckpt_name"),
+            "checkpoint_key": ckpt_key,
+            **sampler_params(st.session_state),
+        }
+    )
+
+
+# ----------------------------------------------------------------------------- layout
+
+
+@dataclass
+class Slots:
+    progress: Any
+    metrics: Any
+    loss: Any
+    running: Any
+    compare: Any
+    note: Any
+
+
+def make_slots() -> Slots:
+    progress = st.container()
+    metrics = st.empty()
+    left, right = st.columns(2, gap="medium")
+    c_left, c_right = st.columns([5, 4], gap="medium")
+    return Slots(
+        progress=progress,
+        metrics=metrics,
+        loss=left.empty(),
+        running=right.empty(),
+        compare=c_left.empty(),
+        note=c_right.container(),
+    )
+
+
+def draw_metrics(
+    slot: Any,
+    th: Theory,
+    *,
+    llc: float | None,
+    sem: float | None,
+    rhat: float | None = None,
+    ess: float | None = None,
+    acc: float | None = None,
+    diverged: int | None = None,
+    n_chains: int | None = None,
+    live: bool = False,
+    ran: bool = True,
+) -> None:
+    with slot.container():
+        top = st.columns(5)
+        top[0].metric("d (parameters)", f"{th.dim:,}", help="Number of parameters of the network.")
+        top[1].metric("d/2", ui.fmt(th.dim / 2, 6), help="λ of a regular model with d parameters.")
+        top[2].metric(
+            "rank(J)/2",
+            ui.fmt(th.rank_llc, 6) if th.rank_llc is not None else "n/a",
+            help="Half the rank of the Jacobian of the outputs at w*: λ for a minimally singular model. "
+            + ui.plain(th.rank_note),
+        )
+        top[3].metric(th.closed_label, ui.fmt(th.closed_form, 5), help=ui.plain(th.closed_note))
+        top[4].metric("n (training samples)", f"{th.n:,}")
+        if not ran:
+            return
+        bottom = st.columns(5)
+        bottom[0].metric(
+            "λ̂ so far" if live else "λ̂ (estimate)",
+            "…" if llc is None or not math.isfinite(llc) else ui.fmt(llc, 4),
+            delta=None if sem is None else f"± {ui.fmt(sem, 2)} (SEM)",
+            delta_color="off",
+            delta_arrow="off",
+            help="λ̂ = nβ·(mean draw loss − L(w*)), mean over chains ± its standard error.",
+        )
+        bottom[1].metric(
+            "R-hat", ui.fmt(rhat, 4), help="Split, rank-normalised R-hat of the loss draws: ≈ 1 is good."
+        )
+        bottom[2].metric(
+            "ESS",
+            "n/a" if ess is None or not math.isfinite(ess) else f"{ess:,.0f}",
+            help="Bulk effective sample size of the loss draws.",
+        )
+        bottom[3].metric("acceptance", ui.fmt(acc, 3), help="Mean MALA acceptance: ≥ 0.9 means ε is healthy.")
+        bottom[4].metric("diverged", "…" if diverged is None else f"{diverged} / {n_chains}")
+
+
+def draw_traces(
+    slots: Slots,
+    traces: pd.DataFrame,
+    *,
+    burnin: int,
+    total: int,
+    loss_init: float | None,
+    theory: float | None,
+    llc: float | None = None,
+    sem: float | None = None,
+    key: str,
+) -> None:
+    ui.show_figure(
+        plots.loss_trace_figure(
+            traces, loss_init=loss_init, burnin=burnin, total_steps=total, title="Loss per chain (minibatch)"
+        ),
+        container=slots.loss,
+        key=f"networks.fig.loss.{key}",
+    )
+    ui.show_figure(
+        plots.llc_running_figure(traces, theory_llc=theory, llc_mean=llc, llc_sem=sem, total_steps=total),
+        container=slots.running,
+        key=f"networks.fig.running.{key}",
+    )
+
+
+def draw_compare(slots: Slots, th: Theory, llc: float | None, sem: float | None, key: str) -> None:
+    rows = plots_training.complexity_rows(
+        th.dim,
+        llc=llc,
+        llc_sem=sem,
+        theory=th.closed_form,
+        theory_label=th.closed_label,
+        rank_llc=th.rank_llc,
+    )
+    ui.show_figure(
+        plots_training.complexity_figure(rows),
+        container=slots.compare,
+        key=f"networks.fig.compare.{key}",
+        height=330,
+    )
+
+
+def teaching_text(card: dict[str, Any], th: Theory, llc: float | None) -> str:
+    d2 = th.dim / 2
+    kind = (card.get("architecture") or {}).get("kind")
+    lam = th.closed_form if th.closed_form is not None else llc
+    ratio = f"{lam / d2:.0%}" if lam is not None and d2 > 0 and math.isfinite(lam) else None
+    text = (
+        "**Why λ ≪ d/2.** Near a *regular* minimum every one of the d directions costs loss "
+        "quadratically, the set of nearly-optimal weights shrinks like ε^(d/2), and λ = d/2. "
+        "Networks are *singular*: symmetries (rescaling one layer up and the next down, "
+        "W₂W₁ = (W₂A)(A⁻¹W₁)), dead or redundant units and low-rank solutions make whole "
+        "directions flat or only quartic, so the near-optimal set is much bigger and **λ < d/2**. "
+        "λ counts the *effective* number of parameters: the free energy is "
+        "F ≈ n·L + λ·log n and the Bayes generalisation error ≈ λ/n."
+    )
+    if ratio is not None:
+        which = "the closed-form λ" if th.closed_form is not None else "λ̂"
+        text += f"\n\nHere d/2 = {ui.fmt(d2, 6)} and {which} is {ui.fmt(lam, 5)}: **{ratio} of d/2**."
+    if kind == "deep_linear":
+        text += (
+            " For deep linear networks the degeneracy is exact: only the product of the layers "
+            "matters, and a low-rank teacher leaves most directions unconstrained (Aoyagi's formula)."
+        )
+    elif kind == "quadratic":
+        text += (
+            " For the quadratic network only the symmetric matrices Σ_k v_k w_k w_kᵀ matter, which "
+            "removes many directions; the paper's value assumes a true parameter and generic inputs."
+        )
+    if th.rank_llc is not None:
+        text += (
+            f"\n\nrank(J)/2 = {ui.fmt(th.rank_llc, 5)} counts the directions that change the outputs "
+            "to first order; λ ≥ rank(J)/2, with equality for minimally singular models."
+        )
+    return text
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def current_target(request: dict[str, Any]) -> Any:
+    path = str(request["model"])
+    key = str(request["checkpoint_key"])
+    if key.startswith("upload:"):
+        return uploaded_target(path, key.removeprefix("upload:"))
+    return shipped_target(path, key.removeprefix("ckpt:"))
+
+
+def execute(request: dict[str, Any], slots: Slots, live: ui.LiveRun, th: Theory) -> None:
+    """Serve a Run request: from the cache, or stream live into ``slots``."""
+    from lltools.api import estimate_stream, summarize
+
+    path = str(request["model"])
+    params = {
+        k: request[k]
+        for k in ("nbeta", "gamma", "epsilon", "chains", "draws", "burnin", "batch_size", "seed")
+    }
+    label = checkpoint_display(path, request)
+    key = ui.settings_key("networks", path, request["checkpoint_key"], **params)
+    cache = ui.result_cache()
+    cached = cache.get(key)
+    if cached is not None:
+        store(
+            NetResult(
+                path,
+                label,
+                request["checkpoint_key"],
+                params,
+                cached.result,
+                "complete (cached)",
+                0.0,
+                th,
+                traces=cached.traces,
+            )
+        )
+        return
+    target = current_target(request)
+    total = params["burnin"] + params["draws"]
+    state = {"n": 0}
+
+    def on_chunk(item: Any) -> None:
+        trace = item[0]
+        traces = frames.trace_frame(trace)
+        draws = traces[traces["is_draw"]]
+        current = draws.groupby("chain")["llc_running"].last().mean() if not draws.empty else None
+        state["n"] += 1
+        draw_metrics(
+            slots.metrics,
+            th,
+            llc=None if current is None else float(current),
+            sem=None,
+            acc=float(traces["acceptance"].mean()) if not traces.empty else None,
+            diverged=int((trace.diverged_at >= 0).sum()),
+            n_chains=trace.num_chains,
+            live=True,
+        )
+        draw_traces(
+            slots,
+            traces,
+            burnin=params["burnin"],
+            total=total,
+            loss_init=float(trace.loss_init[0]),
+            theory=th.closed_form,
+            key=f"live{state['n']}",
+        )
+
+    stream = estimate_stream(target, report_every=ui.report_every(total), **params)
+    (trace, settings, placed), elapsed = ui.stream_live(
+        stream, live=live, total_steps=total, on_chunk=on_chunk, progress_container=slots.progress
+    )
+    result = summarize(trace, placed, settings)
+    done = NetResult(path, label, request["checkpoint_key"], params, result, "complete", elapsed, th)
+    done.traces = result.traces
+    cache.put(key, done)
+    store(done)
+
+
+def checkpoint_display(path: str, request: dict[str, Any]) -> str:
+    key = str(request.get("checkpoint_key", ""))
+    if key.startswith("upload:"):
+        return f"uploaded {request.get('checkpoint') or 'file'}"
+    return checkpoint_label(path, key.removeprefix("ckpt:"))
+
+
+def store(done: NetResult) -> None:
+    record = ui.record_estimate(
+        PAGE,
+        f"{card_of(done.model)['name']} @ {done.checkpoint}",
+        done.result,
+        status=done.status,
+        elapsed_s=done.elapsed_s,
+        traces=done.traces,
+    )
+    done.record_id = record.id
+    st.session_state[RESULT] = done
+
+
+def finish_stopped(partial: Any, request_like: dict[str, Any], th: Theory) -> None:
+    """Summarise the draws of an interrupted run (Stop pressed, or the page was left)."""
+    from lltools.api import summarize
+
+    trace, settings, placed = partial
+    done_steps = int(trace.meta.get("steps_done", 0))
+    if trace.draw_loss.shape[1] < 2:
+        st.info(f"Stopped at step {done_steps:,}, still in burn-in: no draws to estimate from yet.")
+        return
+    result = summarize(trace, placed, settings)
+    params = {
+        k: getattr(settings, k)
+        for k in ("nbeta", "gamma", "epsilon", "chains", "draws", "burnin", "batch_size", "seed")
+    }
+    path = str(request_like["model"])
+    done = NetResult(
+        path,
+        checkpoint_display(path, request_like),
+        str(request_like["checkpoint_key"]),
+        params,
+        result,
+        f"stopped at step {done_steps:,} of {trace.num_steps_total:,}",
+        float("nan"),
+        th,
+    )
+    done.traces = result.traces
+    store(done)
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def draw_result(done: NetResult, slots: Slots, th: Theory) -> None:
+    r = done.result
+    if done.status != "complete":
+        slots.progress.info(f"Run {done.status}.", icon=":material/info:")
+    draw_metrics(
+        slots.metrics,
+        th,
+        llc=r.llc_mean,
+        sem=r.llc_sem,
+        rhat=r.rhat,
+        ess=r.ess,
+        acc=r.acceptance,
+        diverged=len(r.diverged_chains),
+        n_chains=r.n_chains,
+    )
+    draw_traces(
+        slots,
+        done.traces,
+        burnin=done.params["burnin"],
+        total=done.params["burnin"] + done.params["draws"],
+        loss_init=float(r.trace.loss_init[0]),
+        theory=th.closed_form,
+        llc=r.llc_mean,
+        sem=r.llc_sem,
+        key="final",
+    )
+    draw_compare(slots, th, r.llc_mean, r.llc_sem, key="final")
+
+
+def diagnostics_panel(done: NetResult, th: Theory) -> None:
+    r = done.result
+    st.subheader("Diagnostics")
+    left, right = st.columns([2, 3], gap="medium")
+    with left:
+        if r.warnings:
+            for w in r.warnings:
+                st.warning(ui.plain(w), icon=":material/warning:")
+        else:
+            st.success(
+                "No problems detected: chains agree (R-hat ≈ 1), enough effective draws, "
+                "healthy acceptance, no divergences.",
+                icon=":material/check_circle:",
+            )
+        if r.llc_mean < 0:
+            st.warning(
+                "λ̂ < 0: the sampler found lower loss than L(w*), so this checkpoint is not a local "
+                "minimum (early in training, or γ too small). λ̂ is not meaningful here.",
+                icon=":material/warning:",
+            )
+        if th.closed_form is not None and r.llc_sem and r.llc_sem > 0 and math.isfinite(r.llc_mean):
+            z = (r.llc_mean - th.closed_form) / r.llc_sem
+            st.markdown(
+                f"λ̂ − {th.closed_label} = {ui.fmt(r.llc_mean - th.closed_form)} "
+                f"({ui.fmt(z, 2)} standard errors). At finite nβ a correct sampler sits somewhat "
+                "*below* λ (the (m−1)/log nβ bias of primer §2); "
+                "a large gap with healthy diagnostics usually means nβ, γ or the checkpoint differ from the "
+                "closed form's assumptions."
+            )
+        st.caption(ui.plain(th.closed_note))
+        st.caption(
+            f"Run #{done.record_id} · {done.status}"
+            + (
+                f" · {done.elapsed_s:.1f} s"
+                if done.elapsed_s == done.elapsed_s and done.elapsed_s > 0
+                else ""
+            )
+            + f" · device {r.settings.device}, {r.settings.dtype}"
+            + f" · batch {r.settings.batch_size or 'full'}"
+        )
+    with right:
+        t1, t2 = st.tabs(["λ̂ per chain", "Acceptance"])
+        with t1:
+            ui.show_figure(
+                plots.chain_llc_figure(
+                    r.summary.assign(diverged=lambda d: d["diverged_at"] >= 0), theory_llc=th.closed_form
+                ),
+                key="networks.fig.chains",
+            )
+        with t2:
+            ui.show_figure(plots.acceptance_figure(done.traces), key="networks.fig.acc")
+
+
+def downloads(done: NetResult) -> None:
+    r = done.result
+    summary = pd.DataFrame(
+        [
+            {
+                "model": card_of(done.model)["name"],
+                "checkpoint": done.checkpoint,
+                **r.settings.as_dict(),
+                "llc_mean": r.llc_mean,
+                "llc_sem": r.llc_sem,
+                "rhat": r.rhat,
+                "ess": r.ess,
+                "acceptance": r.acceptance,
+                "closed_form_llc": done.theory.closed_form if done.theory else None,
+                "rank_llc": done.theory.rank_llc if done.theory else None,
+                "num_parameters": done.theory.dim if done.theory else None,
+                "status": done.status,
+            }
+        ]
+    )
+    ui.download_buttons(
+        {"Summary": summary, "Chains": r.summary, "Traces": done.traces},
+        basename=f"lltools_network_run{done.record_id}",
+        key="networks.dl",
+    )
+
+
+def model_card(path: str) -> None:
+    card = card_of(path)
+    with st.expander(f"Model card: {card['name']}", icon=":material/description:"):
+        md = Path(path) / "MODEL_CARD.md"
+        if md.exists():
+            st.markdown(md.read_text(encoding="utf-8"))
+        else:
+            if card.get("description"):
+                st.markdown(ui.plain(card["description"]))
+            src = (card.get("theory") or {}).get("source")
+            if src:
+                st.caption(f"Theory: {ui.plain(src)}")
+        st.json({k: v for k, v in card.items() if k != "path"}, expanded=False)
+
+
+# ----------------------------------------------------------------------------- page
 
 
 def main() -> None:
     ui.setup_page(
         "Networks",
-        "Estimate λ̂ for the sample models (deep linear, modular addition …) with theory values beside them.",
+        "Estimate λ̂ for a trained sample model at one of its checkpoints, with the theory values beside it.",
     )
-    st.info(
-        "This page is coming soon. Meanwhile, try **Toy potentials** or **Sensitivity & calibrate**.",
-        icon=":material/construction:",
+    cards = sample_models()
+    if not cards:
+        st.warning("No sample models found under sample_models/.", icon=":material/warning:")
+        return
+    live = ui.LiveRun(NS)
+    first = default_model(cards)
+    ui.init_state(
+        {
+            K_MODEL: first,
+            K_SOURCE: SHIPPED,
+            K_CKPT: str(card_of(first)["final_checkpoint"]),
+            **sampler_defaults(card_of(first)),
+        }
     )
+    if st.session_state[K_MODEL] not in {str(c["path"]) for c in cards}:
+        st.session_state[K_MODEL] = first
+    request = live.take()
+    running = request is not None
+    partial = None if running else live.stopped_partial()
+
+    ctrl, main_col = st.columns([1, 3.2], gap="large")
+    with ctrl:
+        sel = pick_model(cards, running)
+        st.session_state["networks.__ckpt_key"] = sel.checkpoint_key
+        st.session_state["networks.__ckpt_name"] = sel.checkpoint
+        n = int(sel.target.n) if sel.target is not None else card_of(sel.path or first).get("n")
+        budget = sampler_controls(running, n)
+        live.buttons(running=running, on_run=_on_run, disabled=sel.target is None or budget is not None)
+        ui.remember([K_MODEL, K_SOURCE, K_CKPT, *SAMPLER_KEYS])
+
+    path = str(sel.path)
+    card = card_of(path)
+    with main_col:
+        slots = make_slots()
+        if sel.target is None:
+            slots.progress.info(
+                "Choose a shipped checkpoint or upload valid weights to see this model's numbers.",
+                icon=":material/upload_file:",
+            )
+            model_card(path)
+            return
+        th = theory_for(path, sel.checkpoint_key, sel.checkpoint, sel.target)
+        if partial is not None:
+            last = st.session_state.get("networks.__last_request") or {}
+            ui.run_page(lambda: finish_stopped(partial, last, th), what="summarise the stopped run")
+        if running:
+            st.session_state["networks.__last_request"] = request
+            with slots.note:
+                st.caption(
+                    ":material/hourglass_top: Sampling… press **Stop** to end early and keep the draws."
+                )
+                ui.teaching_note(teaching_text(card, th, None), title="Why is λ so much smaller than d/2?")
+            draw_compare(slots, th, None, None, key="live")
+            try:
+                execute(request, slots, live, th)
+            except Exception as exc:
+                live.clear_partial()
+                ui.show_exception(exc, "run the sampler", container=slots.progress)
+                return
+            st.rerun()
+
+        done: NetResult | None = st.session_state.get(RESULT)
+        if done is not None and (done.model != path or done.checkpoint_key != sel.checkpoint_key):
+            done = None  # the shown numbers always belong to the selected model and checkpoint
+        for w in sel.target.warnings:
+            slots.progress.warning(ui.plain(w), icon=":material/warning:")
+        if done is None:
+            draw_metrics(slots.metrics, th, llc=None, sem=None, ran=False)
+            draw_compare(slots, th, None, None, key="preview")
+            with slots.note:
+                ui.teaching_note(teaching_text(card, th, None), title="Why is λ so much smaller than d/2?")
+                st.info(
+                    "Press **Run** to sample around this checkpoint. Loss traces and the running λ̂ "
+                    "update live.",
+                    icon=":material/play_arrow:",
+                )
+            model_card(path)
+            return
+        with slots.note:
+            ui.teaching_note(
+                teaching_text(card, th, done.result.llc_mean), title="Why is λ so much smaller than d/2?"
+            )
+            if sampler_params(st.session_state) != done.params:
+                st.caption(":material/edit: The controls changed since this run: press **Run** to update.")
+        draw_result(done, slots, th)
+        diagnostics_panel(done, th)
+        model_card(path)
+        with st.expander("Download this run (CSV / Parquet)"):
+            downloads(done)
+        with st.expander("Run history: compare runs", expanded=len(ui.RunHistory().records(PAGE)) >= 2):
+            ui.render_history(PAGE, key="networks.history")
 
 
 if __name__ == "__main__":
