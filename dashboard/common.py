@@ -752,7 +752,9 @@ def stream_live(
 def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
     """Parquet bytes of ``frame`` (pyarrow)."""
     buf = io.BytesIO()
-    frame.to_parquet(buf, index=False)
+    clean = frame.copy()
+    clean.attrs = {}  # pandas would try to serialise attrs into the Parquet metadata
+    clean.to_parquet(buf, index=False)
     return buf.getvalue()
 
 
@@ -980,13 +982,14 @@ def render_history(page: str | None = None, *, key: str = "history") -> None:
     if len(chosen) < 2:
         c1.caption("Select two runs (tick the rows) to overlay their running λ̂ and see what changed.")
         return
-    a, b = chosen[-2], chosen[-1]
+    render_comparison(chosen[-2], chosen[-1], key=key)
+
+
+def render_comparison(a: RunRecord, b: RunRecord, *, key: str = "history") -> None:
+    """Overlay two runs' chain-mean running λ̂, say whether they differ, and diff their settings."""
+    parts = [r.llc_trace.assign(run=r.label) for r in (a, b) if not r.llc_trace.empty]
     runs = (
-        pd.concat(
-            [r.llc_trace.assign(run=r.label) for r in (a, b) if not r.llc_trace.empty], ignore_index=True
-        )
-        if (not a.llc_trace.empty or not b.llc_trace.empty)
-        else pd.DataFrame()
+        pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["run", "step", "llc_running"])
     )
     fig = plots.compare_runs_figure(runs)
     for r in (a, b):
@@ -1104,8 +1107,7 @@ def free_energy_curves(
     crossovers : list of float
         Values of n in range where the two basins' free energies are equal (first two basins).
 
-    The difference ΔF_n = F_n(B) − F_n(A) of the first two basins is in
-    ``curves.attrs["difference"]`` (columns ``n, delta``).
+    See :func:`free_energy_difference` for ΔF_n = F_n(B) − F_n(A).
     """
     n = np.geomspace(n_min, n_max, points)
     labels = list(basins)
@@ -1121,7 +1123,6 @@ def free_energy_curves(
     crossings: list[float] = []
     out = pd.concat(rows, ignore_index=True)
     if len(labels) >= 2:
-        out.attrs["difference"] = pd.DataFrame({"n": n, "delta": f[labels[1]] - f[labels[0]]})
         (la, ma), (lb, mb) = basins[labels[0]], basins[labels[1]]
 
         def diff(x: float) -> float:
@@ -1139,6 +1140,18 @@ def free_energy_curves(
                     hi = mid
             crossings.append(math.sqrt(lo * hi))
     return out, crossings
+
+
+def free_energy_difference(
+    basins: Mapping[str, tuple[float, float]], n_min: float = 10.0, n_max: float = 1e7, points: int = 400
+) -> pd.DataFrame:
+    """ΔF_n = F_n(B) − F_n(A) = n·(L_B − L_A) + (λ_B − λ_A)·log n for the first two basins.
+
+    Columns ``n, delta``: the log posterior odds of A over B (positive: A wins).
+    """
+    (la, ma), (lb, mb) = list(basins.values())[:2]
+    n = np.geomspace(n_min, n_max, points)
+    return pd.DataFrame({"n": n, "delta": n * (lb - la) + (mb - ma) * np.log(n)})
 
 
 #: 1-D potentials for the "what γ, ε, nβ do" demo: label -> (expression in w, w*).

@@ -206,11 +206,15 @@ def free_energy_panel() -> None:
             crossing = crossings[-1] if crossings else None
             ui.show_figure(
                 plots.free_energy_difference_figure(
-                    curves.attrs["difference"], labels=("A", "B"), crossover=crossing
+                    ui.free_energy_difference(basins), labels=("A", "B"), crossover=crossing
                 ),
                 key="learn.fig.fe",
             )
             ui.show_figure(plots.posterior_share_figure(curves), key="learn.fig.share", height=300)
+            with st.expander("Download the curves (CSV / Parquet)"):
+                ui.download_buttons(
+                    {"Free energy": curves}, basename="lltools_free_energy", key="learn.dl.fe"
+                )
         with note_col:
             if crossings:
                 verdict = (
@@ -279,6 +283,12 @@ def density_panel() -> None:
                 plots.density_figure(density, samples=samples, title="What SGLD samples"),
                 key="learn.fig.density",
             )
+            with st.expander("Download densities and draws (CSV / Parquet)"):
+                ui.download_buttons(
+                    {"Densities": density, "SGLD draws": samples},
+                    basename="lltools_density",
+                    key="learn.dl.density",
+                )
         with note_col:
             gap = stats["llc"] - stats["target"] if n_div < n_ch else float("nan")
             gap_txt = f" Here λ̂ − T = {ui.fmt(gap, 2)}." if np.isfinite(gap) else ""

@@ -200,7 +200,7 @@ def draw_figures(
 ) -> None:
     grid = ui.potential_grid(spec, extent)
     ui.show_figure(
-        plots.potential_figure(grid, positions, title=f"L(w) = {spec}, chain paths"),
+        plots.potential_figure(grid, positions, title=f"L = {spec}"),
         container=slots.contour,
         key=f"toy.fig.contour.{key}",
     )

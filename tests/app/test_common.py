@@ -64,6 +64,9 @@ def test_free_energy_crossover_is_exact() -> None:
     assert abs(n * (0.010 - 0.012) + 4.0 * math.log(n)) < 1e-6 * n
     share = curves[curves["basin"] == "A"].sort_values("n")["posterior"].to_numpy()
     assert share[0] < 0.5 < share[-1]  # the simple basin B wins early, A late
+    diff = ui.free_energy_difference({"A": (0.010, 5.0), "B": (0.012, 1.0)})
+    assert (np.sign(diff["delta"].iloc[[0, -1]]) == [-1, 1]).all()
+    assert len(ui.to_parquet_bytes(curves.assign(x=1))) > 0
 
 
 def test_history_records_and_diff() -> None:
@@ -88,3 +91,35 @@ def test_newton_view_errors() -> None:
     for bad in ("x**2 + sin(y)", "3", "w1**2 + w2**2 + w3**2"):
         with pytest.raises(ValueError):
             ui.newton_view(bad)
+
+
+def test_comparison_view_renders() -> None:
+    """The two-run comparison (what selecting two history rows shows) draws without errors."""
+    from streamlit.testing.v1 import AppTest
+
+    def script() -> None:
+        import pandas as pd
+
+        from dashboard import common as ui
+
+        hist = ui.RunHistory()
+        trace = pd.DataFrame({"step": [1, 2, 3], "llc_running": [1.0, 1.1, 1.05]})
+        base = dict(
+            page="Toy",
+            target="x**2 + y**2",
+            llc_sem=0.01,
+            rhat=1.0,
+            ess=500.0,
+            acceptance=0.98,
+            n_diverged=0,
+            theory_llc=1.0,
+        )
+        a = hist.add(settings={"gamma": 1.0}, llc_mean=1.00, llc_trace=trace, **base)
+        b = hist.add(settings={"gamma": 5.0}, llc_mean=0.90, llc_trace=trace.assign(llc_running=0.9), **base)
+        ui.render_comparison(a, b, key="t")
+
+    at = AppTest.from_function(script, default_timeout=60).run()
+    assert not at.exception
+    assert any("a real difference" in m.value for m in at.markdown)
+    assert len(at.get("plotly_chart")) == 1
+    assert len(at.dataframe) == 1  # the settings diff
