@@ -270,6 +270,7 @@ def trajectory_figure(
     theory_llc: float | None = None,
     theory_label: str = "closed-form λ",
     threshold: float = 0.95,
+    curves: pd.DataFrame | None = None,
     title: str | None = "λ̂ over training",
     height_per_row: int = 230,
 ) -> go.Figure:
@@ -289,13 +290,18 @@ def trajectory_figure(
     threshold : float
         Accuracy marking "memorised" (train) and "grokked" (validation); both are drawn
         as vertical lines (role ``"event"``) in every panel.
+    curves : DataFrame, optional
+        The logged training curves (``step, train_loss, val_loss, train_acc, val_acc``,
+        e.g. ``metrics.csv``) for the loss and accuracy panels and the events, when they
+        are logged more densely than λ̂ was computed; default: ``table``'s own columns.
 
     Panels share the x axis (zoom one, all follow): λ̂, loss, and accuracy when any
     accuracy is logged.
     """
     data = table.sort_values("step").reset_index(drop=True) if not table.empty else table
-    has_acc = not data.empty and (_has(data, "train_acc") or _has(data, "val_acc"))
-    has_loss = not data.empty and (_has(data, "train_loss") or _has(data, "val_loss"))
+    logged = data if curves is None else curves.sort_values("step").reset_index(drop=True)
+    has_acc = not logged.empty and (_has(logged, "train_acc") or _has(logged, "val_acc"))
+    has_loss = not logged.empty and (_has(logged, "train_loss") or _has(logged, "val_loss"))
     panels = ["λ̂"] + (["loss"] if has_loss else []) + (["accuracy"] if has_acc else [])
     titles = {
         "λ̂": "local learning coefficient λ̂ (± SEM)",
@@ -315,14 +321,16 @@ def trajectory_figure(
         height=max(320, height_per_row * len(panels) + 90),
         hovermode="x unified",
     )
-    if data.empty:
+    if data.empty and logged.empty:
         return fig
     x = _x(data, log_x)
     steps = data["step"].to_numpy()
+    lx = _x(logged, log_x)
+    lsteps = logged["step"].to_numpy()
     row_of = {p: i + 1 for i, p in enumerate(panels)}
 
     # --- λ̂ with a ± SEM band
-    llc = data["llc_mean"].to_numpy(dtype=float)
+    llc = data["llc_mean"].to_numpy(dtype=float) if "llc_mean" in data else np.full(len(data), np.nan)
     if _has(data, "llc_sem"):
         sem = data["llc_sem"].to_numpy(dtype=float)
         sem = np.where(np.isfinite(sem), sem, 0.0)
@@ -359,7 +367,7 @@ def trajectory_figure(
         row=1,
         col=1,
     )
-    if _finite(theory_llc):
+    if _finite(theory_llc) and len(x):
         fig.add_trace(
             go.Scatter(
                 x=[float(np.nanmin(x)), float(np.nanmax(x))],
@@ -379,16 +387,16 @@ def trajectory_figure(
         if panel not in row_of:
             continue
         for col in cols:
-            if not _has(data, col):
+            if not _has(logged, col):
                 continue
             is_train = col.startswith("train")
             color = TRAIN_COLOR if is_train else VAL_COLOR
             label = ("train " if is_train else "validation ") + panel
             fig.add_trace(
                 go.Scatter(
-                    x=x,
-                    y=data[col].to_numpy(dtype=float),
-                    customdata=steps,
+                    x=lx,
+                    y=logged[col].to_numpy(dtype=float),
+                    customdata=lsteps,
                     mode="lines+markers",
                     name=label,
                     line={"color": color, "width": 2.0, "dash": "solid" if is_train else "dash"},
@@ -401,7 +409,7 @@ def trajectory_figure(
                 col=1,
             )
     if "loss" in row_of and log_loss:
-        vals = pd.concat([data[c] for c in ("train_loss", "val_loss") if c in data]).to_numpy(dtype=float)
+        vals = pd.concat([logged[c] for c in ("train_loss", "val_loss") if c in logged]).to_numpy(dtype=float)
         vals = vals[np.isfinite(vals)]
         if vals.size and (vals > 0).all():
             fig.update_yaxes(type="log", row=row_of["loss"], col=1)
@@ -409,7 +417,7 @@ def trajectory_figure(
         fig.update_yaxes(range=[-0.03, 1.05], row=row_of["accuracy"], col=1)
 
     # --- memorised / grokked markers in every panel
-    events = event_steps(data, threshold)
+    events = event_steps(logged, threshold)
     for name, step in events.items():
         if step is None:
             continue

@@ -45,6 +45,8 @@ PREFERRED = ("dln_8_6_6_4_r2", "rrr_6_4_5_r2")
 RANK_MAX_FLOPS = 3e9
 #: ... and the Jacobian's reverse-mode lanes need at most this many bytes.
 RANK_MAX_BYTES = 600e6
+#: Up to this many flops (a minute or so) rank(J) is offered behind a button.
+RANK_SLOW_FLOPS = 2e11
 MAX_UPLOAD_BYTES = 256 * 1024**2
 
 # ----------------------------------------------------------------------------- models
@@ -173,54 +175,83 @@ class Theory:
     closed_note: str
     rank_llc: float | None
     rank_note: str
+    #: Set when rank(J)/2 can be computed on request (the key for the button).
+    rank_offer: str | None = None
+    rank_seconds: float = 0.0
 
 
-def _rank_rows(dim: int, n: int, out_dim: int) -> tuple[int | None, str]:
-    """How many training inputs make a cheap and honest rank(J) (None + reason if none do)."""
+@dataclass(frozen=True)
+class RankPlan:
+    """How rank(J) would be computed: on ``rows`` inputs, automatically, on request, or not."""
+
+    rows: int
+    n_outputs: int
+    tier: str  # "auto" | "on request" | "refused"
+    seconds: float  # a rough time estimate
+    reason: str
+
+
+def rank_plan(dim: int, n: int, out_dim: int, act: int = 1) -> RankPlan:
+    """Plan a rank(J) computation that is honest (≥ 2d output rows when possible) and bounded.
+
+    ``auto`` below :data:`RANK_MAX_FLOPS` (about a second), ``on request`` up to
+    :data:`RANK_SLOW_FLOPS` (a minute or so: a button), else ``refused`` with the reason.
+    """
     need = max(1, math.ceil(2 * dim / max(out_dim, 1)))  # ≥ 2d outputs: the rank is not capped by rows
-    rows = min(n, max(need, 64))
+    rows = max(1, min(n, max(need, 64)))
     n_out = rows * out_dim
-    flops = n_out * dim * min(n_out, dim)
-    if flops > RANK_MAX_FLOPS:
-        return None, (
-            f"not computed: J would be {n_out:,} outputs × {dim:,} parameters "
-            f"({n_out * dim / 1e6:,.1f} M entries), too slow to decompose interactively"
+    flops = float(n_out) * dim * min(n_out, dim)
+    seconds = flops / 2e9
+    lanes = min(n_out, max(1, 4_000_000 // max(dim, 1)))
+    size = f"J would be {n_out:,} outputs × {dim:,} parameters ({n_out * dim / 1e6:,.1f} M entries)"
+    if lanes * rows * act * 8 > RANK_MAX_BYTES or n_out * dim * 8 > RANK_MAX_BYTES:
+        return RankPlan(
+            rows, n_out, "refused", seconds, f"not computed: {size}, too much memory for the dashboard"
         )
-    return rows, ""
+    if flops <= RANK_MAX_FLOPS:
+        return RankPlan(rows, n_out, "auto", seconds, "")
+    if flops <= RANK_SLOW_FLOPS:
+        return RankPlan(
+            rows, n_out, "on request", seconds, f"{size}: about {max(seconds, 5):,.0f} s to compute"
+        )
+    return RankPlan(
+        rows, n_out, "refused", seconds, f"not computed: {size}, too slow to decompose interactively"
+    )
 
 
-@st.cache_data(max_entries=64, show_spinner="Computing rank(J)…")
+def plan_for(target: Any) -> RankPlan:
+    import torch
+
+    with torch.no_grad():
+        out_dim = int(target.outputs(target.w_star, target.inputs[:1]).numel())
+    act = max(1, int(getattr(target, "activations_per_sample", 1)))
+    return rank_plan(int(target.dim), int(target.n), out_dim, act)
+
+
+@st.cache_data(max_entries=64, show_spinner="Computing rank(J) at w*…")
 def rank_llc(path: str, checkpoint_key: str, _target: Any = None) -> tuple[float | None, str]:
-    """rank(J)/2 at w* on a subset of the inputs when cheap, else ``(None, why)``.
+    """rank(J)/2 at w* on a subset of the inputs (planned by :func:`rank_plan`), or ``(None, why)``.
 
     J is the Jacobian of the model's outputs on the data with respect to w at w*
     (primer §4).  Only enough inputs for ≥ 2d outputs are used, which bounds the cost; a
     subset gives a lower bound on the full-data rank (exact for deep linear networks once
     the subset has at least input-width generic inputs).
     """
-    import torch
-
     from lltools import theory
 
     target = _target
     if target is None:
         return None, "not computed"
-    with torch.no_grad():
-        out_dim = int(target.outputs(target.w_star, target.inputs[:1]).numel())
-    rows, why = _rank_rows(target.dim, int(target.n), out_dim)
-    if rows is None:
-        return None, why
-    lanes = min(rows * out_dim, max(1, 4_000_000 // max(target.dim, 1)))
-    act = max(1, int(getattr(target, "activations_per_sample", 1)))
-    if lanes * rows * act * 8 > RANK_MAX_BYTES:
-        return None, "not computed: the Jacobian would need too much memory for the dashboard"
+    plan = plan_for(target)
+    if plan.tier == "refused":
+        return None, plan.reason
     sub = copy.copy(target)
-    sub.inputs, sub.targets, sub.n = target.inputs[:rows], target.targets[:rows], rows
+    sub.inputs, sub.targets, sub.n = target.inputs[: plan.rows], target.targets[: plan.rows], plan.rows
     try:
-        res = theory.jacobian_rank_llc(sub)
+        res = theory.jacobian_rank_llc(sub, max_entries=plan.n_outputs * int(target.dim) + 1)
     except (ValueError, TypeError, RuntimeError) as exc:
         return None, f"not computed: {exc}"
-    where = "all" if rows == target.n else f"{rows:,} of {int(target.n):,}"
+    where = "all" if plan.rows == target.n else f"{plan.rows:,} of {int(target.n):,}"
     return float(res.llc), (
         f"rank(J) = {res.rank:,} of d = {res.dim:,} on {where} training inputs "
         f"({res.n_outputs:,} outputs); a lower bound on λ, equal to λ for minimally singular models"
@@ -277,10 +308,28 @@ def closed_form(card: dict[str, Any], checkpoint: str | None) -> tuple[float | N
     )
 
 
+RANK_REQUESTS = "networks.__rank_requested"
+
+
+def _request_rank(key: str) -> None:
+    st.session_state.setdefault(RANK_REQUESTS, set()).add(key)
+
+
 def theory_for(path: str, checkpoint_key: str, checkpoint: str | None, target: Any) -> Theory:
+    """Closed form, rank(J)/2 (when cheap or requested) and sizes for this model and centre."""
     card = card_of(path)
     value, label, note = closed_form(card, checkpoint)
-    rank, rank_note = rank_llc(path, checkpoint_key, _target=target)
+    plan = plan_for(target)
+    rank_key = f"{path}|{checkpoint_key}"
+    offer = None
+    if plan.tier == "auto" or (
+        plan.tier == "on request" and rank_key in st.session_state.get(RANK_REQUESTS, set())
+    ):
+        rank, rank_note = rank_llc(path, checkpoint_key, _target=target)
+    elif plan.tier == "on request":
+        rank, rank_note, offer = None, f"on request ({plan.reason})", rank_key
+    else:
+        rank, rank_note = None, plan.reason
     return Theory(
         dim=int(target.dim),
         n=int(target.n),
@@ -289,6 +338,8 @@ def theory_for(path: str, checkpoint_key: str, checkpoint: str | None, target: A
         closed_note=note,
         rank_llc=rank,
         rank_note=rank_note,
+        rank_offer=offer,
+        rank_seconds=plan.seconds,
     )
 
 
@@ -616,6 +667,24 @@ def draw_compare(slots: Slots, th: Theory, llc: float | None, sem: float | None,
         key=f"networks.fig.compare.{key}",
         height=330,
     )
+
+
+def rank_panel(th: Theory, running: bool) -> None:
+    """Say why rank(J)/2 is missing and, when it is affordable, offer to compute it."""
+    if th.rank_llc is not None:
+        return
+    if th.rank_offer is not None:
+        st.button(
+            f"Compute rank(J)/2 (about {max(th.rank_seconds, 5):,.0f} s)",
+            key="networks.rank",
+            on_click=_request_rank,
+            args=(th.rank_offer,),
+            disabled=running,
+            icon=":material/calculate:",
+            help=ui.plain(th.rank_note),
+        )
+    else:
+        st.caption(f"rank(J)/2 {ui.plain(th.rank_note)}.")
 
 
 def teaching_text(card: dict[str, Any], th: Theory, llc: float | None) -> str:
@@ -987,6 +1056,7 @@ def main() -> None:
             draw_metrics(slots.metrics, th, llc=None, sem=None, ran=False)
             draw_compare(slots, th, None, None, key="preview")
             with slots.note:
+                rank_panel(th, running=False)
                 ui.teaching_note(teaching_text(card, th, None), title="Why is λ so much smaller than d/2?")
                 st.info(
                     "Press **Run** to sample around this checkpoint. Loss traces and the running λ̂ "
@@ -996,6 +1066,7 @@ def main() -> None:
             model_card(path)
             return
         with slots.note:
+            rank_panel(th, running=False)
             ui.teaching_note(
                 teaching_text(card, th, done.result.llc_mean), title="Why is λ so much smaller than d/2?"
             )
