@@ -32,13 +32,18 @@ STREAM_INIT = 2
 
 
 def _hash32(x: Tensor) -> Tensor:
-    """lowbias32 on an int64 tensor holding values in [0, 2³²); returns the same range."""
+    """lowbias32 on an int64 tensor holding values in [0, 2³²); returns the same range.
+
+    The first mask makes a fresh tensor, so the rest runs in place (fewer allocations of
+    (C, size) int64 temporaries, the same numbers).
+    """
     x = x & _MASK
-    x = x ^ (x >> 16)
-    x = (x * 0x7FEB352D) & _MASK
-    x = x ^ (x >> 15)
-    x = (x * 0x846CA68B) & _MASK  # int64 wraps; the low 32 bits are exact
-    return x ^ (x >> 16)
+    x ^= x >> 16
+    x.mul_(0x7FEB352D).bitwise_and_(_MASK)
+    x ^= x >> 15
+    x.mul_(0x846CA68B).bitwise_and_(_MASK)  # int64 wraps; the low 32 bits are exact
+    x ^= x >> 16
+    return x
 
 
 def _hash_int(value: int) -> int:
@@ -66,12 +71,40 @@ def chain_keys(seed: int, chain_index: Tensor) -> Tensor:
     return _hash32((chain_index.to(torch.int64) * _GOLDEN) ^ s)
 
 
-def _counters(keys: Tensor, step: int, stream: int, size: int) -> Tensor:
-    """Hashed counters, shape (C, size), int64 in [0, 2³²)."""
-    step_word = _hash_int(_hash_int(step & _MASK) ^ (stream * 0x27D4EB2F) ^ ((step >> 32) & _MASK))
-    base = _hash32(keys ^ step_word)  # (C,)
+def step_word(step: int, stream: int) -> int:
+    """The 32-bit word that a (step, stream) pair mixes into every chain's key."""
+    return _hash_int(_hash_int(step & _MASK) ^ (stream * 0x27D4EB2F) ^ ((step >> 32) & _MASK))
+
+
+def counters_from_word(keys: Tensor, word: int | Tensor, size: int) -> Tensor:
+    """Hashed counters, shape (C, size), int64 in [0, 2³²), for a :func:`step_word`.
+
+    ``word`` may be a 0-d int64 tensor (so a compiled step does not specialise on the step).
+    """
+    base = _hash32(keys ^ word)  # (C,)
     j = torch.arange(size, device=keys.device, dtype=torch.int64) * _GOLDEN
     return _hash32(_hash32(base[:, None] + j[None, :]))
+
+
+def _counters(keys: Tensor, step: int, stream: int, size: int) -> Tensor:
+    """Hashed counters, shape (C, size), int64 in [0, 2³²)."""
+    return counters_from_word(keys, step_word(step, stream), size)
+
+
+def _unit_interval(h: Tensor, dtype: torch.dtype) -> Tensor:
+    """32-bit words (int64 in [0, 2³²)) -> floats strictly inside (0, 1)."""
+    u = (h.to(dtype) + 0.5) * (1.0 / 4294967296.0)
+    info = torch.finfo(dtype)
+    return u.clamp_(min=info.tiny, max=1.0 - info.eps / 2)
+
+
+def _box_muller(u: Tensor, size: int) -> Tensor:
+    """Uniforms (C, 2·⌈size/2⌉) -> standard normals (C, size)."""
+    half = u.shape[1] // 2
+    radius = torch.sqrt(-2.0 * torch.log(u[:, :half]))
+    angle = (2.0 * math.pi) * u[:, half:]
+    z = torch.cat((radius * torch.cos(angle), radius * torch.sin(angle)), dim=1)
+    return z[:, :size]
 
 
 def uniform(keys: Tensor, step: int, stream: int, size: int, dtype: torch.dtype) -> Tensor:
@@ -80,20 +113,22 @@ def uniform(keys: Tensor, step: int, stream: int, size: int, dtype: torch.dtype)
     In float32 the top words round to exactly 1.0 (and in float16 the bottom ones to 0), so
     the result is clamped to the largest/smallest representable values inside (0, 1).
     """
-    h = _counters(keys, step, stream, size)
-    u = (h.to(dtype) + 0.5) * (1.0 / 4294967296.0)
-    info = torch.finfo(dtype)
-    return u.clamp_(min=info.tiny, max=1.0 - info.eps / 2)
+    return _unit_interval(_counters(keys, step, stream, size), dtype)
+
+
+def uniform_from_word(keys: Tensor, word: int | Tensor, size: int, dtype: torch.dtype) -> Tensor:
+    """:func:`uniform` for a precomputed :func:`step_word` (may be a 0-d int64 tensor)."""
+    return _unit_interval(counters_from_word(keys, word, size), dtype)
 
 
 def normal(keys: Tensor, step: int, stream: int, size: int, dtype: torch.dtype) -> Tensor:
     """Standard normal draws, shape (C, size), by the Box–Muller transform."""
-    half = (size + 1) // 2
-    u = uniform(keys, step, stream, 2 * half, dtype)
-    radius = torch.sqrt(-2.0 * torch.log(u[:, :half]))
-    angle = (2.0 * math.pi) * u[:, half:]
-    z = torch.cat((radius * torch.cos(angle), radius * torch.sin(angle)), dim=1)
-    return z[:, :size]
+    return _box_muller(uniform(keys, step, stream, 2 * ((size + 1) // 2), dtype), size)
+
+
+def normal_from_word(keys: Tensor, word: int | Tensor, size: int, dtype: torch.dtype) -> Tensor:
+    """:func:`normal` for a precomputed :func:`step_word` (may be a 0-d int64 tensor)."""
+    return _box_muller(uniform_from_word(keys, word, 2 * ((size + 1) // 2), dtype), size)
 
 
 def randint(keys: Tensor, step: int, stream: int, size: int, high: int) -> Tensor:

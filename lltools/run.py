@@ -15,6 +15,7 @@ from typing import TypeVar
 import torch
 from torch import Tensor
 
+from lltools import fused as fused_steps
 from lltools import memory, rng, sgld
 from lltools.sgld import SGLDParams
 from lltools.target import Target
@@ -153,6 +154,7 @@ def run_chunks(
     record_positions: bool | None = None,
     acceptance_every: int | None = None,
     divergence_threshold: float | None = None,
+    fused: bool | None = None,
 ) -> Iterator[Trace]:
     """Run SGLD for every chain and yield partial traces as the run goes.
 
@@ -179,6 +181,9 @@ def run_chunks(
         it is free; 10 for data targets, where it costs a second gradient).
     divergence_threshold : float, optional
         nβ·(L − L(w*)) above which a chain counts as diverged (default max(1e4, 100·d)).
+    fused : bool, optional
+        Use the compiled step of :mod:`lltools.fused` for targets without data (default:
+        the ``LLTOOLS_FUSED`` environment variable, else off).  Same chains up to rounding.
 
     Yields
     ------
@@ -226,6 +231,8 @@ def run_chunks(
     chain_index = chain_index.to(device=device, dtype=torch.int64)
     setting_index = setting_index.to(device=device, dtype=torch.int64)
 
+    fused_steps.tune_host_allocator(device)
+    step_fn = fused_steps.select_step(target, fused)
     params = SGLDParams(*(p.to(device=device, dtype=dtype) for p in params))
     keys = rng.chain_keys(seed, chain_index)
     state = sgld.init(target, params, keys, centre)
@@ -266,7 +273,7 @@ def run_chunks(
         for t in range(total_steps):
             compute_acc = (t % acceptance_every) == 0
             position_now = state.w
-            state, info = sgld.step(
+            state, info = step_fn(
                 state,
                 target,
                 params,

@@ -1,0 +1,160 @@
+"""The optional fast paths of :mod:`lltools.fused`: the compiled potential step must give the
+same chains as :func:`lltools.sgld.step` (up to rounding), fall back to eager when it cannot
+compile, and stay off unless asked for; the allocator tweak must be safe to call."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from lltools import fused, rng, sgld
+from lltools.potentials import potential_target
+from lltools.run import run
+from lltools.sgld import make_params
+
+needs_compiler = pytest.mark.skipif(not fused.compile_available(), reason="no C++ compiler for inductor")
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def _params(num_chains: int, dtype: torch.dtype, device: str = "cpu") -> sgld.SGLDParams:
+    """Healthy settings plus a few chains with ε = 0.5 that diverge within a few steps."""
+    eps = [1e-3] * (num_chains - 4) + [0.5] * 4
+    gamma = [1.0 + (i % 3) for i in range(num_chains)]
+    nbeta = [30.0 + 10 * (i % 5) for i in range(num_chains)]
+    return make_params(eps, gamma, nbeta, num_chains, dtype=dtype, device=device)
+
+
+def _tolerances(dtype: torch.dtype) -> dict[str, float]:
+    return {"rtol": 1e-4, "atol": 1e-5} if dtype == torch.float32 else {"rtol": 1e-10, "atol": 1e-12}
+
+
+def _compare_steps(step_fn, spec: str, dtype: torch.dtype, device: str = "cpu", steps: int = 60) -> None:
+    target = potential_target(spec, dtype=dtype, device=device)
+    params = _params(64, dtype, device)
+    state = sgld.init(target, params, rng.chain_keys(3, torch.arange(64)).to(device))
+    a = b = state
+    tol = _tolerances(dtype)
+    with torch.no_grad():
+        for t in range(steps):
+            acc = t % 3 != 2  # both with and without the acceptance
+            a, ia = sgld.step(a, target, params, compute_acceptance=acc)
+            b, ib = step_fn(b, target, params, compute_acceptance=acc)
+            assert b.step == a.step
+            assert torch.equal(a.diverged_at, b.diverged_at), t
+            torch.testing.assert_close(b.w, a.w, **tol)
+            torch.testing.assert_close(b.loss, a.loss, **tol)
+            torch.testing.assert_close(ib.loss, ia.loss, equal_nan=True, **tol)
+            torch.testing.assert_close(ib.acceptance, ia.acceptance, equal_nan=True, rtol=1e-3, atol=1e-4)
+    assert (a.diverged_at >= 0).sum() >= 4  # the ε = 0.5 chains diverged in both
+
+
+@pytest.mark.parametrize("spec", ["x**2 + y**2", "x**2 * y**4", "sin(x)**2 + y**4 + 0.1*x*y"])
+def test_eager_kernel_matches_sgld_step(spec: str) -> None:
+    """The uncompiled kernel (the fallback) is the same computation as ``sgld.step``."""
+    step = fused.FusedPotentialStep(potential_target(spec, dtype=torch.float64), compile=False)
+    assert not step.compiled
+    _compare_steps(step, spec, torch.float64)
+
+
+@needs_compiler
+@pytest.mark.slow
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize(("spec", "dtype"), [("x**2 + y**2", torch.float32), ("x**2 * y**4", torch.float64)])
+def test_compiled_step_matches_sgld_step(spec: str, dtype: torch.dtype, device: str) -> None:
+    """torch.compile of the whole step gives the same chains, divergences included."""
+    step = fused.FusedPotentialStep(potential_target(spec, dtype=dtype, device=device))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no silent fallback
+        _compare_steps(step, spec, dtype, device)
+    assert step.compiled and step.compile_seconds > 0
+
+
+@needs_compiler
+@pytest.mark.slow
+def test_fused_run_matches_eager_run_and_grid_rows() -> None:
+    """``run(..., fused=True)`` reproduces the eager trace, and a row of a batched grid equals
+    the same setting run alone (chain streams do not depend on the batch)."""
+    target = potential_target("x**4 + y**4")
+    settings = [(1e-3, 1.0, 50.0), (2e-3, 2.0, 100.0)]
+    chains = 5
+    num = len(settings) * chains
+    params = make_params(
+        [s[0] for s in settings for _ in range(chains)],
+        [s[1] for s in settings for _ in range(chains)],
+        [s[2] for s in settings for _ in range(chains)],
+        num,
+    )
+    common = {"num_draws": 80, "num_burnin": 20, "seed": 7,
+              "chain_index": torch.arange(chains).repeat(len(settings)),
+              "setting_index": torch.arange(len(settings)).repeat_interleave(chains)}
+    eager = run(target, params, fused=False, **common)
+    fast = run(target, params, fused=True, **common)
+    torch.testing.assert_close(fast.loss, eager.loss, rtol=1e-4, atol=1e-6, equal_nan=True)
+    torch.testing.assert_close(fast.positions, eager.positions, rtol=1e-4, atol=1e-6)
+    assert torch.equal(fast.diverged_at, eager.diverged_at)
+    alone = run(target, make_params(*settings[1], chains), fused=True, num_draws=80, num_burnin=20, seed=7)
+    torch.testing.assert_close(fast.loss[chains:], alone.loss, rtol=1e-5, atol=1e-7)
+
+
+def test_falls_back_to_eager_when_compilation_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compile error on the first call warns once and continues with the eager kernel."""
+
+    def broken_compile(fn, **_kwargs):
+        def call(*_args, **_kw):
+            raise RuntimeError("no compiler today")
+
+        return call
+
+    monkeypatch.setattr(fused, "compile_available", lambda: True)
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    target = potential_target("x**2 + y**2", dtype=torch.float64)
+    step = fused.FusedPotentialStep(target)
+    assert step.compiled
+    with pytest.warns(RuntimeWarning, match="no compiler today"):
+        _compare_steps(step, "x**2 + y**2", torch.float64, steps=5)
+    assert not step.compiled and "no compiler today" in (step.fallback_reason or "")
+
+
+def test_no_compiler_means_eager(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fused, "compile_available", lambda: False)
+    with pytest.warns(RuntimeWarning, match="not available"):
+        step = fused.FusedPotentialStep(potential_target("x**2 + y**2"))
+    assert not step.compiled
+
+
+def test_select_step_is_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Off by default and for data targets; on with ``fused=True`` or ``LLTOOLS_FUSED=1``."""
+    from lltools.networks import NetworkTarget
+
+    pot = potential_target("x**2 + y**2")
+    monkeypatch.delenv(fused.FUSED_ENV, raising=False)
+    assert fused.select_step(pot) is sgld.step
+    assert fused.select_step(pot, False) is sgld.step
+    assert isinstance(fused.select_step(pot, True), fused.FusedPotentialStep)
+    monkeypatch.setenv(fused.FUSED_ENV, "1")
+    assert isinstance(fused.select_step(pot), fused.FusedPotentialStep)
+    assert fused.select_step(pot, False) is sgld.step
+    net = NetworkTarget(torch.nn.Linear(3, 1), torch.randn(16, 3), torch.randn(16, 1), batch_size=4)
+    assert fused.select_step(net, True) is sgld.step
+    with pytest.raises(ValueError, match="without data"):
+        fused.FusedPotentialStep(net)
+
+
+def test_fused_step_is_cached_per_potential() -> None:
+    """Copies of a target (same expression function) share one compiled step."""
+    pot = potential_target("x**2 + y**2")
+    assert fused.fused_step_for(pot) is fused.fused_step_for(pot.to("cpu"))
+    assert fused.fused_step_for(pot) is not fused.fused_step_for(potential_target("x**4 + y**4"))
+
+
+def test_tune_host_allocator_is_safe_and_idempotent() -> None:
+    first = fused.tune_host_allocator("cpu")
+    assert isinstance(first, bool)
+    assert fused.tune_host_allocator("cpu") is first
+    assert fused.tune_host_allocator(torch.device("cuda", 0)) is False
+    # Allocation still works (and gives correct numbers) afterwards.
+    x = torch.arange(300_000, dtype=torch.float64)
+    assert float((x + 1).sum()) == pytest.approx(300_000 * 300_001 / 2)
