@@ -156,7 +156,10 @@ def uploaded_target(path: str, digest: str, _data: bytes | None = None, _name: s
     with tempfile.TemporaryDirectory(prefix="lltools_upload_") as tmp:
         file = Path(tmp) / "uploaded.safetensors"
         file.write_bytes(_data)
-        target = load_sample_model(path, checkpoint=file)
+        try:
+            target = load_sample_model(path, checkpoint=file)
+        except CheckpointError as exc:  # name the user's file, not the temporary copy
+            raise CheckpointError(str(exc).replace(file.name, _name).replace(str(file), _name)) from None
     target.checkpoint_path = Path(_name)
     return target
 
@@ -992,6 +995,9 @@ def main() -> None:
         return
     live = ui.LiveRun(NS)
     first = default_model(cards)
+    chosen = st.session_state.get(K_MODEL) or st.session_state.get("_persist", {}).get(K_MODEL)
+    if chosen in {str(c["path"]) for c in cards}:
+        first = str(chosen)  # the defaults below must be that model's card settings
     ui.init_state(
         {
             K_MODEL: first,

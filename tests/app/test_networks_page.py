@@ -1,0 +1,128 @@
+"""Networks page: theory numbers per model, live runs, and safe handling of uploaded weights."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.app.conftest import ROOT, assert_healthy, metrics, page
+
+MODELS = ROOT / "sample_models"
+DLN = str(MODELS / "deep_linear" / "dln_8_6_6_4_r2")
+RRR = str(MODELS / "deep_linear" / "rrr_6_4_5_r2")
+MODULAR = str(MODELS / "modular_addition")
+TINY = {"networks.chains": 2, "networks.draws": 30, "networks.burnin": 10}
+
+
+def _tiny(at):
+    for k, v in TINY.items():
+        at.session_state[k] = v
+    return at
+
+
+def _run(at):
+    at.button(key="networks.run").click().run()
+    assert_healthy(at)
+    return metrics(at)
+
+
+@pytest.fixture
+def net():
+    at = _tiny(page("networks")).run()
+    assert_healthy(at)
+    return at
+
+
+def test_opens_on_a_small_deep_linear_model_with_its_theory(net) -> None:
+    m = metrics(net)
+    assert net.session_state["networks.model"] == DLN
+    assert m["d (parameters)"] == "108" and m["d/2"] == "54"
+    assert m["exact λ (Aoyagi)"] == "13.5"
+    assert m["rank(J)/2"] == "10"  # rank-2 4×8 product: tangent dimension 2·(4+8−2) = 20
+    assert "λ̂ (estimate)" not in m
+    assert any("Press **Run**" in i.value for i in net.info)
+    assert any("Why is λ so much smaller than d/2?" in md.value for md in net.markdown)
+    assert not net.button(key="networks.run").disabled and net.button(key="networks.stop").disabled
+    # Defaults come from the model card.
+    assert net.session_state["networks.gamma"] == 3.0 and net.session_state["networks.batch"] == 256
+
+
+def test_run_gives_an_estimate_and_diagnostics(net) -> None:
+    m = _run(net)
+    lam = float(m["λ̂ (estimate)"])
+    assert 0 < lam < 54
+    assert m["diverged"] == "0 / 2"
+    assert any(s.value == "Diagnostics" for s in net.subheader)
+    assert len(net.get("download_button")) >= 6  # CSV + Parquet × (summary, chains, traces)
+    [record] = net.session_state["history.records"]
+    assert record.page == "Networks" and record.theory_llc == 13.5
+
+
+def test_choosing_another_model_changes_the_numbers(net) -> None:
+    first = _run(net)
+    net.selectbox(key="networks.model").set_value(RRR).run()
+    assert_healthy(net)
+    m = metrics(net)
+    assert m["d (parameters)"] == "44" and m["exact λ (Aoyagi)"] == "12"
+    assert "λ̂ (estimate)" not in m  # the old run belongs to the other model
+    assert net.session_state["networks.nbeta"] == pytest.approx(587.048)  # its card's settings
+    second = _run(_tiny(net))
+    assert second["λ̂ (estimate)"] != first["λ̂ (estimate)"]
+
+
+def test_a_training_checkpoint_is_a_different_centre(net) -> None:
+    net.selectbox(key="networks.ckpt").set_value("checkpoints/step_000000.safetensors").run()
+    assert_healthy(net)
+    assert metrics(net)["d (parameters)"] == "108"
+    [aoyagi] = [m for m in net.metric if m.label == "exact λ (Aoyagi)"]
+    assert "A trained student is near a true parameter" in aoyagi.proto.help
+
+
+def test_garbage_upload_is_an_error_not_an_exception(net) -> None:
+    net.radio(key="networks.source").set_value("upload").run()
+    assert_healthy(net)
+    assert net.button(key="networks.run").disabled  # nothing uploaded yet
+    net.file_uploader(key="networks.upload").set_value(
+        ("weights.safetensors", b"\x00garbage, not a safetensors file" * 10, "application/octet-stream")
+    ).run()
+    assert_healthy(net)
+    assert any("cannot be used as weights" in e.value for e in net.error)
+    assert net.button(key="networks.run").disabled
+
+
+def test_upload_for_another_architecture_names_the_mismatch(net) -> None:
+    other = (MODELS / "deep_linear" / "rrr_6_4_5_r2" / "checkpoints" / "teacher.safetensors").read_bytes()
+    net.radio(key="networks.source").set_value("upload").run()
+    net.file_uploader(key="networks.upload").set_value(
+        ("rrr.safetensors", other, "application/octet-stream")
+    ).run()
+    assert_healthy(net)
+    errors = " ".join(e.value for e in net.error)
+    assert "cannot be used as weights" in errors
+    assert "rrr.safetensors: missing keys ['2.weight']" in errors  # the user's file name, what is wrong
+
+
+def test_valid_upload_runs(net) -> None:
+    data = (
+        MODELS / "deep_linear" / "dln_8_6_6_4_r2" / "checkpoints" / "step_004000.safetensors"
+    ).read_bytes()
+    net.radio(key="networks.source").set_value("upload").run()
+    net.file_uploader(key="networks.upload").set_value(
+        ("mine.safetensors", data, "application/octet-stream")
+    ).run()
+    assert_healthy(net)
+    assert any("108 parameters match" in s.value for s in net.success)
+    m = _run(net)
+    float(m["λ̂ (estimate)"])
+    assert net.session_state["history.records"][-1].target.endswith("uploaded mine.safetensors")
+
+
+def test_quadratic_network_shows_the_paper_value_and_offers_rank() -> None:
+    at = page("networks")
+    at.session_state["networks.model"] = MODULAR
+    at.run()
+    assert_healthy(at)
+    m = metrics(at)
+    assert m["d (parameters)"] == "4,416"
+    assert m["paper λ (quadratic net)"] == "2176"  # K(d+p−1)/2 = 64·68/2
+    assert m["rank(J)/2"] == "n/a"
+    assert at.button(key="networks.rank").label.startswith("Compute rank(J)/2")
