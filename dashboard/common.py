@@ -471,6 +471,40 @@ def potential_picker(
     return spec, target, error
 
 
+MODEL_PREFIX = "model:"
+
+
+@st.cache_data(ttl=120, show_spinner=False)
+def sample_model_cards() -> list[dict[str, Any]]:
+    """The shipped sample models' cards (``sample_models/**/model.json``), with ``path``."""
+    from lltools.models import list_sample_models
+
+    try:
+        return list_sample_models(ROOT / "sample_models")
+    except Exception:  # a broken card must not take a page down
+        return []
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the model and its data…")
+def sample_model_target(path: str) -> Any:
+    """A sample model centred at its final checkpoint (cached per path)."""
+    from lltools.models import load_sample_model
+
+    return load_sample_model(path)
+
+
+def target_for(spec: str) -> Any:
+    """The target of a spec: ``"model:<path>"`` for a sample model, else a potential."""
+    if spec.startswith(MODEL_PREFIX):
+        return sample_model_target(spec[len(MODEL_PREFIX) :])
+    return potential_target(spec)
+
+
+def device_for(spec: str) -> str | None:
+    """CPU for 2-D potentials (fastest), auto (CUDA when present) for networks."""
+    return None if spec.startswith(MODEL_PREFIX) else POTENTIAL_DEVICE
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def potential_grid(spec: str, extent: float, n: int = 121) -> pd.DataFrame:
     """L(x, y) on an n × n grid over [−extent, extent]² around w* (columns x, y, loss)."""
@@ -511,7 +545,9 @@ def finite_nbeta_target(spec: str, nbeta: float, gamma: float) -> tuple[float | 
 
 def finite_target_curve(spec: str, nbeta: float, gammas: Iterable[float]) -> pd.DataFrame:
     """T(nβ, γ) for each γ (columns ``gamma, target``), skipping values it cannot compute."""
-    rows = []
+    rows: list[dict[str, float]] = []
+    if spec.startswith(MODEL_PREFIX):
+        return pd.DataFrame(rows, columns=["gamma", "target"])
     for g in gammas:
         value, _ = finite_nbeta_target(spec, float(nbeta), float(g))
         if value is not None:

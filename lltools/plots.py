@@ -969,7 +969,10 @@ def llc_vs_param_figure(
             )
         )
     if log_x:
-        fig.update_xaxes(type="log", dtick=1)
+        fig.update_xaxes(type="log")
+        xs = table[x][table[x] > 0] if not table.empty else table[x]
+        if len(xs) and float(xs.max()) / float(xs.min()) >= 100:  # ≥ 2 decades: label decades only
+            fig.update_xaxes(dtick=1)
     return fig
 
 

@@ -23,6 +23,8 @@ from dashboard import common as ui  # noqa: E402
 from lltools import calibrate, plots  # noqa: E402
 
 NS_SWEEP, NS_CALIB = "sens", "calib"
+K_SOURCE, K_MODEL = "sens.source", "sens.model"
+SOURCES = ("Toy potential", "Sample model")
 K_POT, K_EXPR = "sens.potential", "sens.expr"
 K_EPS, K_GAMMA, K_NBETA = "sens.eps_list", "sens.gamma_list", "sens.nbeta_list"
 K_CHAINS, K_DRAWS, K_BURNIN, K_SEED = "sens.chains", "sens.draws", "sens.burnin", "sens.seed"
@@ -32,6 +34,8 @@ K_VIEW_NBETA, K_MT_EPS, K_MT_GAMMA = "sens.view_nbeta", "sens.mt_eps", "sens.mt_
 SWEEP_RESULT, CALIB_RESULT = "sens.__result", "calib.__result"
 
 DEFAULTS: dict[str, Any] = {
+    K_SOURCE: SOURCES[0],
+    K_MODEL: "",
     K_POT: "x**4 + y**4",
     K_EXPR: "x**2 * y**2",
     K_EPS: "3e-4, 1e-3, 3e-3, 1e-2, 3e-2",
@@ -53,6 +57,12 @@ MAX_SETTINGS = 200
 
 def _potential_from_url(raw: str) -> dict[str, Any]:
     from lltools.potentials import find_builtin
+
+    if raw.startswith(ui.MODEL_PREFIX):
+        path = raw[len(ui.MODEL_PREFIX) :]
+        if path not in {str(c["path"]) for c in ui.sample_model_cards()}:  # never load arbitrary folders
+            raise ValueError("not one of the shipped sample models")
+        return {K_SOURCE: SOURCES[1], K_MODEL: path}
 
     builtin = find_builtin(raw)
     return {K_POT: builtin.name} if builtin else {K_POT: ui.CUSTOM, K_EXPR: raw}
@@ -79,6 +89,9 @@ QUERY = {
 
 
 def spec_of(state: Any) -> str:
+    """``"model:<path>"`` for a sample model, else the potential's spec string."""
+    if state.get(K_SOURCE) == SOURCES[1] and state.get(K_MODEL):
+        return ui.MODEL_PREFIX + str(state[K_MODEL])
     choice = state.get(K_POT, DEFAULTS[K_POT])
     return str(state.get(K_EXPR, "")).strip() if choice == ui.CUSTOM else str(choice)
 
@@ -180,7 +193,7 @@ def execute(kind: str, request: dict[str, Any], live: ui.LiveRun, slots: dict[st
     from lltools.sweeps import sweep_stream
 
     spec, grid, bud = request["spec"], request["grid"], request["budget"]
-    target = ui.potential_target(spec)
+    target = ui.target_for(spec)
     key = ui.settings_key(kind, spec, **grid, **bud)
     cache = ui.result_cache()
     cached = cache.get(key)
@@ -201,7 +214,7 @@ def execute(kind: str, request: dict[str, Any], live: ui.LiveRun, slots: dict[st
             draws=bud["draws"],
             burnin=bud["burnin"],
             seed=bud["seed"],
-            device=ui.POTENTIAL_DEVICE,
+            device=ui.device_for(spec),
             report_every=ui.report_every(total),
         )
         n_chains = bud["chains"] * len(grid["epsilon"]) * len(grid["gamma"]) * len(grid["nbeta"])
@@ -255,7 +268,7 @@ def finish_stopped(kind: str, partial: Any, request_like: dict[str, Any]) -> Swe
         grid=request_like["grid"],
         budget=request_like["budget"],
         table=estimators.llc_by_setting(host),
-        theory_llc=getattr(ui.try_potential(request_like["spec"])[0], "theory_llc", None),
+        theory_llc=getattr(ui.target_for(request_like["spec"]), "theory_llc", None),
         status=f"stopped at step {steps:,} of {trace.num_steps_total:,}",
         elapsed_s=float("nan"),
         traces=frames.trace_frame(host),
@@ -486,7 +499,34 @@ def _apply_to_toy(rec: Any, spec: str) -> None:
     values = {T_EPS: float(rec.epsilon), T_GAMMA: float(rec.gamma), T_NBETA: float(rec.nbeta)}
     values.update({T_POT: spec} if spec in ui.POTENTIAL_LABELS else {T_POT: ui.CUSTOM, T_EXPR: spec})
     ui.set_values(values)
-    st.session_state["calib.__applied"] = True
+    st.session_state["calib.__applied"] = "Toy potentials"
+
+
+def _apply_to_networks(rec: Any, spec: str) -> None:
+    from dashboard.views import networks as nw
+
+    path = spec[len(ui.MODEL_PREFIX) :]
+    card = _card(path) or {}
+    values = {
+        nw.K_MODEL: path,
+        nw.K_EPS: float(rec.epsilon),
+        nw.K_GAMMA: float(rec.gamma),
+        nw.K_NBETA: float(rec.nbeta),
+    }
+    if "final_checkpoint" in card and hasattr(nw, "K_CKPT"):
+        values[nw.K_CKPT] = str(card["final_checkpoint"])
+    if hasattr(nw, "SHIPPED") and hasattr(nw, "K_SOURCE"):
+        values[nw.K_SOURCE] = nw.SHIPPED
+    ui.set_values(values)
+    st.session_state["calib.__applied"] = "Networks"
+
+
+def target_label(spec: str) -> str:
+    """ "L = x**2 + y**2" or "model deep_linear/…" for captions."""
+    if spec.startswith(ui.MODEL_PREFIX):
+        card = _card(spec[len(ui.MODEL_PREFIX) :]) or {}
+        return f"the model {card.get('name', spec[len(ui.MODEL_PREFIX) :])}"
+    return f"L = {spec}"
 
 
 def render_calibration(run: SweepRun) -> None:
@@ -509,15 +549,17 @@ def render_calibration(run: SweepRun) -> None:
         st.markdown("**Why**")
         st.markdown("\n".join(f"- {ui.plain(r)}" for r in rec.reasons))
         if rec.as_settings():
+            is_model = run.spec.startswith(ui.MODEL_PREFIX)
             st.button(
-                "Use these settings on the Toy page",
+                f"Use these settings on the {'Networks' if is_model else 'Toy'} page",
                 key="calib.apply",
-                on_click=_apply_to_toy,
+                on_click=_apply_to_networks if is_model else _apply_to_toy,
                 args=(rec, run.spec),
                 icon=":material/arrow_back:",
             )
-            if st.session_state.pop("calib.__applied", False):
-                st.success("Applied: open **Toy potentials** and press Run.", icon=":material/check:")
+            applied = st.session_state.pop("calib.__applied", None)
+            if applied:
+                st.success(f"Applied: open **{applied}** and press Run.", icon=":material/check:")
     c1, c2 = st.columns(2)
     ui.show_figure(
         plots.sweep_heatmap(
@@ -546,11 +588,85 @@ def render_calibration(run: SweepRun) -> None:
 # ----------------------------------------------------------------------------- page
 
 
+def _card(path: str) -> dict[str, Any] | None:
+    return next((c for c in ui.sample_model_cards() if str(c["path"]) == path), None)
+
+
+def _smallest(cards: list[dict[str, Any]]) -> str:
+    """The path of the model with the fewest parameters (quickest to sweep on a CPU)."""
+    return str(min(cards, key=lambda c: int(c.get("num_parameters") or 10**12))["path"])
+
+
+def _centre_on_model() -> None:
+    """Centre the sweep grid and the calibration on the model's validated default sampler."""
+    s = st.session_state
+    if s.get(K_SOURCE) != SOURCES[1]:
+        return
+    cards = ui.sample_model_cards()
+    if not s.get(K_MODEL) and cards:
+        s[K_MODEL] = _smallest(cards)
+    card = _card(str(s.get(K_MODEL, "")))
+    if card is None:
+        return
+    d = card.get("default_sampler") or {}
+    eps, gamma = float(d.get("epsilon", 1e-4)), float(d.get("gamma", 1.0))
+    nbeta = float(d.get("nbeta") or 100.0)
+    ui.set_values(
+        {
+            K_EPS: ui.format_float_list(calibrate._round_sig(eps * f) for f in (0.1, 0.3, 1.0, 3.0)),
+            K_GAMMA: ui.format_float_list(calibrate._round_sig(gamma * f) for f in (0.3, 1.0, 3.0)),
+            K_NBETA: f"{nbeta:.6g}",
+            K_CHAINS: 2,
+            K_DRAWS: 300,
+            K_BURNIN: 100,
+            K_C_EPS: eps,
+            K_C_GAMMA: gamma,
+            K_C_NBETA: nbeta,
+        }
+    )
+
+
 def controls(running: bool) -> tuple[str, Any | None, str | None]:
     """Target and per-setting sampler budget, in one row above the tabs."""
+    cards = ui.sample_model_cards()
     cols = st.columns([2.4, 1, 1, 1, 1], gap="small")
     with cols[0]:
-        spec, target, error = ui.potential_picker(K_POT, K_EXPR, disabled=running)
+        if cards:
+            st.segmented_control(
+                "Target", SOURCES, key=K_SOURCE, disabled=running, on_change=_centre_on_model,
+                label_visibility="collapsed",
+            )  # fmt: skip
+        if cards and st.session_state.get(K_SOURCE) == SOURCES[1]:
+            paths = [str(c["path"]) for c in cards]
+            if st.session_state.get(K_MODEL) not in paths:
+                st.session_state[K_MODEL] = _smallest(cards)
+            st.selectbox(
+                "Sample model",
+                paths,
+                key=K_MODEL,
+                disabled=running,
+                on_change=_centre_on_model,
+                format_func=lambda p: (
+                    f"{(_card(p) or {}).get('name', p)}  "
+                    f"({int((_card(p) or {}).get('num_parameters') or 0):,} parameters)"
+                ),
+            )
+            spec = spec_of(st.session_state)
+            try:
+                target, error = ui.target_for(spec), None
+                st.caption(
+                    f"d = {target.dim:,} parameters, n = {target.n:,} samples · exact λ = "
+                    f"{ui.fmt(target.theory_llc)} · networks are much slower than 2-D potentials "
+                    "on a CPU: keep the grid small (the progress bar shows the time left; Stop keeps "
+                    "the draws so far)."
+                )
+            except Exception as exc:
+                target, error = None, f"Could not load this model: {exc}"
+                ui.user_error(ui.plain(error))
+        else:
+            if st.session_state.get(K_SOURCE) == SOURCES[1]:
+                st.session_state[K_SOURCE] = SOURCES[0]
+            spec, target, error = ui.potential_picker(K_POT, K_EXPR, disabled=running)
     cols[1].number_input(
         "chains / setting", min_value=1, max_value=256, step=1, key=K_CHAINS, disabled=running
     )
@@ -639,7 +755,9 @@ def main() -> None:
                 st.info("Choose a grid and press **Run sweep**.", icon=":material/play_arrow:")
             else:
                 if run.spec != spec:
-                    st.caption(f":material/info: Showing the last sweep, for L = {ui.plain(run.spec)}.")
+                    st.caption(
+                        f":material/info: Showing the last sweep, for {ui.plain(target_label(run.spec))}."
+                    )
                 render_sweep(run)
 
         with tab_calib:

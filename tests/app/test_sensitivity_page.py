@@ -63,3 +63,38 @@ def test_calibrate_recommends_and_applies_to_toy(small) -> None:
         assert_healthy(small)
         assert small.session_state["toy.epsilon"] == rec.epsilon
         assert small.session_state["toy.gamma"] == rec.gamma
+
+
+def test_sample_model_sweep_and_apply_to_networks() -> None:
+    """A shipped network as the sweep target: grid centred on its default sampler."""
+    from dashboard.common import sample_model_cards
+
+    cards = sample_model_cards()
+    small = [c for c in cards if "rrr_6_4_5" in str(c["path"])]
+    if not small:
+        pytest.skip("the small reduced-rank-regression sample model is not shipped")
+    at = page("sensitivity").run()
+    at.session_state["sens.source"] = "Sample model"
+    at.session_state["sens.model"] = str(small[0]["path"])
+    at.run()
+    assert_healthy(at)
+    at.text_input(key="sens.eps_list").set_value("3e-5, 1e-4").run()
+    at.text_input(key="sens.gamma_list").set_value("1").run()
+    at.text_input(key="sens.nbeta_list").set_value("587").run()
+    at.number_input(key="sens.chains").set_value(2).run()
+    at.number_input(key="sens.draws").set_value(30).run()
+    at.number_input(key="sens.burnin").set_value(10).run()
+    at.button(key="sens.run").click().run()
+    assert_healthy(at)
+    run = at.session_state["sens.__result"]
+    assert run.spec.startswith("model:") and len(run.table) == 2
+    assert run.theory_llc == 12.0
+
+
+def test_url_cannot_load_arbitrary_model_folders() -> None:
+    at = page("sensitivity")
+    at.query_params["potential"] = "model:/etc"
+    at.run()
+    assert_healthy(at)
+    assert any("not one of the shipped sample models" in w.value for w in at.warning)
+    assert at.session_state["sens.source"] == "Toy potential"
