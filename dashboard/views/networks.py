@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+import os
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -31,7 +32,14 @@ from lltools import frames, plots, plots_training  # noqa: E402
 
 NS = "networks"
 PAGE = "Networks"
-SAMPLE_MODELS = ROOT / "sample_models"
+#: Where the sample models live; ``LLTOOLS_SAMPLE_MODELS`` points the page at another folder.
+SAMPLE_MODELS_ENV = "LLTOOLS_SAMPLE_MODELS"
+
+
+def models_root() -> str:
+    return os.environ.get(SAMPLE_MODELS_ENV) or str(ROOT / "sample_models")
+
+
 K_MODEL, K_SOURCE, K_CKPT, K_UPLOAD = "networks.model", "networks.source", "networks.ckpt", "networks.upload"
 K_NBETA, K_GAMMA, K_EPS = "networks.nbeta", "networks.gamma", "networks.epsilon"
 K_CHAINS, K_DRAWS, K_BURNIN = "networks.chains", "networks.draws", "networks.burnin"
@@ -53,11 +61,11 @@ MAX_UPLOAD_BYTES = 256 * 1024**2
 
 
 @st.cache_data(ttl=120, show_spinner=False)
-def sample_models() -> list[dict[str, Any]]:
+def sample_models(root: str | None = None) -> list[dict[str, Any]]:
     """Every sample model's card (``model.json`` plus ``path``), sorted; cached briefly."""
     from lltools.models import list_sample_models
 
-    return list_sample_models(SAMPLE_MODELS)
+    return list_sample_models(root or models_root())
 
 
 def model_label(card: dict[str, Any]) -> str:
@@ -74,7 +82,7 @@ def default_model(cards: list[dict[str, Any]]) -> str | None:
 
 
 def card_of(path: str) -> dict[str, Any]:
-    for c in sample_models():
+    for c in sample_models(models_root()):
         if str(c["path"]) == path:
             return c
     from lltools.models import read_card
@@ -989,7 +997,7 @@ def main() -> None:
         "Networks",
         "Estimate λ̂ for a trained sample model at one of its checkpoints, with the theory values beside it.",
     )
-    cards = sample_models()
+    cards = sample_models(models_root())
     if not cards:
         st.warning("No sample models found under sample_models/.", icon=":material/warning:")
         return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -28,7 +29,14 @@ from dashboard import common as ui  # noqa: E402
 from lltools import plots_training  # noqa: E402
 
 NS = "trajectories"
-SAMPLE_MODELS = ROOT / "sample_models"
+#: Where the sample models live; ``LLTOOLS_SAMPLE_MODELS`` points the page at another folder.
+SAMPLE_MODELS_ENV = "LLTOOLS_SAMPLE_MODELS"
+
+
+def models_root() -> str:
+    return os.environ.get(SAMPLE_MODELS_ENV) or str(ROOT / "sample_models")
+
+
 TRAJECTORY_FILE = "trajectory.parquet"
 K_MODEL, K_LOGX, K_VIEW = "traj.model", "traj.logx", "traj.view"
 K_NBETA, K_GAMMA, K_EPS = "traj.nbeta", "traj.gamma", "traj.epsilon"
@@ -72,12 +80,12 @@ GSM_HELP = (
 
 
 @st.cache_data(ttl=120, show_spinner=False)
-def trajectory_models() -> list[dict[str, Any]]:
+def trajectory_models(root: str | None = None) -> list[dict[str, Any]]:
     """Sample models with at least two training checkpoints (cards + ``path``)."""
     from lltools.models import list_checkpoints, list_sample_models
 
     out = []
-    for card in list_sample_models(SAMPLE_MODELS):
+    for card in list_sample_models(root or models_root()):
         n_ckpt = len(list_checkpoints(card["path"]))
         if n_ckpt >= 2:
             out.append({**card, "num_checkpoints": n_ckpt})
@@ -85,7 +93,7 @@ def trajectory_models() -> list[dict[str, Any]]:
 
 
 def card_of(path: str) -> dict[str, Any]:
-    for c in trajectory_models():
+    for c in trajectory_models(models_root()):
         if str(c["path"]) == path:
             return c
     from lltools.models import read_card
@@ -119,12 +127,29 @@ def shipped_trajectory(path: str, mtime: float) -> pd.DataFrame | None:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
+def load_shipped(path: str) -> tuple[pd.DataFrame | None, str | None]:
+    """``(table, None)``, ``(None, None)`` when absent, or ``(None, why)`` when unreadable."""
+    try:
+        table = shipped_trajectory(path, _mtime(Path(path) / TRAJECTORY_FILE))
+    except Exception as exc:  # a damaged file must not take the page down
+        return (
+            None,
+            f"The shipped {TRAJECTORY_FILE} could not be read ({type(exc).__name__}: {ui.plain(str(exc))}).",
+        )
+    if table is not None and not {"step", "llc_mean"} <= set(table.columns):
+        return None, f"The shipped {TRAJECTORY_FILE} lacks the columns step and llc_mean."
+    return table, None
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
 def logged_metrics(path: str, mtime: float) -> pd.DataFrame:
     """``metrics.csv`` (training curves) of a model, without λ̂."""
     file = Path(path) / "metrics.csv"
-    if not file.exists():
+    try:
+        table = pd.read_csv(file)
+        return table.sort_values("step").reset_index(drop=True)
+    except (OSError, ValueError, KeyError, pd.errors.ParserError):  # absent or damaged: no curves
         return pd.DataFrame(columns=["step"])
-    return pd.read_csv(file).sort_values("step").reset_index(drop=True)
 
 
 def settings_of(table: pd.DataFrame) -> dict[str, Any]:
@@ -238,7 +263,7 @@ def _on_model_change() -> None:
     path = st.session_state.get(K_MODEL)
     if not path:
         return
-    shipped = shipped_trajectory(path, _mtime(Path(path) / TRAJECTORY_FILE))
+    shipped, _ = load_shipped(path)
     ui.set_values({**sampler_defaults(card_of(path), shipped), K_VIEW: SHIPPED})
 
 
@@ -537,7 +562,7 @@ def main() -> None:
         "Training trajectories",
         "λ̂ at every saved checkpoint, beside the train/validation loss and accuracy: watch grokking happen.",
     )
-    cards = trajectory_models()
+    cards = trajectory_models(models_root())
     if not cards:
         st.warning(
             "No sample model with saved checkpoints was found under sample_models/.",
@@ -546,7 +571,10 @@ def main() -> None:
         return
     live = ui.LiveRun(NS)
     first = str(default_model(cards))
-    first_shipped = shipped_trajectory(first, _mtime(Path(first) / TRAJECTORY_FILE))
+    chosen = st.session_state.get(K_MODEL) or st.session_state.get("_persist", {}).get(K_MODEL)
+    if chosen in {str(c["path"]) for c in cards}:
+        first = str(chosen)  # the defaults below must be that model's settings
+    first_shipped, _ = load_shipped(first)
     ui.init_state(
         {K_MODEL: first, K_LOGX: True, K_VIEW: SHIPPED, **sampler_defaults(card_of(first), first_shipped)}
     )
@@ -568,7 +596,9 @@ def main() -> None:
                 ui.show_exception(exc, "compute the trajectory", container=progress_slot)
                 return
             st.rerun()
-        shipped = shipped_trajectory(path, _mtime(Path(path) / TRAJECTORY_FILE))
+        shipped, problem = load_shipped(path)
+        if problem:
+            st.warning(problem, icon=":material/warning:")
         mine = st.session_state.get(COMPUTED, {}).get(path)
         options = ([SHIPPED] if shipped is not None else []) + ([MINE] if mine is not None else [])
         if len(options) == 2:

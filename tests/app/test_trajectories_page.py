@@ -1,0 +1,158 @@
+"""Training trajectories page: shipped tables show instantly, recomputes are cached, bad files stay inline.
+
+The page reads its models from ``LLTOOLS_SAMPLE_MODELS``; each test points it at a
+temporary copy of two small sample models, so results do not depend on which
+``trajectory.parquet`` files happen to ship.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.app.conftest import ROOT, assert_healthy, metrics, page
+
+MODELS = ROOT / "sample_models"
+TINY = {"traj.chains": 1, "traj.draws": 10, "traj.burnin": 0, "traj.stride": 8}
+
+
+def _copy_model(src: Path, dst: Path) -> Path:
+    dst.mkdir(parents=True)
+    for name in ("model.json", "metrics.csv"):
+        shutil.copy(src / name, dst / name)
+    shutil.copytree(src / "checkpoints", dst / "checkpoints")
+    return dst
+
+
+def _synthetic_trajectory(model: Path) -> pd.DataFrame:
+    metrics_csv = pd.read_csv(model / "metrics.csv")
+    k = len(metrics_csv)
+    llc = np.concatenate([np.linspace(1.0, 9.0, k // 2), np.linspace(9.0, 7.0, k - k // 2)])
+    table = metrics_csv.assign(
+        checkpoint=[Path(c).name for c in metrics_csv["checkpoint"]],
+        checkpoint_index=np.arange(k),
+        llc_mean=llc,
+        llc_sem=0.1,
+        rhat=1.0,
+        ess=400.0,
+        acceptance=0.95,
+        n_diverged=0,
+        geometric_complexity=np.linspace(0.5, 2.0, k),
+        gsm=np.nan,
+        nbeta=587.048,
+        gamma=1.0,
+        epsilon=1e-4,
+        n_chains=8,
+    )
+    table.to_parquet(model / "trajectory.parquet", index=False)
+    return table
+
+
+@pytest.fixture
+def models(tmp_path, monkeypatch) -> dict[str, str]:
+    """A private sample-model folder: a deep linear model WITH a shipped trajectory, the
+    modular-addition model WITHOUT one."""
+    root = tmp_path / "models"
+    rrr = _copy_model(MODELS / "deep_linear" / "rrr_6_4_5_r2", root / "rrr")
+    _synthetic_trajectory(rrr)
+    modular = _copy_model(MODELS / "modular_addition", root / "modular_addition")
+    monkeypatch.setenv("LLTOOLS_SAMPLE_MODELS", str(root))
+    return {"rrr": str(rrr), "modular": str(modular), "root": str(root)}
+
+
+def _open(model: str):
+    at = page("trajectories")
+    at.session_state["traj.model"] = model
+    for k, v in TINY.items():
+        at.session_state[k] = v
+    at.run()
+    assert_healthy(at)
+    return at
+
+
+def _compute(at):
+    at.button(key="trajectories.run").click().run()
+    assert_healthy(at)
+    return metrics(at)
+
+
+def test_shipped_trajectory_shows_instantly(models) -> None:
+    at = _open(models["rrr"])
+    m = metrics(at)
+    assert m["peak λ̂"] == "9" and m["final λ̂"] == "7"
+    assert m["GSM (grokking severity)"] == "n/a"  # regression: no accuracies
+    assert any("Shipped `trajectory.parquet`" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) == 2  # the linked panels and λ̂ vs GC
+    assert len(at.get("download_button")) == 2  # CSV + Parquet of the table
+    assert any("Regression" in md.value for md in at.markdown)
+
+
+def test_choosing_another_model_changes_the_numbers(models) -> None:
+    at = _open(models["rrr"])
+    at.selectbox(key="traj.model").set_value(models["modular"]).run()
+    assert_healthy(at)
+    m = metrics(at)
+    assert m["GSM (grokking severity)"] == "0.304" and m["grokked at step"] == "2,700"
+    assert m["peak λ̂"] == "n/a"  # nothing shipped in this copy: offer to compute
+    assert any("No precomputed trajectory" in i.value for i in at.info)
+    assert any("Grokking" in md.value for md in at.markdown)
+    # The sampler controls now hold that model's card settings.
+    assert at.session_state["traj.gamma"] == 200.0 and at.session_state["traj.nbeta"] == 6360.0
+
+
+def test_recompute_with_tiny_settings_gives_lambda_and_is_cached(models, monkeypatch) -> None:
+    import lltools.trajectories as trajectories
+
+    calls = []
+    real = trajectories.trajectory_stream
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs)
+        yield from real(*args, **kwargs)
+
+    monkeypatch.setattr(trajectories, "trajectory_stream", counting)
+    at = _open(models["modular"])
+    m = _compute(at)
+    float(m["final λ̂"])  # a number
+    assert len(calls) == 1 and calls[0]["checkpoints"] == [0, 8, 16, 24, 32, 40, 47]
+    assert any("Your trajectory" in c.value for c in at.caption)
+    assert len(at.get("download_button")) == 2
+    # The same settings again: served from st.cache_data, no new sampling.
+    _compute(at)
+    assert len(calls) == 1
+    # Different settings: a new run.
+    at.session_state["traj.seed"] = 1
+    _compute(at)
+    assert len(calls) == 2
+
+
+def test_shipped_and_recomputed_can_be_compared(models) -> None:
+    at = _open(models["rrr"])
+    shipped = metrics(at)["final λ̂"]
+    _compute(at)
+    assert at.session_state["traj.view"] == "mine"
+    mine = metrics(at)["final λ̂"]
+    assert mine != shipped
+    at.segmented_control(key="traj.view").set_value("shipped").run()
+    assert_healthy(at)
+    assert metrics(at)["final λ̂"] == shipped
+
+
+def test_garbage_checkpoint_is_an_error_not_an_exception(models) -> None:
+    # Garbage bytes saved as a .safetensors checkpoint of the model.
+    (Path(models["modular"]) / "checkpoints" / "step_00000.safetensors").write_bytes(b"\x00garbage" * 64)
+    at = _open(models["modular"])
+    _compute(at)
+    errors = " ".join(e.value for e in at.error)
+    assert "Could not compute the trajectory" in errors and "not a safetensors file" in errors
+
+
+def test_damaged_shipped_parquet_is_a_warning(models) -> None:
+    (Path(models["rrr"]) / "trajectory.parquet").write_bytes(b"not parquet")
+    at = _open(models["rrr"])
+    assert any("could not be read" in w.value for w in at.warning)
+    assert any("No precomputed trajectory" in i.value for i in at.info)
