@@ -306,8 +306,11 @@ class NetworkTarget(Target):
         ``grad_method="autograd"`` (default): one backward pass of the vmapped loss's sum
         (chains are independent, so it yields every chain's gradient);
         ``grad_method="vmap"``: ``vmap(grad_and_value(per-chain loss))``.  Both give the
-        same numbers; on CPU the first measured as fast or faster (see the report in
-        ``tests/test_networks.py``).  A full-batch evaluation accumulates over row chunks.
+        same numbers.  Measured on CPU (64-128-10 ReLU MLP, d = 9 610, minibatch 64, one
+        thread, best of 20): 8 chains — autograd ≈ 6 400 chain-steps/s, vmap ≈ 5 400;
+        64 chains — autograd ≈ 9 200, vmap ≈ 9 800 (within noise on a shared machine).
+        The per-call overhead of the grad transform dominates at few chains, so autograd
+        is the default.  A full-batch evaluation accumulates over row chunks.
         """
         self._check_width(w, "w", batched=True)
         w = w.detach()

@@ -76,11 +76,15 @@ def test_llc_of_a_small_deep_linear_network_matches_aoyagi() -> None:
     3.44 (SEM ≈ 0.10 each), a mean bias of −0.07; at ε = 1e-3 (acceptance 0.81) the same
     run gives 4.5, so the test catches a too-large effective step or a dropped ½.
     """
-    torch.set_num_threads(1)
     target = deep_linear_target([4, 3, 2], 1, n=2000, seed=0)
     assert target.theory_llc == 3.5
     params = make_params(2e-4, 1.0, target.default_nbeta, 8)
-    trace = run(target, params, num_draws=1500, num_burnin=300, seed=0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: threads only add overhead
+    try:
+        trace = run(target, params, num_draws=1500, num_burnin=300, seed=0)
+    finally:
+        torch.set_num_threads(threads)
     result = llc(trace)
     assert result.num_valid == 8
     assert float(trace.cpu().draw_acceptance.nanmean()) > 0.95

@@ -42,8 +42,8 @@ CONFIGS: dict[str, dict] = {
         "description": "Two-layer reduced-rank regression 6→4→5, true rank 2 (Aoyagi & Watanabe 2005).",
         "widths": [6, 4, 5], "rank": 2, "n": 5000, "seed": 0,
         "train": {"steps": 3000, "lr": 1e-2, "batch_size": 256, "num_checkpoints": 20, "seed": 1},
-        "sampler": {"epsilon": 1e-4, "gamma": 1.0, "nbeta": None, "chains": 8, "draws": 2000,
-                    "burnin": 500, "batch_size": 256},
+        "sampler": {"epsilon": 1e-4, "gamma": 5.0, "nbeta": None, "chains": 8, "draws": 6000,
+                    "burnin": 2000, "batch_size": 256},
     },
     "dln_8_6_6_4_r2": {
         "description": "Three-layer deep linear network 8→6→6→4, every teacher layer of rank 2.",

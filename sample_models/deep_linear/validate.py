@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from lltools.estimators import llc
+from lltools.estimators import llc_by_setting
 from lltools.models import list_checkpoints, load_sample_model
 from lltools.run import run
 from lltools.sgld import make_params
@@ -30,12 +30,13 @@ def validate(folder: Path, checkpoint: Path | None, seed: int = 0) -> dict:
     params = make_params(s["epsilon"], s["gamma"], nbeta, s["chains"])
     start = time.perf_counter()
     trace = run(target, params, num_draws=s["draws"], num_burnin=s["burnin"], seed=seed).cpu()
-    result = llc(trace)
+    row = llc_by_setting(trace).iloc[0]
     return {
         "checkpoint": str(target.checkpoint_path.relative_to(folder)),
-        "llc_mean": round(result.mean, 4), "llc_sem": round(result.sem, 4), "llc_std": round(result.std, 4),
-        "acceptance": round(float(trace.draw_acceptance.nanmean()), 4),
-        "diverged": result.num_chains - result.num_valid,
+        "llc_mean": round(float(row.llc_mean), 4), "llc_sem": round(float(row.llc_sem), 4),
+        "llc_std": round(float(row.llc_std), 4), "rhat": round(float(row.rhat), 4),
+        "ess": round(float(row.ess), 1), "acceptance": round(float(row.acceptance), 4),
+        "diverged": int(row.n_diverged),
         "loss_at_centre": float(trace.loss_init.mean()),
         "theory_llc": target.theory_llc, "seconds": round(time.perf_counter() - start, 1),
         "settings": {**s, "nbeta": nbeta, "seed": seed},
@@ -54,7 +55,8 @@ def main() -> None:
             rows.append(validate(folder, trained[-1]))
         for row in rows:
             print(f"{folder.name} {row['checkpoint']}: λ̂ = {row['llc_mean']:.3f} ± {row['llc_sem']:.3f} "
-                  f"(theory {row['theory_llc']}), acceptance {row['acceptance']:.3f}, "
+                  f"(theory {row['theory_llc']}), R-hat {row['rhat']:.3f}, ESS {row['ess']:.0f}, "
+                  f"acceptance {row['acceptance']:.3f}, "
                   f"diverged {row['diverged']}, {row['seconds']} s")
         (folder / "validation.json").write_text(json.dumps(rows, indent=2) + "\n")
 
