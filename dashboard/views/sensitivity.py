@@ -368,9 +368,15 @@ def multi_temperature(run: SweepRun, healthy: pd.Series) -> None:
         return
     eps_options = sorted(table["epsilon"].unique())
     gamma_options = sorted(table["gamma"].unique())
-    # Default: the (ε, γ) pair with the most healthy temperatures (ties: larger ε, smaller γ).
-    scored = table.assign(h=healthy.to_numpy()).groupby(["epsilon", "gamma"])["h"].sum().reset_index()
-    scored = scored.sort_values(["h", "epsilon", "gamma"], ascending=[False, False, True])
+    # Default: the (ε, γ) pair whose fit is possible with the most temperatures (finite λ̂ at
+    # nβ > 1), then the most healthy ones; ties go to the larger ε and the smaller γ.
+    scored = (
+        table.assign(h=healthy.to_numpy(), f=np.isfinite(table["llc_mean"]) & (table["nbeta"] > 1))
+        .groupby(["epsilon", "gamma"])[["f", "h"]]
+        .sum()
+        .reset_index()
+        .sort_values(["f", "h", "epsilon", "gamma"], ascending=[False, False, False, True])
+    )
     best = scored.iloc[0]
     c1, c2 = st.columns(2)
     eps = c1.selectbox(

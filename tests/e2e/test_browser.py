@@ -220,6 +220,7 @@ def test_toy_page_x2y4_dark_lecture(browser, server: str) -> None:
 
 def test_sensitivity_sweep_and_calibrate(page, server: str) -> None:
     open_page(page, server + "/sensitivity", "Sensitivity & calibrate")
+    set_input(page, "draws", "500")  # the UI is under test here, not the statistics
     set_input(page, "nβ values", "30, 300")
     set_input(page, "ε values", "1e-3, 1e-2, 3e-2")
     main_button(page, "Run sweep").click()
