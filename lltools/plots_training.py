@@ -19,7 +19,7 @@ geometric_complexity, ...``).  Nothing here imports Streamlit or runs a sampler.
 
 Roles (``trace.meta["role"]``): ``"llc"``, ``"band"``, ``"train"``, ``"val"``, ``"gc"``,
 ``"theory"`` (closed-form λ, drawn in the theme's foreground colour by
-:func:`lltools.plots.style_figure`), ``"event"`` (memorised / grokked), and for the
+:func:`lltools.plots.style_figure`), and for the
 comparison chart ``"count"``, ``"regular"``, ``"rank"``, ``"theory"``, ``"estimate"``.
 """
 
@@ -257,6 +257,14 @@ def _x(table: pd.DataFrame, log_x: bool) -> np.ndarray:
     return steps + 1.0 if log_x else steps
 
 
+def _relative_position(x: float, xs: np.ndarray, log: bool) -> float:
+    """Where ``x`` sits between min and max of ``xs`` (0 … 1), in log units on a log axis."""
+    lo, hi = float(np.nanmin(xs)), float(np.nanmax(xs))
+    if log:
+        x, lo, hi = math.log10(x), math.log10(lo), math.log10(hi)
+    return (x - lo) / (hi - lo) if hi > lo else 0.5
+
+
 def step_axis_title(log_x: bool) -> str:
     """The shared x-axis title (log axes plot step + 1 so that step 0 is shown)."""
     return "training step + 1 (log scale)" if log_x else "training step"
@@ -289,7 +297,8 @@ def trajectory_figure(
         A reference λ (dashed, role ``"theory"``).
     threshold : float
         Accuracy marking "memorised" (train) and "grokked" (validation); both are drawn
-        as vertical lines (role ``"event"``) in every panel.
+        as dotted vertical lines in every panel, labelled by annotations named
+        ``"event:memorised"`` / ``"event:grokked"`` in the λ̂ panel.
     curves : DataFrame, optional
         The logged training curves (``step, train_loss, val_loss, train_acc, val_acc``,
         e.g. ``metrics.csv``) for the loss and accuracy panels and the events, when they
@@ -315,6 +324,8 @@ def trajectory_figure(
         vertical_spacing=0.07 if len(panels) > 1 else 0.0,
         subplot_titles=[titles[p] for p in panels],
     )
+    for ann in fig.layout.annotations or ():  # subplot titles: small, left-aligned
+        ann.update(x=0.0, xanchor="left", font={"size": 13})
     fig.update_layout(
         template=template(),
         title={"text": title} if title else None,
@@ -430,21 +441,20 @@ def trajectory_figure(
                 row=i,
                 col=1,
             )
-        y_max = float(np.nanmax(llc)) if np.isfinite(llc).any() else 0.0
-        fig.add_trace(
-            go.Scatter(
-                x=[xv],
-                y=[y_max],
-                mode="text",
-                text=[label],
-                textposition="top left" if name == "memorised" else "top right",
-                textfont={"size": 11},
-                showlegend=False,
-                hoverinfo="skip",
-                meta={"role": "event", "event": name, "step": step},
-            ),
-            row=1,
-            col=1,
+        # The label sits inside the top of the λ̂ panel, on the side of the line with more room.
+        pos = _relative_position(xv, lx, log_x)
+        fig.add_annotation(
+            x=math.log10(xv) if log_x else xv,  # annotations take log10 positions on log axes
+            y=0.97,
+            xref="x",
+            yref="y domain",
+            text=label,
+            showarrow=False,
+            xanchor="right" if pos > 0.5 else "left",
+            yanchor="top",
+            xshift=-4 if pos > 0.5 else 4,
+            font={"size": 11},
+            name=f"event:{name}",
         )
 
     axis_type = "log" if log_x else "linear"
@@ -455,8 +465,6 @@ def trajectory_figure(
         fig.update_yaxes(title_text="loss" + (" (log)" if log_loss else ""), row=row_of["loss"], col=1)
     if "accuracy" in row_of:
         fig.update_yaxes(title_text="accuracy", row=row_of["accuracy"], col=1)
-    for ann in fig.layout.annotations or ():  # subplot titles: small, left-aligned
-        ann.update(x=0.0, xanchor="left", font={"size": 13})
     return fig
 
 
@@ -474,7 +482,7 @@ def llc_vs_gc_figure(
     table: pd.DataFrame,
     *,
     log_x: bool = True,
-    title: str | None = "λ̂ and geometric complexity (each ÷ its maximum)",
+    title: str | None = "λ̂ and geometric complexity, scaled",
 ) -> go.Figure:
     """λ̂ and the geometric complexity GC over training, each scaled to its largest value.
 

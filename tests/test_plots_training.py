@@ -135,9 +135,13 @@ def test_trajectory_reference_lines() -> None:
     # The theme colours the theory line (light/dark) like every other exact-λ line.
     plots.style_figure(fig, dark=True)
     assert theory.line.color == plots.FOREGROUND["dark"]
-    events = {t.meta["event"]: t for t in _by_role(fig, "event")}
-    assert set(events) == {"memorised", "grokked"}
-    assert "step 3,000" in events["grokked"].text[0]
+    events = {a.name: a for a in fig.layout.annotations if (a.name or "").startswith("event:")}
+    assert set(events) == {"event:memorised", "event:grokked"}
+    assert events["event:grokked"].text == "grokked (step 3,000)"
+    # Annotations on a log axis take log10 positions; the late label is drawn left of its line.
+    assert events["event:grokked"].x == pytest.approx(math.log10(3001.0))
+    assert events["event:grokked"].xanchor == "right" and events["event:memorised"].xanchor == "left"
+    assert events["event:grokked"].yref == "y domain"
     # One dotted vertical line per event in each of the three panels, at step + 1 (data units).
     vlines = [s for s in fig.layout.shapes if s.type == "line" and s.line.dash == "dot"]
     assert len(vlines) == 6 and {s.x0 for s in vlines} == {51.0, 3001.0}
@@ -146,7 +150,7 @@ def test_trajectory_reference_lines() -> None:
 def test_trajectory_without_accuracy_or_llc() -> None:
     fig = plots_training.trajectory_figure(_trajectory(with_acc=False))
     assert [a.text for a in fig.layout.annotations][:2] == ["local learning coefficient λ̂ (± SEM)", "loss"]
-    assert not _by_role(fig, "event")
+    assert not [a for a in fig.layout.annotations if (a.name or "").startswith("event:")]
     # Loss curves from a denser log (metrics.csv) while λ̂ is missing: still a figure.
     curves = _trajectory().drop(columns=["llc_mean", "llc_sem"])
     fig = plots_training.trajectory_figure(pd.DataFrame({"step": [0, 50]}), curves=curves)

@@ -411,7 +411,7 @@ def summary_metrics(table: pd.DataFrame, curves: pd.DataFrame, has_llc: bool) ->
     events = plots_training.event_steps(curves if not curves.empty else table)
     gsm = run_gsm(table, curves)
     cols = st.columns(5)
-    cols[0].metric("GSM (grokking severity)", ui.fmt(gsm, 3) if gsm is not None else "n/a", help=GSM_HELP)
+    cols[0].metric("GSM", ui.fmt(gsm, 3) if gsm is not None else "n/a", help=GSM_HELP)
     cols[1].metric(
         "memorised at step",
         f"{int(events['memorised']):,}" if events["memorised"] is not None else "n/a",
@@ -452,22 +452,63 @@ def summary_metrics(table: pd.DataFrame, curves: pd.DataFrame, has_llc: bool) ->
         )
 
 
-def teaching_text(card: dict[str, Any], table: pd.DataFrame, has_llc: bool) -> str:
+def grokking_numbers(table: pd.DataFrame, curves: pd.DataFrame) -> str:
+    """One sentence with this run's own numbers: the λ̂ peak during memorisation and the drop."""
+    events = plots_training.event_steps(curves if not curves.empty else table)
+    data = table.dropna(subset=["llc_mean"]).sort_values("step")
+    grokked = events["grokked"]
+    if data.empty or grokked is None:
+        return ""
+    before = data[data["step"] < grokked]
+    after = data[data["step"] >= grokked]
+    if before.empty or after.empty:
+        return ""
+    peak = before.loc[before["llc_mean"].idxmax()]
+    final = after.iloc[-1]
+    drop = (
+        1 - float(final["llc_mean"]) / float(peak["llc_mean"])
+        if float(peak["llc_mean"]) > 0
+        else float("nan")
+    )
+    text = (
+        f"\n\n**In this run** λ̂ peaks at **{ui.fmt(float(peak['llc_mean']), 4)}** "
+        f"(step {int(peak['step']):,}), "
+        f"while validation accuracy is still low, and ends at **{ui.fmt(float(final['llc_mean']), 4)}** "
+        f"(step {int(final['step']):,}) after validation accuracy passed 95 % at step {int(grokked):,}"
+    )
+    if math.isfinite(drop) and drop > 0:
+        text += f": a drop of {drop:.0%}."
+    else:
+        text += "."
+    return text
+
+
+def teaching_text(card: dict[str, Any], table: pd.DataFrame, curves: pd.DataFrame, has_llc: bool) -> str:
     kind = (card.get("architecture") or {}).get("kind")
     text = (
         "Each point is λ̂ at one saved checkpoint, with the **same sampler settings** everywhere, so the "
         "curve compares checkpoints with each other (absolute values depend on nβ and γ). "
         "λ̂ < 0 means that checkpoint is not a local minimum yet (early training): not an LLC.\n\n"
     )
-    if kind == "quadratic" or (("val_acc" in table) and table["val_acc"].notna().any()):
+    has_acc = not curves.empty and "val_acc" in curves and curves["val_acc"].notna().any()
+    if kind == "quadratic":
         text += (
             "**Grokking.** On modular addition the network first *memorises* the training pairs "
-            "(train accuracy → 1, validation accuracy stays at chance) and λ̂ **rises**: it is building "
+            "(train accuracy → 1, validation accuracy stays at chance) and λ̂ **rises**: it builds "
             "a complex, high-λ solution. Much later validation accuracy climbs and λ̂ **falls**: "
             "training has moved to a *lower-λ basin* that generalises. Singular learning theory says "
             "why the simpler basin wins: its free energy F ≈ n·L + λ·log n is lower once its loss "
             "is comparable, so the posterior (and, empirically, SGD with weight decay) prefers it. "
-            "Geometric complexity tends to follow the same shape."
+            "Geometric complexity follows a similar shape."
+        )
+        if has_llc:
+            text += grokking_numbers(table, curves)
+    elif has_acc:
+        text += (
+            "**Classification.** λ̂ measures how much of the network the fitted solution really uses. "
+            "It typically grows while the network fits more of the data and levels off with the loss. "
+            "Compare with *modular addition*, where λ̂ falls while the network generalises (grokking); "
+            "a small GSM means validation accuracy kept up with training accuracy here."
         )
     else:
         text += (
@@ -523,7 +564,7 @@ def render(path: str, table: pd.DataFrame, has_llc: bool, source: str) -> None:
         else:
             st.caption("Geometric complexity is not available for this trajectory.")
     with right:
-        ui.teaching_note(teaching_text(card, table, has_llc))
+        ui.teaching_note(teaching_text(card, table, curves, has_llc))
     if has_llc:
         with st.expander("The trajectory table (and downloads)"):
             shown = table_for_download(table)

@@ -84,7 +84,7 @@ def test_shipped_trajectory_shows_instantly(models) -> None:
     at = _open(models["rrr"])
     m = metrics(at)
     assert m["peak λ̂"] == "9" and m["final λ̂"] == "7"
-    assert m["GSM (grokking severity)"] == "n/a"  # regression: no accuracies
+    assert m["GSM"] == "n/a"  # regression: no accuracies
     assert any("Shipped `trajectory.parquet`" in c.value for c in at.caption)
     assert len(at.get("plotly_chart")) == 2  # the linked panels and λ̂ vs GC
     assert len(at.get("download_button")) == 2  # CSV + Parquet of the table
@@ -96,7 +96,7 @@ def test_choosing_another_model_changes_the_numbers(models) -> None:
     at.selectbox(key="traj.model").set_value(models["modular"]).run()
     assert_healthy(at)
     m = metrics(at)
-    assert m["GSM (grokking severity)"] == "0.304" and m["grokked at step"] == "2,700"
+    assert m["GSM"] == "0.304" and m["grokked at step"] == "2,700"
     assert m["peak λ̂"] == "n/a"  # nothing shipped in this copy: offer to compute
     assert any("No precomputed trajectory" in i.value for i in at.info)
     assert any("Grokking" in md.value for md in at.markdown)
