@@ -409,6 +409,11 @@ def multi_temperature(run: SweepRun, healthy: pd.Series) -> None:
             f"Bias-reduced λ (intercept) = {ui.fmt(fit['intercept'])} ± {ui.fmt(fit['intercept_se'], 2)}; "
             f"slope ≈ −(m−1) = {ui.fmt(fit['slope'])}."
         )
+        if len(pts) < 3:
+            st.caption(
+                ":material/warning: With two temperatures the line passes through both points, so the "
+                "intercept has no error bar and no check of the 1/log nβ form: add a third nβ."
+            )
 
 
 def results_table(run: SweepRun, assessed: pd.DataFrame, key: str) -> None:

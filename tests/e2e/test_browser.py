@@ -221,11 +221,11 @@ def test_toy_page_x2y4_dark_lecture(browser, server: str) -> None:
 def test_sensitivity_sweep_and_calibrate(page, server: str) -> None:
     open_page(page, server + "/sensitivity", "Sensitivity & calibrate")
     set_input(page, "draws", "500")  # the UI is under test here, not the statistics
-    set_input(page, "nβ values", "30, 300")
+    set_input(page, "nβ values", "30, 100, 300")
     set_input(page, "ε values", "1e-3, 1e-2, 3e-2")
     main_button(page, "Run sweep").click()
     assert_live_progress(page)
-    page.get_by_text(re.compile(r"^complete · 18 settings")).first.wait_for(timeout=RUN_TIMEOUT_MS)
+    page.get_by_text(re.compile(r"^complete · 27 settings")).first.wait_for(timeout=RUN_TIMEOUT_MS)
     wait_idle(page)
     no_exception(page)
     assert page.get_by_text("Bias-reduced λ (intercept)").count() == 1
