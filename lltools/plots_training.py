@@ -192,6 +192,7 @@ def complexity_figure(
         err = float(row["error"]) if _finite(row.get("error")) else None
         shown = value if (not log_x or value > 0) else None
         text = format_number(value, 4) + (f" ± {format_number(err, 2)}" if err else "")
+        shown_text = ("\u2007\u2007" + text) if err else text  # clear the error-bar whisker
         fig.add_trace(
             go.Bar(
                 x=[shown],
@@ -202,7 +203,7 @@ def complexity_figure(
                 error_x={"type": "data", "array": [err], "visible": True, "thickness": 1.6, "width": 6}
                 if err
                 else None,
-                text=[text],
+                text=[shown_text],
                 textposition="outside",
                 cliponaxis=False,
                 hovertemplate=f"{row['quantity']}: {text}<extra></extra>",
@@ -263,6 +264,28 @@ def _relative_position(x: float, xs: np.ndarray, log: bool) -> float:
     if log:
         x, lo, hi = math.log10(x), math.log10(lo), math.log10(hi)
     return (x - lo) / (hi - lo) if hi > lo else 0.5
+
+
+def _label_at_top(xv: float, x: np.ndarray, y: np.ndarray, log: bool, right: bool, span: float = 0.3) -> bool:
+    """Whether an event label beside ``xv`` avoids the λ̂ curve better at the top of the panel.
+
+    Looks at the curve over ``span`` of the axis width on the label's side: if it runs in
+    the upper 40 % of its range there, the label goes to the bottom.
+    """
+    ok = np.isfinite(x) & np.isfinite(y)
+    if log:
+        ok &= x > 0
+    if ok.sum() < 2:
+        return True
+    xs, ys = (np.log10(x[ok]) if log else x[ok]), y[ok]
+    x0 = math.log10(xv) if log else xv
+    width = float(xs.max() - xs.min()) or 1.0
+    lo, hi = (x0, x0 + span * width) if right else (x0 - span * width, x0)
+    near = ys[(xs >= lo) & (xs <= hi)]
+    if near.size == 0:
+        return True
+    rel = (near - ys.min()) / ((ys.max() - ys.min()) or 1.0)
+    return bool(rel.max() < 0.6)
 
 
 def step_axis_title(log_x: bool) -> str:
@@ -443,16 +466,18 @@ def trajectory_figure(
             )
         # The label sits inside the top of the λ̂ panel, on the side of the line with more room.
         pos = _relative_position(xv, lx, log_x)
+        right = pos <= 0.5  # the label goes on the side of the line with more room
+        top = _label_at_top(xv, x, llc, log_x, right)
         fig.add_annotation(
             x=math.log10(xv) if log_x else xv,  # annotations take log10 positions on log axes
-            y=0.97,
+            y=0.97 if top else 0.03,
             xref="x",
             yref="y domain",
             text=label,
             showarrow=False,
-            xanchor="right" if pos > 0.5 else "left",
-            yanchor="top",
-            xshift=-4 if pos > 0.5 else 4,
+            xanchor="left" if right else "right",
+            yanchor="top" if top else "bottom",
+            xshift=4 if right else -4,
             font={"size": 11},
             name=f"event:{name}",
         )

@@ -142,6 +142,8 @@ def test_trajectory_reference_lines() -> None:
     assert events["event:grokked"].x == pytest.approx(math.log10(3001.0))
     assert events["event:grokked"].xanchor == "right" and events["event:memorised"].xanchor == "left"
     assert events["event:grokked"].yref == "y domain"
+    # λ̂ is high just left of the grokking line: that label goes to the bottom of the panel.
+    assert events["event:grokked"].yanchor == "bottom" and events["event:grokked"].y == 0.03
     # One dotted vertical line per event in each of the three panels, at step + 1 (data units).
     vlines = [s for s in fig.layout.shapes if s.type == "line" and s.line.dash == "dot"]
     assert len(vlines) == 6 and {s.x0 for s in vlines} == {51.0, 3001.0}

@@ -129,7 +129,7 @@ def checkpoint_label(path: str, rel: str) -> str:
     name = Path(rel).stem
     final = rel == str(card["final_checkpoint"])
     if "teacher" in name:
-        return "teacher w* (the true parameter)"
+        return "teacher w* (true parameter)"
     digits = "".join(ch for ch in name if ch.isdigit())
     label = f"step {int(digits):,}" if digits else name
     return label + ("  (final)" if final else "")
@@ -311,7 +311,7 @@ def closed_form(card: dict[str, Any], checkpoint: str | None) -> tuple[float | N
         note = f"Cullen et al. (2026), {q.regime} regime: {q.note} ({validity} at a true parameter). " + (
             source if source else ""
         )
-        return float(q.llc), "paper λ (quadratic net)", note
+        return float(q.llc), "paper λ", note
     return (
         None,
         "closed-form λ",
@@ -532,7 +532,7 @@ def sampler_controls(running: bool, n: int | None) -> str | None:
     )
     c2.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key=K_SEED, disabled=running)
     st.button(
-        "Reset to the model card's settings",
+        "Reset to card settings",
         key="networks.reset",
         on_click=_on_reset,
         disabled=running,
@@ -605,7 +605,7 @@ def draw_metrics(
     with slot.container():
         top = st.columns(5)
         top[0].metric("d (parameters)", f"{th.dim:,}", help="Number of parameters of the network.")
-        top[1].metric("d/2", ui.fmt(th.dim / 2, 6), help="λ of a regular model with d parameters.")
+        top[1].metric("d/2", fmt_count(th.dim / 2), help="λ of a regular model with d parameters.")
         top[2].metric(
             "rank(J)/2",
             ui.fmt(th.rank_llc, 6) if th.rank_llc is not None else "n/a",
@@ -698,11 +698,15 @@ def rank_panel(th: Theory, running: bool) -> None:
         st.caption(f"rank(J)/2 {ui.plain(th.rank_note)}.")
 
 
+def _share(value: float | None, d2: float) -> str | None:
+    if value is None or not math.isfinite(value) or d2 <= 0:
+        return None
+    return f"{value / d2:.0%}"
+
+
 def teaching_text(card: dict[str, Any], th: Theory, llc: float | None) -> str:
     d2 = th.dim / 2
     kind = (card.get("architecture") or {}).get("kind")
-    lam = th.closed_form if th.closed_form is not None else llc
-    ratio = f"{lam / d2:.0%}" if lam is not None and d2 > 0 and math.isfinite(lam) else None
     text = (
         "**Why λ ≪ d/2.** Near a *regular* minimum every one of the d directions costs loss "
         "quadratically, the set of nearly-optimal weights shrinks like ε^(d/2), and λ = d/2. "
@@ -712,25 +716,35 @@ def teaching_text(card: dict[str, Any], th: Theory, llc: float | None) -> str:
         "λ counts the *effective* number of parameters: the free energy is "
         "F ≈ n·L + λ·log n and the Bayes generalisation error ≈ λ/n."
     )
-    if ratio is not None:
-        which = "the closed-form λ" if th.closed_form is not None else "λ̂"
-        text += f"\n\nHere d/2 = {ui.fmt(d2, 6)} and {which} is {ui.fmt(lam, 5)}: **{ratio} of d/2**."
-    if kind == "deep_linear":
+    d2_txt = fmt_count(d2)
+    if kind == "deep_linear" and th.closed_form is not None:
         text += (
-            " For deep linear networks the degeneracy is exact: only the product of the layers "
-            "matters, and a low-rank teacher leaves most directions unconstrained (Aoyagi's formula)."
+            f"\n\nHere d/2 = {d2_txt} and Aoyagi's λ = {ui.fmt(th.closed_form, 5)}: "
+            f"**{_share(th.closed_form, d2)} of d/2**. For deep linear networks the degeneracy is "
+            "exact: only the product of the layers matters, and a low-rank teacher leaves most "
+            "directions unconstrained."
         )
-    elif kind == "quadratic":
+    elif kind == "quadratic" and th.closed_form is not None:
         text += (
-            " For the quadratic network only the symmetric matrices Σ_k v_k w_k w_kᵀ matter, which "
-            "removes many directions; the paper's value assumes a true parameter and generic inputs."
+            f"\n\nThe paper's λ = {ui.fmt(th.closed_form, 5)} "
+            f"({_share(th.closed_form, d2)} of d/2 = {d2_txt}) "
+            "is the value at a *true parameter* with generic inputs: only the symmetric matrices "
+            "Σₖ vₖ wₖwₖᵀ matter. A checkpoint trained with weight decay to non-zero loss on one-hot "
+            "inputs is neither, so it is a reference, not the answer (see the model card)."
         )
+    if llc is not None and math.isfinite(llc) and llc > 0:
+        text += f"\n\nThe estimate λ̂ = {ui.fmt(llc, 4)} is **{_share(llc, d2)} of d/2**."
     if th.rank_llc is not None:
         text += (
             f"\n\nrank(J)/2 = {ui.fmt(th.rank_llc, 5)} counts the directions that change the outputs "
             "to first order; λ ≥ rank(J)/2, with equality for minimally singular models."
         )
     return text
+
+
+def fmt_count(value: float) -> str:
+    """Thousands separators for whole numbers (d, d/2), else compact formatting."""
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:,.1f}"
 
 
 # ----------------------------------------------------------------------------- running
@@ -918,8 +932,9 @@ def diagnostics_panel(done: NetResult, th: Theory) -> None:
             z = (r.llc_mean - th.closed_form) / r.llc_sem
             st.markdown(
                 f"λ̂ − {th.closed_label} = {ui.fmt(r.llc_mean - th.closed_form)} "
-                f"({ui.fmt(z, 2)} standard errors). At finite nβ a correct sampler sits somewhat "
-                "*below* λ (the (m−1)/log nβ bias of primer §2); "
+                f"({ui.fmt(z, 2)} standard errors). At finite nβ and γ > 0 a correct sampler usually "
+                "sits somewhat *below* λ (γ pulls the chains in; a multiplicity m > 1 adds a "
+                "−(m−1)/log nβ bias, primer §2); "
                 "a large gap with healthy diagnostics usually means nβ, γ or the checkpoint differ from the "
                 "closed form's assumptions."
             )

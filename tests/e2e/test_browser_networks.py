@@ -235,7 +235,7 @@ def test_networks_quadratic_model_theory(page, server: str) -> None:
     wait_idle(pg)
     no_exception(pg)
     assert metric_value(pg, "d (parameters)") == "4,416"
-    assert metric_value(pg, "paper λ (quadratic net)") == "2176"
+    assert metric_value(pg, "paper λ") == "2176"
     shot(pg, "networks_modular")
 
 
