@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,7 +138,9 @@ def prepare_target(
     dtype: str | torch.dtype | None = None,
 ) -> Target:
     """Place ``target`` on the resolved device/dtype and apply a minibatch size."""
-    dev = resolve_device(device)
+    with warnings.catch_warnings():  # torch warns about some names (e.g. 'mkldnn') we then refuse
+        warnings.simplefilter("ignore", UserWarning)
+        dev = resolve_device(device)
     dt = resolve_dtype(dtype)
     if target.device != dev or target.dtype != dt:
         target = target.to(dev, dt)

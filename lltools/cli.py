@@ -6,8 +6,10 @@ Bad arguments exit with status 2 and a one-line message, never a traceback.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -62,6 +64,15 @@ def load_target(potential: str | None, model: Path | None, checkpoint: Path | No
 
 def pick(value: Any, defaults: dict[str, Any], key: str) -> Any:
     return defaults.get(key) if value is None else value
+
+
+def started(stream: Iterable[Any]) -> Iterator[Any]:
+    """Start ``stream`` (it validates its settings first) before any progress bar is drawn,
+    so refused settings print only their one ``error:`` line."""
+    it = iter(stream)
+    for first in it:
+        return itertools.chain([first], it)
+    return iter(())
 
 
 def progress_bar(total: int, enabled: bool) -> tqdm:
@@ -145,6 +156,7 @@ def estimate(
                                  target=target_spec(potential, model, checkpoint))
         stream = recorder
     last = None
+    stream = started(stream)
     with progress_bar(total, progress) as bar:
         for last in stream:
             trace = last[0]
@@ -239,6 +251,7 @@ def sweep(
                                  target=target_spec(potential, model, checkpoint))
         stream = recorder
     last = None
+    stream = started(stream)
     with progress_bar(total, progress) as bar:
         for last in stream:
             bar.update(last[0].meta["steps_done"] - bar.n)
@@ -277,13 +290,14 @@ def trajectory(
     if not (model_dir / "model.json").exists():
         fail(f"not a sample model folder (no model.json): {model_dir}")
     table = None
+    stream = started(trajectory_stream(
+        model_dir, nbeta=nbeta, gamma=gamma, epsilon=epsilon, chains=chains, draws=draws,
+        burnin=burnin, batch_size=batch_size, seed=seed, device=device, dtype=dtype,
+        report_every=25,
+    ))
     with tqdm(total=100, desc="trajectory", unit="%", file=sys.stderr, disable=not progress,
               leave=False) as bar:
-        for fraction, partial in trajectory_stream(
-            model_dir, nbeta=nbeta, gamma=gamma, epsilon=epsilon, chains=chains, draws=draws,
-            burnin=burnin, batch_size=batch_size, seed=seed, device=device, dtype=dtype,
-            report_every=25,
-        ):
+        for fraction, partial in stream:
             bar.update(int(100 * fraction) - bar.n)
             table = partial if partial is not None else table
     if table is None:
