@@ -21,9 +21,15 @@ Sections
   ``st.session_state``, a progress bar with rate and ETA, and the partial trace kept for
   Stop.
 - **Downloads** — :func:`download_buttons` (CSV and Parquet for every frame).
-- **History** — :class:`RunHistory` (session-scoped; swap for ``lltools.store`` later)
-  and :func:`render_history` (table, select two runs, overlay their λ̂ traces and diff
-  their settings).
+- **Run store** — :func:`record_live` wraps a page's stream with
+  :func:`lltools.store.record_stream`, so every run is saved while it runs into the
+  store the CLI uses (``$LLTOOLS_HOME`` or ``~/.lltools``); :func:`record_cached` saves a
+  run served from the result cache.  :func:`stream_live` closes the stream when the
+  script is interrupted (Stop), which marks the stored run stopped (``failed``).
+- **History** — :func:`render_history` (the store's runs, newest first; select two to
+  overlay their λ̂ traces and diff their settings; downloads via ``RunStore.export``;
+  implemented in :mod:`dashboard.history`), :class:`RunHistory` (this session's records,
+  kept for the pages' run numbers) and :func:`render_comparison`.
 
 Core modules never import Streamlit; this module is the only bridge.
 """
@@ -88,7 +94,10 @@ def inject_css() -> None:
 
 
 def sidebar_display_options() -> None:
-    """Sidebar: lecture mode (large fonts in the app and in every figure)."""
+    """Sidebar: lecture mode (large fonts in the app and in every figure) and where runs are
+    saved; above the page, the notice about unfinished stored runs (resume / discard)."""
+    from dashboard import history
+
     init_state({LARGE_KEY: False})
     with st.sidebar:
         st.toggle(
@@ -98,6 +107,8 @@ def sidebar_display_options() -> None:
         )
         remember([LARGE_KEY])
         st.caption("Light/dark: ⋮ menu → Settings → Theme. Figures follow the app theme.")
+        history.store_caption()
+    run_page(history.store_notice, what="check the run store for unfinished runs")
 
 
 def large_fonts() -> bool:
@@ -756,30 +767,99 @@ def stream_live(
 ) -> tuple[Any, float]:
     """Consume a ``*_stream`` iterator: keep each partial for Stop, redraw, show progress.
 
-    Returns ``(last item, elapsed seconds)``.  Redraws are adaptive: after a redraw that
-    took D seconds the next one waits at least 2·D (and ``min_interval``), so drawing
-    never takes more than about a third of the run; the progress bar moves every chunk
-    and the final state is always drawn.
+    Returns ``(last item, elapsed seconds)``.  On any interruption (Stop raises inside
+    the loop) the stream is closed, so a :func:`record_live` run is marked stopped.
+    Redraws are adaptive: after a redraw that took D seconds the next one waits at least
+    2·D (and ``min_interval``), so drawing never takes more than about a third of the
+    run; the progress bar moves every chunk and the final state is always drawn.
     """
     progress = Progress(total_steps, label=label, container=progress_container)
     last = None
     next_draw = 0.0
-    for item in stream:
-        last = item
-        live.keep_partial(item)
-        trace = item[0]
-        done = int(trace.meta.get("steps_done", 0))
-        now = time.perf_counter()
-        if now >= next_draw and not trace.complete:
-            on_chunk(item)
-            took = time.perf_counter() - now
-            next_draw = time.perf_counter() + max(min_interval, 2.0 * took)
-        progress.update(done)
+    iterator = iter(stream)
+    try:
+        for item in iterator:
+            last = item
+            live.keep_partial(item)
+            trace = item[0]
+            done = int(trace.meta.get("steps_done", 0))
+            now = time.perf_counter()
+            if now >= next_draw and not trace.complete:
+                on_chunk(item)
+                took = time.perf_counter() - now
+                next_draw = time.perf_counter() + max(min_interval, 2.0 * took)
+            progress.update(done)
+    finally:
+        # Stop interrupts the script inside this loop: close the stream now (not at garbage
+        # collection), so a recorded run is marked stopped at once.
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
     elapsed = progress.done()
     live.clear_partial()
     if last is None:
         raise RuntimeError("the sampler produced no output")
     return last, elapsed
+
+
+# ============================================================================ run store
+
+
+def record_live(
+    stream: Iterable[Any], *, page: str, label: str, settings: Mapping[str, Any], target: Mapping[str, Any]
+) -> Iterable[Any]:
+    """``stream`` recorded into the run store while it runs (:func:`lltools.store.record_stream`).
+
+    ``settings`` are the ``estimate_stream`` keywords (enough to re-run it: resume),
+    ``target`` a store target spec (:func:`lltools.store.target_spec`); ``page`` and the
+    display ``label`` go into the run's meta.  Iterate the result exactly like the stream;
+    afterwards ``.result`` holds the summarised ``EstimateResult``.  Chunks are flushed at
+    most once per ``flush_interval`` (1 s), so live streaming keeps its speed.  If the
+    store cannot be written, a warning says so and the run goes ahead unrecorded.
+    """
+    from lltools.store import RunStore, record_stream
+
+    store = RunStore()
+    try:
+        store.runs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        st.warning(f"This run is not saved: cannot write the run store at {store.root} ({exc}).")
+        return stream
+    return record_stream(
+        store,
+        stream,
+        kind="estimate",
+        settings=dict(settings),
+        target=dict(target),
+        meta={"app": "dashboard", "page": page, "label": label},
+    )
+
+
+def record_cached(
+    result: Any, *, page: str, label: str, settings: Mapping[str, Any], target: Mapping[str, Any]
+) -> str | None:
+    """Save a run served from the result cache (its full trace and summary) as a stored run.
+
+    Returns the new run id, or ``None`` if the store cannot be written (never raises).
+    """
+    from lltools.store import RunStore, record_stream
+
+    try:
+        recorder = record_stream(
+            RunStore(),
+            [(result.trace, result.settings, None)],
+            kind="estimate",
+            settings=dict(settings),
+            target=dict(target),
+            meta={"app": "dashboard", "page": page, "label": label, "cached": True},
+            summarize=lambda _item: result,
+        )
+        for _ in recorder:
+            pass
+        return recorder.run_id
+    except Exception as exc:  # saving a copy must never fail the page
+        st.warning(f"This run is not saved in the run store ({type(exc).__name__}: {exc}).")
+        return None
 
 
 # ============================================================================ downloads
@@ -833,7 +913,7 @@ class RunRecord:
     runs can be overlaid without keeping their full traces.
     """
 
-    id: int
+    id: int | str
     page: str
     target: str
     settings: dict[str, Any]
@@ -851,8 +931,13 @@ class RunRecord:
     llc_trace: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
     @property
+    def tag(self) -> str:
+        """``#3`` for a session run, ``#<short store id>`` for a stored one."""
+        return f"#{self.id}"
+
+    @property
     def label(self) -> str:
-        return f"#{self.id} {self.target} (λ̂ = {fmt(self.llc_mean)})"
+        return f"{self.tag} {self.target} (λ̂ = {fmt(self.llc_mean)})"
 
     def row(self) -> dict[str, Any]:
         return {
@@ -962,63 +1047,28 @@ def record_estimate(
 def settings_diff(a: RunRecord, b: RunRecord) -> pd.DataFrame:
     """Rows for every setting (and the target) that differs between two runs."""
     rows = []
+    ca, cb = f"run {a.tag}", f"run {b.tag}"
+    if cb == ca:
+        cb += " (2)"
     if a.target != b.target:
-        rows.append({"setting": "target", f"run #{a.id}": a.target, f"run #{b.id}": b.target})
+        rows.append({"setting": "target", ca: a.target, cb: b.target})
     for k in sorted(set(a.settings) | set(b.settings)):
         va, vb = a.settings.get(k), b.settings.get(k)
         if va != vb:
-            rows.append({"setting": k, f"run #{a.id}": str(va), f"run #{b.id}": str(vb)})
-    return pd.DataFrame(rows, columns=["setting", f"run #{a.id}", f"run #{b.id}"])
+            rows.append({"setting": k, ca: str(va), cb: str(vb)})
+    return pd.DataFrame(rows, columns=["setting", ca, cb])
 
 
-@st.fragment
 def render_history(page: str | None = None, *, key: str = "history") -> None:
-    """The run-history table; select two rows to overlay their λ̂ traces and diff settings.
+    """The run history: the store's runs (newest first, ``incomplete`` included).
 
-    A fragment: selecting rows reruns only this block, not the page's sampler.
+    Select two rows to overlay their λ̂ traces and diff their settings; one to download it
+    (``RunStore.export``).  ``page`` limits it to that page's runs.  A fragment (see
+    :func:`dashboard.history.render_history`): selecting rows does not rerun the sampler.
     """
-    history = RunHistory()
-    records = history.records(page)
-    if not records:
-        st.caption("Runs you make appear here, so you can compare them.")
-        return
-    frame = pd.DataFrame([r.row() for r in records])
-    event = st.dataframe(
-        frame,
-        key=f"{key}.table",
-        on_select="rerun",
-        selection_mode="multi-row",
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "λ̂": st.column_config.NumberColumn(format="%.4g"),
-            "± sem": st.column_config.NumberColumn(format="%.2g"),
-            "exact λ": st.column_config.NumberColumn(format="%.4g"),
-            "target T": st.column_config.NumberColumn(format="%.4g"),
-            "R-hat": st.column_config.NumberColumn(format="%.3f"),
-            "ESS": st.column_config.NumberColumn(format="%.0f"),
-            "acceptance": st.column_config.NumberColumn(format="%.3f"),
-            "epsilon": st.column_config.NumberColumn("ε", format="%.2e"),
-            "gamma": st.column_config.NumberColumn("γ"),
-            "nbeta": st.column_config.NumberColumn("nβ"),
-        },
-    )
-    rows = list(getattr(getattr(event, "selection", None), "rows", []) or [])
-    chosen = [records[i] for i in rows if 0 <= i < len(records)]
-    c1, c2 = st.columns([3, 1])
-    c2.download_button(
-        "History CSV",
-        frame.to_csv(index=False).encode(),
-        file_name="lltools_run_history.csv",
-        mime="text/csv",
-        key=f"{key}.csv",
-        width="stretch",
-        icon=":material/download:",
-    )
-    if len(chosen) < 2:
-        c1.caption("Select two runs (tick the rows) to overlay their running λ̂ and see what changed.")
-        return
-    render_comparison(chosen[-2], chosen[-1], key=key)
+    from dashboard import history
+
+    history.render_history(page, key=key)
 
 
 def render_comparison(a: RunRecord, b: RunRecord, *, key: str = "history") -> None:
@@ -1034,7 +1084,7 @@ def render_comparison(a: RunRecord, b: RunRecord, *, key: str = "history") -> No
                 y=r.theory_llc,
                 line_dash="dash",
                 line_color="grey",
-                annotation_text=f"exact λ (#{r.id})",
+                annotation_text=f"exact λ ({r.tag})",
                 annotation_position="bottom right",
             )
             break
@@ -1042,7 +1092,7 @@ def render_comparison(a: RunRecord, b: RunRecord, *, key: str = "history") -> No
     with left:
         show_figure(fig, key=f"{key}.compare")
     with right:
-        st.markdown(f"**Run #{a.id} vs run #{b.id}**")
+        st.markdown(f"**Run {a.tag} vs run {b.tag}**")
         d = b.llc_mean - a.llc_mean
         se = (
             math.hypot(a.llc_sem, b.llc_sem)

@@ -1076,6 +1076,63 @@ def record_stream(
     )
 
 
+def total_steps(settings: dict[str, Any]) -> int:
+    """Sampler steps per chain of stored settings: burn-in + draws × thinning."""
+    return int(settings.get("burnin", 200)) + int(settings.get("draws", 1000)) * int(
+        settings.get("thinning", 1)
+    )
+
+
+def rerun_stream(kind: str, target: Target, settings: dict[str, Any], report_every: int) -> Any:
+    """The stream that re-runs a stored run's settings (``estimate_stream`` / ``sweep_stream``)."""
+    if kind == "estimate":
+        from lltools.api import estimate_stream
+
+        return estimate_stream(target, report_every=report_every, **settings)
+    if kind == "sweep":
+        from lltools.sweeps import sweep_stream
+
+        return sweep_stream(target, report_every=report_every, **settings)
+    raise RunStoreError(f"runs of kind {kind!r} cannot be resumed; start them again")
+
+
+def resume_stream(
+    store: RunStore,
+    run_id: str,
+    *,
+    report_every: int | None = None,
+    flush_interval: float = DEFAULT_FLUSH_INTERVAL_S,
+) -> tuple[dict[str, Any], RecordedStream]:
+    """Re-run an unfinished run FROM SCRATCH as a new recorded run (what ``runs resume`` does).
+
+    Sampler state is not saved, so the run cannot continue where it stopped; the same
+    settings and seed reproduce the same chains.  Returns ``(resume_info, recorder)``:
+    iterate ``recorder`` to run it (its meta gets ``resumed_from``).  Raises
+    :class:`RunStoreError` if the run is complete, still running, or its target cannot be
+    rebuilt.
+    """
+    info = store.resume_info(run_id)
+    if info["status"] == "running":
+        raise RunStoreError(f"run {info['id']} is still running")
+    if not info["resumable"]:
+        raise RunStoreError(
+            f"run {info['id']} ({info['kind']}, target {info['target'].get('kind')}) cannot be re-run here"
+        )
+    target = build_target(info["target"])
+    settings = dict(info["settings"])
+    report = report_every or max(1, total_steps(settings) // 100)
+    recorder = record_stream(
+        store,
+        rerun_stream(info["kind"], target, settings, report),
+        kind=info["kind"],
+        settings=settings,
+        target=info["target"],
+        meta={**info["meta"], "resumed_from": info["id"]},
+        flush_interval=flush_interval,
+    )
+    return info, recorder
+
+
 def estimate_and_record(
     target_spec: dict[str, Any],
     *,

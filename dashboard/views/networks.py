@@ -29,6 +29,7 @@ if str(ROOT) not in sys.path:  # pragma: no cover
 
 from dashboard import common as ui  # noqa: E402
 from lltools import frames, plots, plots_training  # noqa: E402
+from lltools.store import target_spec  # noqa: E402
 
 NS = "networks"
 PAGE = "Networks"
@@ -771,7 +772,17 @@ def execute(request: dict[str, Any], slots: Slots, live: ui.LiveRun, th: Theory)
     key = ui.settings_key("networks", path, request["checkpoint_key"], **params)
     cache = ui.result_cache()
     cached = cache.get(key)
+    ckpt = str(request["checkpoint_key"])
+    saved = {  # how the run is recorded in the run store (settings re-run it: resume)
+        "page": PAGE,
+        "label": f"{card_of(path)['name']} @ {label}",
+        "settings": params,
+        "target": {"kind": "upload", "path": path, "sha256": ckpt.removeprefix("upload:")}
+        if ckpt.startswith("upload:")
+        else target_spec(model=path, checkpoint=Path(path) / ckpt.removeprefix("ckpt:")),
+    }
     if cached is not None:
+        ui.record_cached(cached.result, **saved)
         store(
             NetResult(
                 path,
@@ -816,11 +827,11 @@ def execute(request: dict[str, Any], slots: Slots, live: ui.LiveRun, th: Theory)
             key=f"live{state['n']}",
         )
 
-    stream = estimate_stream(target, report_every=ui.report_every(total), **params)
+    stream = ui.record_live(estimate_stream(target, report_every=ui.report_every(total), **params), **saved)
     (trace, settings, placed), elapsed = ui.stream_live(
         stream, live=live, total_steps=total, on_chunk=on_chunk, progress_container=slots.progress
     )
-    result = summarize(trace, placed, settings)
+    result = getattr(stream, "result", None) or summarize(trace, placed, settings)
     done = NetResult(path, label, request["checkpoint_key"], params, result, "complete", elapsed, th)
     done.traces = result.traces
     cache.put(key, done)

@@ -332,7 +332,14 @@ def execute(request: dict[str, Any], slots: Slots, live: ui.LiveRun) -> None:
     key = ui.settings_key("toy", spec, **params)
     cache = ui.result_cache()
     cached = cache.get(key)
+    saved = {  # how the run is recorded in the run store (settings re-run it: resume)
+        "page": "Toy potentials",
+        "label": spec,
+        "settings": {**params, "device": ui.POTENTIAL_DEVICE},
+        "target": {"kind": "potential", "spec": spec},
+    }
     if cached is not None:
+        ui.record_cached(cached.result, **saved)
         store(
             ToyResult(
                 spec,
@@ -384,8 +391,9 @@ def execute(request: dict[str, Any], slots: Slots, live: ui.LiveRun) -> None:
             key=f"live{state['n']}",
         )
 
-    stream = estimate_stream(
-        target, device=ui.POTENTIAL_DEVICE, report_every=ui.report_every(total), **params
+    stream = ui.record_live(
+        estimate_stream(target, device=ui.POTENTIAL_DEVICE, report_every=ui.report_every(total), **params),
+        **saved,
     )
     (trace, settings, placed), elapsed = ui.stream_live(
         stream,
@@ -394,7 +402,7 @@ def execute(request: dict[str, Any], slots: Slots, live: ui.LiveRun) -> None:
         on_chunk=on_chunk,
         progress_container=slots.progress,
     )
-    result = summarize(trace, placed, settings)
+    result = getattr(stream, "result", None) or summarize(trace, placed, settings)
     done = ToyResult(spec, params, result, finite, finite_note, "complete", elapsed)
     done.traces = result.traces
     done.positions = (

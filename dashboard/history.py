@@ -1,0 +1,397 @@
+"""The dashboard's run history, backed by the persistent run store (:mod:`lltools.store`).
+
+Every toy-page and networks-page run is recorded into the store while it runs (see
+:func:`dashboard.common.record_live`), the same store the CLI writes (``$LLTOOLS_HOME``
+or ``~/.lltools``).  This module reads it back for the app:
+
+- :func:`history_frame` — the store's runs as the history table (newest first, with the
+  ``incomplete`` status of runs whose writer died);
+- :func:`stored_record` — one stored run as a :class:`~dashboard.common.RunRecord`, so
+  the two-run comparison (:func:`~dashboard.common.render_comparison`) works on any run;
+- :func:`render_history` — table, select two rows to compare, downloads via
+  :meth:`RunStore.export <lltools.store.RunStore.export>`;
+- :func:`store_notice` — on app start, lists ``incomplete`` runs with **Resume**
+  (re-run from scratch with the same seed, :func:`lltools.store.resume_stream`, as
+  ``lltools runs resume`` does) and **Discard**.
+
+Store problems (unreadable directory, corrupt run) are shown as messages, never raised.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import common as ui
+from lltools.store import RunStore, RunStoreError, describe_target, resume_stream, total_steps
+
+#: Most stored runs shown in the history table (newest first).
+HISTORY_LIMIT = 200
+#: Most unfinished runs listed one by one in the start-up notice.
+NOTICE_LIMIT = 5
+#: Target kinds a page's history shows besides the runs it recorded itself.
+PAGE_TARGET_KINDS: dict[str, tuple[str, ...]] = {"Networks": ("model", "upload")}
+#: Session-state keys of the start-up notice.
+NOTICE_RUNS = "store.notice.runs"
+NOTICE_HIDDEN = "store.notice.hidden"
+NOTICE_MESSAGES = "store.notice.messages"
+RESUME_REQUEST = "store.notice.resume"
+EXPORT_FORMATS = {"Parquet": ("parquet", "application/vnd.apache.parquet"),
+                  "CSV": ("csv", "text/csv"), "JSON": ("json", "application/json")}  # fmt: skip
+
+
+def run_store() -> RunStore:
+    """The store the app reads and writes (``$LLTOOLS_HOME`` or ``~/.lltools``), read afresh."""
+    return RunStore()
+
+
+def short_id(run_id: str) -> str:
+    """A readable short form of a store id: ``HH:MM:SS·<4 hex>`` (the id's time is UTC)."""
+    try:
+        stamp = datetime.strptime(run_id[:22], "%Y%m%dT%H%M%S.%f")
+        return f"{stamp:%m-%d %H:%M:%S}·{run_id.rsplit('-', 1)[-1][:4]}"
+    except ValueError:
+        return run_id[:24]
+
+
+# ============================================================================ reading
+
+
+def _num(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+
+
+def _row(manifest: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """One history-table row from a manifest and its ``list_runs`` row."""
+    meta = manifest.get("meta") or {}
+    summary = manifest.get("summary") or {}
+    settings = manifest.get("settings") or {}
+    num_draws = base.get("num_draws")
+    created = base.get("created")
+    return {
+        "id": base["id"],
+        "run": short_id(str(base["id"])),
+        "created": created.tz_convert(None).strftime("%Y-%m-%d %H:%M:%S") if pd.notna(created) else "",
+        "page": meta.get("page") or "CLI",
+        "target": meta.get("label") or base.get("target"),
+        "status": base.get("status"),
+        "λ̂": _num(summary.get("llc_mean")),
+        "± sem": _num(summary.get("llc_sem")),
+        "exact λ": _num(summary.get("theory_llc")),
+        "R-hat": _num(summary.get("rhat")),
+        "ESS": _num(summary.get("ess")),
+        "acceptance": _num(summary.get("acceptance")),
+        "draws done": f"{base.get('draws_done', 0)}/{num_draws if num_draws is not None else '?'}",
+        **{k: settings.get(k) for k in ui.HISTORY_SETTINGS},
+        "_target_kind": (manifest.get("target") or {}).get("kind"),
+    }
+
+
+def history_frame(store: RunStore, page: str | None = None, limit: int = HISTORY_LIMIT) -> pd.DataFrame:
+    """The store's runs as history rows, newest first (``id`` is the full store id).
+
+    With ``page``, only runs recorded by that page or whose target kind it shows.
+    """
+    listing = store.list_runs().head(limit)
+    rows = []
+    for base in listing.to_dict(orient="records"):
+        try:
+            manifest = store.manifest(str(base["id"]))
+        except (OSError, RunStoreError):  # deleted while we looked
+            continue
+        rows.append(_row(manifest, base))
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    if page is not None:
+        keep = (frame["page"] == page) | frame["_target_kind"].isin(PAGE_TARGET_KINDS.get(page, ()))
+        frame = frame[keep]
+    return frame.drop(columns="_target_kind").reset_index(drop=True)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _llc_trace(root: str, run_id: str, stamp: str) -> pd.DataFrame:
+    """Chain-mean running λ̂ of a stored run (cached per run and manifest heartbeat)."""
+    from lltools import frames
+
+    trace = RunStore(root).load_run(run_id).to_trace()
+    return ui.mean_running_llc(frames.trace_frame(trace))
+
+
+def stored_record(store: RunStore, run_id: str) -> ui.RunRecord:
+    """A stored run as a :class:`~dashboard.common.RunRecord` (λ̂ trace from ``to_trace``)."""
+    manifest = store.manifest(run_id)
+    summary = manifest.get("summary") or {}
+    meta = manifest.get("meta") or {}
+    try:
+        trace = _llc_trace(str(store.root), str(manifest["id"]), str(manifest.get("heartbeat")))
+    except RunStoreError:  # nothing flushed yet
+        trace = pd.DataFrame(columns=["step", "llc_running"])
+    theory = summary.get("theory_llc")
+    return ui.RunRecord(
+        id=short_id(str(manifest["id"])),
+        page=str(meta.get("page") or "CLI"),
+        target=str(meta.get("label") or describe_target(manifest.get("target") or {})),
+        settings=dict(manifest.get("settings") or {}),
+        llc_mean=_num(summary.get("llc_mean")),
+        llc_sem=_num(summary.get("llc_sem")),
+        rhat=_num(summary.get("rhat")),
+        ess=_num(summary.get("ess")),
+        acceptance=_num(summary.get("acceptance")),
+        n_diverged=len(summary.get("diverged_chains") or []),
+        theory_llc=float(theory) if isinstance(theory, int | float) else None,
+        status=str(manifest.get("status")),
+        time=str(manifest.get("created", ""))[:19].replace("T", " "),
+        llc_trace=trace,
+    )
+
+
+def export_bytes(store: RunStore, run_id: str, suffix: str) -> bytes:
+    """A stored run exported with :meth:`RunStore.export` (``parquet``, ``csv`` or ``json``)."""
+    with tempfile.TemporaryDirectory(prefix="lltools_export_") as tmp:
+        path = store.export(run_id, Path(tmp) / f"run.{suffix}")
+        return path.read_bytes()
+
+
+def _exporter(root: Path, run_id: str, suffix: str) -> Callable[[], bytes]:
+    """Deferred export (runs when the download button is clicked)."""
+    return lambda: export_bytes(RunStore(root), run_id, suffix)
+
+
+# ============================================================================ history UI
+
+COLUMN_CONFIG = {
+    "id": None,  # hidden: the full store id
+    "λ̂": st.column_config.NumberColumn(format="%.4g"),
+    "± sem": st.column_config.NumberColumn(format="%.2g"),
+    "exact λ": st.column_config.NumberColumn(format="%.4g"),
+    "R-hat": st.column_config.NumberColumn(format="%.3f"),
+    "ESS": st.column_config.NumberColumn(format="%.0f"),
+    "acceptance": st.column_config.NumberColumn(format="%.3f"),
+    "epsilon": st.column_config.NumberColumn("ε", format="%.2e"),
+    "gamma": st.column_config.NumberColumn("γ"),
+    "nbeta": st.column_config.NumberColumn("nβ"),
+}
+
+
+@st.fragment
+def render_history(page: str | None = None, *, key: str = "history") -> None:
+    """The stored runs; select rows to download one or overlay two (λ̂ traces, settings diff).
+
+    A fragment: selecting rows reruns only this block, not the page's sampler.
+    """
+    store = run_store()
+    try:
+        frame = history_frame(store, page)
+    except Exception as exc:  # an unreadable store must not take the page down
+        ui.show_exception(exc, f"read the run store at {store.root}")
+        return
+    if frame.empty:
+        st.caption(f"Runs you make are saved in `{store.root}` and appear here, so you can compare them.")
+        return
+    event = st.dataframe(
+        frame,
+        key=f"{key}.table",
+        on_select="rerun",
+        selection_mode="multi-row",
+        hide_index=True,
+        width="stretch",
+        column_config=COLUMN_CONFIG,
+    )
+    rows = list(getattr(getattr(event, "selection", None), "rows", []) or [])
+    chosen = [str(frame["id"].iloc[i]) for i in rows if 0 <= i < len(frame)]
+    c1, c2 = st.columns([3, 1])
+    c2.download_button(
+        "History CSV",
+        frame.to_csv(index=False).encode(),
+        file_name="lltools_run_history.csv",
+        mime="text/csv",
+        key=f"{key}.csv",
+        width="stretch",
+        icon=":material/download:",
+    )
+    c1.caption(
+        f"{len(frame)} saved runs in `{store.root}`. Tick one row to download it, two to overlay "
+        "their running λ̂ and see what changed."
+    )
+    if chosen:
+        download_run(store, chosen[-1], key=key)
+    if len(chosen) >= 2:
+        try:
+            a, b = stored_record(store, chosen[-2]), stored_record(store, chosen[-1])
+        except (OSError, RunStoreError, ValueError) as exc:
+            ui.user_error(f"Could not read the selected runs: {ui.plain(str(exc))}")
+            return
+        ui.render_comparison(a, b, key=key)
+
+
+def download_run(store: RunStore, run_id: str, *, key: str) -> None:
+    """Parquet / CSV / JSON downloads of one stored run (written by ``RunStore.export``)."""
+    cols = st.columns([2, 1, 1, 1])
+    cols[0].markdown(f"**Run {short_id(run_id)}**")
+    for col, (label, (suffix, mime)) in zip(cols[1:], EXPORT_FORMATS.items(), strict=True):
+        col.download_button(
+            label,
+            _exporter(store.root, run_id, suffix),
+            file_name=f"lltools_run_{run_id}.{suffix}",
+            mime=mime,
+            key=f"{key}.export.{suffix}",
+            width="stretch",
+            icon=":material/download:",
+        )
+
+
+# ============================================================================ start-up notice
+
+
+def incomplete_runs(store: RunStore) -> list[dict[str, Any]]:
+    """Runs whose writer died (``incomplete``), newest first, with whether they can be re-run."""
+    listing = store.list_runs()
+    out = []
+    for base in listing[listing["status"] == "incomplete"].to_dict(orient="records"):
+        try:
+            info = store.resume_info(str(base["id"]))
+        except (OSError, RunStoreError):
+            continue
+        meta = info.get("meta") or {}
+        out.append(
+            {
+                "id": info["id"],
+                "target": meta.get("label") or base.get("target"),
+                "page": meta.get("page") or "CLI",
+                "kind": info["kind"],
+                "steps": f"{info['steps_done']:,}/{info['num_steps_total'] or '?'}",
+                "resumable": bool(info["resumable"]),
+            }
+        )
+    return out
+
+
+def _discard(run_id: str) -> None:
+    """Discard button callback."""
+    messages = st.session_state.setdefault(NOTICE_MESSAGES, [])
+    try:
+        run_store().discard(run_id)
+        messages.append(("success", f"Discarded run {short_id(run_id)}."))
+    except (OSError, RunStoreError) as exc:
+        messages.append(("error", f"Could not discard run {short_id(run_id)}: {exc}"))
+    _forget(run_id)
+
+
+def _forget(run_id: str) -> None:
+    runs = st.session_state.get(NOTICE_RUNS) or []
+    st.session_state[NOTICE_RUNS] = [r for r in runs if r["id"] != run_id]
+
+
+def _request_resume(run_id: str) -> None:
+    st.session_state[RESUME_REQUEST] = run_id
+
+
+def _hide() -> None:
+    st.session_state[NOTICE_HIDDEN] = True
+
+
+def resume_run(store: RunStore, run_id: str) -> None:
+    """Re-run an unfinished run from scratch (same settings and seed) with a progress bar.
+
+    The new run is recorded like any other; once it completes, the unfinished one is
+    discarded (``lltools runs resume --discard-old``).
+    """
+    messages = st.session_state.setdefault(NOTICE_MESSAGES, [])
+    try:
+        info, recorder = resume_stream(store, run_id)
+        total = total_steps(info["settings"])
+        progress = ui.Progress(total, label=f"Re-running {short_id(run_id)}")
+        for item in recorder:
+            trace = item[0] if isinstance(item, tuple) else item
+            progress.update(int(trace.meta.get("steps_done", 0)))
+        progress.done()
+        store.discard(run_id)
+    except (ImportError, OSError, ValueError) as exc:  # RunStoreError is a ValueError
+        messages.append(("error", f"Could not re-run {short_id(run_id)}: {ui.plain(str(exc))}"))
+        return
+    result = recorder.result
+    llc = getattr(result, "llc_mean", None)
+    messages.append(
+        (
+            "success",
+            f"Re-ran {short_id(run_id)} from scratch as run {short_id(str(recorder.run_id))}"
+            + (f": λ̂ = {ui.fmt(llc)}" if llc is not None else "")
+            + ". It is in the run history; the unfinished run was discarded.",
+        )
+    )
+    _forget(run_id)
+
+
+def store_notice() -> None:
+    """App start: list the store's ``incomplete`` runs with Resume / Discard buttons.
+
+    The store is scanned once per session (and after each action); **Hide** dismisses the
+    notice for this session.  Never raises: a store problem becomes a caption.
+    """
+    store = run_store()
+    if NOTICE_RUNS not in st.session_state:
+        try:
+            st.session_state[NOTICE_RUNS] = incomplete_runs(store)
+        except Exception as exc:  # an unreadable store must not block the app
+            st.session_state[NOTICE_RUNS] = []
+            st.session_state.setdefault(NOTICE_MESSAGES, []).append(
+                ("warning", f"Could not read the run store at {store.root}: {type(exc).__name__}: {exc}")
+            )
+    pending = st.session_state.pop(RESUME_REQUEST, None)
+    if pending is not None:
+        resume_run(store, str(pending))
+    for level, text in st.session_state.pop(NOTICE_MESSAGES, []):
+        getattr(st, level)(text)
+    runs = st.session_state.get(NOTICE_RUNS) or []
+    if not runs or st.session_state.get(NOTICE_HIDDEN):
+        return
+    with st.container(border=True, key="store_notice"):
+        st.warning(
+            f"**{len(runs)} unfinished run{'s' if len(runs) != 1 else ''}** in `{store.root}`: "
+            "the app or the CLI stopped while sampling. Their saved draws are kept. "
+            "**Resume** re-runs the same settings from scratch with the same seed (sampler state "
+            "is not saved); **Discard** deletes the unfinished run.",
+            icon=":material/history:",
+        )
+        for run in runs[:NOTICE_LIMIT]:
+            c0, c1, c2 = st.columns([5, 1, 1])
+            c0.markdown(
+                f"`{short_id(run['id'])}` · {ui.plain(str(run['page']))} · "
+                f"{ui.plain(str(run['target']))} · step {run['steps']}"
+            )
+            c1.button(
+                "Resume",
+                key=f"store.resume.{run['id']}",
+                on_click=_request_resume,
+                args=(run["id"],),
+                disabled=not run["resumable"],
+                help="Re-run from scratch with the same settings and seed."
+                if run["resumable"]
+                else "This run's target cannot be rebuilt (e.g. an uploaded checkpoint).",
+                width="stretch",
+                icon=":material/replay:",
+            )
+            c2.button(
+                "Discard",
+                key=f"store.discard.{run['id']}",
+                on_click=_discard,
+                args=(run["id"],),
+                width="stretch",
+                icon=":material/delete:",
+            )
+        if len(runs) > NOTICE_LIMIT:
+            st.caption(f"… and {len(runs) - NOTICE_LIMIT} more: `lltools runs list --status incomplete`.")
+        st.button("Hide for now", key="store.notice.hide", on_click=_hide)
+
+
+def store_caption() -> None:
+    """Sidebar caption: where runs are saved and how to change it."""
+    st.caption(f"Runs are saved in `{run_store().root}` (set `LLTOOLS_HOME` to change).")
