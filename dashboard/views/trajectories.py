@@ -44,6 +44,8 @@ K_CHAINS, K_DRAWS, K_BURNIN = "traj.chains", "traj.draws", "traj.burnin"
 K_BATCH, K_SEED, K_STRIDE = "traj.batch", "traj.seed", "traj.stride"
 SAMPLER_KEYS = [K_NBETA, K_GAMMA, K_EPS, K_CHAINS, K_DRAWS, K_BURNIN, K_BATCH, K_SEED, K_STRIDE]
 COMPUTED = "traj.__computed"  # {model path: (settings dict, table)}
+SHOW_MINE = "traj.__show_mine"
+IN_PROGRESS = "traj.__in_progress"  # the request being computed (left behind if it is stopped)
 SHIPPED, MINE = "shipped", "mine"
 PREFERRED = ("modular_addition",)
 STRIDES = (1, 2, 4, 8)
@@ -230,7 +232,7 @@ def computed_trajectory(
     for frac, tab in trajectory_stream(
         path,
         checkpoints=list(checkpoints) if checkpoints is not None else None,
-        report_every=ui.report_every(total, updates=60),
+        report_every=ui.report_every(total, updates=100, minimum=5),
         **kwargs,
     ):
         if _progress is not None:
@@ -374,6 +376,7 @@ def execute(request: dict[str, Any], slot: Any) -> None:
     card = card_of(path)
     settings = {k: v for k, v in request.items() if k not in ("model", "stride")}
     subset = checkpoint_subset(int(card.get("num_checkpoints", 0)), int(request["stride"]))
+    st.session_state[IN_PROGRESS] = dict(request)  # cleared when the table is stored
     bar = slot.progress(0.0, text="Computing the trajectory: starting…")
     t0 = time.perf_counter()
 
@@ -388,7 +391,8 @@ def execute(request: dict[str, Any], slot: Any) -> None:
     )
     bar.empty()
     st.session_state.setdefault(COMPUTED, {})[path] = (dict(request), table)
-    st.session_state[K_VIEW] = MINE
+    st.session_state.pop(IN_PROGRESS, None)
+    st.session_state[SHOW_MINE] = True  # applied at the top of the next run, before the widget exists
 
 
 # ----------------------------------------------------------------------------- results
@@ -621,61 +625,73 @@ def main() -> None:
     )
     if st.session_state[K_MODEL] not in {str(c["path"]) for c in cards}:
         st.session_state[K_MODEL] = first
+    if st.session_state.pop(SHOW_MINE, False):
+        ui.set_values({K_VIEW: MINE})
     request = live.take()
     running = request is not None
     live.stopped_partial()  # a stopped trajectory keeps nothing (partial λ̂ would be misleading)
+    interrupted = None if running else st.session_state.pop(IN_PROGRESS, None)
 
     ctrl, main_col = st.columns([1, 3.2], gap="large")
     with ctrl:
         path = controls(cards, running)
     with main_col:
         progress_slot = st.container()
-        if running:
+        if interrupted is not None:
+            progress_slot.info(
+                "The trajectory computation was stopped before it finished; nothing was kept "
+                "(λ̂ from unfinished chains would be misleading). Press **Compute trajectory** to "
+                "start again.",
+                icon=":material/stop_circle:",
+            )
+        show_current(path, running)
+        if running:  # the current view stays visible below the progress bar while computing
             try:
                 execute(request, progress_slot)
             except Exception as exc:
+                st.session_state.pop(IN_PROGRESS, None)
                 ui.show_exception(exc, "compute the trajectory", container=progress_slot)
                 return
             st.rerun()
-        shipped, problem = load_shipped(path)
-        if problem:
-            st.warning(problem, icon=":material/warning:")
-        mine = st.session_state.get(COMPUTED, {}).get(path)
-        options = ([SHIPPED] if shipped is not None else []) + ([MINE] if mine is not None else [])
-        if len(options) == 2:
-            st.segmented_control(
-                "Show",
-                options,
-                key=K_VIEW,
-                format_func=lambda o: "shipped trajectory" if o == SHIPPED else "my recomputed trajectory",
-            )
-        view = (
-            st.session_state.get(K_VIEW)
-            if st.session_state.get(K_VIEW) in options
-            else (options or [None])[0]
+
+
+def show_current(path: str, running: bool) -> None:
+    """Draw the selected view: my recomputed trajectory, the shipped one, or the logged curves."""
+    shipped, problem = load_shipped(path)
+    if problem:
+        st.warning(problem, icon=":material/warning:")
+    mine = st.session_state.get(COMPUTED, {}).get(path)
+    options = ([SHIPPED] if shipped is not None else []) + ([MINE] if mine is not None else [])
+    if len(options) == 2:
+        st.segmented_control(
+            "Show",
+            options,
+            key=K_VIEW,
+            disabled=running,
+            format_func=lambda o: "shipped trajectory" if o == SHIPPED else "my recomputed trajectory",
         )
-        if view == MINE and mine is not None:
-            req, table = mine
-            st.caption(
-                f":material/person: Your trajectory · {describe_settings(req)}"
-                + (f" · every {req['stride']}th checkpoint" if req.get("stride", 1) > 1 else "")
-            )
-            render(path, table, True, "recomputed")
-        elif view == SHIPPED and shipped is not None:
-            st.caption(
-                f":material/inventory_2: Shipped `{TRAJECTORY_FILE}` · "
-                + describe_settings(settings_of(shipped))
-            )
-            render(path, shipped, True, "shipped")
-        else:
-            st.info(
-                "No precomputed trajectory ships with this model yet. Open **Recompute with my settings** "
-                "on the left and press **Compute trajectory** (try every 4th checkpoint first: it is "
-                "proportionally faster). Meanwhile, here are its logged training curves.",
-                icon=":material/hourglass_empty:",
-            )
-            metrics = logged_metrics(path, _mtime(Path(path) / "metrics.csv")).assign(llc_mean=np.nan)
-            render(path, metrics, False, "metrics")
+    view = st.session_state.get(K_VIEW) if st.session_state.get(K_VIEW) in options else (options or [None])[0]
+    if view == MINE and mine is not None:
+        req, table = mine
+        st.caption(
+            f":material/person: Your trajectory · {describe_settings(req)}"
+            + (f" · every {req['stride']}th checkpoint" if req.get("stride", 1) > 1 else "")
+        )
+        render(path, table, True, "recomputed")
+    elif view == SHIPPED and shipped is not None:
+        st.caption(
+            f":material/inventory_2: Shipped `{TRAJECTORY_FILE}` · " + describe_settings(settings_of(shipped))
+        )
+        render(path, shipped, True, "shipped")
+    else:
+        st.info(
+            "No precomputed trajectory ships with this model yet. Open **Recompute with my settings** "
+            "on the left and press **Compute trajectory** (try every 4th checkpoint first: it is "
+            "proportionally faster). Meanwhile, here are its logged training curves.",
+            icon=":material/hourglass_empty:",
+        )
+        metrics = logged_metrics(path, _mtime(Path(path) / "metrics.csv")).assign(llc_mean=np.nan)
+        render(path, metrics, False, "metrics")
 
 
 if __name__ == "__main__":

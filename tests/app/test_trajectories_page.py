@@ -156,3 +156,15 @@ def test_damaged_shipped_parquet_is_a_warning(models) -> None:
     at = _open(models["rrr"])
     assert any("could not be read" in w.value for w in at.warning)
     assert any("No precomputed trajectory" in i.value for i in at.info)
+
+
+def test_a_stopped_computation_says_so_and_keeps_nothing(models) -> None:
+    at = page("trajectories")
+    at.session_state["traj.model"] = models["rrr"]
+    at.session_state["traj.__in_progress"] = {"model": models["rrr"]}  # what Stop leaves behind
+    at.run()
+    assert_healthy(at)
+    assert any("stopped before it finished" in i.value for i in at.info)
+    assert metrics(at)["peak λ̂"] == "9"  # the shipped table is still shown
+    at.run()
+    assert not any("stopped before it finished" in i.value for i in at.info)  # said once
