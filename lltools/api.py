@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lltools import diagnostics, estimators, frames
+from lltools import diagnostics, estimators, frames, memory
 from lltools.devices import resolve_device, resolve_dtype
 from lltools.run import Trace, last_item, run_chunks
 from lltools.sgld import make_params
@@ -127,7 +127,10 @@ def _validate_counts(chains: int, draws: int, burnin: int, thinning: int) -> Non
     if thinning < 1:
         raise ValueError(f"thinning must be at least 1, got {thinning}")
     if burnin + draws * thinning > MAX_STEPS:
-        raise ValueError(f"burnin + draws × thinning exceeds {MAX_STEPS:,} steps")
+        raise ValueError(
+            f"burnin + draws × thinning = {burnin + draws * thinning:,} steps exceeds the limit of "
+            f"{MAX_STEPS:,}; use fewer draws or burn-in steps, or less thinning"
+        )
 
 
 def prepare_target(
@@ -152,6 +155,24 @@ def prepare_target(
         target = copy.copy(target)
         target.batch_size = int(batch_size)
     return target
+
+
+def check_memory(target: Target, chains: int, draws: int, burnin: int, thinning: int) -> None:
+    """Refuse a run whose trace buffers cannot fit, before anything of size ``chains`` or
+    ``steps`` is allocated.  A lower bound of :func:`lltools.run.run_chunks`' estimate (no
+    positions), so it never refuses a run that check would accept."""
+    recorded = burnin // thinning + draws
+    itemsize = torch.empty((), dtype=target.dtype).element_size()
+    needed = memory.sampling_bytes(
+        chains, target.dim, recorded, itemsize=itemsize,
+        extra_per_chain=int(getattr(target, "bytes_per_chain", 0)),
+    )
+    memory.check_fits(
+        needed,
+        target.device,
+        what=f"sampling {chains} chains × {recorded} recorded steps × {target.dim} parameters",
+        suggestion="use fewer chains or draws, more thinning, or a smaller batch size.",
+    )
 
 
 def resolve_nbeta(target: Target, nbeta: float | None) -> float:
@@ -184,6 +205,7 @@ def estimate_stream(
     """Yield ``(partial trace, settings, placed target)`` every ``report_every`` steps."""
     _validate_counts(chains, draws, burnin, thinning)
     placed = prepare_target(target, batch_size=batch_size, device=device, dtype=dtype)
+    check_memory(placed, chains, draws, burnin, thinning)
     nb = resolve_nbeta(placed, nbeta)
     params = make_params(epsilon, gamma, nb, chains, device=placed.device, dtype=placed.dtype)
     settings = SamplerSettings(
