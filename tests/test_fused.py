@@ -138,7 +138,8 @@ def test_select_step_is_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(fused.select_step(pot), fused.FusedPotentialStep)
     assert fused.select_step(pot, False) is sgld.step
     net = NetworkTarget(torch.nn.Linear(3, 1), torch.randn(16, 3), torch.randn(16, 1), batch_size=4)
-    assert fused.select_step(net, True) is sgld.step
+    assert fused.select_step(net, False) is sgld.step
+    assert isinstance(fused.select_step(net, True), fused.FusedDataStep)
     with pytest.raises(ValueError, match="without data"):
         fused.FusedPotentialStep(net)
 
@@ -158,3 +159,62 @@ def test_tune_host_allocator_is_safe_and_idempotent() -> None:
     # Allocation still works (and gives correct numbers) afterwards.
     x = torch.arange(300_000, dtype=torch.float64)
     assert float((x + 1).sum()) == pytest.approx(300_000 * 300_001 / 2)
+
+
+# ---------------------------------------------------------------------------- data targets
+def _network(dtype: torch.dtype, device: str = "cpu"):
+    from lltools.networks import NetworkTarget
+
+    gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    x = torch.randn(128, 4, generator=gen)
+    y = torch.sin(x[:, :1]) + 0.1 * torch.randn(128, 1, generator=gen)
+    return NetworkTarget(module, x, y, batch_size=16, dtype=dtype, device=device)
+
+
+def _compare_data_steps(step_fn, dtype: torch.dtype, device: str = "cpu", steps: int = 40) -> None:
+    target = _network(dtype, device)
+    chains = 12
+    eps = [1e-4] * (chains - 2) + [5.0] * 2  # the last two diverge
+    params = make_params(eps, 50.0, 20.0, chains, dtype=dtype, device=device)
+    state = sgld.init(target, params, rng.chain_keys(1, torch.arange(chains)).to(device))
+    a = b = state
+    tol = _tolerances(dtype)
+    with torch.no_grad():
+        for t in range(steps):
+            acc = t % 4 == 0
+            a, ia = sgld.step(a, target, params, compute_acceptance=acc)
+            b, ib = step_fn(b, target, params, compute_acceptance=acc)
+            assert b.step == a.step and torch.equal(a.diverged_at, b.diverged_at), t
+            torch.testing.assert_close(b.w, a.w, **tol)
+            torch.testing.assert_close(b.grad, a.grad, **tol)
+            torch.testing.assert_close(ib.loss, ia.loss, equal_nan=True, **tol)
+            torch.testing.assert_close(ib.acceptance, ia.acceptance, equal_nan=True, rtol=1e-3, atol=1e-4)
+    assert (a.diverged_at >= 0).sum() == 2
+
+
+def test_data_step_eager_kernels_match_sgld_step() -> None:
+    _compare_data_steps(fused.FusedDataStep(compile=False), torch.float64)
+
+
+@needs_compiler
+@pytest.mark.slow
+@pytest.mark.parametrize("device", DEVICES)
+def test_compiled_data_step_matches_sgld_step(device: str) -> None:
+    """The compiled noise/update/acceptance kernels around the network's own gradients."""
+    step = fused.FusedDataStep()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        _compare_data_steps(step, torch.float32, device)
+    assert step.compiled and step.compile_seconds > 0
+
+
+def test_normal_chain_minor_is_the_transposed_stream() -> None:
+    """The chain-minor normal draw of the potential kernel is bit-identical to rng.normal."""
+    keys = rng.chain_keys(9, torch.arange(37))
+    for size in (1, 2, 3, 8):
+        for dtype in (torch.float32, torch.float64):
+            word = torch.tensor(rng.step_word(123, rng.STREAM_NOISE))
+            got = fused.normal_chain_minor(keys, word, size, dtype)
+            assert torch.equal(got, rng.normal(keys, 123, rng.STREAM_NOISE, size, dtype).t())
