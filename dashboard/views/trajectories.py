@@ -357,17 +357,28 @@ def controls(cards: list[dict[str, Any]], running: bool) -> str:
         st.caption(
             f"{k} checkpoints × {p['chains']} chains = {chains:,} chains, "
             f"{p['burnin'] + p['draws']:,} steps each, in one batched run."
+            + (
+                " Without a GPU this takes minutes: try fewer checkpoints first."
+                if chains * (p["burnin"] + p["draws"]) > 100_000 and not _has_cuda()
+                else ""
+            )
         )
         if budget:
             ui.user_error(budget)
         ui.LiveRun(NS).buttons(
-            running=running, on_run=_on_compute, disabled=budget is not None, run_label="Compute trajectory"
+            running=running, on_run=_on_compute, disabled=budget is not None, run_label="Compute"
         )
     ui.remember([K_MODEL, K_LOGX, *SAMPLER_KEYS])
     return path
 
 
 # ----------------------------------------------------------------------------- running
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def execute(request: dict[str, Any], slot: Any) -> None:
@@ -640,7 +651,7 @@ def main() -> None:
         if interrupted is not None:
             progress_slot.info(
                 "The trajectory computation was stopped before it finished; nothing was kept "
-                "(λ̂ from unfinished chains would be misleading). Press **Compute trajectory** to "
+                "(λ̂ from unfinished chains would be misleading). Press **Compute** to "
                 "start again.",
                 icon=":material/stop_circle:",
             )
@@ -686,7 +697,7 @@ def show_current(path: str, running: bool) -> None:
     else:
         st.info(
             "No precomputed trajectory ships with this model yet. Open **Recompute with my settings** "
-            "on the left and press **Compute trajectory** (try every 4th checkpoint first: it is "
+            "on the left and press **Compute** (try every 4th checkpoint first: it is "
             "proportionally faster). Meanwhile, here are its logged training curves.",
             icon=":material/hourglass_empty:",
         )

@@ -261,7 +261,7 @@ def test_trajectories_shipped_and_recomputed(page, server: str) -> None:
     main_area(pg).get_by_role("combobox", name="Checkpoints").click()
     pg.get_by_role("option", name=re.compile("every 8th")).click()
     wait_idle(pg)
-    main_area(pg).get_by_role("button", name="Compute trajectory", exact=True).click()
+    main_area(pg).get_by_role("button", name="Compute", exact=True).click()
     pg.get_by_text("Your trajectory").first.wait_for(timeout=RUN_TIMEOUT_MS)
     wait_idle(pg)
     no_exception(pg)
