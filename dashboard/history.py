@@ -309,9 +309,13 @@ def resume_run(store: RunStore, run_id: str) -> None:
         info, recorder = resume_stream(store, run_id)
         total = total_steps(info["settings"])
         progress = ui.Progress(total, label=f"Re-running {short_id(run_id)}")
-        for item in recorder:
-            trace = item[0] if isinstance(item, tuple) else item
-            progress.update(int(trace.meta.get("steps_done", 0)))
+        iterator = iter(recorder)
+        try:
+            for item in iterator:
+                trace = item[0] if isinstance(item, tuple) else item
+                progress.update(int(trace.meta.get("steps_done", 0)))
+        finally:  # an interruption (leaving the page) marks the new run stopped at once
+            iterator.close()  # type: ignore[attr-defined]
         progress.done()
         store.discard(run_id)
     except (ImportError, OSError, ValueError) as exc:  # RunStoreError is a ValueError
