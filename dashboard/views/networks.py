@@ -249,6 +249,8 @@ def rank_llc(path: str, checkpoint_key: str, _target: Any = None) -> tuple[float
     subset gives a lower bound on the full-data rank (exact for deep linear networks once
     the subset has at least input-width generic inputs).
     """
+    import torch
+
     from lltools import theory
 
     target = _target
@@ -259,8 +261,12 @@ def rank_llc(path: str, checkpoint_key: str, _target: Any = None) -> tuple[float
         return None, plan.reason
     sub = copy.copy(target)
     sub.inputs, sub.targets, sub.n = target.inputs[: plan.rows], target.targets[: plan.rows], plan.rows
+    # The weights are stored in float32: singular values at float32 rounding level (~1e-7 of
+    # the largest) are noise, not directions, so the tolerance uses float32's epsilon.
+    eps = float(torch.finfo(target.w_star.dtype).eps)
+    rtol = max(plan.n_outputs, int(target.dim)) * eps
     try:
-        res = theory.jacobian_rank_llc(sub, max_entries=plan.n_outputs * int(target.dim) + 1)
+        res = theory.jacobian_rank_llc(sub, rtol=rtol, max_entries=plan.n_outputs * int(target.dim) + 1)
     except (ValueError, TypeError, RuntimeError) as exc:
         return None, f"not computed: {exc}"
     where = "all" if plan.rows == target.n else f"{plan.rows:,} of {int(target.n):,}"

@@ -63,6 +63,8 @@ def test_choosing_another_model_changes_the_numbers(net) -> None:
     assert_healthy(net)
     m = metrics(net)
     assert m["d (parameters)"] == "44" and m["exact λ (Aoyagi)"] == "12"
+    # Rank-2 layers 6→4→5: dim{dW₂W₁ + W₂dW₁} = 5·2 + 2·6 − 2·2 = 18, not the float32 noise.
+    assert m["rank(J)/2"] == "9"
     assert "λ̂ (estimate)" not in m  # the old run belongs to the other model
     assert net.session_state["networks.nbeta"] == pytest.approx(587.048)  # its card's settings
     second = _run(_tiny(net))
