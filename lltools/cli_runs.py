@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 import pandas as pd
 import typer
 
-from lltools.store import RunStore, RunStoreError, build_target, record_stream
+from lltools.store import RunStore, resume_stream, total_steps
 
 runs_app = typer.Typer(
     name="runs",
@@ -220,25 +220,6 @@ def discard(run_id: RunId, store: StoreOption = None) -> None:
     typer.echo(f"discarded {name}", err=True)
 
 
-def _resume_stream(kind: str, target: Any, settings: dict[str, Any], report_every: int) -> Any:
-    """The stream that re-runs a stored run's settings."""
-    if kind == "estimate":
-        from lltools.api import estimate_stream
-
-        return estimate_stream(target, report_every=report_every, **settings)
-    if kind == "sweep":
-        from lltools.sweeps import sweep_stream
-
-        return sweep_stream(target, report_every=report_every, **settings)
-    raise RunStoreError(f"runs of kind {kind!r} cannot be resumed; start them again")
-
-
-def _total_steps(settings: dict[str, Any]) -> int:
-    return int(settings.get("burnin", 200)) + int(settings.get("draws", 1000)) * int(
-        settings.get("thinning", 1)
-    )
-
-
 @runs_app.command("resume")
 @one_line_errors
 def resume(
@@ -256,21 +237,10 @@ def resume(
     from lltools.cli import progress_bar
 
     runs = RunStore(store)
-    info = runs.resume_info(run_id)
-    if info["status"] == "running":
-        raise RunStoreError(f"run {info['id']} is still running")
-    if not info["resumable"]:
-        raise RunStoreError(
-            f"run {info['id']} ({info['kind']}, target {info['target'].get('kind')}) cannot be re-run here"
-        )
+    info, recorder = resume_stream(runs, run_id)
     typer.echo(f"re-running {info['id']} from scratch (sampler state is not saved; "
                f"it had {info['steps_done']} steps)", err=True)
-    target = build_target(info["target"])
-    settings = dict(info["settings"])
-    total = _total_steps(settings)
-    stream = _resume_stream(info["kind"], target, settings, max(1, total // 100))
-    recorder = record_stream(runs, stream, kind=info["kind"], settings=settings, target=info["target"],
-                             meta={**info["meta"], "resumed_from": info["id"]})
+    total = total_steps(info["settings"])
     with progress_bar(total, progress) as bar:
         for item in recorder:
             bar.update(int(item[0].meta["steps_done"]) - bar.n)
