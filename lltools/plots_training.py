@@ -302,6 +302,7 @@ def trajectory_figure(
     theory_label: str = "closed-form λ",
     threshold: float = 0.95,
     curves: pd.DataFrame | None = None,
+    focus_nonnegative: bool = True,
     title: str | None = "λ̂ over training",
     height_per_row: int = 230,
 ) -> go.Figure:
@@ -326,6 +327,10 @@ def trajectory_figure(
         The logged training curves (``step, train_loss, val_loss, train_acc, val_acc``,
         e.g. ``metrics.csv``) for the loss and accuracy panels and the events, when they
         are logged more densely than λ̂ was computed; default: ``table``'s own columns.
+    focus_nonnegative : bool
+        When λ̂ < 0 values (checkpoints that are not minima) are larger in size than the
+        largest λ̂ ≥ 0, frame the λ̂ axis on the λ̂ ≥ 0 checkpoints and say how many fall
+        below it (annotation ``"note:negative"``).
 
     Panels share the x axis (zoom one, all follow): λ̂, loss, and accuracy when any
     accuracy is logged.
@@ -449,6 +454,27 @@ def trajectory_figure(
             fig.update_yaxes(type="log", row=row_of["loss"], col=1)
     if "accuracy" in row_of:
         fig.update_yaxes(range=[-0.03, 1.05], row=row_of["accuracy"], col=1)
+    if focus_nonnegative and negatives_dominate(llc):
+        # Frame the λ̂ ≥ 0 checkpoints; the non-minima (λ̂ < 0) fall below the axis, with a note.
+        sem_all = data["llc_sem"].to_numpy(dtype=float) if "llc_sem" in data else np.zeros(len(llc))
+        keep = np.isfinite(llc) & (llc >= 0)
+        hi = float(np.nanmax(llc[keep] + np.nan_to_num(sem_all[keep])))
+        lo = float(min(0.0, np.nanmin(llc[keep] - np.nan_to_num(sem_all[keep]))))
+        pad = 0.12 * ((hi - lo) or 1.0)
+        fig.update_yaxes(range=[lo - pad, hi + pad], row=1, col=1)
+        hidden = int((llc < 0).sum())
+        fig.add_annotation(
+            x=0.01,
+            y=0.03,
+            xref="x domain",
+            yref="y domain",
+            xanchor="left",
+            yanchor="bottom",
+            showarrow=False,
+            text=f"{hidden} checkpoint{'s' if hidden > 1 else ''} with λ̂ < 0 (not minima) below the axis",
+            font={"size": 11},
+            name="note:negative",
+        )
 
     # --- memorised / grokked markers in every panel
     events = event_steps(logged, threshold)
@@ -494,13 +520,29 @@ def trajectory_figure(
 
 
 def scaled(values: Sequence[float] | np.ndarray | pd.Series) -> np.ndarray:
-    """``values`` divided by their largest absolute finite value (all-NaN/zero -> unchanged)."""
+    """``values`` divided by their largest positive finite value (else the largest |value|).
+
+    So the maximum maps to 1 even when a few values are hugely negative (λ̂ < 0 at
+    checkpoints that are not minima); all-NaN or all-zero input is returned unchanged.
+    """
     arr = np.asarray(values, dtype=float)
     finite = arr[np.isfinite(arr)]
     if finite.size == 0:
         return arr
-    top = float(np.max(np.abs(finite)))
+    top = float(finite.max()) if (finite > 0).any() else float(np.max(np.abs(finite)))
     return arr / top if top > 0 else arr
+
+
+def negatives_dominate(llc: np.ndarray) -> bool:
+    """Whether λ̂ < 0 values (non-minima) are so large they would squash the λ̂ ≥ 0 curve.
+
+    True when at least two λ̂ are ≥ 0 and the most negative value exceeds the largest
+    non-negative one in size.
+    """
+    v = np.asarray(llc, dtype=float)
+    v = v[np.isfinite(v)]
+    pos = v[v >= 0]
+    return bool(pos.size >= 2 and (v < 0).any() and -v.min() > pos.max())
 
 
 def llc_vs_gc_figure(
@@ -530,6 +572,20 @@ def llc_vs_gc_figure(
         if not _has(data, col):
             continue
         raw = data[col].to_numpy(dtype=float)
+        if role == "llc" and negatives_dominate(raw):
+            fig.update_yaxes(range=[-0.3, 1.1])
+            fig.add_annotation(
+                x=0.01,
+                y=0.03,
+                xref="x domain",
+                yref="y domain",
+                xanchor="left",
+                yanchor="bottom",
+                showarrow=False,
+                text="λ̂ < 0 checkpoints (not minima) are below the axis",
+                font={"size": 11},
+                name="note:negative",
+            )
         fig.add_trace(
             go.Scatter(
                 x=x,
@@ -557,6 +613,7 @@ __all__ = [
     "complexity_rows",
     "event_steps",
     "llc_vs_gc_figure",
+    "negatives_dominate",
     "scaled",
     "step_axis_title",
     "trajectory_figure",

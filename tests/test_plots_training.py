@@ -170,9 +170,31 @@ def test_trajectory_loss_axis_linear_when_not_positive() -> None:
 
 
 def test_scaled() -> None:
-    np.testing.assert_allclose(plots_training.scaled([1.0, -4.0, 2.0]), [0.25, -1.0, 0.5])
+    np.testing.assert_allclose(plots_training.scaled([1.0, -4.0, 2.0]), [0.5, -2.0, 1.0])  # max ↦ 1
+    np.testing.assert_allclose(plots_training.scaled([-1.0, -4.0]), [-0.25, -1.0])
     out = plots_training.scaled([np.nan, 0.0])
     assert math.isnan(out[0]) and out[1] == 0.0
+
+
+def test_negative_llc_at_non_minima_does_not_squash_the_curve() -> None:
+    assert not plots_training.negatives_dominate(np.array([-5.0, 20.0, 500.0]))
+    assert plots_training.negatives_dominate(np.array([-2500.0, -800.0, 5.0, 13.5]))
+    assert not plots_training.negatives_dominate(np.array([-2500.0, 13.5]))  # one point is no curve
+    table = pd.DataFrame(
+        {"step": [0, 10, 100, 1000], "llc_mean": [-2500.0, -800.0, 12.0, 13.4], "llc_sem": 0.2}
+    )
+    fig = plots_training.trajectory_figure(table, log_x=False)
+    lo, hi = fig.layout.yaxis.range
+    assert -3 < lo <= 0 and 13.6 < hi < 20  # framed on the λ̂ ≥ 0 checkpoints
+    [note] = [a for a in fig.layout.annotations if a.name == "note:negative"]
+    assert note.text.startswith("2 checkpoints with λ̂ < 0")
+    # Not when the negatives are small: the modular-addition curve keeps its early points.
+    assert fig.layout.yaxis.range is not None
+    small = plots_training.trajectory_figure(_trajectory())
+    assert small.layout.yaxis.range is None
+    assert not [a for a in small.layout.annotations if a.name == "note:negative"]
+    gc = plots_training.llc_vs_gc_figure(table.assign(geometric_complexity=[0.1, 0.5, 1.0, 1.0]))
+    assert gc.layout.yaxis.range == (-0.3, 1.1)
 
 
 def test_llc_vs_gc_figure() -> None:
