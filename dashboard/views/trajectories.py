@@ -531,6 +531,21 @@ def teaching_text(card: dict[str, Any], table: pd.DataFrame, curves: pd.DataFram
             "the LLC of that basin; for deep linear networks the dashed line is Aoyagi's λ at the "
             "teacher. Checkpoints far from a minimum give λ̂ < 0 or unstable values."
         )
+        theory, _ = theory_line(card)
+        data = table.dropna(subset=["llc_mean"]).sort_values("step") if has_llc else table.iloc[:0]
+        if theory is not None and not data.empty:
+            last = data.iloc[-1]
+            sem = (
+                float(last["llc_sem"])
+                if "llc_sem" in last and math.isfinite(float(last["llc_sem"]))
+                else None
+            )
+            text += (
+                f"\n\n**In this run** the last checkpoint (step {int(last['step']):,}) has "
+                f"λ̂ = {ui.fmt(float(last['llc_mean']), 4)}"
+                + (f" ± {ui.fmt(sem, 2)}" if sem is not None else "")
+                + f", against Aoyagi's λ = {ui.fmt(theory, 4)}."
+            )
     if not has_llc:
         text += "\n\nNo λ̂ yet for this model: compute the trajectory with the controls on the left."
     return text

@@ -89,6 +89,7 @@ def test_shipped_trajectory_shows_instantly(models) -> None:
     assert len(at.get("plotly_chart")) == 2  # the linked panels and λ̂ vs GC
     assert len(at.get("download_button")) == 2  # CSV + Parquet of the table
     assert any("Regression" in md.value for md in at.markdown)
+    assert any("λ̂ = 7 ± 0.1, against Aoyagi's λ = 12" in md.value for md in at.markdown)
 
 
 def test_choosing_another_model_changes_the_numbers(models) -> None:
