@@ -1,0 +1,405 @@
+"""Split big runs: into memory-sized chain batches locally, or into shards over a Ray cluster.
+
+Why splitting is exact
+----------------------
+Every chain's random stream depends only on the run seed and its index *within its
+setting* (:mod:`lltools.rng`), never on which other chains share the batch, and chains never
+interact.  So a run split into chain batches — run one after another on this device, or as
+Ray tasks on other machines — and gathered back gives the *same* numbers as the one batched
+run (for the eager step: bit for bit; ``tests/test_distributed.py`` checks it).
+
+Local chunking
+--------------
+:func:`max_chains_that_fit` inverts the memory estimate of :func:`lltools.run.run_chunks`
+(:mod:`lltools.memory`) to the largest chain batch that fits the device's free memory
+(free CUDA memory, or a share of available host RAM), and :func:`run_batched` runs a
+:class:`~lltools.sgld.SGLDParams` batch in such pieces and concatenates the traces,
+announcing the batch size when it has to split (logger ``lltools``, and stderr).
+
+Ray (optional extra ``distributed = ["ray>=2.9"]``)
+---------------------------------------------------
+:func:`sweep_distributed` shards a γ × ε × nβ grid by settings, :func:`trajectory_distributed`
+shards a sample model's checkpoints; each shard is one Ray task that runs its part as a
+batched computation on its worker's device (CUDA when the task was given a GPU and the
+worker has one, else CPU) and returns host tensors; the driver gathers them into the same
+tidy DataFrame as :func:`lltools.sweeps.sweep` / :func:`lltools.trajectories.compute_trajectory`.
+See ``docs/distributed.md`` for pointing it at a real cluster.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from lltools import estimators, memory
+from lltools.run import MAX_POSITION_DIM, MAX_POSITION_VALUES, Trace, recorded_steps, run
+from lltools.sgld import SGLDParams
+from lltools.target import Target
+
+logger = logging.getLogger("lltools")
+
+TargetSpec = str | dict[str, Any] | Target
+
+
+# ---------------------------------------------------------------------------- local chunking
+def max_chains_that_fit(
+    target: Target,
+    num_recorded: int,
+    *,
+    device: torch.device | str | None = None,
+    record_positions: bool | None = None,
+    budget_bytes: int | None = None,
+) -> int:
+    """The largest number of chains whose sampling run fits the device's memory budget.
+
+    Inverts :func:`lltools.memory.sampling_bytes` as used by :func:`lltools.run.run_chunks`:
+    per chain, two (T,) trace rows, ~10 working (d,) vectors and the target's
+    ``bytes_per_chain`` (activations of a network); positions are capped at
+    ``MAX_POSITION_VALUES`` values in total.
+
+    Parameters
+    ----------
+    target : Target
+    num_recorded : int
+        Trace columns per chain (see :func:`lltools.run.recorded_steps`).
+    device : optional
+        Default: the target's device.
+    record_positions : bool, optional
+        Default as in ``run_chunks``: when d ≤ 16.
+    budget_bytes : int, optional
+        Override the budget (default :func:`lltools.memory.available_bytes`).
+
+    Returns
+    -------
+    int
+        At least 1 (a single chain that does not fit is left to ``run_chunks`` to refuse).
+    """
+    device = torch.device(device) if device is not None else target.device
+    itemsize = target.w_star.element_size()
+    if record_positions is None:
+        record_positions = target.dim <= MAX_POSITION_DIM
+    budget = memory.available_bytes(device) if budget_bytes is None else int(budget_bytes)
+    fixed = MAX_POSITION_VALUES * itemsize if record_positions else 0
+    per_chain = 2 * num_recorded * itemsize + 10 * target.dim * itemsize
+    per_chain += int(getattr(target, "bytes_per_chain", 0))
+    return max(1, int((budget - fixed) // max(per_chain, 1)))
+
+
+def announce(message: str, *, stream: Any = None) -> None:
+    """Log ``message`` on the ``lltools`` logger and print it to stderr (or ``stream``)."""
+    logger.info(message)
+    print(f"lltools: {message}", file=stream or sys.stderr, flush=True)
+
+
+def concat_traces(traces: Sequence[Trace]) -> Trace:
+    """Traces of disjoint chain batches of the same run, concatenated along the chains.
+
+    Positions are kept only when every part recorded them at the same steps (their
+    thinning depends on the batch size); ``meta`` is the first part's.
+    """
+    if not traces:
+        raise ValueError("nothing to concatenate")
+    if len(traces) == 1:
+        return traces[0]
+    first = traces[0]
+    for t in traces[1:]:
+        if not torch.equal(t.steps.cpu(), first.steps.cpu()) or t.num_burnin != first.num_burnin:
+            raise ValueError("traces to concatenate must record the same steps")
+
+    def cat(name: str) -> Tensor:
+        return torch.cat([getattr(t, name) for t in traces])
+
+    positions = position_steps = None
+    if all(t.positions is not None for t in traces) and all(
+        torch.equal(t.position_steps.cpu(), first.position_steps.cpu()) for t in traces  # type: ignore[union-attr]
+    ):
+        positions, position_steps = cat("positions"), first.position_steps
+    return Trace(
+        loss=cat("loss"),
+        acceptance=cat("acceptance"),
+        steps=first.steps,
+        loss_init=cat("loss_init"),
+        diverged_at=cat("diverged_at"),
+        params=SGLDParams(*(torch.cat([t.params[i] for t in traces]) for i in range(3))),
+        chain_index=cat("chain_index"),
+        setting_index=cat("setting_index"),
+        num_burnin=first.num_burnin,
+        num_steps_total=first.num_steps_total,
+        positions=positions,
+        position_steps=position_steps,
+        complete=all(t.complete for t in traces),
+        meta=dict(first.meta),
+    )
+
+
+def run_batched(
+    target: Target,
+    params: SGLDParams,
+    *,
+    num_draws: int,
+    num_burnin: int = 0,
+    thinning: int = 1,
+    chain_index: Tensor | None = None,
+    setting_index: Tensor | None = None,
+    centre: Tensor | None = None,
+    max_chains: int | None = None,
+    quiet: bool = False,
+    **run_kwargs: Any,
+) -> Trace:
+    """:func:`lltools.run.run` in chain batches that fit memory; the same trace as one run.
+
+    ``max_chains`` defaults to :func:`max_chains_that_fit`.  When the run has to be split
+    the batch size is announced (see :func:`announce`) unless ``quiet``.  Extra keyword
+    arguments go to :func:`lltools.run.run` (``seed``, ``fused``, ...).
+    """
+    num_chains = params.num_chains
+    num_recorded = int(recorded_steps(num_burnin, num_draws, thinning).numel())
+    if max_chains is None:
+        max_chains = max_chains_that_fit(target, num_recorded,
+                                         record_positions=run_kwargs.get("record_positions"))
+    if chain_index is None:
+        chain_index = torch.arange(num_chains)
+    if setting_index is None:
+        setting_index = torch.zeros(num_chains, dtype=torch.int64)
+    common = {"num_draws": num_draws, "num_burnin": num_burnin, "thinning": thinning, **run_kwargs}
+    if num_chains <= max_chains:
+        return run(target, params, chain_index=chain_index, setting_index=setting_index, centre=centre,
+                   **common)
+    batches = math.ceil(num_chains / max_chains)
+    if not quiet:
+        announce(f"{num_chains:,} chains do not fit {target.device} memory at once; running "
+                 f"{batches} batches of at most {max_chains:,} chains (same results as one batch)")
+    parts = []
+    for start in range(0, num_chains, max_chains):
+        sl = slice(start, min(start + max_chains, num_chains))
+        part_centre = centre[sl] if centre is not None and centre.ndim == 2 else centre
+        trace = run(target, SGLDParams(*(p[sl] for p in params)), chain_index=chain_index[sl],
+                    setting_index=setting_index[sl], centre=part_centre, **common)
+        parts.append(trace)
+    return concat_traces(parts)
+
+
+# ---------------------------------------------------------------------------- targets
+def resolve_target(spec: TargetSpec) -> Target:
+    """A :class:`Target` from a spec: a potential expression or built-in name (str), a run
+    store spec dict (``{"kind": "potential", "spec": ...}`` or ``{"kind": "model", "path":
+    ..., "checkpoint": ...}``, see :func:`lltools.store.target_spec`), or a Target itself."""
+    if isinstance(spec, Target):
+        return spec
+    if isinstance(spec, str):
+        from lltools.potentials import potential_target
+
+        return potential_target(spec)
+    if isinstance(spec, dict):
+        from lltools.store import build_target
+
+        return build_target(spec)
+    raise TypeError(f"cannot build a target from {type(spec).__name__}")
+
+
+def _shard_ranges(count: int, shards: int) -> list[range]:
+    """``count`` items in ``shards`` contiguous, nearly equal ranges (no empty ones)."""
+    shards = max(1, min(shards, count))
+    edges = np.linspace(0, count, shards + 1).round().astype(int)
+    return [range(int(a), int(b)) for a, b in itertools.pairwise(edges) if b > a]
+
+
+# ---------------------------------------------------------------------------- shard bodies
+def _worker_device(device: str | torch.device | None) -> torch.device:
+    from lltools.devices import resolve_device
+
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return resolve_device(device)
+
+
+def sweep_shard(
+    target_spec: TargetSpec,
+    settings: pd.DataFrame,
+    *,
+    chains: int,
+    draws: int,
+    burnin: int,
+    thinning: int = 1,
+    batch_size: int | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    max_chains: int | None = None,
+    **run_kwargs: Any,
+) -> Trace:
+    """Run some rows of a sweep's settings frame (with their global ``setting`` numbers) as
+    one batched computation on this machine; the host trace (what a Ray task returns)."""
+    from lltools.api import prepare_target
+    from lltools.sweeps import expand_grid
+
+    target = prepare_target(resolve_target(target_spec), batch_size=batch_size,
+                            device=_worker_device(device), dtype=dtype)
+    params, chain_index, _ = expand_grid(settings, chains, device=target.device, dtype=target.dtype)
+    setting_numbers = torch.tensor(settings["setting"].to_list(), dtype=torch.int64)
+    setting_index = setting_numbers.repeat_interleave(chains)
+    trace = run_batched(target, params, num_draws=draws, num_burnin=burnin, thinning=thinning, seed=seed,
+                        chain_index=chain_index, setting_index=setting_index, max_chains=max_chains,
+                        **run_kwargs)
+    return trace.cpu()
+
+
+def trajectory_shard(model_dir: str | Path, checkpoints: Sequence[int], **kwargs: Any) -> pd.DataFrame:
+    """:func:`lltools.trajectories.compute_trajectory` for some checkpoints (global indices)."""
+    from lltools.trajectories import compute_trajectory
+
+    if kwargs.get("device") in (None, "auto"):
+        kwargs["device"] = _worker_device(None)
+    table = compute_trajectory(model_dir, checkpoints=list(checkpoints), **kwargs)
+    table["checkpoint_index"] = [int(checkpoints[i]) for i in table["checkpoint_index"]]
+    return table
+
+
+# ---------------------------------------------------------------------------- Ray
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:  # pragma: no cover - exercised when ray is absent
+        raise ImportError("Ray is not installed: pip install 'lltools[distributed]'") from exc
+    return ray
+
+
+def connect(address: str | None = None, **init_kwargs: Any) -> Any:
+    """Connect to (or start) Ray once: ``address`` "auto" (a running cluster, e.g. after
+    ``ray start --head``), "ray://host:10001" (Ray Client), a "host:port" GCS address, or
+    None / "local" for a local instance.  Returns the ``ray`` module."""
+    ray = _ray()
+    if not ray.is_initialized():
+        if address in (None, "", "local"):
+            ray.init(**init_kwargs)
+        else:
+            ray.init(address=address, **init_kwargs)
+    return ray
+
+
+def _default_shards(ray: Any, gpus_per_task: float) -> int:
+    resources = ray.cluster_resources()
+    if gpus_per_task > 0:
+        return max(1, int(resources.get("GPU", 0) // gpus_per_task))
+    return max(1, int(resources.get("CPU", 1)))
+
+
+def _gpus_per_task(device: str | torch.device | None, num_gpus: float | None) -> float:
+    if num_gpus is not None:
+        return float(num_gpus)
+    return 1.0 if device is not None and torch.device(str(device)).type == "cuda" else 0.0
+
+
+def sweep_distributed(
+    target_spec: TargetSpec,
+    *,
+    epsilon: Sequence[float],
+    gamma: Sequence[float],
+    nbeta: Sequence[float],
+    chains: int = 4,
+    draws: int = 1000,
+    burnin: int = 200,
+    thinning: int = 1,
+    batch_size: int | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    address: str | None = None,
+    num_shards: int | None = None,
+    num_cpus: float = 1,
+    num_gpus: float | None = None,
+    max_chains: int | None = None,
+    **run_kwargs: Any,
+) -> Any:
+    """A γ × ε × nβ sweep sharded by settings over a Ray cluster; the same
+    :class:`~lltools.sweeps.SweepResult` (table and trace) as :func:`lltools.sweeps.sweep`.
+
+    Parameters
+    ----------
+    target_spec : str, dict or Target
+        See :func:`resolve_target`.  Specs (a potential expression, or a ``{"kind": "model",
+        "path": ...}`` dict whose path every worker can read) travel better than objects.
+    epsilon, gamma, nbeta, chains, draws, burnin, thinning, batch_size, seed, dtype
+        As for :func:`lltools.sweeps.sweep`.
+    device : optional
+        Each worker's device: None/"auto" = its GPU if the task has one, else CPU.
+        "cuda" also reserves one GPU per task (unless ``num_gpus`` says otherwise).
+    address : str, optional
+        Ray address (see :func:`connect`); None starts/uses a local instance.
+    num_shards : int, optional
+        Number of tasks (default: the cluster's CPUs, or GPUs when tasks take GPUs; never
+        more than the number of settings).
+    num_cpus, num_gpus : float
+        Ray resources per task.
+    max_chains : int, optional
+        Chain-batch limit inside each task (default: what fits the worker's memory).
+    **run_kwargs
+        Passed to :func:`lltools.run.run` in each task (e.g. ``fused=True``).
+    """
+    from lltools.api import _validate_counts
+    from lltools.sweeps import SweepResult, grid
+
+    settings = grid(epsilon, gamma, nbeta)
+    _validate_counts(chains * len(settings), draws, burnin, thinning)
+    ray = connect(address)
+    gpus = _gpus_per_task(device, num_gpus)
+    shards = _shard_ranges(len(settings), num_shards or _default_shards(ray, gpus))
+    task = ray.remote(num_cpus=num_cpus, num_gpus=gpus)(sweep_shard)
+    kwargs = {"chains": chains, "draws": draws, "burnin": burnin, "thinning": thinning,
+              "batch_size": batch_size, "seed": seed, "device": device, "dtype": dtype,
+              "max_chains": max_chains, **run_kwargs}
+    spec_ref = ray.put(target_spec)
+    futures = [task.remote(spec_ref, settings.iloc[list(r)].reset_index(drop=True), **kwargs) for r in shards]
+    traces = ray.get(futures)
+    trace = concat_traces(traces)
+    table = estimators.llc_by_setting(trace)
+    trace.meta["shards"] = len(shards)
+    return SweepResult(settings=settings, table=table, trace=trace)
+
+
+def trajectory_distributed(
+    model_dir: str | Path,
+    *,
+    address: str | None = None,
+    num_shards: int | None = None,
+    num_cpus: float = 1,
+    num_gpus: float | None = None,
+    **kwargs: Any,
+) -> pd.DataFrame:
+    """:func:`lltools.trajectories.compute_trajectory` sharded by checkpoints over Ray.
+
+    Each task computes the rows of its checkpoints (``compute_trajectory(...,
+    checkpoints=...)``); the driver concatenates them in checkpoint order and recomputes the
+    run-level grokking severity ``gsm`` over all rows — the same table as a local run.
+    ``model_dir`` must be readable at the same path on every worker.  Other keyword
+    arguments are those of ``compute_trajectory`` (``draws``, ``chains``, ``seed``,
+    ``device``, ...).
+    """
+    from lltools.models import list_checkpoints
+    from lltools.trajectories import grokking_severity_of
+
+    model_dir = Path(model_dir).resolve()
+    count = len(list_checkpoints(model_dir))
+    if count == 0:
+        raise ValueError(f"no checkpoints found in {model_dir}")
+    ray = connect(address)
+    gpus = _gpus_per_task(kwargs.get("device"), num_gpus)
+    shards = _shard_ranges(count, num_shards or _default_shards(ray, gpus))
+    task = ray.remote(num_cpus=num_cpus, num_gpus=gpus)(trajectory_shard)
+    tables = ray.get([task.remote(str(model_dir), list(r), **kwargs) for r in shards])
+    result = pd.concat(tables, ignore_index=True).sort_values("checkpoint_index").reset_index(drop=True)
+    if "gsm" in result.columns:
+        result["gsm"] = grokking_severity_of(result)
+    result.attrs = dict(tables[0].attrs)
+    result.attrs["shards"] = len(shards)
+    return result
