@@ -294,10 +294,14 @@ def _default_shards(ray: Any, gpus_per_task: float) -> int:
     return max(1, int(resources.get("CPU", 1)))
 
 
-def _gpus_per_task(device: str | torch.device | None, num_gpus: float | None) -> float:
+def _gpus_per_task(ray: Any, device: str | torch.device | None, num_gpus: float | None) -> float:
+    """GPUs each task reserves: ``num_gpus`` if given; 1 for device "cuda"; 0 for "cpu";
+    for None/"auto", 1 when the cluster has GPUs (so each shard runs on its worker's GPU)."""
     if num_gpus is not None:
         return float(num_gpus)
-    return 1.0 if device is not None and torch.device(str(device)).type == "cuda" else 0.0
+    if device is None or str(device) == "auto":
+        return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+    return 1.0 if torch.device(str(device)).type == "cuda" else 0.0
 
 
 def sweep_distributed(
@@ -332,8 +336,9 @@ def sweep_distributed(
     epsilon, gamma, nbeta, chains, draws, burnin, thinning, batch_size, seed, dtype
         As for :func:`lltools.sweeps.sweep`.
     device : optional
-        Each worker's device: None/"auto" = its GPU if the task has one, else CPU.
-        "cuda" also reserves one GPU per task (unless ``num_gpus`` says otherwise).
+        Each worker's device: None/"auto" = its GPU if the task has one, else CPU (tasks
+        reserve one GPU each when the cluster has GPUs); "cuda" reserves one GPU per task,
+        "cpu" none (``num_gpus`` overrides).
     address : str, optional
         Ray address (see :func:`connect`); None starts/uses a local instance.
     num_shards : int, optional
@@ -352,7 +357,7 @@ def sweep_distributed(
     settings = grid(epsilon, gamma, nbeta)
     _validate_counts(chains * len(settings), draws, burnin, thinning)
     ray = connect(address)
-    gpus = _gpus_per_task(device, num_gpus)
+    gpus = _gpus_per_task(ray, device, num_gpus)
     shards = _shard_ranges(len(settings), num_shards or _default_shards(ray, gpus))
     task = ray.remote(num_cpus=num_cpus, num_gpus=gpus)(sweep_shard)
     kwargs = {"chains": chains, "draws": draws, "burnin": burnin, "thinning": thinning,
@@ -393,7 +398,7 @@ def trajectory_distributed(
     if count == 0:
         raise ValueError(f"no checkpoints found in {model_dir}")
     ray = connect(address)
-    gpus = _gpus_per_task(kwargs.get("device"), num_gpus)
+    gpus = _gpus_per_task(ray, kwargs.get("device"), num_gpus)
     shards = _shard_ranges(count, num_shards or _default_shards(ray, gpus))
     task = ray.remote(num_cpus=num_cpus, num_gpus=gpus)(trajectory_shard)
     tables = ray.get([task.remote(str(model_dir), list(r), **kwargs) for r in shards])
