@@ -122,6 +122,18 @@ TRACE_POINTS_JS = """() => {
 }"""
 
 
+#: True once the live running-λ̂ chart has a few draws per chain (or the run is over).
+RUNNING_LLC_SHOWN_JS = """() => {
+    if (document.body.innerText.includes('λ̂ (estimate)')) return true;
+    const plots = [...document.querySelectorAll('.js-plotly-plot')];
+    const run = plots.find(p => p.layout && p.layout.title && p.layout.title.text &&
+                                p.layout.title.text.startsWith('Running'));
+    if (!run || !run._fullData) return false;
+    return run._fullData.filter(t => t.meta && t.meta.role === 'chain')
+                        .reduce((s, t) => s + (t._length || 0), 0) >= 8 * 150;
+}"""
+
+
 def wait_idle(pg, timeout_ms: int = RUN_TIMEOUT_MS) -> None:
     pg.wait_for_timeout(300)
     pg.wait_for_function(RUNNING_JS, timeout=timeout_ms)
@@ -198,6 +210,9 @@ def test_networks_live_run_and_bad_upload(page, server: str) -> None:
             break
         later = max(later, pg.evaluate(TRACE_POINTS_JS))
     assert later > first > 0, f"the live loss traces did not grow ({first} -> {later} points)"
+    # For the screenshot: wait (best effort) until the running λ̂ has draws to show.
+    with contextlib.suppress(sync_api.TimeoutError):
+        pg.wait_for_function(RUNNING_LLC_SHOWN_JS, timeout=150_000)
     shot(pg, "networks_live")
 
     pg.get_by_text("λ̂ (estimate)").first.wait_for(timeout=RUN_TIMEOUT_MS)
