@@ -166,6 +166,8 @@ def assert_live_progress(pg, *, finishing_counts: bool = False) -> None:
         pg.wait_for_timeout(100)
         later = progress_steps(pg) or later
         if pg.locator('[data-testid="stProgress"]').count() == 0:
+            if finishing_counts and first > 0:
+                return
             break
     assert later > first > 0, f"the live progress did not advance ({first} -> {later})"
 
