@@ -170,10 +170,11 @@ def numbers() -> st.SearchStrategy[str]:
     )
 
 
-def counts(lo: int, hi: int, ceiling: int) -> st.SearchStrategy[str]:
-    """Count values that are tiny and valid, or clearly invalid (never valid and large)."""
+def counts(lo: int, hi: int, ceiling: int, valid_weight: int = 1) -> st.SearchStrategy[str]:
+    """Count values that are tiny and valid (``valid_weight`` of 4 + ``valid_weight`` branches),
+    or clearly invalid (never valid and large)."""
     return st.one_of(
-        st.integers(lo, hi).map(str),
+        *[st.integers(lo, hi).map(str) for _ in range(valid_weight)],  # distinct objects: not merged
         st.integers(-(10**40), lo - 1).map(str),
         st.integers(ceiling + 1, 10**40).map(str),
         st.sampled_from(EDGE_COUNTS),
@@ -286,25 +287,41 @@ def test_fuzz_expressions_through_the_cli(expr: str, dims: list[str]) -> None:
 
 
 def float_lists() -> st.SearchStrategy[str]:
-    item = st.one_of(numbers(), st.floats(min_value=1e-5, max_value=1e-2).map(repr))
+    item = st.one_of(numbers(), *[st.floats(min_value=1e-5, max_value=1e-2).map(repr) for _ in range(3)])
     odd = st.sampled_from([",", ",,", " , ", "1e-3,", ",1e-3"])
     return st.one_of(st.lists(item, max_size=4).map(",".join), odd)
 
 
 @st.composite
 def sweep_options(draw: st.DrawFn) -> list[str]:
-    argv = ["sweep", "--potential", draw(st.sampled_from([*CHEAP_POTENTIALS, "", "x**"]))]
+    """Half the cases fuzz everything (almost all refused); the other half fuzz ONE grid list
+    and keep the rest well-formed and tiny, so accepted grids are exercised too."""
+    hostile = draw(st.booleans())
+    grid_list = float_lists()
+    tidy = st.floats(min_value=1e-4, max_value=1e-2).map(repr)
+    tidy_list = st.lists(tidy, min_size=1, max_size=3).map(",".join)
+    fuzzed = draw(st.sampled_from(["--nbeta", "--gamma", "--epsilon"]))
+    potentials = [*CHEAP_POTENTIALS, "", "x**"] if hostile else CHEAP_POTENTIALS
+    argv = ["sweep", "--potential", draw(st.sampled_from(potentials))]
     for name in ("--nbeta", "--gamma", "--epsilon"):
+        if hostile or name == fuzzed:
+            if draw(st.booleans()) or not hostile:
+                argv += [name, draw(grid_list)]
+        elif draw(st.booleans()):
+            argv += [name, draw(tidy_list)]
+    if hostile:
+        argv += ["--chains", draw(counts(1, 2, MAX_CHAINS)), "--draws", draw(counts(2, 3, MAX_STEPS)),
+                 "--burnin", draw(counts(0, 2, MAX_STEPS))]
+        argv += ["--out", draw(safe_names([".csv", ".parquet", ".pq", ".xlsx", ""]))]
         if draw(st.booleans()):
-            argv += [name, draw(float_lists())]
-    argv += ["--chains", draw(counts(1, 2, MAX_CHAINS)), "--draws", draw(counts(2, 3, MAX_STEPS)),
-             "--burnin", draw(counts(0, 2, MAX_STEPS))]
-    argv += ["--out", draw(safe_names([".csv", ".parquet", ".pq", ".xlsx", ""]))]
-    if draw(st.booleans()):
-        argv += [draw(st.sampled_from(["--seed", "--device", "--dtype", "--batch-size"])), draw(numbers())]
+            option = draw(st.sampled_from(["--seed", "--device", "--dtype", "--batch-size"]))
+            argv += [option, draw(numbers())]
+    else:
+        argv += ["--chains", draw(st.sampled_from(["1", "2"])), "--draws", "2", "--burnin", "1",
+                 "--out", draw(st.sampled_from(["sweep.csv", "sweep.parquet", "sweep.pq"]))]
     if draw(st.integers(0, 4)) == 0:
-        argv += ["--save", "--store", draw(st.sampled_from(["store", "/nonexistent/store", "\x00"]))]
-    return [*argv, "--no-progress"]
+        argv += ["--save", "--store", draw(st.sampled_from(["store", "store", "/nonexistent/store", "\x00"]))]
+    return [*argv, "--no-progress", "--device", "cpu"]
 
 
 @given(argv=sweep_options())
