@@ -43,7 +43,15 @@ def available_bytes(device: torch.device | str) -> int:
         return int(free * BUDGET_FRACTION)
     override = os.environ.get("LLTOOLS_MEMORY_LIMIT_BYTES")
     if override:
-        return int(float(override))
+        try:
+            limit = float(override)
+        except ValueError:
+            limit = float("nan")
+        if not (0 < limit < 2**62):
+            raise ValueError(
+                f"LLTOOLS_MEMORY_LIMIT_BYTES must be a positive number of bytes, got {override!r}"
+            )
+        return int(limit)
     return int(_host_available_bytes() * BUDGET_FRACTION)
 
 

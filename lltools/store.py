@@ -1022,7 +1022,13 @@ class RecordedStream:
 
     def _finish(self, writer: RunWriter, last: Any) -> None:
         self.result = self.summarize(last) if self.summarize is not None else None
-        writer.finish(result_dict(self.result))
+        summary = result_dict(self.result)
+        if isinstance(self.result, pd.DataFrame) and last is not None:
+            # A sweep's result is a bare table: keep its plain-language diagnostics too.
+            from lltools.diagnostics import warnings_for
+
+            summary = {**(summary or {}), "warnings": warnings_for(_trace_of(last).cpu())}
+        writer.finish(summary)
 
     @staticmethod
     def _describe(writer: RunWriter, item: Any) -> None:

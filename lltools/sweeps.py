@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from lltools import estimators
-from lltools.api import _validate_counts, prepare_target
+from lltools.api import _validate_counts, check_memory, prepare_target
 from lltools.run import Trace, last_item, run_chunks
 from lltools.sgld import SGLDParams, make_params
 from lltools.target import Target
@@ -88,6 +88,7 @@ def sweep_stream(
     settings = grid(epsilon, gamma, nbeta)
     _validate_counts(chains * len(settings), draws, burnin, thinning)
     placed = prepare_target(target, batch_size=batch_size, device=device, dtype=dtype)
+    check_memory(placed, chains * len(settings), draws, burnin, thinning)
     params, chain_index, setting_index = expand_grid(
         settings, chains, device=placed.device, dtype=placed.dtype
     )

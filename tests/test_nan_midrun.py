@@ -192,12 +192,6 @@ def test_sweep_reports_the_diverging_setting_and_keeps_the_other(tmp_path: Path)
     assert np.isfinite(healthy["loss"].to_numpy()).all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="record_stream stores warnings only from results with a 'warnings' field; a sweep's "
-    "summary is a bare table, so a recorded sweep's manifest has warnings == [] even when chains "
-    "diverged (fix in lltools/store.py: add diagnostics.warnings_for(trace) for sweeps)",
-)
 def test_recorded_sweep_lists_the_divergence_in_its_warnings(tmp_path: Path) -> None:
     _, recorder, store = run_singular_sweep(tmp_path)
     warnings = store.load_run(recorder.run_id).manifest.get("warnings", [])

@@ -214,12 +214,6 @@ def test_sweep_over_a_small_limit_is_refused(potential: Any, small_limit: int) -
     check_message(message, at_least=trace_bytes(1200, 1000), limit=small_limit)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sweeps.sweep_stream builds the per-chain ε/γ/nβ tensors "
-    "(expand_grid) and run_chunks the step index before the memory check; "
-    "fix: call api.check_memory(placed, chains * len(settings), ...) before expand_grid",
-)
 def test_absurd_sweep_is_refused_before_allocation(potential: Any, host_limit: None) -> None:
     message, growth, seconds = refused(
         lambda: sweep(
