@@ -106,27 +106,44 @@ def format_summary(result: Any) -> str:
     return "\n".join(lines)
 
 
+# Options shared by several commands: declared once.
+PotentialOpt = Annotated[str | None, typer.Option(help="Built-in name or expression in x, y (or w1..wd).")]
+ModelOpt = Annotated[Path | None, typer.Option(help="A sample model folder (sample_models/<name>).")]
+CheckpointOpt = Annotated[Path | None, typer.Option(help="Checkpoint file for --model (safetensors).")]
+DrawsOpt = Annotated[int | None, typer.Option(help="Draws after burn-in.")]
+BurninOpt = Annotated[int | None, typer.Option(help="Burn-in steps.")]
+BatchSizeOpt = Annotated[int | None, typer.Option(help="Minibatch size for models.")]
+SeedOpt = Annotated[int, typer.Option(help="Random seed.")]
+DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda or auto.")]
+DtypeOpt = Annotated[str, typer.Option(help="float32 or float64.")]
+ProgressOpt = Annotated[bool, typer.Option(help="Show a progress bar on stderr.")]
+SaveOpt = Annotated[bool, typer.Option("--save", help="Record the run in the run store (see `lltools runs`).")]
+StoreOpt = Annotated[Path | None, typer.Option("--store", help="Run store directory (default $LLTOOLS_HOME or ~/.lltools).")]
+GammaOpt = Annotated[float | None, typer.Option(help="Localisation strength γ.")]
+EpsilonOpt = Annotated[float | None, typer.Option(help="Step size ε.")]
+
+
 @app.command()
 def estimate(
-    potential: Annotated[str | None, typer.Option(help="Built-in name or expression in x, y (or w1..wd).")] = None,
-    model: Annotated[Path | None, typer.Option(help="A sample model folder (sample_models/<name>).")] = None,
-    checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint file for --model (safetensors).")] = None,
+    potential: PotentialOpt = None,
+    model: ModelOpt = None,
+    checkpoint: CheckpointOpt = None,
     nbeta: Annotated[float | None, typer.Option(help="Inverse temperature nβ (default n/log n for models).")] = None,
-    gamma: Annotated[float | None, typer.Option(help="Localisation strength γ.")] = None,
-    epsilon: Annotated[float | None, typer.Option(help="Step size ε.")] = None,
+    gamma: GammaOpt = None,
+    epsilon: EpsilonOpt = None,
     chains: Annotated[int | None, typer.Option(help="Number of chains.")] = None,
-    draws: Annotated[int | None, typer.Option(help="Draws after burn-in.")] = None,
-    burnin: Annotated[int | None, typer.Option(help="Burn-in steps.")] = None,
+    draws: DrawsOpt = None,
+    burnin: BurninOpt = None,
     thinning: Annotated[int, typer.Option(help="Record every k-th step.")] = 1,
-    batch_size: Annotated[int | None, typer.Option(help="Minibatch size for models.")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
-    dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
+    batch_size: BatchSizeOpt = None,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "float32",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     trace_out: Annotated[Path | None, typer.Option("--trace-out", help="Write per-step traces (.csv/.parquet).")] = None,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
-    save: Annotated[bool, typer.Option("--save", help="Record the run in the run store (see `lltools runs`).")] = False,
-    store: Annotated[Path | None, typer.Option("--store", help="Run store directory (default $LLTOOLS_HOME or ~/.lltools).")] = None,
+    progress: ProgressOpt = True,
+    save: SaveOpt = False,
+    store: StoreOpt = None,
 ) -> None:
     """Estimate λ̂ at w* for a potential or a sample model."""
     from lltools.api import estimate_stream, summarize
@@ -196,23 +213,23 @@ def write_table(frame: Any, path: Path) -> None:
 
 @app.command()
 def sweep(
-    potential: Annotated[str | None, typer.Option(help="Built-in name or expression.")] = None,
-    model: Annotated[Path | None, typer.Option(help="A sample model folder.")] = None,
-    checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint for --model.")] = None,
+    potential: PotentialOpt = None,
+    model: ModelOpt = None,
+    checkpoint: CheckpointOpt = None,
     nbeta: Annotated[str | None, typer.Option(help="Comma-separated nβ values.")] = None,
     gamma: Annotated[str | None, typer.Option(help="Comma-separated γ values.")] = None,
     epsilon: Annotated[str | None, typer.Option(help="Comma-separated ε values.")] = None,
     chains: Annotated[int | None, typer.Option(help="Chains per setting.")] = None,
-    draws: Annotated[int | None, typer.Option(help="Draws after burn-in.")] = None,
-    burnin: Annotated[int | None, typer.Option(help="Burn-in steps.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Minibatch size for models.")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
-    dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
+    draws: DrawsOpt = None,
+    burnin: BurninOpt = None,
+    batch_size: BatchSizeOpt = None,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "float32",
     out: Annotated[Path, typer.Option(help="Output table (.csv or .parquet), one row per setting.")] = Path("sweep.csv"),
-    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
-    save: Annotated[bool, typer.Option("--save", help="Record the run in the run store (see `lltools runs`).")] = False,
-    store: Annotated[Path | None, typer.Option("--store", help="Run store directory (default $LLTOOLS_HOME or ~/.lltools).")] = None,
+    progress: ProgressOpt = True,
+    save: SaveOpt = False,
+    store: StoreOpt = None,
 ) -> None:
     """Run a grid over ε × γ × nβ as one batched computation; write one row per setting."""
     from lltools import estimators
@@ -271,16 +288,16 @@ def trajectory(
     model_dir: Annotated[Path, typer.Argument(help="A sample model folder with checkpoints/ and metrics.csv.")],
     out: Annotated[Path, typer.Option(help="Output table (.parquet or .csv), one row per checkpoint.")] = Path("trajectory.parquet"),
     nbeta: Annotated[float | None, typer.Option(help="Inverse temperature nβ (default: model card, else n/log n).")] = None,
-    gamma: Annotated[float | None, typer.Option(help="Localisation strength γ.")] = None,
-    epsilon: Annotated[float | None, typer.Option(help="Step size ε.")] = None,
+    gamma: GammaOpt = None,
+    epsilon: EpsilonOpt = None,
     chains: Annotated[int | None, typer.Option(help="Chains per checkpoint.")] = None,
-    draws: Annotated[int | None, typer.Option(help="Draws after burn-in.")] = None,
-    burnin: Annotated[int | None, typer.Option(help="Burn-in steps.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Minibatch size.")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
-    dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
-    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+    draws: DrawsOpt = None,
+    burnin: BurninOpt = None,
+    batch_size: BatchSizeOpt = None,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "float32",
+    progress: ProgressOpt = True,
 ) -> None:
     """λ̂ at every checkpoint of a sample model, joined with the training logs."""
     from lltools.trajectories import trajectory_stream
