@@ -222,7 +222,7 @@ def test_networks_live_run_and_bad_upload(page, server: str) -> None:
     assert 0 < lam < 54  # degenerate: well below d/2
     assert pg.get_by_text("Diagnostics", exact=True).count() == 1
     assert pg.locator(".js-plotly-plot").count() >= 4
-    shot(pg, "networks")
+    shot(pg, "networks_result")
 
     # Garbage bytes uploaded as weights: a clear error, never a traceback.
     main_area(pg).get_by_text("upload weights", exact=True).click()
@@ -262,7 +262,8 @@ def test_trajectories_shipped_and_recomputed(page, server: str) -> None:
     open_page(pg, f"{server}/trajectories", "Training trajectories")
     no_exception(pg)
     assert metric_value(pg, "GSM") == "0.304"
-    assert pg.locator(".js-plotly-plot").count() >= 1
+    pg.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    wait_idle(pg)
     shipped = (ROOT / "sample_models" / "modular_addition" / "trajectory.parquet").exists()
     if shipped:
         _number(metric_value(pg, "peak λ̂"))  # λ̂ shows at once from the shipped table
@@ -281,7 +282,7 @@ def test_trajectories_shipped_and_recomputed(page, server: str) -> None:
     wait_idle(pg)
     no_exception(pg)
     _number(metric_value(pg, "final λ̂"))
-    assert pg.locator(".js-plotly-plot").count() >= 2
+    pg.locator(".js-plotly-plot").nth(1).wait_for(timeout=60_000)
     shot(pg, "trajectories_recomputed")
 
     # Log / linear step axis.
