@@ -492,6 +492,8 @@ def pick_model(cards: list[dict[str, Any]], running: bool) -> Selection:
 
 
 def sampler_controls(running: bool, n: int | None) -> str | None:
+    if n and int(st.session_state.get(K_BATCH, 0)) > int(n):
+        st.session_state[K_BATCH] = 0  # settings carried over from a larger model: full batch
     c1, c2 = st.columns(2)
     c1.number_input(
         "nβ (inverse temp.)",

@@ -287,6 +287,9 @@ def controls(cards: list[dict[str, Any]], running: bool) -> str:
     st.toggle("Log step axis", key=K_LOGX, help="Log scale for the training step (plots step + 1).")
     path = str(st.session_state[K_MODEL])
     card = card_of(path)
+    n = int(card.get("n") or 0)
+    if n and int(st.session_state.get(K_BATCH, 0)) > n:
+        st.session_state[K_BATCH] = 0  # settings carried over from a larger model: full batch
     with st.expander("Recompute with my settings", expanded=running, icon=":material/tune:"):
         c1, c2 = st.columns(2)
         c1.number_input(

@@ -128,3 +128,14 @@ def test_quadratic_network_shows_the_paper_value_and_offers_rank() -> None:
     assert m["paper λ"] == "2176"  # K(d+p−1)/2 = 64·68/2
     assert m["rank(J)/2"] == "n/a"
     assert at.button(key="networks.rank").label.startswith("Compute rank(J)/2")
+
+
+def test_settings_carried_over_from_another_page_never_crash() -> None:
+    # E.g. "use these settings on the Networks page" from Sensitivity: model switched by state,
+    # without the selectbox callback, while the batch size still belongs to a bigger model.
+    at = page("networks")
+    at.session_state["networks.model"] = MODULAR  # n = 212
+    at.session_state["networks.batch"] = 256
+    at.run()
+    assert_healthy(at)
+    assert at.session_state["networks.batch"] == 0
