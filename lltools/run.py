@@ -127,7 +127,8 @@ def recorded_steps(num_burnin: int, num_draws: int, thinning: int) -> Tensor:
     ending with ``num_draws`` columns after burn-in."""
     total = num_burnin + num_draws * thinning
     first_draw = num_burnin + thinning - 1
-    burn = torch.arange(thinning - 1, num_burnin, thinning)
+    # (torch.arange refuses start > end, e.g. thinning 5 with fewer than 4 burn-in steps.)
+    burn = torch.arange(thinning - 1, max(num_burnin, thinning - 1), thinning)
     draws = torch.arange(first_draw, total, thinning)
     return torch.cat((burn, draws))
 

@@ -145,3 +145,15 @@ def test_resolve_target_specs() -> None:
     assert distributed.resolve_target(target) is target
     with pytest.raises(TypeError):
         distributed.resolve_target(3)  # type: ignore[arg-type]
+
+
+def test_run_batched_with_thinning_and_short_burn_in() -> None:
+    """Thinning larger than the burn-in (e.g. 5 with none, as for 10⁶-chain benchmarks) used
+    to make ``recorded_steps`` raise; batches and one run still agree."""
+    target = potential_target("x**2 + y**2")
+    params = make_params(1e-3, 1.0, 10.0, 10)
+    whole = run(target, params, num_draws=4, num_burnin=0, thinning=5)
+    assert whole.steps.tolist() == [4, 9, 14, 19]
+    split = distributed.run_batched(target, params, num_draws=4, num_burnin=0, thinning=5, max_chains=3,
+                                    quiet=True)
+    _same_trace(whole, split)
