@@ -15,7 +15,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # pragma: no cover
     sys.path.insert(0, str(ROOT))
 
+import torch  # noqa: E402
+
 from dashboard import common as ui  # noqa: E402
+from lltools.devices import server_thread_count  # noqa: E402
+
+torch.set_num_threads(server_thread_count())
 
 VIEWS = Path(__file__).resolve().parent / "views"
 

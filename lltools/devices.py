@@ -48,3 +48,20 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def server_thread_count(cpu_count: int | None = None) -> int:
+    """Intra-op torch threads for a multi-session server (the dashboard).
+
+    Sessions already run in parallel, so each computation gets a share of the cores: one
+    thread on small machines (2 cores), a quarter of the cores on larger ones.  Over-
+    subscribed OpenMP threads made small-network sampling ~25× slower on a loaded 2-core
+    machine.  ``LLTOOLS_TORCH_THREADS`` overrides.
+    """
+    import os
+
+    override = os.environ.get("LLTOOLS_TORCH_THREADS")
+    if override and override.isdigit() and int(override) > 0:
+        return int(override)
+    cores = cpu_count or os.cpu_count() or 1
+    return max(1, cores // 4)

@@ -737,7 +737,8 @@ def jacobian_rank_llc(
     chunks of outputs, falling back to ``torch.autograd.functional.jacobian``.
 
     The rank counts singular values σ_i > rtol·σ_max, with the default
-    rtol = max(n_outputs, d)·ε_machine (NumPy's ``matrix_rank`` convention, ε of J's dtype).
+    rtol = max(n_outputs, d)·ε_machine (NumPy's ``matrix_rank`` convention, with ε of the
+    target's own weights' dtype, so float32 rounding of stored weights is not counted).
 
     Raises
     ------
@@ -763,7 +764,10 @@ def jacobian_rank_llc(
         )
     jac = _jacobian(lambda v: t64.outputs(v).reshape(-1), w, n_out)
     sv = torch.linalg.svdvals(jac).cpu().numpy() if jac.numel() else np.zeros(0)
-    eps = float(torch.finfo(jac.dtype).eps)
+    # The weights' own precision bounds what counts as a non-zero singular value: float32
+    # rounding of stored weights must not be counted as rank.
+    source_dtype = getattr(getattr(target, "w_star", None), "dtype", jac.dtype)
+    eps = float(torch.finfo(source_dtype if source_dtype.is_floating_point else jac.dtype).eps)
     rel = rtol if rtol is not None else max(n_out, d) * eps
     tol = float(rel * sv[0]) if sv.size else 0.0
     rank = int((sv > tol).sum()) if sv.size and sv[0] > 0 else 0

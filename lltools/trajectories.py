@@ -143,7 +143,7 @@ def trajectory_stream(
             result["geometric_complexity"] = [
                 geometric_complexity_at(card, states[i], inputs.cpu()) for i in result["checkpoint_index"]
             ]
-    result["gsm"] = grokking_severity_of(result)
+    result["gsm"] = grokking_severity_of(_full_metrics(model_dir, result))
     result.attrs["settings"] = {**s, "nbeta": nb, "seed": seed, "device": str(target.device)}
     result.attrs["model"] = card.get("name", model_dir.name)
     yield 1.0, result
@@ -156,6 +156,12 @@ def _join_metrics(table: pd.DataFrame, model_dir: Path) -> pd.DataFrame:
     metrics = pd.read_csv(metrics_path)
     metrics["checkpoint"] = metrics["checkpoint"].map(lambda p: Path(str(p)).name)
     return table.merge(metrics, on="checkpoint", how="left")
+
+
+def _full_metrics(model_dir: Path, fallback: pd.DataFrame) -> pd.DataFrame:
+    """The whole training log (GSM sums over every logged step, not only sampled ones)."""
+    path = model_dir / "metrics.csv"
+    return pd.read_csv(path) if path.exists() else fallback
 
 
 def grokking_severity_of(table: pd.DataFrame) -> float:
