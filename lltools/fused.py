@@ -16,11 +16,15 @@ Triton on CUDA) fuse it into a few loops.  It is a drop-in replacement for
 up to floating-point rounding of the fused arithmetic (``tests/test_fused.py`` checks
 ``allclose`` over whole runs, divergence included).
 
-For targets with data (networks) :class:`FusedDataStep` keeps the target's own minibatch
-and gradients and compiles the elementwise rest — the counter-based noise for every
-parameter of every chain (about 30 integer operations per number in eager mode), the update,
-the acceptance and the divergence bookkeeping — which in eager mode costs more than the
-gradient itself for a 10k-parameter MLP.
+For minibatch networks (:class:`~lltools.networks.NetworkTarget` with a ``batch_size``)
+:class:`FusedNetworkStep` compiles the whole step as well: the gather of each chain's
+minibatch (indices from the target's own ``sample_batch``), the per-chain loss and gradient
+as ``vmap(grad_and_value(target._chain_loss))``, the update, the acceptance (with its second
+gradient) and the bookkeeping.  For other data targets :class:`FusedDataStep` keeps the
+target's own ``loss_and_grad`` and compiles the elementwise rest — the counter-based noise for
+every parameter of every chain (about 30 integer operations per number in eager mode), the
+update, the acceptance and the divergence bookkeeping — which in eager mode costs more than
+the gradient itself for a 10k-parameter MLP.
 
 Both are **opt-in**: ``run_chunks(..., fused=True)`` (also through ``estimate``/``sweep``
 keyword arguments) or ``LLTOOLS_FUSED=1``.  Compiling costs seconds (more under load), so it
@@ -511,30 +515,116 @@ class FusedDataStep(_FusedStepBase):
         return new_state, SGLDInfo(loss=info_loss, acceptance=info_acc)
 
 
-_STEP_CACHE: weakref.WeakKeyDictionary[Any, FusedPotentialStep] = weakref.WeakKeyDictionary()
+def _network_kernel(
+    chain_loss: Callable[[Tensor, Tensor, Tensor], Tensor], w: Tensor, centre: Tensor, loss_prev: Tensor,
+    grad_prev: Tensor, loss_init: Tensor, diverged_at: Tensor, keys: Tensor, inputs: Tensor,
+    targets: Tensor, batch: Tensor, epsilon: Tensor, gamma: Tensor, nbeta: Tensor, word: Tensor,
+    step: Tensor, threshold: Tensor, compute_acceptance: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """A whole minibatch SGLD step of a network: gather, per-chain loss and gradient
+    (``vmap(grad_and_value(chain_loss))``), proposal, acceptance, bookkeeping."""
+    value_and_grad = torch.func.vmap(torch.func.grad_and_value(chain_loss))
+    x, y = inputs[batch], targets[batch]
+    grad, loss = value_and_grad(w, x, y)
+    w_new, grad_u = _update_kernel(w, centre, grad, keys, epsilon, gamma, nbeta, word)
+    if compute_acceptance:
+        grad_new, loss_new = value_and_grad(w_new, x, y)
+    else:
+        loss_new, grad_new = loss_prev, grad_prev
+    return _finish_kernel(w, w_new, centre, loss, loss_new, grad_u, grad_new, loss_init, diverged_at,
+                          epsilon, gamma, nbeta, step, threshold, compute_acceptance)
+
+
+def _is_minibatch_network(target: Target) -> bool:
+    """A :class:`~lltools.networks.NetworkTarget` sampled on minibatches (its per-chain loss
+    can be traced whole); full-batch networks evaluate in row chunks and stay eager."""
+    from lltools.networks import NetworkTarget
+
+    return isinstance(target, NetworkTarget) and target.batch_size is not None
+
+
+class FusedNetworkStep(_FusedStepBase):
+    """A compiled drop-in for :func:`lltools.sgld.step` on a minibatch network target.
+
+    The minibatch indices are the target's own (``sample_batch``); the gather, the per-chain
+    loss and gradient — ``vmap(grad_and_value(target._chain_loss))`` instead of a backward
+    pass through the vmapped loss (the same numbers up to rounding) — and the proposal,
+    acceptance and bookkeeping are one compiled graph, with the acceptance's second gradient
+    inside it on the steps that need one.
+
+    Parameters and attributes as :class:`FusedPotentialStep`.
+    """
+
+    def __init__(self, target: Target, *, compile: bool = True, dynamic: bool | None = None) -> None:
+        if not _is_minibatch_network(target):
+            raise ValueError("FusedNetworkStep applies to NetworkTargets with a batch_size")
+        self._kernel = _Kernel(_network_kernel, compile=compile, dynamic=dynamic)
+        self._kernels = (self._kernel,)
+
+    def __call__(
+        self,
+        state: SGLDState,
+        target: Target,
+        params: SGLDParams,
+        *,
+        compute_acceptance: bool = True,
+        divergence_threshold: float = 1e4,
+    ) -> tuple[SGLDState, SGLDInfo]:
+        """One step for every chain; the same contract as :func:`lltools.sgld.step`."""
+        word, step_t, threshold = _scalars(state, divergence_threshold)
+        w = state.w
+        batch = target.sample_batch(state.keys, state.step)
+        key = (tuple(w.shape), tuple(batch.shape), w.dtype, w.device, bool(compute_acceptance))
+        w_out, loss_out, grad_out, diverged, info_loss, info_acc = self._kernel(
+            key, target._chain_loss, w, state.centre, state.loss, state.grad,  # type: ignore[attr-defined]
+            state.loss_init, state.diverged_at, state.keys, target.inputs, target.targets,  # type: ignore[attr-defined]
+            batch, params.epsilon, params.gamma, params.nbeta, word, step_t, threshold,
+            bool(compute_acceptance),
+        )
+        new_state = SGLDState(
+            w=w_out,
+            centre=state.centre,
+            loss=loss_out,
+            grad=grad_out,
+            loss_init=state.loss_init,
+            diverged_at=diverged,
+            keys=state.keys,
+            step=state.step + 1,
+        )
+        return new_state, SGLDInfo(loss=info_loss, acceptance=info_acc)
+
+
+_STEP_CACHE: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 _DATA_STEP: FusedDataStep | None = None
 
 
-def fused_step_for(target: Target) -> FusedPotentialStep | FusedDataStep:
+def fused_step_for(target: Target) -> FusedPotentialStep | FusedNetworkStep | FusedDataStep:
     """The fused step for ``target``, cached so that repeated runs re-use compiled kernels.
 
     Potentials: one :class:`FusedPotentialStep` per loss function (a :class:`FunctionTarget`'s
-    ``fn``, shared by its copies).  Data targets: one shared :class:`FusedDataStep` (its
-    kernels do not depend on the target).
+    ``fn``, shared by its copies).  Minibatch networks: one :class:`FusedNetworkStep` per
+    module (shared by the copies ``prepare_target`` makes).  Other data targets (full-batch
+    networks, custom targets): one shared :class:`FusedDataStep` (its kernels do not depend
+    on the target).
     """
     global _DATA_STEP
-    if target.has_data:
+    if target.has_data and not _is_minibatch_network(target):
         if _DATA_STEP is None:
             _DATA_STEP = FusedDataStep()
         return _DATA_STEP
-    fn = getattr(target, "fn", None)
-    owner = fn if isinstance(target, FunctionTarget) and callable(fn) else target
+    if target.has_data:
+        owner: Any = target.module  # type: ignore[attr-defined]
+        make: Callable[[Target], Any] = FusedNetworkStep
+    else:
+        fn = getattr(target, "fn", None)
+        owner = fn if isinstance(target, FunctionTarget) and callable(fn) else target
+        make = FusedPotentialStep
     try:
         step = _STEP_CACHE.get(owner)
     except TypeError:  # not weak-referenceable
-        return FusedPotentialStep(target)
+        return make(target)
     if step is None:
-        step = FusedPotentialStep(target)
+        step = make(target)
         _STEP_CACHE[owner] = step
     return step
 
@@ -546,8 +636,8 @@ def select_step(target: Target, fused: bool | None = None) -> StepFn:
     """The step function the run loop should use.
 
     ``fused=None`` reads ``LLTOOLS_FUSED`` (off when unset).  When on:
-    :class:`FusedPotentialStep` for potentials, :class:`FusedDataStep` for data targets;
-    when off, :func:`lltools.sgld.step`.
+    :class:`FusedPotentialStep` for potentials, :class:`FusedNetworkStep` for minibatch
+    networks, :class:`FusedDataStep` for other data targets; when off, :func:`lltools.sgld.step`.
     """
     if fused is None:
         fused = bool(_env_flag(FUSED_ENV))

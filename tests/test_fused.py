@@ -139,7 +139,11 @@ def test_select_step_is_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
     assert fused.select_step(pot, False) is sgld.step
     net = NetworkTarget(torch.nn.Linear(3, 1), torch.randn(16, 3), torch.randn(16, 1), batch_size=4)
     assert fused.select_step(net, False) is sgld.step
-    assert isinstance(fused.select_step(net, True), fused.FusedDataStep)
+    assert isinstance(fused.select_step(net, True), fused.FusedNetworkStep)
+    full_batch = NetworkTarget(torch.nn.Linear(3, 1), torch.randn(16, 3), torch.randn(16, 1))
+    assert isinstance(fused.select_step(full_batch, True), fused.FusedDataStep)
+    with pytest.raises(ValueError, match="batch_size"):
+        fused.FusedNetworkStep(full_batch)
     with pytest.raises(ValueError, match="without data"):
         fused.FusedPotentialStep(net)
 
@@ -173,8 +177,11 @@ def _network(dtype: torch.dtype, device: str = "cpu"):
     return NetworkTarget(module, x, y, batch_size=16, dtype=dtype, device=device)
 
 
-def _compare_data_steps(step_fn, dtype: torch.dtype, device: str = "cpu", steps: int = 40) -> None:
+def _compare_data_steps(step_fn, dtype: torch.dtype, device: str = "cpu", steps: int = 40,
+                        full_batch: bool = False) -> None:
     target = _network(dtype, device)
+    if full_batch:
+        target.batch_size = None
     chains = 12
     eps = [1e-4] * (chains - 2) + [5.0] * 2  # the last two diverge
     params = make_params(eps, 50.0, 20.0, chains, dtype=dtype, device=device)
@@ -194,8 +201,9 @@ def _compare_data_steps(step_fn, dtype: torch.dtype, device: str = "cpu", steps:
     assert (a.diverged_at >= 0).sum() == 2
 
 
-def test_data_step_eager_kernels_match_sgld_step() -> None:
-    _compare_data_steps(fused.FusedDataStep(compile=False), torch.float64)
+@pytest.mark.parametrize("full_batch", [False, True])
+def test_data_step_eager_kernels_match_sgld_step(full_batch: bool) -> None:
+    _compare_data_steps(fused.FusedDataStep(compile=False), torch.float64, full_batch=full_batch)
 
 
 @needs_compiler
@@ -204,6 +212,23 @@ def test_data_step_eager_kernels_match_sgld_step() -> None:
 def test_compiled_data_step_matches_sgld_step(device: str) -> None:
     """The compiled noise/update/acceptance kernels around the network's own gradients."""
     step = fused.FusedDataStep()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        _compare_data_steps(step, torch.float32, device)
+    assert step.compiled and step.compile_seconds > 0
+
+
+def test_network_step_eager_kernel_matches_sgld_step() -> None:
+    _compare_data_steps(fused.FusedNetworkStep(_network(torch.float64), compile=False), torch.float64)
+
+
+@needs_compiler
+@pytest.mark.slow
+@pytest.mark.parametrize("device", DEVICES)
+def test_compiled_network_step_matches_sgld_step(device: str) -> None:
+    """Gather, vmap(grad_and_value) of the per-chain loss, update and acceptance compiled as
+    one graph give the same chains as the eager step."""
+    step = fused.FusedNetworkStep(_network(torch.float32, device))
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         _compare_data_steps(step, torch.float32, device)
