@@ -199,23 +199,26 @@ def compare(case: str, di_version: str, di: Callable[[], np.ndarray], di_steps: 
     """Run devinterp, then each lltools variant; rows with throughput, λ̂ and agreement."""
     rows = []
     per_chain, t = timed(di)
-    di_rate = di_steps / t.wall
+    di_rate, di_cpu_rate = di_steps / t.wall, di_steps / max(t.cpu, 1e-9)
     di_mean, di_sem = float(np.nanmean(per_chain)), sem(per_chain)
-    print(f"  devinterp {di_version}: {di_rate:,.0f} chain-steps/s ({t.wall:.1f}s), "
-          f"λ̂ = {di_mean:.3f} ± {di_sem:.3f}", flush=True)
+    print(f"  devinterp {di_version}: {di_rate:,.0f} chain-steps/s ({t.wall:.1f}s; per CPU-second "
+          f"{di_cpu_rate:,.0f}), λ̂ = {di_mean:.3f} ± {di_sem:.3f}", flush=True)
     for name, fn in ll_runs.items():
         (ll_chain, ll_own_sem), lt = timed(fn)
-        rate = ll_steps[name] / lt.wall
+        rate, cpu_rate = ll_steps[name] / lt.wall, ll_steps[name] / max(lt.cpu, 1e-9)
         mean, s = float(np.nanmean(ll_chain)), sem(ll_chain)
         z = z_score(mean, s, di_mean, di_sem)
         verdict = "AGREE" if abs(z) < Z_AGREE else "DISAGREE"
-        print(f"  lltools {name}: {rate:,.0f} chain-steps/s ({lt.wall:.1f}s), λ̂ = {mean:.3f} ± {s:.3f} "
-              f"(ESS-based SEM {ll_own_sem:.3f}); ratio {rate / di_rate:,.1f}×; z = {z:+.2f} → {verdict}",
-              flush=True)
+        print(f"  lltools {name}: {rate:,.0f} chain-steps/s ({lt.wall:.1f}s; "
+              f"per CPU-second {cpu_rate:,.0f}), "
+              f"λ̂ = {mean:.3f} ± {s:.3f} (ESS-based SEM {ll_own_sem:.3f}); ratio {rate / di_rate:,.1f}× "
+              f"(CPU time: {cpu_rate / di_cpu_rate:,.1f}×); z = {z:+.2f} → {verdict}", flush=True)
         rows.append({
             "case": case, "lltools_mode": name, "devinterp": di_version,
             "devinterp_chain_steps_per_s": di_rate, "lltools_chain_steps_per_s": rate,
             "ratio": rate / di_rate, "devinterp_s": t.wall, "lltools_s": lt.wall,
+            "devinterp_chain_steps_per_cpu_s": di_cpu_rate, "lltools_chain_steps_per_cpu_s": cpu_rate,
+            "ratio_cpu": cpu_rate / di_cpu_rate,
             "devinterp_llc": di_mean, "devinterp_sem": di_sem, "lltools_llc": mean, "lltools_sem": s,
             "lltools_sem_ess": ll_own_sem, "z": z, "verdict": verdict,
         })
@@ -311,8 +314,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += potential_case(args.quick, version, args.seed)
         print()
     print_table(rows, ["case", "lltools_mode", "devinterp_chain_steps_per_s", "lltools_chain_steps_per_s",
-                       "ratio", "devinterp_llc", "devinterp_sem", "lltools_llc", "lltools_sem", "z",
-                       "verdict"])
+                       "ratio", "ratio_cpu", "devinterp_llc", "devinterp_sem", "lltools_llc", "lltools_sem",
+                       "z", "verdict"])
     suffix = "" if version.startswith("2") else f"_{version}"
     out = args.out.with_name(args.out.stem + suffix + args.out.suffix) if suffix else args.out
     write_csv(rows, out, info)
