@@ -230,6 +230,7 @@ def sweep(
     progress: ProgressOpt = True,
     save: SaveOpt = False,
     store: StoreOpt = None,
+    ray: Annotated[str | None, typer.Option("--ray", help="Shard the grid over a Ray cluster at ADDRESS ('auto' or 'local' to start one); needs the `distributed` extra.")] = None,
 ) -> None:
     """Run a grid over ε × γ × nβ as one batched computation; write one row per setting."""
     from lltools import estimators
@@ -259,6 +260,16 @@ def sweep(
         "device": device,
         "dtype": dtype,
     }
+    if ray is not None:
+        if save:
+            fail("--save is not supported with --ray yet; save the written table instead")
+        from lltools.distributed import sweep_distributed
+        from lltools.store import target_spec
+
+        result = sweep_distributed(target_spec(potential, model, checkpoint), **sweep_kwargs,
+                                   address=None if ray == "local" else ray)
+        write_sweep_table(result.table, target, out)
+        return
     stream = sweep_stream(target, report_every=max(1, total // 100), **sweep_kwargs)
     recorder = None
     if save:
@@ -276,6 +287,11 @@ def sweep(
     if recorder is not None:
         typer.echo(f"saved run {recorder.run_id}", err=True)
     table = recorder.result if recorder is not None else estimators.llc_by_setting(last[0].cpu())
+    write_sweep_table(table, target, out)
+
+
+def write_sweep_table(table: Any, target: Any, out: Path) -> None:
+    """Label a per-setting table with its target and theory λ, write it, and print it."""
     table.insert(0, "target", target.name)
     table["theory_llc"] = target.theory_llc
     write_table(table, out)
