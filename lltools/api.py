@@ -255,11 +255,12 @@ def summarize(trace: Trace, target: Target, settings: SamplerSettings) -> Estima
     """Apply the estimators and diagnostics to a finished single-setting trace."""
     host = trace.cpu()
     result = estimators.llc(host)
-    draws = host.draw_loss.numpy()
     valid = host.diverged_at.numpy() < 0
+    # R-hat and ESS of X = nβ(L − L(w*)) over the valid chains: the arrays the estimator and
+    # the warnings use too, so each rank normalisation runs once (diagnostics memoises them).
     if valid.sum() >= 2:
-        rhat = diagnostics.rhat(draws[valid])
-        ess = diagnostics.ess_bulk(draws[valid])
+        rhat = diagnostics.rhat(estimators.excess_loss_draws(host)[valid])
+        ess = result.ess
     else:
         rhat = ess = float("nan")
     warnings = list(target.warnings) + diagnostics.warnings_for(host)

@@ -17,6 +17,9 @@ estimators.  ``setting`` selects one hyperparameter setting of a sweep
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +36,9 @@ RHAT_MAX = 1.01
 ESS_MIN = 100.0
 #: A chain is "frozen" when nβ·sd(L) and |λ̂_c| are both below this (units of λ).
 FROZEN_ATOL = 1e-2
+
+#: R-hat and ESS of more chains than this are computed on an evenly spaced subset of them.
+MAX_DIAGNOSTIC_CHAINS = 4096
 
 RHAT_METHODS = ("rank", "split", "folded", "z_scale", "identity")
 MCSE_METHODS = ("bulk", "mean")
@@ -51,6 +57,39 @@ def _as_draws(draws: np.ndarray | torch.Tensor) -> np.ndarray:
     return ary
 
 
+def chain_subset(ary: np.ndarray, limit: int = MAX_DIAGNOSTIC_CHAINS) -> tuple[np.ndarray, float]:
+    """At most ``limit`` evenly spaced chains of a ``(C, T)`` array, and the factor C / C_sub.
+
+    Rank normalisation sorts all C·T draws; at 65 536 chains that is seconds per call, while
+    R-hat and bulk ESS of independent, identically run chains are estimated as well from a
+    few thousand of them.  The subset is deterministic (the same rows every time).
+    """
+    num_chains = ary.shape[0]
+    if num_chains <= limit:
+        return ary, 1.0
+    rows = np.unique(np.linspace(0, num_chains - 1, limit).round().astype(np.int64))
+    return ary[rows], num_chains / rows.size
+
+
+_CACHE_SIZE = 32
+_cache: OrderedDict[tuple, float] = OrderedDict()
+
+
+def _memoised(kind: str, ary: np.ndarray, compute: Callable[[np.ndarray], float]) -> float:
+    """``compute(ary)``, remembered by the array's content: the estimators and the warnings
+    ask for the same R-hat/ESS of the same draws, and each costs a full sort of them."""
+    data = np.ascontiguousarray(ary)
+    key = (kind, data.shape, hashlib.blake2b(data.view(np.uint8), digest_size=16).digest())
+    if key in _cache:
+        _cache.move_to_end(key)
+        return _cache[key]
+    value = compute(data)
+    _cache[key] = value
+    if len(_cache) > _CACHE_SIZE:
+        _cache.popitem(last=False)
+    return value
+
+
 def _check_method(method: str, valid: tuple[str, ...]) -> str:
     if method not in valid:
         raise ValueError(f"unknown method {method!r}; valid methods are {', '.join(valid)}")
@@ -65,7 +104,8 @@ def rhat(draws: np.ndarray | torch.Tensor, *, method: str = "rank") -> float:
     normal scores z = Φ⁻¹((r − 3/8)/(N + 1/4)) of their pooled ranks r, compute the
     classic R-hat = √((B/W + T' − 1)/T') (B: T'× variance of chain means, W: mean
     within-chain variance), once on z and once on the folded draws |x − median|, and
-    return the larger.  Computed by ``arviz_stats.base.array_stats.rhat``.
+    return the larger.  Computed by ``arviz_stats.base.array_stats.rhat``; with more than
+    ``MAX_DIAGNOSTIC_CHAINS`` chains, on an evenly spaced subset of them (:func:`chain_subset`).
 
     Parameters
     ----------
@@ -84,7 +124,8 @@ def rhat(draws: np.ndarray | torch.Tensor, *, method: str = "rank") -> float:
     ary = _as_draws(draws)
     if ary.shape[0] < 2 or ary.shape[1] < 4 or not np.isfinite(ary).all():
         return float("nan")
-    return float(array_stats.rhat(ary, method=method))
+    sub, _ = chain_subset(ary)
+    return _memoised(f"rhat-{method}", sub, lambda a: float(array_stats.rhat(a, method=method)))
 
 
 def ess_bulk(draws: np.ndarray | torch.Tensor) -> float:
@@ -92,7 +133,9 @@ def ess_bulk(draws: np.ndarray | torch.Tensor) -> float:
 
     Split chains, rank-normalise as in :func:`rhat`, then Geyer's initial-positive-sequence
     estimate ESS = C·T / (1 + 2 Σ_t ρ̂_t) of the autocorrelations ρ̂_t pooled over chains.
-    Computed by ``arviz_stats.base.array_stats.ess(method="bulk")``.
+    Computed by ``arviz_stats.base.array_stats.ess(method="bulk")``.  With more than
+    ``MAX_DIAGNOSTIC_CHAINS`` chains it is computed on an evenly spaced subset of C_sub chains
+    and scaled by C / C_sub (chains are independent, so ESS adds up over chains).
 
     Returns
     -------
@@ -103,7 +146,8 @@ def ess_bulk(draws: np.ndarray | torch.Tensor) -> float:
     ary = _as_draws(draws)
     if ary.shape[1] < 4 or not np.isfinite(ary).all():
         return float("nan")
-    return float(array_stats.ess(ary, method="bulk"))
+    sub, scale = chain_subset(ary)
+    return scale * _memoised("ess-bulk", sub, lambda a: float(array_stats.ess(a, method="bulk")))
 
 
 def mcse_mean(draws: np.ndarray | torch.Tensor, *, method: str = "bulk") -> float:
@@ -393,11 +437,13 @@ __all__ = [
     "ACCEPTANCE_MIN",
     "ESS_MIN",
     "FROZEN_ATOL",
+    "MAX_DIAGNOSTIC_CHAINS",
     "MCSE_METHODS",
     "RHAT_MAX",
     "RHAT_METHODS",
     "DivergenceReport",
     "acceptance_mean",
+    "chain_subset",
     "divergence_report",
     "ess_bulk",
     "frozen_chains",

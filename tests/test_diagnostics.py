@@ -294,3 +294,47 @@ def test_warnings_per_setting_are_prefixed() -> None:
     msg = _one(msgs, "ε too large")
     assert msg.startswith("Setting 1 (ε=0.1, γ=1, nβ=10): Mean MALA acceptance 0.20")
     assert D.warnings_for(tr, 0) == [m for m in msgs if m.startswith("Setting 0")]
+
+
+def test_many_chains_use_a_scaled_subset() -> None:
+    """Above MAX_DIAGNOSTIC_CHAINS chains, ESS is the subset's ESS × C/C_sub: it matches
+    arviz on all C chains (it would be 4× too small without the scaling), and R-hat of iid
+    draws stays ≈ 1 while a shifted half of the chains is still caught."""
+    rng = np.random.default_rng(3)
+    num_chains, num_draws = 4 * D.MAX_DIAGNOSTIC_CHAINS, 40
+    iid = rng.standard_normal((num_chains, num_draws))
+    sub, scale = D.chain_subset(iid)
+    assert sub.shape == (D.MAX_DIAGNOSTIC_CHAINS, num_draws) and scale == pytest.approx(4.0, rel=1e-3)
+    ess = D.ess_bulk(iid)
+    # The subset's ESS estimate has a relative sd of well under 1 % here; 3 % is a wide margin.
+    assert ess == pytest.approx(float(array_stats.ess(iid, method="bulk")), rel=0.03)
+    assert abs(D.rhat(iid) - 1.0) < 0.01
+    shifted = iid.copy()
+    shifted[::2] += 1.0
+    assert D.rhat(shifted) > 1.1
+
+
+def test_rhat_and_ess_are_memoised_by_content(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same draws (even a fresh copy) are rank-normalised once; different draws are not
+    served from the cache."""
+    calls = {"ess": 0, "rhat": 0}
+    real_ess, real_rhat = array_stats.ess, array_stats.rhat
+
+    def counting_ess(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["ess"] += 1
+        return real_ess(*args, **kwargs)
+
+    def counting_rhat(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["rhat"] += 1
+        return real_rhat(*args, **kwargs)
+
+    monkeypatch.setattr(D.array_stats, "ess", counting_ess)
+    monkeypatch.setattr(D.array_stats, "rhat", counting_rhat)
+    draws = np.random.default_rng(11).standard_normal((4, 100))
+    first = (D.ess_bulk(draws), D.rhat(draws))
+    again = (D.ess_bulk(draws.copy()), D.rhat(draws.copy()))
+    assert first == again and calls == {"ess": 1, "rhat": 1}
+    other = draws + 1e-9
+    D.ess_bulk(other)
+    D.rhat(other)
+    assert calls == {"ess": 2, "rhat": 2}
