@@ -288,6 +288,97 @@ class QueryParam:
         return value
 
 
+# ============================================================================ sampler inputs
+
+
+@dataclass(frozen=True)
+class SamplerInputs:
+    """Labels, limits, steps and help texts of the six shared sampler inputs of one page.
+
+    The defaults are the network pages' (large models); a page overrides what differs.
+    The widget keys are ``f"{prefix}.nbeta"``, ``.gamma``, ``.epsilon``, ``.chains``,
+    ``.draws`` and ``.burnin`` (see :func:`sampler_controls`).
+    """
+
+    nbeta_label: str = "nβ"
+    nbeta_max: float = 1e12
+    nbeta_step: float = 100.0
+    nbeta_help: str | None = None
+    gamma_label: str = "γ"
+    gamma_max: float = 1e9
+    gamma_step: float = 10.0
+    gamma_help: str | None = None
+    epsilon_label: str = "ε"
+    epsilon_min: float = 1e-12
+    epsilon_step: float = 1e-5
+    epsilon_help: str | None = None
+    chains_max: int = 256
+    chains_help: str | None = None
+    draws_max: int = 100_000
+    draws_step: int = 100
+
+
+def sampler_controls(prefix: str, inputs: SamplerInputs, *, running: bool) -> tuple[Any, Any]:
+    """Draw the nβ, γ, ε, chains, draws and burn-in inputs in two columns.
+
+    Their values live in Session State under ``f"{prefix}.nbeta"`` etc. (seed them with
+    :func:`init_state`; no ``value=`` is passed).  Returns the two columns, so the page can
+    add its own inputs (seed, batch size, …) below in the same grid.
+    """
+    c1, c2 = st.columns(2)
+    c1.number_input(
+        inputs.nbeta_label,
+        min_value=1e-3,
+        max_value=inputs.nbeta_max,
+        step=inputs.nbeta_step,
+        format="%g",
+        key=f"{prefix}.nbeta",
+        disabled=running,
+        help=inputs.nbeta_help,
+    )
+    c2.number_input(
+        inputs.gamma_label,
+        min_value=0.0,
+        max_value=inputs.gamma_max,
+        step=inputs.gamma_step,
+        format="%g",
+        key=f"{prefix}.gamma",
+        disabled=running,
+        help=inputs.gamma_help,
+    )
+    c1.number_input(
+        inputs.epsilon_label,
+        min_value=inputs.epsilon_min,
+        max_value=1.0,
+        step=inputs.epsilon_step,
+        format="%.2e",
+        key=f"{prefix}.epsilon",
+        disabled=running,
+        help=inputs.epsilon_help,
+    )
+    c2.number_input(
+        "chains",
+        min_value=1,
+        max_value=inputs.chains_max,
+        step=1,
+        key=f"{prefix}.chains",
+        disabled=running,
+        help=inputs.chains_help,
+    )
+    c1.number_input(
+        "draws",
+        min_value=10,
+        max_value=inputs.draws_max,
+        step=inputs.draws_step,
+        key=f"{prefix}.draws",
+        disabled=running,
+    )
+    c2.number_input(
+        "burn-in", min_value=0, max_value=100_000, step=100, key=f"{prefix}.burnin", disabled=running
+    )
+    return c1, c2
+
+
 def load_query_params(ns: str, spec: Mapping[str, QueryParam]) -> list[str]:
     """On a page's first run in this session, copy valid URL parameters into widget keys.
 

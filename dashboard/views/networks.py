@@ -11,6 +11,7 @@ validated against the architecture's exact keys and shapes) and never crash the 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import math
 import os
@@ -48,6 +49,14 @@ K_BATCH, K_SEED = "networks.batch", "networks.seed"
 RESULT = "networks.__result"
 SHIPPED, UPLOAD = "shipped", "upload"
 SAMPLER_KEYS = [K_NBETA, K_GAMMA, K_EPS, K_CHAINS, K_DRAWS, K_BURNIN, K_BATCH, K_SEED]
+#: The sampler inputs' labels and help (nβ's help names the model's n, so it is set per draw).
+SAMPLER_INPUTS = ui.SamplerInputs(
+    nbeta_label="nβ (inverse temp.)",
+    gamma_label="γ (localisation)",
+    gamma_help="Pull back to w*: (γ/2)‖w − w*‖². Too large shrinks λ̂; too small lets chains escape.",
+    epsilon_label="ε (step size)",
+    epsilon_help="SGLD step size: too large diverges or biases λ̂ up; too small freezes the chains.",
+)
 #: Models shown first when nothing is chosen yet (small, exact λ known, fast on a CPU).
 PREFERRED = ("dln_8_6_6_4_r2", "rrr_6_4_5_r2")
 #: rank(J)/2 is computed only when the SVD costs at most this many flops (≈ a second) ...
@@ -492,44 +501,16 @@ def pick_model(cards: list[dict[str, Any]], running: bool) -> Selection:
 
 
 def sampler_controls(running: bool, n: int | None) -> str | None:
+    """Draw the sampler, batch-size and seed inputs; returns the budget message or ``None``."""
     if n and int(st.session_state.get(K_BATCH, 0)) > int(n):
         st.session_state[K_BATCH] = 0  # settings carried over from a larger model: full batch
-    c1, c2 = st.columns(2)
-    c1.number_input(
-        "nβ (inverse temp.)",
-        min_value=1e-3,
-        max_value=1e12,
-        step=100.0,
-        format="%g",
-        key=K_NBETA,
-        disabled=running,
-        help="Effective inverse temperature nβ; the model card's value, else n/log n"
+    inputs = dataclasses.replace(
+        SAMPLER_INPUTS,
+        nbeta_help="Effective inverse temperature nβ; the model card's value, else n/log n"
         + (f" = {n / math.log(n):,.1f}" if n and n > 1 else "")
         + ".",
     )
-    c2.number_input(
-        "γ (localisation)",
-        min_value=0.0,
-        max_value=1e9,
-        step=10.0,
-        format="%g",
-        key=K_GAMMA,
-        disabled=running,
-        help="Pull back to w*: (γ/2)‖w − w*‖². Too large shrinks λ̂; too small lets chains escape.",
-    )
-    c1.number_input(
-        "ε (step size)",
-        min_value=1e-12,
-        max_value=1.0,
-        step=1e-5,
-        format="%.2e",
-        key=K_EPS,
-        disabled=running,
-        help="SGLD step size: too large diverges or biases λ̂ up; too small freezes the chains.",
-    )
-    c2.number_input("chains", min_value=1, max_value=256, step=1, key=K_CHAINS, disabled=running)
-    c1.number_input("draws", min_value=10, max_value=100_000, step=100, key=K_DRAWS, disabled=running)
-    c2.number_input("burn-in", min_value=0, max_value=100_000, step=100, key=K_BURNIN, disabled=running)
+    c1, c2 = ui.sampler_controls(NS, inputs, running=running)
     c1.number_input(
         "batch size",
         min_value=0,

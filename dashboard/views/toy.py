@@ -41,6 +41,21 @@ DEFAULTS: dict[str, Any] = {
 }
 WIDGET_KEYS = list(DEFAULTS)
 VIEW_OPTIONS = ["auto", 0.1, 0.25, 0.5, 1.0, 2.0, 4.0]
+#: The toy page's sampler inputs (small 2-D potentials: finer steps, more chains and draws).
+SAMPLER_INPUTS = ui.SamplerInputs(
+    nbeta_max=1e9,
+    nbeta_step=10.0,
+    nbeta_help="Effective inverse temperature nβ: larger is more local and less biased, but noisier.",
+    gamma_max=1e6,
+    gamma_step=0.5,
+    gamma_help="Localisation strength γ: the pull (γ/2)‖w − w*‖² back to w*.",
+    epsilon_min=1e-9,
+    epsilon_step=1e-4,
+    epsilon_help="SGLD step size ε: too large biases λ̂ upward or diverges; too small and chains barely move.",
+    chains_max=1024,
+    draws_max=200_000,
+    draws_step=500,
+)
 
 
 def _potential_from_url(raw: str) -> dict[str, Any]:
@@ -259,40 +274,7 @@ def controls(running: bool) -> tuple[str, Any | None, str | None]:
     """Draw the controls; returns (spec, target or None, error message or None)."""
     spec, target, error = ui.potential_picker(K_POT, K_EXPR, disabled=running)
 
-    c1, c2 = st.columns(2)
-    c1.number_input(
-        "nβ",
-        min_value=1e-3,
-        max_value=1e9,
-        step=10.0,
-        format="%g",
-        key=K_NBETA,
-        disabled=running,
-        help="Effective inverse temperature nβ: larger is more local and less biased, but noisier.",
-    )
-    c2.number_input(
-        "γ",
-        min_value=0.0,
-        max_value=1e6,
-        step=0.5,
-        format="%g",
-        key=K_GAMMA,
-        disabled=running,
-        help="Localisation strength γ: the pull (γ/2)‖w − w*‖² back to w*.",
-    )
-    c1.number_input(
-        "ε",
-        min_value=1e-9,
-        max_value=1.0,
-        step=1e-4,
-        format="%.2e",
-        key=K_EPS,
-        disabled=running,
-        help="SGLD step size ε: too large biases λ̂ upward or diverges; too small and chains barely move.",
-    )
-    c2.number_input("chains", min_value=1, max_value=1024, step=1, key=K_CHAINS, disabled=running)
-    c1.number_input("draws", min_value=10, max_value=200_000, step=500, key=K_DRAWS, disabled=running)
-    c2.number_input("burn-in", min_value=0, max_value=100_000, step=100, key=K_BURNIN, disabled=running)
+    c1, c2 = ui.sampler_controls(NS, SAMPLER_INPUTS, running=running)
     c1.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key=K_SEED, disabled=running)
     c2.selectbox(
         "view half-width",

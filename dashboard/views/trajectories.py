@@ -43,6 +43,14 @@ K_NBETA, K_GAMMA, K_EPS = "traj.nbeta", "traj.gamma", "traj.epsilon"
 K_CHAINS, K_DRAWS, K_BURNIN = "traj.chains", "traj.draws", "traj.burnin"
 K_BATCH, K_SEED, K_STRIDE = "traj.batch", "traj.seed", "traj.stride"
 SAMPLER_KEYS = [K_NBETA, K_GAMMA, K_EPS, K_CHAINS, K_DRAWS, K_BURNIN, K_BATCH, K_SEED, K_STRIDE]
+#: The recompute inputs (keys ``traj.nbeta`` …); the same settings serve every checkpoint.
+SAMPLER_INPUTS = ui.SamplerInputs(
+    nbeta_help="Effective inverse temperature (same at every checkpoint).",
+    gamma_help="Localisation strength.",
+    epsilon_help="SGLD step size.",
+    chains_max=64,
+    chains_help="Chains per checkpoint.",
+)
 COMPUTED = "traj.__computed"  # {model path: (settings dict, table)}
 SHOW_MINE = "traj.__show_mine"
 IN_PROGRESS = "traj.__in_progress"  # the request being computed (left behind if it is stopped)
@@ -291,48 +299,7 @@ def controls(cards: list[dict[str, Any]], running: bool) -> str:
     if n and int(st.session_state.get(K_BATCH, 0)) > n:
         st.session_state[K_BATCH] = 0  # settings carried over from a larger model: full batch
     with st.expander("Recompute with my settings", expanded=running, icon=":material/tune:"):
-        c1, c2 = st.columns(2)
-        c1.number_input(
-            "nβ",
-            min_value=1e-3,
-            max_value=1e12,
-            step=100.0,
-            format="%g",
-            key=K_NBETA,
-            disabled=running,
-            help="Effective inverse temperature (same at every checkpoint).",
-        )
-        c2.number_input(
-            "γ",
-            min_value=0.0,
-            max_value=1e9,
-            step=10.0,
-            format="%g",
-            key=K_GAMMA,
-            disabled=running,
-            help="Localisation strength.",
-        )
-        c1.number_input(
-            "ε",
-            min_value=1e-12,
-            max_value=1.0,
-            step=1e-5,
-            format="%.2e",
-            key=K_EPS,
-            disabled=running,
-            help="SGLD step size.",
-        )
-        c2.number_input(
-            "chains",
-            min_value=1,
-            max_value=64,
-            step=1,
-            key=K_CHAINS,
-            disabled=running,
-            help="Chains per checkpoint.",
-        )
-        c1.number_input("draws", min_value=10, max_value=100_000, step=100, key=K_DRAWS, disabled=running)
-        c2.number_input("burn-in", min_value=0, max_value=100_000, step=100, key=K_BURNIN, disabled=running)
+        c1, c2 = ui.sampler_controls("traj", SAMPLER_INPUTS, running=running)
         c1.number_input(
             "batch size",
             min_value=0,
