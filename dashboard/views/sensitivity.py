@@ -7,6 +7,7 @@ the recommendation logic lives in :mod:`lltools.calibrate`.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -687,6 +688,50 @@ def controls(running: bool) -> tuple[str, Any | None, str | None]:
     return spec, target, error
 
 
+def run_panel(
+    kind: str,
+    live: ui.LiveRun,
+    request: dict[str, Any] | None,
+    stopped: Any,
+    *,
+    running: bool,
+    on_run: Callable[[], None],
+    disabled: bool,
+    run_label: str,
+    what: str,
+    on_done: Callable[[], None] | None = None,
+) -> None:
+    """One tab's Run/Stop buttons, then its run: a stopped one kept, a requested one served.
+
+    ``kind`` is ``"sweep"`` or ``"calibrate"``; the result lands in that tab's result key
+    (the page reruns after a run finishes).  ``stopped`` is the partial trace a Stop left
+    (or ``None``); ``on_done`` runs after a successful run, before the rerun.
+    """
+    ns, result_key = (NS_SWEEP, SWEEP_RESULT) if kind == "sweep" else (NS_CALIB, CALIB_RESULT)
+    last_key = f"{ns}.__last_request"
+    bc, _ = st.columns([1, 2])
+    with bc:
+        live.buttons(running=running, on_run=on_run, disabled=disabled, run_label=run_label)
+    slots = {"progress": st.container(), "live": st.empty()}
+    if stopped is not None:
+        last = st.session_state.get(last_key)
+        if last:
+            done = finish_stopped(kind, stopped, last)
+            if done is not None:
+                st.session_state[result_key] = done
+    if request is not None:
+        st.session_state[last_key] = request
+        try:
+            st.session_state[result_key] = execute(kind, request, live, slots)
+            if on_done is not None:
+                on_done()
+        except Exception as exc:
+            live.clear_partial()
+            ui.show_exception(exc, what, container=slots["progress"])
+        else:
+            st.rerun()
+
+
 def main() -> None:
     ui.setup_page(
         "Sensitivity & calibrate",
@@ -737,29 +782,18 @@ def main() -> None:
                     f"{n_set} settings × {b['chains']} chains = {n_set * b['chains']:,} chains, "
                     f"{b['burnin'] + b['draws']:,} steps each, in one batch."
                 )
-            bc, _ = st.columns([1, 2])
-            with bc:
-                sweep_live.buttons(
-                    running=running, on_run=_on_sweep, disabled=sweep_error is not None, run_label="Run sweep"
-                )
-            slots = {"progress": st.container(), "live": st.empty()}
-            if stopped["sweep"] is not None:
-                last = st.session_state.get(f"{NS_SWEEP}.__last_request")
-                if last:
-                    done = finish_stopped("sweep", stopped["sweep"], last)
-                    if done is not None:
-                        st.session_state[SWEEP_RESULT] = done
-            if sweep_req is not None:
-                st.session_state[f"{NS_SWEEP}.__last_request"] = sweep_req
-                try:
-                    st.session_state[SWEEP_RESULT] = execute("sweep", sweep_req, sweep_live, slots)
-                    ui.save_query_params(QUERY)
-                except Exception as exc:
-                    sweep_live.clear_partial()
-                    ui.show_exception(exc, "run the sweep", container=slots["progress"])
-                    sweep_req = None
-                else:
-                    st.rerun()
+            run_panel(
+                "sweep",
+                sweep_live,
+                sweep_req,
+                stopped["sweep"],
+                running=running,
+                on_run=_on_sweep,
+                disabled=sweep_error is not None,
+                run_label="Run sweep",
+                what="run the sweep",
+                on_done=lambda: ui.save_query_params(QUERY),
+            )
             run: SweepRun | None = st.session_state.get(SWEEP_RESULT)
             if run is None:
                 ui.teaching_note(SWEEP_NOTE, title="Reading the sweep")
@@ -804,27 +838,17 @@ def main() -> None:
                 f"Grid: ε ∈ {{{eps_txt}}} × γ ∈ {{{gam_txt}}} "
                 f"at nβ = {st.session_state[K_C_NBETA]:g}, {b['chains']} chains each."
             )
-            bc2, _ = st.columns([1, 2])
-            with bc2:
-                calib_live.buttons(
-                    running=running, on_run=_on_calibrate, disabled=error is not None, run_label="Calibrate"
-                )
-            cslots = {"progress": st.container(), "live": st.empty()}
-            if stopped["calibrate"] is not None:
-                last = st.session_state.get(f"{NS_CALIB}.__last_request")
-                if last:
-                    done = finish_stopped("calibrate", stopped["calibrate"], last)
-                    if done is not None:
-                        st.session_state[CALIB_RESULT] = done
-            if calib_req is not None:
-                st.session_state[f"{NS_CALIB}.__last_request"] = calib_req
-                try:
-                    st.session_state[CALIB_RESULT] = execute("calibrate", calib_req, calib_live, cslots)
-                except Exception as exc:
-                    calib_live.clear_partial()
-                    ui.show_exception(exc, "calibrate", container=cslots["progress"])
-                else:
-                    st.rerun()
+            run_panel(
+                "calibrate",
+                calib_live,
+                calib_req,
+                stopped["calibrate"],
+                running=running,
+                on_run=_on_calibrate,
+                disabled=error is not None,
+                run_label="Calibrate",
+                what="calibrate",
+            )
             crun: SweepRun | None = st.session_state.get(CALIB_RESULT)
             if crun is None:
                 ui.teaching_note(CALIB_NOTE, title="How Calibrate decides")
