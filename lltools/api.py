@@ -112,6 +112,7 @@ class EstimateResult:
             "theory_llc": clean(self.theory_llc) if self.theory_llc is not None else None,
             "expected_llc": clean(self.expected_llc) if self.expected_llc is not None else None,
             "warnings": list(self.warnings),
+            "step": str(self.trace.meta.get("step", "eager")),
             "settings": self.settings.as_dict(),
             "target": self.target_info,
         }

@@ -26,12 +26,17 @@ every parameter of every chain (about 30 integer operations per number in eager 
 update, the acceptance and the divergence bookkeeping — which in eager mode costs more than
 the gradient itself for a 10k-parameter MLP.
 
-Both are **opt-in**: ``run_chunks(..., fused=True)`` (also through ``estimate``/``sweep``
-keyword arguments) or ``LLTOOLS_FUSED=1``.  Compiling costs seconds (more under load), so it
-pays off only for long or wide runs; and eager results are bit-for-bit reproducible across
-batch compositions, which the compiled kernel guarantees only up to rounding.  When
-compilation is unavailable (no C++ compiler, an unsupported expression, an old torch) the
-first call falls back to the eager kernel with a warning.
+When they are used
+------------------
+Compiling costs seconds per new shape (5–35 s cold on a 2-core CPU; ~0.3–2 s once inductor's
+on-disk cache has the graph), so by default (``fused=None`` and ``LLTOOLS_FUSED`` unset) the
+run loop compiles only where it pays: :func:`should_fuse` estimates the eager run time from
+the work C·d·steps and picks the compiled step for potentials and minibatch networks when that
+estimate is at least :data:`AUTO_MIN_EAGER_SECONDS`.  Short interactive runs stay eager (and
+bit-for-bit reproducible across batch compositions, which the compiled kernel guarantees only
+up to rounding).  ``fused=True`` / ``LLTOOLS_FUSED=1`` forces it on, ``fused=False`` /
+``LLTOOLS_FUSED=0`` off.  When compilation is unavailable (no C++ compiler, an unsupported
+expression, an old torch) the first call falls back to the eager kernel with a warning.
 
 On CUDA the default inductor mode is used (no CUDA graphs): the run loop keeps the previous
 step's position (``position_now``) alive across the next call, which CUDA-graph output
@@ -350,6 +355,8 @@ class _Kernel:
     def __call__(self, key: tuple[Any, ...], *args: Any) -> Any:
         first = self.compiled and key not in self._seen
         start = time.perf_counter() if first else 0.0
+        if first:
+            logger.info("compiling the fused SGLD step for %s (once per shape)", key)
         try:
             out = self.fn(*args)
         except Exception as exc:  # compilation failures surface on the first call
@@ -631,16 +638,63 @@ def fused_step_for(target: Target) -> FusedPotentialStep | FusedNetworkStep | Fu
 
 StepFn = Callable[..., tuple[SGLDState, SGLDInfo]]
 
+#: By default the compiled step is used when the eager run is estimated to take this long.
+AUTO_MIN_EAGER_SECONDS = 10.0
+#: Eager cost model, measured on one CPU thread (benchmarks/RESULTS.md §1–§3): a fixed cost
+#: per step (dispatch of ~40 small ops) ...
+EAGER_SECONDS_PER_STEP = 5e-4
+#: ... plus a cost per chain × parameter × step (6.6e-8 s for x²+y² at 65 536 chains,
+#: 4.3e-8 s for a 10k-parameter MLP at batch 64).
+EAGER_SECONDS_PER_VALUE = 5e-8
 
-def select_step(target: Target, fused: bool | None = None) -> StepFn:
+
+def estimated_eager_seconds(target: Target, num_chains: int, total_steps: int) -> float:
+    """Rough eager wall time of a run: steps · (fixed cost + C · d · cost per value)."""
+    per_step = EAGER_SECONDS_PER_STEP + num_chains * target.dim * EAGER_SECONDS_PER_VALUE
+    return total_steps * per_step
+
+
+def should_fuse(target: Target, num_chains: int, total_steps: int) -> bool:
+    """The default choice: compile when it pays and is possible.
+
+    True for potentials and minibatch networks (the kernels whose speed-up is measured, 3–8×)
+    whose estimated eager time (:func:`estimated_eager_seconds`) is at least
+    :data:`AUTO_MIN_EAGER_SECONDS` — long enough to repay a cold compile — when
+    ``torch.compile`` and a C++ compiler are available.  Full-batch networks and custom data
+    targets stay eager unless asked (``fused=True``).
+    """
+    if target.has_data and not _is_minibatch_network(target):
+        return False
+    if estimated_eager_seconds(target, num_chains, total_steps) < AUTO_MIN_EAGER_SECONDS:
+        return False
+    return compile_available()
+
+
+def select_step(
+    target: Target,
+    fused: bool | None = None,
+    *,
+    num_chains: int | None = None,
+    total_steps: int | None = None,
+) -> StepFn:
     """The step function the run loop should use.
 
-    ``fused=None`` reads ``LLTOOLS_FUSED`` (off when unset).  When on:
-    :class:`FusedPotentialStep` for potentials, :class:`FusedNetworkStep` for minibatch
-    networks, :class:`FusedDataStep` for other data targets; when off, :func:`lltools.sgld.step`.
+    ``fused=None`` reads ``LLTOOLS_FUSED``; when that is unset too, :func:`should_fuse`
+    decides from the run's size (``num_chains``, ``total_steps``; eager when they are not
+    given).  When on: :class:`FusedPotentialStep` for potentials, :class:`FusedNetworkStep`
+    for minibatch networks, :class:`FusedDataStep` for other data targets; when off,
+    :func:`lltools.sgld.step`.
     """
     if fused is None:
-        fused = bool(_env_flag(FUSED_ENV))
+        fused = _env_flag(FUSED_ENV)
+    if fused is None:
+        fused = (num_chains is not None and total_steps is not None
+                 and should_fuse(target, num_chains, total_steps))
     if fused:
         return fused_step_for(target)
     return sgld.step
+
+
+def step_kind(step_fn: StepFn) -> str:
+    """"compiled" for a fused step whose kernels are (still) compiled, else "eager"."""
+    return "compiled" if getattr(step_fn, "compiled", False) else "eager"

@@ -187,8 +187,10 @@ def run_chunks(
     divergence_threshold : float, optional
         nβ·(L − L(w*)) above which a chain counts as diverged (default max(1e4, 100·d)).
     fused : bool, optional
-        Use the compiled step of :mod:`lltools.fused` for targets without data (default:
-        the ``LLTOOLS_FUSED`` environment variable, else off).  Same chains up to rounding.
+        Use the compiled step of :mod:`lltools.fused` (True) or the eager one (False).
+        Default: the ``LLTOOLS_FUSED`` environment variable, else compiled only when the run
+        is big enough to repay compiling (:func:`lltools.fused.should_fuse`).  Same chains up
+        to rounding; the trace's ``meta["step"]`` says which step ran.
 
     Yields
     ------
@@ -237,7 +239,7 @@ def run_chunks(
     setting_index = setting_index.to(device=device, dtype=torch.int64)
 
     fused_steps.tune_host_allocator(device)
-    step_fn = fused_steps.select_step(target, fused)
+    step_fn = fused_steps.select_step(target, fused, num_chains=num_chains, total_steps=total_steps)
     params = SGLDParams(*(p.to(device=device, dtype=dtype) for p in params))
     keys = rng.chain_keys(seed, chain_index)
     state = sgld.init(target, params, keys, centre)
@@ -269,7 +271,8 @@ def run_chunks(
             position_steps=None if pos_steps is None else pos_steps[:npos],
             complete=complete,
             meta={"seed": seed, "thinning": thinning, "acceptance_every": acceptance_every,
-                  "target": target.name, "dim": dim, "n": target.n, "steps_done": 0},
+                  "target": target.name, "dim": dim, "n": target.n, "steps_done": 0,
+                  "step": fused_steps.step_kind(step_fn)},
         )
 
     # Recorded columns are staged as rows of a small (K, C) buffer and copied into the

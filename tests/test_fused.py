@@ -125,8 +125,8 @@ def test_no_compiler_means_eager(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not step.compiled
 
 
-def test_select_step_is_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Off by default and for data targets; on with ``fused=True`` or ``LLTOOLS_FUSED=1``."""
+def test_select_step_switches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Off when the run size is unknown; on with ``fused=True`` or ``LLTOOLS_FUSED=1``."""
     from lltools.networks import NetworkTarget
 
     pot = potential_target("x**2 + y**2")
@@ -146,6 +146,46 @@ def test_select_step_is_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
         fused.FusedNetworkStep(full_batch)
     with pytest.raises(ValueError, match="without data"):
         fused.FusedPotentialStep(net)
+
+
+def test_default_compiles_only_runs_big_enough_to_repay_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With neither ``fused`` nor LLTOOLS_FUSED set, the compiled step is chosen exactly when
+    the estimated eager time reaches AUTO_MIN_EAGER_SECONDS (potentials and minibatch networks
+    only), never without a compiler, and the environment variable overrides the rule."""
+    from lltools.networks import NetworkTarget
+
+    monkeypatch.delenv(fused.FUSED_ENV, raising=False)
+    monkeypatch.setattr(fused, "compile_available", lambda: True)
+    pot = potential_target("x**2 + y**2")
+    per_step = fused.EAGER_SECONDS_PER_STEP + 65_536 * 2 * fused.EAGER_SECONDS_PER_VALUE
+    threshold_steps = int(fused.AUTO_MIN_EAGER_SECONDS / per_step) + 1
+    assert fused.estimated_eager_seconds(pot, 65_536, threshold_steps) >= fused.AUTO_MIN_EAGER_SECONDS
+    assert fused.estimated_eager_seconds(pot, 65_536, threshold_steps - 2) < fused.AUTO_MIN_EAGER_SECONDS
+    assert isinstance(fused.select_step(pot, num_chains=65_536, total_steps=threshold_steps),
+                      fused.FusedPotentialStep)
+    assert fused.select_step(pot, num_chains=65_536, total_steps=threshold_steps - 2) is sgld.step
+    assert fused.select_step(pot, num_chains=4, total_steps=1200) is sgld.step  # the app's toy run
+    assert fused.select_step(pot) is sgld.step  # size unknown: eager
+    net = NetworkTarget(torch.nn.Linear(100, 100), torch.randn(16, 100), torch.randn(16, 100), batch_size=4)
+    assert isinstance(fused.select_step(net, num_chains=64, total_steps=5_000), fused.FusedNetworkStep)
+    full_batch = NetworkTarget(torch.nn.Linear(100, 100), torch.randn(16, 100), torch.randn(16, 100))
+    assert fused.select_step(full_batch, num_chains=64, total_steps=5_000) is sgld.step
+    monkeypatch.setenv(fused.FUSED_ENV, "0")
+    assert fused.select_step(pot, num_chains=65_536, total_steps=10**5) is sgld.step
+    monkeypatch.delenv(fused.FUSED_ENV)
+    monkeypatch.setattr(fused, "compile_available", lambda: False)
+    assert fused.select_step(pot, num_chains=65_536, total_steps=10**5) is sgld.step
+
+
+def test_trace_says_which_step_ran(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(fused.FUSED_ENV, raising=False)
+    target = potential_target("x**2 + y**2")
+    params = make_params(1e-3, 1.0, 100.0, 4)
+    assert run(target, params, num_draws=5).meta["step"] == "eager"
+    monkeypatch.setattr(fused, "compile_available", lambda: False)
+    with pytest.warns(RuntimeWarning, match="not available"):
+        trace = run(target, params, num_draws=5, fused=True)
+    assert trace.meta["step"] == "eager"  # asked for, but fell back
 
 
 def test_fused_step_is_cached_per_potential() -> None:
