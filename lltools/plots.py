@@ -273,6 +273,83 @@ def _hline(
     )
 
 
+def _theory_line(
+    fig: go.Figure, x0: float, x1: float, theory_llc: float | None, *, dash: str = "dash"
+) -> None:
+    """The exact λ from ``x0`` to ``x1`` in the foreground colour; nothing if it is unknown."""
+    if theory_llc is not None and math.isfinite(float(theory_llc)):
+        _hline(
+            fig,
+            x0,
+            x1,
+            float(theory_llc),
+            name=f"exact λ = {_fmt(theory_llc)}",
+            role="theory",
+            color=FOREGROUND["light"],
+            dash=dash,
+        )
+
+
+def _target_line(fig: go.Figure, x0: float, x1: float, finite_target: float | None) -> None:
+    """The finite-nβ target T from ``x0`` to ``x1``, dotted; nothing if it is unknown."""
+    if finite_target is not None and math.isfinite(float(finite_target)):
+        _hline(
+            fig,
+            x0,
+            x1,
+            float(finite_target),
+            name=f"target T = {_fmt(finite_target)}",
+            role="target",
+            color=TARGET_COLOR,
+            dash="dot",
+            width=2.4,
+        )
+
+
+def _band(
+    fig: go.Figure, x0: float, x1: float, lo: float, hi: float, *, name: str, fillcolor: str, role: str
+) -> None:
+    """A filled rectangle ``[x0, x1] × [lo, hi]`` (no outline, no hover)."""
+    fig.add_trace(
+        go.Scatter(
+            x=[x0, x1, x1, x0, x0],
+            y=[lo, lo, hi, hi, lo],
+            fill="toself",
+            mode="lines",
+            line={"width": 0},
+            fillcolor=fillcolor,
+            name=name,
+            hoverinfo="skip",
+            meta={"role": role},
+        )
+    )
+
+
+def _sem_error_y(sem: pd.Series, thickness: float) -> dict[str, Any]:
+    """Error bars of ± 2·SEM (a missing SEM draws none)."""
+    return {"type": "data", "array": 2 * sem.fillna(0).to_numpy(), "visible": True, "thickness": thickness}
+
+
+def _recommended_star(fig: go.Figure, x: Any, y: Any, *, size: int, hoverinfo: str | None = None) -> None:
+    """The recommended setting: a yellow star at (``x``, ``y``)."""
+    fig.add_trace(
+        go.Scatter(
+            x=[x],
+            y=[y],
+            mode="markers",
+            name="recommended",
+            marker={
+                "symbol": "star",
+                "size": size,
+                "color": "#FFD400",
+                "line": {"width": 1.5, "color": "black"},
+            },
+            hoverinfo=hoverinfo,
+            meta={"role": "recommended"},
+        )
+    )
+
+
 # ----------------------------------------------------------------------------- toy page
 
 
@@ -560,30 +637,8 @@ def llc_running_figure(
     else:
         x0 = float(data["step"].min())
         x1 = float(total_steps) if total_steps else float(data["step"].max())
-    if theory_llc is not None and math.isfinite(float(theory_llc)):
-        _hline(
-            fig,
-            x0,
-            x1,
-            float(theory_llc),
-            name=f"exact λ = {_fmt(theory_llc)}",
-            role="theory",
-            color=FOREGROUND["light"],
-            dash="dash",
-            width=2.0,
-        )
-    if finite_target is not None and math.isfinite(float(finite_target)):
-        _hline(
-            fig,
-            x0,
-            x1,
-            float(finite_target),
-            name=f"target T = {_fmt(finite_target)}",
-            role="target",
-            color=TARGET_COLOR,
-            dash="dot",
-            width=2.4,
-        )
+    _theory_line(fig, x0, x1, theory_llc)
+    _target_line(fig, x0, x1, finite_target)
     if (
         llc_mean is not None
         and math.isfinite(float(llc_mean))
@@ -591,19 +646,7 @@ def llc_running_figure(
         and math.isfinite(float(llc_sem))
     ):
         lo, hi = float(llc_mean) - 2 * float(llc_sem), float(llc_mean) + 2 * float(llc_sem)
-        fig.add_trace(
-            go.Scatter(
-                x=[x0, x1, x1, x0, x0],
-                y=[lo, lo, hi, hi, lo],
-                fill="toself",
-                mode="lines",
-                line={"width": 0},
-                fillcolor="rgba(128,128,128,0.18)",
-                name="λ̂ ± 2 SEM",
-                hoverinfo="skip",
-                meta={"role": "band"},
-            )
-        )
+        _band(fig, x0, x1, lo, hi, name="λ̂ ± 2 SEM", fillcolor="rgba(128,128,128,0.18)", role="band")
     if total_steps:
         fig.update_xaxes(range=[x0, total_steps])
     if not data.empty:
@@ -699,29 +742,8 @@ def chain_llc_figure(
                 )
             )
         x0, x1 = float(summary["chain"].min()) - 0.5, float(summary["chain"].max()) + 0.5
-        if theory_llc is not None and math.isfinite(float(theory_llc)):
-            _hline(
-                fig,
-                x0,
-                x1,
-                float(theory_llc),
-                name=f"exact λ = {_fmt(theory_llc)}",
-                role="theory",
-                color=FOREGROUND["light"],
-                dash="dash",
-            )
-        if finite_target is not None and math.isfinite(float(finite_target)):
-            _hline(
-                fig,
-                x0,
-                x1,
-                float(finite_target),
-                name=f"target T = {_fmt(finite_target)}",
-                role="target",
-                color=TARGET_COLOR,
-                dash="dot",
-                width=2.4,
-            )
+        _theory_line(fig, x0, x1, theory_llc)
+        _target_line(fig, x0, x1, finite_target)
         fig.update_xaxes(dtick=1)
     return fig
 
@@ -879,22 +901,7 @@ def sweep_heatmap(
         )
     if recommended is not None and (frame["setting"] == recommended).any():
         row = frame[frame["setting"] == recommended].iloc[0]
-        fig.add_trace(
-            go.Scatter(
-                x=[_axis_label(row[x])],
-                y=[_axis_label(row[y])],
-                mode="markers",
-                name="recommended",
-                marker={
-                    "symbol": "star",
-                    "size": 20,
-                    "color": "#FFD400",
-                    "line": {"width": 1.5, "color": "black"},
-                },
-                hoverinfo="skip",
-                meta={"role": "recommended"},
-            )
-        )
+        _recommended_star(fig, _axis_label(row[x]), _axis_label(row[y]), size=20, hoverinfo="skip")
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=xl, showgrid=False)
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=yl, showgrid=False)
     fig.update_layout(showlegend=False)
@@ -931,12 +938,7 @@ def llc_vs_param_figure(
                 go.Scatter(
                     x=g.index.to_numpy(),
                     y=g["llc_mean"],
-                    error_y={
-                        "type": "data",
-                        "array": 2 * g["llc_sem"].fillna(0).to_numpy(),
-                        "visible": True,
-                        "thickness": 1.2,
-                    },
+                    error_y=_sem_error_y(g["llc_sem"], 1.2),
                     mode="lines+markers",
                     name=name,
                     line={"color": CHAIN_COLORS[i % len(CHAIN_COLORS)], "width": 2},
@@ -944,18 +946,7 @@ def llc_vs_param_figure(
                     meta={"role": "data", "group": None if key is None else float(key)},
                 )
             )
-        x0, x1 = float(table[x].min()), float(table[x].max())
-        if theory_llc is not None and math.isfinite(float(theory_llc)):
-            _hline(
-                fig,
-                x0,
-                x1,
-                float(theory_llc),
-                name=f"exact λ = {_fmt(theory_llc)}",
-                role="theory",
-                color=FOREGROUND["light"],
-                dash="dash",
-            )
+        _theory_line(fig, float(table[x].min()), float(table[x].max()), theory_llc)
     if finite_target is not None and not finite_target.empty:
         ft = finite_target.sort_values(x)
         fig.add_trace(
@@ -1053,17 +1044,7 @@ def multi_temperature_figure(
                 meta={"role": "intercept", "value": b0},
             )
         )
-    if theory_llc is not None and math.isfinite(float(theory_llc)):
-        _hline(
-            fig,
-            0.0,
-            xmax * 1.05,
-            float(theory_llc),
-            name=f"exact λ = {_fmt(theory_llc)}",
-            role="theory",
-            color=FOREGROUND["light"],
-            dash="dot",
-        )
+    _theory_line(fig, 0.0, xmax * 1.05, theory_llc, dash="dot")
     fig.update_xaxes(rangemode="tozero")
     return fig
 
@@ -1101,12 +1082,7 @@ def calibration_figure(
             go.Scatter(
                 x=g["epsilon"],
                 y=g["llc_mean"],
-                error_y={
-                    "type": "data",
-                    "array": 2 * g["llc_sem"].fillna(0).to_numpy(),
-                    "visible": True,
-                    "thickness": 1,
-                },
+                error_y=_sem_error_y(g["llc_sem"], 1),
                 mode="lines+markers",
                 name=f"γ = {_fmt(gamma)}",
                 line={"color": color, "width": 1.6},
@@ -1121,32 +1097,8 @@ def calibration_figure(
         )
     if recommended is not None and (t["setting"] == recommended).any():
         row = t[t["setting"] == recommended].iloc[0]
-        fig.add_trace(
-            go.Scatter(
-                x=[row["epsilon"]],
-                y=[row["llc_mean"]],
-                mode="markers",
-                name="recommended",
-                marker={
-                    "symbol": "star",
-                    "size": 22,
-                    "color": "#FFD400",
-                    "line": {"width": 1.5, "color": "black"},
-                },
-                meta={"role": "recommended"},
-            )
-        )
-    if theory_llc is not None and math.isfinite(float(theory_llc)):
-        _hline(
-            fig,
-            float(t["epsilon"].min()),
-            float(t["epsilon"].max()),
-            float(theory_llc),
-            name=f"exact λ = {_fmt(theory_llc)}",
-            role="theory",
-            color=FOREGROUND["light"],
-            dash="dash",
-        )
+        _recommended_star(fig, row["epsilon"], row["llc_mean"], size=22)
+    _theory_line(fig, float(t["epsilon"].min()), float(t["epsilon"].max()), theory_llc)
     fig.update_xaxes(type="log")
     return fig
 
@@ -1433,19 +1385,7 @@ def free_energy_difference_figure(
         ((0.0, y1), "rgba(76,155,232,0.14)", f"{labels[0]} wins"),
         ((y0, 0.0), "rgba(245,133,24,0.14)", f"{labels[1]} wins"),
     ):
-        fig.add_trace(
-            go.Scatter(
-                x=[n0, n1, n1, n0, n0],
-                y=[ya, ya, yb, yb, ya],
-                fill="toself",
-                mode="lines",
-                line={"width": 0},
-                fillcolor=color,
-                name=label,
-                hoverinfo="skip",
-                meta={"role": "region"},
-            )
-        )
+        _band(fig, n0, n1, ya, yb, name=label, fillcolor=color, role="region")
     fig.add_trace(
         go.Scatter(
             x=d["n"],

@@ -463,17 +463,8 @@ def trajectory_figure(
         pad = 0.12 * ((hi - lo) or 1.0)
         fig.update_yaxes(range=[lo - pad, hi + pad], row=1, col=1)
         hidden = int((llc < 0).sum())
-        fig.add_annotation(
-            x=0.01,
-            y=0.03,
-            xref="x domain",
-            yref="y domain",
-            xanchor="left",
-            yanchor="bottom",
-            showarrow=False,
-            text=f"{hidden} checkpoint{'s' if hidden > 1 else ''} with λ̂ < 0 (not minima) below the axis",
-            font={"size": 11},
-            name="note:negative",
+        _negative_note(
+            fig, f"{hidden} checkpoint{'s' if hidden > 1 else ''} with λ̂ < 0 (not minima) below the axis"
         )
 
     # --- memorised / grokked markers in every panel
@@ -533,6 +524,22 @@ def scaled(values: Sequence[float] | np.ndarray | pd.Series) -> np.ndarray:
     return arr / top if top > 0 else arr
 
 
+def _negative_note(fig: go.Figure, text: str) -> None:
+    """A small note at the bottom left of the (first) panel, named ``note:negative``."""
+    fig.add_annotation(
+        x=0.01,
+        y=0.03,
+        xref="x domain",
+        yref="y domain",
+        xanchor="left",
+        yanchor="bottom",
+        showarrow=False,
+        text=text,
+        font={"size": 11},
+        name="note:negative",
+    )
+
+
 def negatives_dominate(llc: np.ndarray) -> bool:
     """Whether λ̂ < 0 values (non-minima) are so large they would squash the λ̂ ≥ 0 curve.
 
@@ -574,18 +581,7 @@ def llc_vs_gc_figure(
         raw = data[col].to_numpy(dtype=float)
         if role == "llc" and negatives_dominate(raw):
             fig.update_yaxes(range=[-0.3, 1.1])
-            fig.add_annotation(
-                x=0.01,
-                y=0.03,
-                xref="x domain",
-                yref="y domain",
-                xanchor="left",
-                yanchor="bottom",
-                showarrow=False,
-                text="λ̂ < 0 checkpoints (not minima) are below the axis",
-                font={"size": 11},
-                name="note:negative",
-            )
+            _negative_note(fig, "λ̂ < 0 checkpoints (not minima) are below the axis")
         fig.add_trace(
             go.Scatter(
                 x=x,
