@@ -158,21 +158,17 @@ def prepare_target(
     return target
 
 
-def check_memory(target: Target, chains: int, draws: int, burnin: int, thinning: int) -> None:
-    """Refuse a run whose trace buffers cannot fit, before anything of size ``chains`` or
-    ``steps`` is allocated.  A lower bound of :func:`lltools.run.run_chunks`' estimate (no
-    positions), so it never refuses a run that check would accept."""
+def check_memory(target: Target, chains: int, draws: int, burnin: int, thinning: int) -> int:
+    """Refuse a run that cannot fit even stepping one chain at a time, before anything of size
+    ``chains`` or ``steps`` is allocated; else return the chain batch one step can take
+    (:func:`lltools.memory.chain_batch_size`; ``chains`` when everything fits).  A lower bound
+    of :func:`lltools.run.run_chunks`' estimate (no positions), so it never refuses a run that
+    check would accept."""
     recorded = burnin // thinning + draws
     itemsize = torch.empty((), dtype=target.dtype).element_size()
-    needed = memory.sampling_bytes(
-        chains, target.dim, recorded, itemsize=itemsize,
+    return memory.chain_batch_size(
+        chains, target.dim, recorded, itemsize=itemsize, device=target.device,
         extra_per_chain=int(getattr(target, "bytes_per_chain", 0)),
-    )
-    memory.check_fits(
-        needed,
-        target.device,
-        what=f"sampling {chains} chains × {recorded} recorded steps × {target.dim} parameters",
-        suggestion="use fewer chains or draws, more thinning, or a smaller batch size.",
     )
 
 

@@ -29,9 +29,7 @@ See ``docs/distributed.md`` for pointing it at a real cluster.
 from __future__ import annotations
 
 import itertools
-import logging
 import math
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -45,8 +43,6 @@ from lltools import estimators, memory
 from lltools.run import MAX_POSITION_DIM, MAX_POSITION_VALUES, Trace, recorded_steps, run
 from lltools.sgld import SGLDParams
 from lltools.target import Target
-
-logger = logging.getLogger("lltools")
 
 TargetSpec = str | dict[str, Any] | Target
 
@@ -90,15 +86,9 @@ def max_chains_that_fit(
         record_positions = target.dim <= MAX_POSITION_DIM
     budget = memory.available_bytes(device) if budget_bytes is None else int(budget_bytes)
     fixed = MAX_POSITION_VALUES * itemsize if record_positions else 0
-    per_chain = 2 * num_recorded * itemsize + 10 * target.dim * itemsize
+    per_chain = 2 * num_recorded * itemsize + memory.WORKING_VECTORS * target.dim * itemsize
     per_chain += int(getattr(target, "bytes_per_chain", 0))
     return max(1, int((budget - fixed) // max(per_chain, 1)))
-
-
-def announce(message: str, *, stream: Any = None) -> None:
-    """Log ``message`` on the ``lltools`` logger and print it to stderr (or ``stream``)."""
-    logger.info(message)
-    print(f"lltools: {message}", file=stream or sys.stderr, flush=True)
 
 
 def concat_traces(traces: Sequence[Trace]) -> Trace:
@@ -159,7 +149,7 @@ def run_batched(
     """:func:`lltools.run.run` in chain batches that fit memory; the same trace as one run.
 
     ``max_chains`` defaults to :func:`max_chains_that_fit`.  When the run has to be split
-    the batch size is announced (see :func:`announce`) unless ``quiet``.  Extra keyword
+    the batch size is announced (see :func:`lltools.memory.announce`) unless ``quiet``.  Extra keyword
     arguments go to :func:`lltools.run.run` (``seed``, ``fused``, ...).
     """
     num_chains = params.num_chains
@@ -177,7 +167,7 @@ def run_batched(
                    **common)
     batches = math.ceil(num_chains / max_chains)
     if not quiet:
-        announce(f"{num_chains:,} chains do not fit {target.device} memory at once; running "
+        memory.announce(f"{num_chains:,} chains do not fit {target.device} memory at once; running "
                  f"{batches} batches of at most {max_chains:,} chains (same results as one batch)")
     parts = []
     for start in range(0, num_chains, max_chains):

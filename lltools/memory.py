@@ -1,16 +1,23 @@
-"""Refuse runs that would not fit, before allocating anything.
+"""Size runs to the device's memory before allocating anything: split or refuse.
 
 Every run estimates its bytes (trace buffers + working tensors [+ activations for
 networks]) and compares them with what the device can give: free CUDA memory, or a share
-of available host RAM.  Over the limit, :class:`MemoryBudgetError` says the estimate, the
-limit, and what to change.
+of available host RAM.  When all chains do not fit at once, :func:`chain_batch_size` picks
+the largest chain batch whose temporaries fit next to the resident traces and state, and the
+run loop steps the chains batch by batch (announced with :func:`announce`).  When not even
+that fits, :class:`MemoryBudgetError` says the estimate, the limit, and what to change.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
+from typing import Any
 
 import torch
+
+logger = logging.getLogger("lltools")
 
 
 class MemoryBudgetError(ValueError):
@@ -73,6 +80,67 @@ def check_fits(estimate: float, device: torch.device | str, *, what: str, sugges
         )
 
 
+#: Working (C, d) tensors of one step when all chains step at once (state + temporaries).
+WORKING_VECTORS = 10
+#: (C, d) tensors held for every chain when the step runs in chain batches: the centres, and
+#: the old and new positions and gradients.
+STATE_VECTORS = 5
+
+
+def announce(message: str, *, stream: Any = None) -> None:
+    """Tell the user how a run was split: log ``message`` on the ``lltools`` logger and print
+    it to stderr (or ``stream``)."""
+    logger.info(message)
+    print(f"lltools: {message}", file=stream or sys.stderr, flush=True)
+
+
+def chain_batch_size(
+    num_chains: int,
+    dim: int,
+    num_recorded: int,
+    *,
+    itemsize: int,
+    device: torch.device | str,
+    position_values: int = 0,
+    extra_per_chain: int = 0,
+    budget: int | None = None,
+    suggestion: str = "use fewer chains or draws, more thinning, or a smaller batch size.",
+) -> int:
+    """The largest number of chains one step can process at once on ``device``.
+
+    All C chains at once need :func:`sampling_bytes`.  When that is over the budget
+    (:func:`available_bytes`, or ``budget``), the step can run in chain batches of B: the
+    traces, positions and :data:`STATE_VECTORS` (C, d) tensors stay resident for every chain,
+    and the temporaries — the other ``WORKING_VECTORS − STATE_VECTORS`` (B, d) tensors and the
+    target's ``extra_per_chain`` bytes (a network's activations) — exist for one batch at a time:
+
+        B = ⌊(budget − resident) / ((WORKING_VECTORS − STATE_VECTORS)·d·itemsize + extra)⌋
+
+    Returns C when everything fits, else 1 ≤ B < C.
+
+    Raises
+    ------
+    MemoryBudgetError
+        When even one chain at a time does not fit (the traces and state alone are too big);
+        the message has the estimate, the budget and ``suggestion``.
+    """
+    limit = available_bytes(device) if budget is None else int(budget)
+    everything = sampling_bytes(num_chains, dim, num_recorded, itemsize=itemsize,
+                                position_values=position_values, extra_per_chain=extra_per_chain)
+    if everything <= limit:
+        return num_chains
+    resident = (2 * num_chains * num_recorded + STATE_VECTORS * num_chains * dim + position_values) * itemsize
+    per_chain = (WORKING_VECTORS - STATE_VECTORS) * dim * itemsize + extra_per_chain
+    batch = (limit - resident) // max(per_chain, 1)
+    if batch < 1:
+        raise MemoryBudgetError(
+            f"sampling {num_chains} chains × {num_recorded} recorded steps × {dim} parameters "
+            f"(even stepping one chain at a time) needs about {format_bytes(resident + per_chain)} "
+            f"but only {format_bytes(limit)} is available on {torch.device(device)}; {suggestion}"
+        )
+    return int(min(batch, num_chains))
+
+
 def sampling_bytes(
     num_chains: int,
     dim: int,
@@ -82,7 +150,8 @@ def sampling_bytes(
     position_values: int = 0,
     extra_per_chain: int = 0,
 ) -> int:
-    """Bytes for a sampling run: 2 trace buffers (C, T), ~10 working (C, d) tensors, positions."""
+    """Bytes for a sampling run with every chain stepping at once: 2 trace buffers (C, T),
+    :data:`WORKING_VECTORS` (C, d) tensors, positions, and ``extra_per_chain`` per chain."""
     traces = 2 * num_chains * num_recorded * itemsize
-    working = 10 * num_chains * dim * itemsize
+    working = WORKING_VECTORS * num_chains * dim * itemsize
     return traces + working + position_values * itemsize + num_chains * extra_per_chain

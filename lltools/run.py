@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
 
 from lltools import fused as fused_steps
 from lltools import memory, rng, sgld
-from lltools.sgld import SGLDParams
+from lltools.fused import StepFn
+from lltools.sgld import SGLDInfo, SGLDParams, SGLDState
 from lltools.target import Target
 
 #: Positions are recorded only for targets with at most this many parameters.
@@ -212,20 +213,21 @@ def run_chunks(
         position_stride = max(1, -(-num_chains * num_recorded * dim // MAX_POSITION_VALUES))
     num_positions = -(-num_recorded // position_stride) if record_positions else 0
     itemsize = torch.empty((), dtype=dtype).element_size()
-    estimate = memory.sampling_bytes(
+    batch_chains = memory.chain_batch_size(
         num_chains,
         dim,
         num_recorded,
         itemsize=itemsize,
+        device=device,
         position_values=num_chains * num_positions * dim,
         extra_per_chain=int(getattr(target, "bytes_per_chain", 0)),
     )
-    memory.check_fits(
-        estimate,
-        device,
-        what=f"sampling {num_chains} chains × {num_recorded} recorded steps × {dim} parameters",
-        suggestion="use fewer chains or draws, more thinning, or a smaller batch size.",
-    )
+    if batch_chains < num_chains:
+        memory.announce(
+            f"{num_chains:,} chains × {dim:,} parameters do not fit {device} memory in one step; "
+            f"stepping them in {-(-num_chains // batch_chains)} batches of at most {batch_chains:,} "
+            "chains (the same chains, just slower)"
+        )
 
     if acceptance_every is None:
         acceptance_every = 10 if target.has_data else 1
@@ -240,6 +242,8 @@ def run_chunks(
 
     fused_steps.tune_host_allocator(device)
     step_fn = fused_steps.select_step(target, fused, num_chains=num_chains, total_steps=total_steps)
+    if batch_chains < num_chains:
+        step_fn = ChainBatchedStep(step_fn, batch_chains)
     params = SGLDParams(*(p.to(device=device, dtype=dtype) for p in params))
     keys = rng.chain_keys(seed, chain_index)
     state = sgld.init(target, params, keys, centre)
@@ -272,7 +276,7 @@ def run_chunks(
             complete=complete,
             meta={"seed": seed, "thinning": thinning, "acceptance_every": acceptance_every,
                   "target": target.name, "dim": dim, "n": target.n, "steps_done": 0,
-                  "step": fused_steps.step_kind(step_fn)},
+                  "step": fused_steps.step_kind(step_fn), "chain_batch": batch_chains},
         )
 
     # Recorded columns are staged as rows of a small (K, C) buffer and copied into the
@@ -323,6 +327,44 @@ def run_chunks(
     final = snapshot(next_col, complete=True)
     final.meta["steps_done"] = total_steps
     yield final
+
+
+class ChainBatchedStep:
+    """A step function applied to consecutive batches of at most ``batch_chains`` chains.
+
+    Chains never interact and each one's random stream depends only on its own key and the
+    step (:mod:`lltools.rng`), so the result is the one-call result (bit for bit with the eager
+    step on potentials; to rounding where batched matrix products block differently).  Only
+    one batch's temporaries exist at a time; the new positions and gradients are written
+    into fresh (C, d) tensors.
+    """
+
+    def __init__(self, step_fn: StepFn, batch_chains: int) -> None:
+        self.step_fn = step_fn
+        self.batch_chains = int(batch_chains)
+
+    @property
+    def compiled(self) -> bool:
+        return bool(getattr(self.step_fn, "compiled", False))
+
+    def __call__(
+        self, state: SGLDState, target: Target, params: SGLDParams, **kwargs: Any
+    ) -> tuple[SGLDState, SGLDInfo]:
+        num_chains = params.num_chains
+        w, grad = torch.empty_like(state.w), torch.empty_like(state.grad)
+        loss, info_loss, info_acc = (torch.empty_like(state.loss) for _ in range(3))
+        diverged_at = torch.empty_like(state.diverged_at)
+        for start in range(0, num_chains, self.batch_chains):
+            sl = slice(start, min(start + self.batch_chains, num_chains))
+            part = SGLDState(w=state.w[sl], centre=state.centre[sl], loss=state.loss[sl], grad=state.grad[sl],
+                             loss_init=state.loss_init[sl], diverged_at=state.diverged_at[sl],
+                             keys=state.keys[sl], step=state.step)
+            new, info = self.step_fn(part, target, SGLDParams(*(p[sl] for p in params)), **kwargs)
+            w[sl], loss[sl], grad[sl], diverged_at[sl] = new.w, new.loss, new.grad, new.diverged_at
+            info_loss[sl], info_acc[sl] = info.loss, info.acceptance
+        new_state = SGLDState(w=w, centre=state.centre, loss=loss, grad=grad, loss_init=state.loss_init,
+                              diverged_at=diverged_at, keys=state.keys, step=state.step + 1)
+        return new_state, SGLDInfo(loss=info_loss, acceptance=info_acc)
 
 
 def last_item(items: Iterable[T]) -> T:

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from lltools import estimators, memory
+from lltools import estimators
 from lltools.api import _validate_counts, prepare_target, resolve_nbeta
 from lltools.checkpoints import load_checkpoint
 from lltools.models import build_module, list_checkpoints, load_sample_model
@@ -42,13 +42,6 @@ def _sampler_settings(card: dict[str, Any], overrides: dict[str, Any]) -> dict[s
 def _groups(num_checkpoints: int, chains: int, max_chains: int) -> list[range]:
     per_group = max(1, max_chains // chains)
     return [range(s, min(s + per_group, num_checkpoints)) for s in range(0, num_checkpoints, per_group)]
-
-
-def max_batched_chains(target: Any, requested: int, device: torch.device) -> int:
-    """The largest chain count whose estimated memory fits the device budget."""
-    per_chain = int(getattr(target, "bytes_per_chain", 0)) + 12 * target.dim * target.w_star.element_size()
-    budget = memory.available_bytes(device)
-    return max(1, min(requested, budget // max(per_chain, 1)))
 
 
 def geometric_complexity_at(
@@ -107,7 +100,9 @@ def trajectory_stream(
     states = [load_checkpoint(p) for p in paths]
     centres = torch.stack([target.flatten(sd) for sd in states]).to(target.device, target.dtype)  # (K, d)
 
-    limit = max_chains or max_batched_chains(target, len(paths) * chains_, target.device)
+    # One batched run over every checkpoint by default: run_chunks steps the chains in
+    # memory-sized batches by itself (and says so); ``max_chains`` splits into several runs.
+    limit = max_chains or len(paths) * chains_
     groups = _groups(len(paths), chains_, limit)
     total_steps = (burnin_ + draws_) * len(groups)
     tables = []

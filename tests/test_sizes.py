@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from lltools import memory
 from lltools.api import MAX_CHAINS, MAX_STEPS, estimate
@@ -166,22 +167,60 @@ def test_thinning_and_burnin_count_in_the_estimate(potential: Any, small_limit: 
 
 
 # ----------------------------------------------------------------------------- API: networks
-def test_network_estimate_counts_activation_memory(network: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A limit between "trace buffers only" and "trace + per-chain activations" refuses the run:
-    the network's ``bytes_per_chain`` is part of the estimate."""
-    chains, draws = 64, 500
+def test_network_activations_too_big_for_one_step_run_in_chain_batches(
+    network: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A limit between "traces and state" and "traces + every chain's activations at once" no
+    longer refuses the run: the step runs in the largest chain batches that fit, says so, and
+    gives the chains of the unsplit run (to float32 rounding: batched matrix products block
+    differently at other batch sizes)."""
+    chains, draws = 64, 60
     itemsize = network.w_star.element_size()
-    buffers = memory.sampling_bytes(chains, network.dim, draws, itemsize=itemsize)
-    with_activations = buffers + chains * network.bytes_per_chain
-    assert with_activations > 1.5 * buffers, "test premise: activations dominate"
-    limit = (buffers + with_activations) // 2
+    everything = memory.sampling_bytes(chains, network.dim, draws, itemsize=itemsize,
+                                       extra_per_chain=network.bytes_per_chain)
+    resident = (2 * chains * draws + memory.STATE_VECTORS * chains * network.dim) * itemsize
+    assert everything > 1.5 * resident, "test premise: activations dominate"
+    whole = estimate(network, chains=chains, draws=draws, burnin=0, device="cpu")
+    assert whole.trace.meta["chain_batch"] == chains
+    limit = (resident + everything) // 2
     monkeypatch.setenv("LLTOOLS_MEMORY_LIMIT_BYTES", str(limit))
+    split = estimate(network, chains=chains, draws=draws, burnin=0, device="cpu")
+    batch = split.trace.meta["chain_batch"]
+    temporaries = memory.WORKING_VECTORS - memory.STATE_VECTORS
+    per_chain = temporaries * network.dim * itemsize + network.bytes_per_chain
+    assert batch == (limit - resident) // per_chain and 1 <= batch < chains
+    err = capsys.readouterr().err
+    assert f"batches of at most {batch:,} chains" in err and "do not fit cpu memory" in err
+    torch.testing.assert_close(split.trace.loss, whole.trace.loss, rtol=1e-5, atol=1e-7, equal_nan=True)
+    assert torch.equal(split.trace.diverged_at, whole.trace.diverged_at)
+    # Below the resident part (traces + state) even one chain at a time is refused, cheaply.
+    monkeypatch.setenv("LLTOOLS_MEMORY_LIMIT_BYTES", str(resident // 2))
     message, growth, seconds = refused(
         lambda: estimate(network, chains=chains, draws=draws, burnin=0, device="cpu")
     )
-    check_message(message, at_least=with_activations, limit=limit)
+    check_message(message, at_least=resident, limit=resident // 2)
     assert f"{chains} chains × {draws} recorded steps × {network.dim} parameters" in message
+    assert "one chain at a time" in message
     assert_cheap(growth, seconds)
+
+
+def test_potential_chain_batches_are_bit_identical(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stepping in chain batches changes nothing for the eager step on a potential: losses,
+    acceptances, positions and divergence steps equal the one-batch run bit for bit (half the
+    chains have an ε that diverges, so the bookkeeping is exercised)."""
+    from lltools.run import run
+    from lltools.sgld import make_params
+
+    target = potential_target("x**2 * y**4")
+    params = make_params([1e-3, 3e-2] * 50, 1.0, 100.0, 100)
+    kwargs = {"num_draws": 50, "num_burnin": 10, "fused": False}
+    whole = run(target, params, **kwargs)
+    monkeypatch.setenv("LLTOOLS_MEMORY_LIMIT_BYTES", "101000")  # just above traces + positions + state
+    split = run(target, params, **kwargs)
+    assert 1 < split.meta["chain_batch"] < 100 and whole.meta["chain_batch"] == 100
+    assert (whole.diverged_at >= 0).any() and torch.equal(split.diverged_at, whole.diverged_at)
+    for name in ("loss", "acceptance", "positions"):
+        assert torch.equal(getattr(split, name).nan_to_num(-1.0), getattr(whole, name).nan_to_num(-1.0)), name
 
 
 def test_absurd_network_request_is_refused_at_once(network: Any, host_limit: None) -> None:
