@@ -326,56 +326,26 @@ def sampler_controls(prefix: str, inputs: SamplerInputs, *, running: bool) -> tu
     add its own inputs (seed, batch size, …) below in the same grid.
     """
     c1, c2 = st.columns(2)
-    c1.number_input(
-        inputs.nbeta_label,
-        min_value=1e-3,
-        max_value=inputs.nbeta_max,
-        step=inputs.nbeta_step,
-        format="%g",
-        key=f"{prefix}.nbeta",
-        disabled=running,
-        help=inputs.nbeta_help,
+    i = inputs
+    rows = (  # column, label, key suffix, min, max, step, format, help
+        (c1, i.nbeta_label, "nbeta", 1e-3, i.nbeta_max, i.nbeta_step, "%g", i.nbeta_help),
+        (c2, i.gamma_label, "gamma", 0.0, i.gamma_max, i.gamma_step, "%g", i.gamma_help),
+        (c1, i.epsilon_label, "epsilon", i.epsilon_min, 1.0, i.epsilon_step, "%.2e", i.epsilon_help),
+        (c2, "chains", "chains", 1, i.chains_max, 1, None, i.chains_help),
+        (c1, "draws", "draws", 10, i.draws_max, i.draws_step, None, None),
+        (c2, "burn-in", "burnin", 0, 100_000, 100, None, None),
     )
-    c2.number_input(
-        inputs.gamma_label,
-        min_value=0.0,
-        max_value=inputs.gamma_max,
-        step=inputs.gamma_step,
-        format="%g",
-        key=f"{prefix}.gamma",
-        disabled=running,
-        help=inputs.gamma_help,
-    )
-    c1.number_input(
-        inputs.epsilon_label,
-        min_value=inputs.epsilon_min,
-        max_value=1.0,
-        step=inputs.epsilon_step,
-        format="%.2e",
-        key=f"{prefix}.epsilon",
-        disabled=running,
-        help=inputs.epsilon_help,
-    )
-    c2.number_input(
-        "chains",
-        min_value=1,
-        max_value=inputs.chains_max,
-        step=1,
-        key=f"{prefix}.chains",
-        disabled=running,
-        help=inputs.chains_help,
-    )
-    c1.number_input(
-        "draws",
-        min_value=10,
-        max_value=inputs.draws_max,
-        step=inputs.draws_step,
-        key=f"{prefix}.draws",
-        disabled=running,
-    )
-    c2.number_input(
-        "burn-in", min_value=0, max_value=100_000, step=100, key=f"{prefix}.burnin", disabled=running
-    )
+    for col, label, name, lo, hi, step, fmt, help_text in rows:
+        col.number_input(
+            label,
+            min_value=lo,
+            max_value=hi,
+            step=step,
+            format=fmt,
+            key=f"{prefix}.{name}",
+            disabled=running,
+            help=help_text,
+        )
     return c1, c2
 
 
