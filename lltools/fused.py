@@ -403,6 +403,16 @@ def _scalars(state: SGLDState, divergence_threshold: float) -> tuple[Tensor, Ten
     )
 
 
+def _next_state(state: SGLDState, w: Tensor, loss: Tensor, grad: Tensor, diverged_at: Tensor,
+                centre: Tensor | None = None) -> SGLDState:
+    """The state after one step: new position, loss, gradient and divergence steps; the
+    centres (``centre`` when given, e.g. as a chain-minor view), reference losses and keys
+    carried over."""
+    return SGLDState(w=w, centre=state.centre if centre is None else centre, loss=loss, grad=grad,
+                     loss_init=state.loss_init, diverged_at=diverged_at, keys=state.keys,
+                     step=state.step + 1)
+
+
 class FusedPotentialStep(_FusedStepBase):
     """A compiled drop-in for :func:`lltools.sgld.step` on a target without data.
 
@@ -451,16 +461,7 @@ class FusedPotentialStep(_FusedStepBase):
             params.nbeta, word, step_t, threshold, bool(compute_acceptance),
         )
         # (C, d) views of the chain-minor buffers: the next call finds them already laid out.
-        new_state = SGLDState(
-            w=w_out.t(),
-            centre=centre_t.t(),
-            loss=loss_out,
-            grad=grad_out.t(),
-            loss_init=state.loss_init,
-            diverged_at=diverged,
-            keys=state.keys,
-            step=state.step + 1,
-        )
+        new_state = _next_state(state, w_out.t(), loss_out, grad_out.t(), diverged, centre=centre_t.t())
         return new_state, SGLDInfo(loss=info_loss, acceptance=info_acc)
 
 
@@ -509,16 +510,7 @@ class FusedDataStep(_FusedStepBase):
             grad_new, state.loss_init, state.diverged_at, params.epsilon, params.gamma,
             params.nbeta, step_t, threshold, bool(compute_acceptance),
         )
-        new_state = SGLDState(
-            w=w_out,
-            centre=state.centre,
-            loss=loss_out,
-            grad=grad_out,
-            loss_init=state.loss_init,
-            diverged_at=diverged,
-            keys=state.keys,
-            step=state.step + 1,
-        )
+        new_state = _next_state(state, w_out, loss_out, grad_out, diverged)
         return new_state, SGLDInfo(loss=info_loss, acceptance=info_acc)
 
 
@@ -588,16 +580,7 @@ class FusedNetworkStep(_FusedStepBase):
             batch, params.epsilon, params.gamma, params.nbeta, word, step_t, threshold,
             bool(compute_acceptance),
         )
-        new_state = SGLDState(
-            w=w_out,
-            centre=state.centre,
-            loss=loss_out,
-            grad=grad_out,
-            loss_init=state.loss_init,
-            diverged_at=diverged,
-            keys=state.keys,
-            step=state.step + 1,
-        )
+        new_state = _next_state(state, w_out, loss_out, grad_out, diverged)
         return new_state, SGLDInfo(loss=info_loss, acceptance=info_acc)
 
 
