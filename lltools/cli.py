@@ -80,6 +80,44 @@ def progress_bar(total: int, enabled: bool) -> tqdm:
                 dynamic_ncols=True, leave=False)
 
 
+def saved_spec(save: bool, potential: str | None, model: Path | None, checkpoint: Path | None) -> dict[str, Any] | None:
+    """The run store's target spec, when the run is to be saved."""
+    if not save:
+        return None
+    from lltools.store import target_spec
+
+    return target_spec(potential, model, checkpoint)
+
+
+def drive(
+    stream: Iterable[Any],
+    *,
+    total: int,
+    progress: bool,
+    save: bool,
+    store: Path | None,
+    kind: str,
+    settings: dict[str, Any],
+    spec: dict[str, Any] | None,
+) -> tuple[Any, Any]:
+    """Run ``stream`` to its end behind a progress bar, recording it in the run store when
+    ``save``; returns ``(last item, recorder or None)``."""
+    recorder = None
+    if save:
+        from lltools.store import RunStore, record_stream
+
+        recorder = record_stream(RunStore(store), stream, kind=kind, settings=settings, target=spec)
+        stream = recorder
+    last = None
+    with progress_bar(total, progress) as bar:
+        for last in started(stream):
+            bar.update(last[0].meta["steps_done"] - bar.n)
+    assert last is not None
+    if recorder is not None:
+        typer.echo(f"saved run {recorder.run_id}", err=True)
+    return last, recorder
+
+
 def format_summary(result: Any) -> str:
     """A readable multi-line summary of an :class:`~lltools.api.EstimateResult`."""
     s = result.settings
@@ -164,25 +202,11 @@ def estimate(
     }
     total = kwargs["burnin"] + kwargs["draws"] * thinning
     report = max(1, total // 100)
-    stream = estimate_stream(target, report_every=report, **kwargs)
-    recorder = None
-    if save:
-        from lltools.store import RunStore, record_stream, target_spec
-
-        recorder = record_stream(RunStore(store), stream, kind="estimate", settings=kwargs,
-                                 target=target_spec(potential, model, checkpoint))
-        stream = recorder
-    last = None
-    stream = started(stream)
-    with progress_bar(total, progress) as bar:
-        for last in stream:
-            trace = last[0]
-            bar.update(trace.meta["steps_done"] - bar.n)
-    assert last is not None
+    last, recorder = drive(estimate_stream(target, report_every=report, **kwargs), total=total,
+                           progress=progress, save=save, store=store, kind="estimate", settings=kwargs,
+                           spec=saved_spec(save, potential, model, checkpoint))
     trace, settings, placed = last
     result = recorder.result if recorder is not None else summarize(trace, placed, settings)
-    if recorder is not None:
-        typer.echo(f"saved run {recorder.run_id}", err=True)
     if trace_out is not None:
         write_table(result.traces, trace_out)
     if as_json:
@@ -270,22 +294,9 @@ def sweep(
                                    address=None if ray == "local" else ray)
         write_sweep_table(result.table, target, out)
         return
-    stream = sweep_stream(target, report_every=max(1, total // 100), **sweep_kwargs)
-    recorder = None
-    if save:
-        from lltools.store import RunStore, record_stream, target_spec
-
-        recorder = record_stream(RunStore(store), stream, kind="sweep", settings=sweep_kwargs,
-                                 target=target_spec(potential, model, checkpoint))
-        stream = recorder
-    last = None
-    stream = started(stream)
-    with progress_bar(total, progress) as bar:
-        for last in stream:
-            bar.update(last[0].meta["steps_done"] - bar.n)
-    assert last is not None
-    if recorder is not None:
-        typer.echo(f"saved run {recorder.run_id}", err=True)
+    last, recorder = drive(sweep_stream(target, report_every=max(1, total // 100), **sweep_kwargs),
+                           total=total, progress=progress, save=save, store=store, kind="sweep",
+                           settings=sweep_kwargs, spec=saved_spec(save, potential, model, checkpoint))
     table = recorder.result if recorder is not None else estimators.llc_by_setting(last[0].cpu())
     write_sweep_table(table, target, out)
 
