@@ -890,6 +890,10 @@ def _loglog_slope(eps: np.ndarray, frac: np.ndarray) -> float:
 
 
 # ============================================================================ tempered expectation
+#: Above this nβ the quadrature's grid can no longer resolve the posterior (float64): refused.
+MAX_QUADRATURE_NBETA = 1e15
+
+
 def tempered_expectation_2d(
     fn: Callable[[Tensor], Tensor],
     nbeta: float,
@@ -917,11 +921,17 @@ def tempered_expectation_2d(
     Raises
     ------
     ValueError
-        If nβ ≤ 0 or γ < 0, or if the density is not normalisable (γ = 0 and a valley
-        that never rises, e.g. x²y⁴).
+        If nβ ≤ 0 or γ < 0, nβ > :data:`MAX_QUADRATURE_NBETA` (the posterior is then too
+        narrow for float64 and the quadrature silently collapses, e.g. to 0 at nβ = 10³⁰⁰), or
+        if the density is not normalisable (γ = 0 and a valley that never rises, e.g. x²y⁴).
     """
     if not nbeta > 0 or not gamma >= 0 or not math.isfinite(nbeta) or not math.isfinite(gamma):
         raise ValueError(f"need nbeta > 0 and gamma ≥ 0, got nbeta={nbeta}, gamma={gamma}")
+    if nbeta > MAX_QUADRATURE_NBETA:
+        raise ValueError(
+            f"nbeta={nbeta:g} is beyond what the quadrature resolves (at most {MAX_QUADRATURE_NBETA:g}); "
+            "at such nβ the finite-nβ target equals λ to many digits"
+        )
     centre = torch.zeros(2, dtype=torch.float64) if w_star is None else torch.as_tensor(w_star).double()
     if centre.shape != (2,):
         raise ValueError(f"tempered_expectation_2d needs a 2-D w_star, got shape {tuple(centre.shape)}")

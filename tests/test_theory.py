@@ -471,6 +471,18 @@ def test_tempered_refuses_improper_densities():
         tempered_expectation_2d(fn("w1**2 + w2**2 + w3**2"), 10.0, 1.0)
 
 
+def test_tempered_refuses_nbeta_beyond_resolution():
+    """At the largest accepted nβ the result is still right (T = 2nβ/(2nβ+γ) for x² + y²);
+    beyond it (where 10³⁰⁰ used to give 0) the call refuses instead of answering wrongly."""
+    from lltools.theory import MAX_QUADRATURE_NBETA
+
+    t = tempered_expectation_2d(fn("x**2 + y**2"), MAX_QUADRATURE_NBETA, 1.0, num_points=401)
+    assert t == pytest.approx(1.0, abs=1e-9)
+    for nbeta in (10 * MAX_QUADRATURE_NBETA, 1e300):
+        with pytest.raises(ValueError, match="beyond what the quadrature resolves"):
+            tempered_expectation_2d(fn("x**2 + y**2"), nbeta, 1.0)
+
+
 def test_tempered_off_origin_centre():
     t = tempered_expectation_2d(
         fn("(x - 1)**2 + (y + 2)**2 + 5"), 10.0, 1.0, num_points=401, w_star=[1.0, -2.0]
