@@ -17,6 +17,7 @@ light version (10 sessions); run this one when the machine is quiet:
     python benchmarks/bench_load.py --sessions 25              # starts its own server
     python benchmarks/bench_load.py --sessions 50 --draws 4000
     python benchmarks/bench_load.py --url http://127.0.0.1:8501 --sessions 30   # existing server
+    python benchmarks/bench_load.py --quick                     # smoke run: 4 short sessions
 
 Never downloads a browser: ``/usr/bin/chromium`` (``make browser``) is required.
 """
@@ -28,22 +29,20 @@ import asyncio
 import contextlib
 import json
 import math
-import os
 import re
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
-import urllib.request
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from dashboard.serve import streamlit_server  # noqa: E402
+
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
     "--no-sandbox",
@@ -91,57 +90,6 @@ class SessionResult:
     @property
     def ok(self) -> bool:
         return self.error is None and self.exceptions == 0 and self.complete_s is not None
-
-
-# ----------------------------------------------------------------------------- server
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def streamlit_server(
-    root: Path = ROOT, *, port: int | None = None, startup_s: float = 120.0
-) -> Iterator[str]:
-    """``streamlit run dashboard/app.py`` on a free localhost port, with a scratch run store
-    (``LLTOOLS_HOME``) and its log in a file (a pipe nobody reads could fill and stall it);
-    its process group is terminated afterwards.  Yields the base URL."""
-    port = port or free_port()
-    with tempfile.TemporaryDirectory(prefix="lltools-load-") as tmp:
-        log_path = Path(tmp) / "streamlit.log"
-        env = {**os.environ, "PYTHONPATH": str(root), "LLTOOLS_HOME": str(Path(tmp) / "home")}
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
-                 "--server.port", str(port), "--server.address", "127.0.0.1",
-                 "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-                cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + startup_s
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                        if r.read().strip() == b"ok":
-                            break
-                except OSError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    tail = log_path.read_text(errors="replace")[-3000:]
-                    raise RuntimeError(f"streamlit did not start within {startup_s:.0f} s:\n{tail}")
-                time.sleep(0.3)
-            yield url
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=15)
 
 
 # ----------------------------------------------------------------------------- sessions
@@ -284,17 +232,37 @@ def format_report(stats: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+#: Settings of a full run and of ``--quick`` (a smoke test: few sessions, short runs);
+#: an option given on the command line overrides either.
+FULL = {"sessions": 25, "chains": 8, "draws": 2000, "burnin": 200, "timeout": 600.0}
+QUICK = {"sessions": 4, "chains": 2, "draws": 200, "burnin": 50, "timeout": 180.0}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, with unset numbers taken from :data:`FULL` or (``--quick``) :data:`QUICK`."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sessions", type=int, default=25, help="concurrent browser sessions (default 25)")
-    parser.add_argument("--chains", type=int, default=8)
-    parser.add_argument("--draws", type=int, default=2000)
-    parser.add_argument("--burnin", type=int, default=200)
+
+    def default(key: str) -> str:
+        return f"default {FULL[key]:g}; --quick: {QUICK[key]:g}"
+
+    parser.add_argument("--sessions", type=int, help=f"concurrent browser sessions ({default('sessions')})")
+    parser.add_argument("--chains", type=int, help=default("chains"))
+    parser.add_argument("--draws", type=int, help=default("draws"))
+    parser.add_argument("--burnin", type=int, help=default("burnin"))
     parser.add_argument("--potential", default="x**2 + y**2")
-    parser.add_argument("--timeout", type=float, default=600.0, help="per-session limit in seconds")
+    parser.add_argument("--timeout", type=float, help=f"per-session limit in seconds ({default('timeout')})")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run: few sessions, short runs")
     parser.add_argument("--url", help="use a running server instead of starting one")
     parser.add_argument("--json", dest="json_out", type=Path, help="also write the summary here")
     args = parser.parse_args(argv)
+    for key, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if not CHROMIUM.exists():
         print(f"error: {CHROMIUM} not found (run `make browser`); no browser is downloaded", file=sys.stderr)
         return 2
@@ -319,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
         with streamlit_server() as url:
             results = go(url)
     stats = summarize(results)
-    stats["settings"] = {k: getattr(args, k) for k in ("sessions", "chains", "draws", "burnin", "potential")}
+    stats["settings"] = {
+        k: getattr(args, k) for k in ("sessions", "chains", "draws", "burnin", "potential", "quick")
+    }
     stats["wall_s"] = time.perf_counter() - t0
     print(format_report(stats))
     print(f"wall time {stats['wall_s']:.1f} s")
