@@ -349,6 +349,39 @@ def sampler_controls(prefix: str, inputs: SamplerInputs, *, running: bool) -> tu
     return c1, c2
 
 
+def sampler_values(state: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """The six shared sampler settings under ``f"{prefix}.nbeta"`` etc., as ``estimate`` takes them."""
+    return {
+        "nbeta": float(state[f"{prefix}.nbeta"]),
+        "gamma": float(state[f"{prefix}.gamma"]),
+        "epsilon": float(state[f"{prefix}.epsilon"]),
+        "chains": int(state[f"{prefix}.chains"]),
+        "draws": int(state[f"{prefix}.draws"]),
+        "burnin": int(state[f"{prefix}.burnin"]),
+    }
+
+
+def card_sampler_values(prefix: str, card: Mapping[str, Any], sampler: Mapping[str, Any]) -> dict[str, Any]:
+    """Widget values (keys ``f"{prefix}.nbeta"`` … ``.burnin`` and ``.batch``) for a model.
+
+    ``sampler`` is the model card's ``default_sampler`` (possibly updated); a missing nβ
+    is n/log n (100 without a usable n), a missing batch size is 0 (full batch).
+    """
+    n = card.get("n")
+    nbeta = sampler.get("nbeta")
+    if nbeta is None:
+        nbeta = float(n) / math.log(float(n)) if n and n > 1 else 100.0
+    return {
+        f"{prefix}.nbeta": float(nbeta),
+        f"{prefix}.gamma": float(sampler.get("gamma", 100.0)),
+        f"{prefix}.epsilon": float(sampler.get("epsilon", 1e-4)),
+        f"{prefix}.chains": int(sampler.get("chains", 4)),
+        f"{prefix}.draws": int(sampler.get("draws", 500)),
+        f"{prefix}.burnin": int(sampler.get("burnin", 200)),
+        f"{prefix}.batch": int(sampler.get("batch_size") or 0),
+    }
+
+
 def load_query_params(ns: str, spec: Mapping[str, QueryParam]) -> list[str]:
     """On a page's first run in this session, copy valid URL parameters into widget keys.
 

@@ -102,21 +102,7 @@ def card_of(path: str) -> dict[str, Any]:
 
 def sampler_defaults(card: dict[str, Any]) -> dict[str, Any]:
     """The sampler controls' values for a model: its card's ``default_sampler``, nβ = n/log n."""
-    ds = dict(card.get("default_sampler") or {})
-    n = card.get("n")
-    nbeta = ds.get("nbeta")
-    if nbeta is None:
-        nbeta = float(n) / math.log(float(n)) if n and n > 1 else 100.0
-    return {
-        K_NBETA: float(nbeta),
-        K_GAMMA: float(ds.get("gamma", 100.0)),
-        K_EPS: float(ds.get("epsilon", 1e-4)),
-        K_CHAINS: int(ds.get("chains", 4)),
-        K_DRAWS: int(ds.get("draws", 500)),
-        K_BURNIN: int(ds.get("burnin", 200)),
-        K_BATCH: int(ds.get("batch_size") or 0),
-        K_SEED: 0,
-    }
+    return {**ui.card_sampler_values(NS, card, dict(card.get("default_sampler") or {})), K_SEED: 0}
 
 
 def checkpoint_options(path: str) -> list[str]:
@@ -377,12 +363,7 @@ def sampler_params(state: Any) -> dict[str, Any]:
     """The keyword arguments of ``estimate_stream`` the controls describe."""
     batch = int(state[K_BATCH])
     return {
-        "nbeta": float(state[K_NBETA]),
-        "gamma": float(state[K_GAMMA]),
-        "epsilon": float(state[K_EPS]),
-        "chains": int(state[K_CHAINS]),
-        "draws": int(state[K_DRAWS]),
-        "burnin": int(state[K_BURNIN]),
+        **ui.sampler_values(state, NS),
         "batch_size": batch if batch > 0 else None,
         "seed": int(state[K_SEED]),
     }

@@ -91,15 +91,7 @@ def spec_of(state: Any) -> str:
 
 def sampler_params(state: Any) -> dict[str, Any]:
     """The sampler settings the controls describe (the keyword arguments of ``estimate``)."""
-    return {
-        "nbeta": float(state[K_NBETA]),
-        "gamma": float(state[K_GAMMA]),
-        "epsilon": float(state[K_EPS]),
-        "chains": int(state[K_CHAINS]),
-        "draws": int(state[K_DRAWS]),
-        "burnin": int(state[K_BURNIN]),
-        "seed": int(state[K_SEED]),
-    }
+    return {**ui.sampler_values(state, NS), "seed": int(state[K_SEED])}
 
 
 @dataclass

@@ -38,6 +38,8 @@ def models_root() -> str:
 
 
 TRAJECTORY_FILE = "trajectory.parquet"
+#: The widget keys' prefix (the sampler inputs are ``traj.nbeta`` … ``traj.burnin``).
+KEY_PREFIX = "traj"
 K_MODEL, K_LOGX, K_VIEW = "traj.model", "traj.logx", "traj.view"
 K_NBETA, K_GAMMA, K_EPS = "traj.nbeta", "traj.gamma", "traj.epsilon"
 K_CHAINS, K_DRAWS, K_BURNIN = "traj.chains", "traj.draws", "traj.burnin"
@@ -177,33 +179,14 @@ def sampler_defaults(card: dict[str, Any], shipped: pd.DataFrame | None) -> dict
     ds = dict(card.get("default_sampler") or {})
     if shipped is not None:
         ds.update({k: v for k, v in settings_of(shipped).items() if k in ds or k in ("nbeta", "seed")})
-    n = card.get("n")
-    nbeta = ds.get("nbeta")
-    if nbeta is None:
-        nbeta = float(n) / math.log(float(n)) if n and n > 1 else 100.0
-    return {
-        K_NBETA: float(nbeta),
-        K_GAMMA: float(ds.get("gamma", 100.0)),
-        K_EPS: float(ds.get("epsilon", 1e-4)),
-        K_CHAINS: int(ds.get("chains", 4)),
-        K_DRAWS: int(ds.get("draws", 500)),
-        K_BURNIN: int(ds.get("burnin", 200)),
-        K_BATCH: int(ds.get("batch_size") or 0),
-        K_SEED: int(ds.get("seed", 0) or 0),
-        K_STRIDE: 1,
-    }
+    return {**ui.card_sampler_values(KEY_PREFIX, card, ds), K_SEED: int(ds.get("seed", 0) or 0), K_STRIDE: 1}
 
 
 def request_settings(state: Any) -> dict[str, Any]:
     """The keyword arguments of ``trajectory_stream`` the controls describe (and the stride)."""
     batch = int(state[K_BATCH])
     return {
-        "nbeta": float(state[K_NBETA]),
-        "gamma": float(state[K_GAMMA]),
-        "epsilon": float(state[K_EPS]),
-        "chains": int(state[K_CHAINS]),
-        "draws": int(state[K_DRAWS]),
-        "burnin": int(state[K_BURNIN]),
+        **ui.sampler_values(state, KEY_PREFIX),
         "batch_size": batch if batch > 0 else None,
         "seed": int(state[K_SEED]),
         "stride": int(state[K_STRIDE]),
@@ -299,7 +282,7 @@ def controls(cards: list[dict[str, Any]], running: bool) -> str:
     if n and int(st.session_state.get(K_BATCH, 0)) > n:
         st.session_state[K_BATCH] = 0  # settings carried over from a larger model: full batch
     with st.expander("Recompute with my settings", expanded=running, icon=":material/tune:"):
-        c1, c2 = ui.sampler_controls("traj", SAMPLER_INPUTS, running=running)
+        c1, c2 = ui.sampler_controls(KEY_PREFIX, SAMPLER_INPUTS, running=running)
         c1.number_input(
             "batch size",
             min_value=0,
