@@ -41,15 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from dashboard.serve import streamlit_server  # noqa: E402
+from dashboard.serve import CHROMIUM, LAUNCH_ARGS, streamlit_server  # noqa: E402
 
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
 VIEWPORT = {"width": 1200, "height": 1000}
 
 #: Installed in every page before Run: records when the first live update is drawn.

@@ -1,7 +1,8 @@
 """Start the dashboard on a free localhost port: ``streamlit run dashboard/app.py``.
 
 Shared by the real-browser tests (``tests/e2e/conftest.py``) and the load benchmark
-(``benchmarks/bench_load.py``).  No Streamlit import: this only starts a subprocess.
+(``benchmarks/bench_load.py``), with the browser they drive (:data:`CHROMIUM`).  No
+Streamlit import: this only starts a subprocess.
 """
 
 from __future__ import annotations
@@ -19,6 +20,15 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Debian's chromium, which the browser tests and the load benchmark drive headless (never a
+#: downloaded browser), and its launch arguments.
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 
 
 class ServerStartError(RuntimeError):

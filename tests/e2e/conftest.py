@@ -13,15 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from dashboard.serve import ServerStartError, streamlit_server  # noqa: E402
+from dashboard.serve import CHROMIUM, LAUNCH_ARGS, ServerStartError, streamlit_server  # noqa: E402
 
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
 VIEWPORT = {"width": 1500, "height": 1900}
 
 
