@@ -316,14 +316,18 @@ class SamplerInputs:
     chains_help: str | None = None
     draws_max: int = 100_000
     draws_step: int = 100
+    batch_help: str | None = None
 
 
-def sampler_controls(prefix: str, inputs: SamplerInputs, *, running: bool) -> tuple[Any, Any]:
+def sampler_controls(
+    prefix: str, inputs: SamplerInputs, *, running: bool, batch_max: int | None = None
+) -> tuple[Any, Any]:
     """Draw the nβ, γ, ε, chains, draws and burn-in inputs in two columns.
 
     Their values live in Session State under ``f"{prefix}.nbeta"`` etc. (seed them with
-    :func:`init_state`; no ``value=`` is passed).  Returns the two columns, so the page can
-    add its own inputs (seed, batch size, …) below in the same grid.
+    :func:`init_state`; no ``value=`` is passed).  With ``batch_max`` (the network pages)
+    the minibatch size (``.batch``, 0 = full batch) and the seed (``.seed``) follow.
+    Returns the two columns, so the page can add its own inputs below in the same grid.
     """
     c1, c2 = st.columns(2)
     i = inputs
@@ -345,6 +349,19 @@ def sampler_controls(prefix: str, inputs: SamplerInputs, *, running: bool) -> tu
             key=f"{prefix}.{name}",
             disabled=running,
             help=help_text,
+        )
+    if batch_max is not None:
+        c1.number_input(
+            "batch size",
+            min_value=0,
+            max_value=batch_max,
+            step=32,
+            key=f"{prefix}.batch",
+            disabled=running,
+            help=inputs.batch_help,
+        )
+        c2.number_input(
+            "seed", min_value=0, max_value=2**31 - 1, step=1, key=f"{prefix}.seed", disabled=running
         )
     return c1, c2
 

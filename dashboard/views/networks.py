@@ -56,6 +56,7 @@ SAMPLER_INPUTS = ui.SamplerInputs(
     gamma_help="Pull back to w*: (γ/2)‖w − w*‖². Too large shrinks λ̂; too small lets chains escape.",
     epsilon_label="ε (step size)",
     epsilon_help="SGLD step size: too large diverges or biases λ̂ up; too small freezes the chains.",
+    batch_help="SGLD minibatch size m; 0 = full batch (exact gradients, slower for large n).",
 )
 #: Models shown first when nothing is chosen yet (small, exact λ known, fast on a CPU).
 PREFERRED = ("dln_8_6_6_4_r2", "rrr_6_4_5_r2")
@@ -491,17 +492,7 @@ def sampler_controls(running: bool, n: int | None) -> str | None:
         + (f" = {n / math.log(n):,.1f}" if n and n > 1 else "")
         + ".",
     )
-    c1, c2 = ui.sampler_controls(NS, inputs, running=running)
-    c1.number_input(
-        "batch size",
-        min_value=0,
-        max_value=int(n or 1_000_000),
-        step=32,
-        key=K_BATCH,
-        disabled=running,
-        help="SGLD minibatch size m; 0 = full batch (exact gradients, slower for large n).",
-    )
-    c2.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key=K_SEED, disabled=running)
+    ui.sampler_controls(NS, inputs, running=running, batch_max=int(n or 1_000_000))
     st.button(
         "Reset to card settings",
         key="networks.reset",

@@ -52,6 +52,7 @@ SAMPLER_INPUTS = ui.SamplerInputs(
     epsilon_help="SGLD step size.",
     chains_max=64,
     chains_help="Chains per checkpoint.",
+    batch_help="0 = full batch.",
 )
 COMPUTED = "traj.__computed"  # {model path: (settings dict, table)}
 SHOW_MINE = "traj.__show_mine"
@@ -282,17 +283,9 @@ def controls(cards: list[dict[str, Any]], running: bool) -> str:
     if n and int(st.session_state.get(K_BATCH, 0)) > n:
         st.session_state[K_BATCH] = 0  # settings carried over from a larger model: full batch
     with st.expander("Recompute with my settings", expanded=running, icon=":material/tune:"):
-        c1, c2 = ui.sampler_controls(KEY_PREFIX, SAMPLER_INPUTS, running=running)
-        c1.number_input(
-            "batch size",
-            min_value=0,
-            max_value=int(card.get("n") or 1_000_000),
-            step=32,
-            key=K_BATCH,
-            disabled=running,
-            help="0 = full batch.",
+        ui.sampler_controls(
+            KEY_PREFIX, SAMPLER_INPUTS, running=running, batch_max=int(card.get("n") or 1_000_000)
         )
-        c2.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key=K_SEED, disabled=running)
         st.selectbox(
             "Checkpoints",
             STRIDES,
