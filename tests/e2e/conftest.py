@@ -21,10 +21,10 @@ VIEWPORT = {"width": 1500, "height": 1900}
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     """The dashboard on a free localhost port, using the shipped sample models
-    (``LLTOOLS_SAMPLE_MODELS`` unset) and the caller's run store."""
+    (``LLTOOLS_SAMPLE_MODELS`` unset) and a scratch run store (never the user's ~/.lltools)."""
     try:
         with streamlit_server(
-            ROOT, startup_s=90, scratch_home=False, unset_env=["LLTOOLS_SAMPLE_MODELS"]
+            ROOT, startup_s=90, scratch_home=True, unset_env=["LLTOOLS_SAMPLE_MODELS"]
         ) as url:
             yield url
     except ServerStartError as exc:

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from dashboard.serve import CHROMIUM  # the repo root is on sys.path (tests/e2e/conftest.py)
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 VIEWPORT = {"width": 1500, "height": 1900}
 RUN_TIMEOUT_MS = 150_000

@@ -22,10 +22,11 @@ from types import ModuleType
 
 import pytest
 
+from dashboard.serve import CHROMIUM  # the repo root is on sys.path (tests/e2e/conftest.py)
+
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
 SESSIONS = 10
 #: Small runs: 2 chains × (50 + 200) steps each, 25 live refreshes.
 SETTINGS = {"chains": 2, "draws": 200, "burnin": 50}
