@@ -161,6 +161,21 @@ def plain(text: str) -> str:
     return str(text).translate(_MD_SPECIAL)
 
 
+def run_caption(record_id: Any, status: str, elapsed_s: float, result: Any, *extra: str) -> str:
+    """The line under a result: run number, status, wall time, device/dtype, which SGLD step
+    ran (compiled or eager) and whether the chains were stepped in memory-sized batches."""
+    parts = [f"Run #{record_id}", status]
+    if elapsed_s == elapsed_s and elapsed_s > 0:
+        parts.append(f"{elapsed_s:.2f} s")
+    parts.append(f"device {result.settings.device}, {result.settings.dtype}")
+    meta = getattr(result.trace, "meta", {}) or {}
+    parts.append(f"{meta.get('step', 'eager')} step")
+    batch = meta.get("chain_batch")
+    if batch is not None and batch < result.n_chains:
+        parts.append(f"chains stepped in batches of {batch:,} to fit memory")
+    return " · ".join([*parts, *extra])
+
+
 def fmt(value: float | None, digits: int = 3) -> str:
     """Compact number formatting ("n/a" for None/NaN)."""
     return plots.format_number(value, digits)

@@ -911,16 +911,8 @@ def diagnostics_panel(done: NetResult, th: Theory) -> None:
                 "closed form's assumptions."
             )
         st.caption(ui.plain(th.closed_note))
-        st.caption(
-            f"Run #{done.record_id} · {done.status}"
-            + (
-                f" · {done.elapsed_s:.1f} s"
-                if done.elapsed_s == done.elapsed_s and done.elapsed_s > 0
-                else ""
-            )
-            + f" · device {r.settings.device}, {r.settings.dtype}"
-            + f" · batch {r.settings.batch_size or 'full'}"
-        )
+        st.caption(ui.run_caption(done.record_id, done.status, done.elapsed_s, r,
+                                  f"batch {r.settings.batch_size or 'full'}"))
     with right:
         t1, t2 = st.tabs(["λ̂ per chain", "Acceptance"])
         with t1:

@@ -505,15 +505,7 @@ def diagnostics_panel(done: ToyResult) -> None:
             )
         elif done.finite_note:
             st.caption(f"Exact target T unavailable: {done.finite_note}")
-        st.caption(
-            f"Run #{done.record_id} · {done.status}"
-            + (
-                f" · {done.elapsed_s:.2f} s"
-                if done.elapsed_s == done.elapsed_s and done.elapsed_s > 0
-                else ""
-            )
-            + f" · device {r.settings.device}, {r.settings.dtype}"
-        )
+        st.caption(ui.run_caption(done.record_id, done.status, done.elapsed_s, r))
     with right:
         t1, t2 = st.tabs(["λ̂ per chain", "Acceptance"])
         with t1:

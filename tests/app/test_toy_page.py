@@ -30,6 +30,9 @@ def test_run_shows_estimate_theory_and_target(tiny_toy) -> None:
     # The diagnostics panel and downloads are there.
     assert any(s.value == "Diagnostics" for s in tiny_toy.subheader)
     assert len(tiny_toy.get("download_button")) >= 6  # CSV + Parquet × (summary, chains, traces, positions)
+    # The run line says which SGLD step ran (a tiny run stays eager) and the device.
+    assert any(c.value.startswith("Run #") and "eager step" in c.value and "device cpu" in c.value
+               for c in tiny_toy.caption)
 
 
 def test_changing_the_potential_changes_the_result(tiny_toy) -> None:
