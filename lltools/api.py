@@ -256,7 +256,8 @@ def summarize(trace: Trace, target: Target, settings: SamplerSettings) -> Estima
     # R-hat and ESS of X = nβ(L − L(w*)) over the valid chains: the arrays the estimator and
     # the warnings use too, so each rank normalisation runs once (diagnostics memoises them).
     if valid.sum() >= 2:
-        rhat = diagnostics.rhat(estimators.excess_loss_draws(host)[valid])
+        excess = estimators.excess_loss_draws(host)
+        rhat = diagnostics.rhat(excess if valid.all() else excess[valid])
         ess = result.ess
     else:
         rhat = ess = float("nan")

@@ -18,6 +18,7 @@ estimators.  ``setting`` selects one hyperparameter setting of a sweep
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,8 +38,11 @@ ESS_MIN = 100.0
 #: A chain is "frozen" when nβ·sd(L) and |λ̂_c| are both below this (units of λ).
 FROZEN_ATOL = 1e-2
 
-#: R-hat and ESS of more chains than this are computed on an evenly spaced subset of them.
+#: R-hat and ESS of more chains than this are computed on an evenly spaced subset of them ...
 MAX_DIAGNOSTIC_CHAINS = 4096
+#: ... of at most this many draws in all (but never fewer than MIN_DIAGNOSTIC_CHAINS chains).
+MAX_DIAGNOSTIC_VALUES = 1_000_000
+MIN_DIAGNOSTIC_CHAINS = 256
 
 RHAT_METHODS = ("rank", "split", "folded", "z_scale", "identity")
 MCSE_METHODS = ("bulk", "mean")
@@ -57,14 +61,19 @@ def _as_draws(draws: np.ndarray | torch.Tensor) -> np.ndarray:
     return ary
 
 
-def chain_subset(ary: np.ndarray, limit: int = MAX_DIAGNOSTIC_CHAINS) -> tuple[np.ndarray, float]:
+def chain_subset(ary: np.ndarray, limit: int | None = None) -> tuple[np.ndarray, float]:
     """At most ``limit`` evenly spaced chains of a ``(C, T)`` array, and the factor C / C_sub.
 
     Rank normalisation sorts all C·T draws; at 65 536 chains that is seconds per call, while
     R-hat and bulk ESS of independent, identically run chains are estimated as well from a
-    few thousand of them.  The subset is deterministic (the same rows every time).
+    few thousand of them.  The default limit is ``MAX_DIAGNOSTIC_CHAINS`` chains and
+    ``MAX_DIAGNOSTIC_VALUES`` draws in all (at least ``MIN_DIAGNOSTIC_CHAINS`` chains).  The
+    subset is deterministic (the same rows every time).
     """
     num_chains = ary.shape[0]
+    if limit is None:
+        by_values = MAX_DIAGNOSTIC_VALUES // max(1, ary.shape[1])
+        limit = min(MAX_DIAGNOSTIC_CHAINS, max(MIN_DIAGNOSTIC_CHAINS, by_values))
     if num_chains <= limit:
         return ary, 1.0
     rows = np.unique(np.linspace(0, num_chains - 1, limit).round().astype(np.int64))
@@ -169,7 +178,8 @@ def mcse_mean(draws: np.ndarray | torch.Tensor, *, method: str = "bulk") -> floa
         return float("nan")
     if method == "mean":
         return float(array_stats.mcse(ary, method="mean"))
-    return float(np.std(ary, ddof=1) / np.sqrt(ess_bulk(ary)))
+    sd = float(torch.from_numpy(ary).std())  # ddof=1; torch's reduction is threaded, numpy's is not
+    return sd / math.sqrt(ess_bulk(ary))
 
 
 # ---------------------------------------------------------------------------- trace helpers
@@ -235,12 +245,20 @@ def acceptance_mean(trace: Trace, setting: int | None = None) -> float:
     left (all chains diverged, or no acceptance computed).
     """
     h = host(trace)
+    if setting is None and len(settings_of(h)) == 1:
+        setting = settings_of(h)[0]  # one cache entry for "the" setting
+    return h.derived(f"acceptance_mean-{setting}", lambda t: _acceptance_mean(t, setting))
+
+
+def _acceptance_mean(h: Trace, setting: int | None) -> float:
     chains = setting_chains(h, setting, pooled=True)
     chains = chains[valid_chains(h)[chains]]
-    acc = h.draw_acceptance[chains].numpy()
-    if acc.size == 0 or not np.isfinite(acc).any():
+    every = chains.size == h.num_chains  # every chain, in order: use the (C, T) view, no copy
+    acc = h.draw_acceptance if every else h.draw_acceptance[chains]
+    if acc.numel() == 0:
         return float("nan")
-    return float(np.nanmean(acc))
+    value = float(torch.nanmean(acc))  # no NaN-free copy of the (C, T) array, unlike np.nanmean
+    return value if math.isfinite(value) else float("nan")
 
 
 @dataclass(frozen=True)
@@ -340,21 +358,21 @@ def frozen_chains(trace: Trace, *, atol: float = FROZEN_ATOL) -> np.ndarray:
     np.ndarray of int, shape (k,)
         Global chain indices.
     """
+    from lltools.estimators import excess_loss_draws, llc_per_chain  # estimators imports this module
+
     h = host(trace)
-    draws = h.draw_loss.numpy()
-    if draws.shape[1] < 2:
+    if h.draw_loss.shape[1] < 2:
         return np.zeros(0, dtype=np.int64)
-    nbeta = h.params.nbeta.numpy()
-    excess = nbeta[:, None] * (draws - h.loss_init.numpy()[:, None])
+    excess = excess_loss_draws(h)  # nβ(L − L(w*)): its sd is nβ·sd(L), its mean λ̂_c
     with np.errstate(invalid="ignore"):
-        spread = nbeta * draws.std(axis=1, ddof=1)
-        level = np.abs(excess.mean(axis=1))
+        spread = excess.std(axis=1, ddof=1)
+        level = np.abs(llc_per_chain(h).numpy())
     frozen = valid_chains(h) & (spread < atol) & (level < atol)
     return np.flatnonzero(frozen)
 
 
 def _warnings_one(h: Trace, setting: int) -> list[str]:
-    from lltools.estimators import llc  # estimators depends on this module
+    from lltools.estimators import excess_loss_draws, llc  # estimators depends on this module
 
     chains = setting_chains(h, setting, pooled=True)
     diverged = chains[~valid_chains(h)[chains]]
@@ -384,10 +402,7 @@ def _warnings_one(h: Trace, setting: int) -> list[str]:
             "(healthy runs have acceptance ≈ 0.9 or above)."
         )
     valid = chains[valid_chains(h)[chains]]
-    excess = h.params.nbeta.numpy()[valid, None] * (
-        h.draw_loss.numpy()[valid] - h.loss_init.numpy()[valid, None]
-    )
-    r = rhat(excess)
+    r = rhat(excess_loss_draws(h)[valid])
     if r > RHAT_MAX:
         out.append(
             f"R-hat = {r:.3f} > {RHAT_MAX}: chains disagree: more draws/burn-in "
@@ -438,7 +453,9 @@ __all__ = [
     "ESS_MIN",
     "FROZEN_ATOL",
     "MAX_DIAGNOSTIC_CHAINS",
+    "MAX_DIAGNOSTIC_VALUES",
     "MCSE_METHODS",
+    "MIN_DIAGNOSTIC_CHAINS",
     "RHAT_MAX",
     "RHAT_METHODS",
     "DivergenceReport",

@@ -42,9 +42,13 @@ def excess_loss_draws(trace: Trace) -> np.ndarray:
 
     Diverged chains keep their (NaN-padded) rows; callers select the valid ones.
     """
-    h = host(trace)
-    nbeta = h.params.nbeta.numpy()[:, None]
-    return nbeta * (h.draw_loss.numpy() - h.loss_init.numpy()[:, None])
+    return host(trace).derived("excess_loss_draws", _excess_loss_draws)
+
+
+def _excess_loss_draws(h: Trace) -> np.ndarray:
+    # torch (threaded) and in place: one (C, T) allocation, not two.
+    x = torch.sub(h.draw_loss, h.loss_init[:, None]).mul_(h.params.nbeta[:, None])
+    return x.numpy()
 
 
 def llc_per_chain(trace: Trace) -> Tensor:
@@ -60,11 +64,14 @@ def llc_per_chain(trace: Trace) -> Tensor:
     Tensor, shape (C,), float64 on the CPU
         λ̂_c, NaN for chains that diverged (and for all chains while there are no draws).
     """
-    h = host(trace)
+    return torch.from_numpy(host(trace).derived("llc_per_chain", _llc_per_chain).copy())
+
+
+def _llc_per_chain(h: Trace) -> np.ndarray:
     x = excess_loss_draws(h)
     lam = np.full(x.shape[0], np.nan) if x.shape[1] == 0 else x.mean(axis=1)
     lam[~valid_chains(h)] = np.nan
-    return torch.from_numpy(lam)
+    return lam
 
 
 @dataclass(frozen=True)
@@ -129,10 +136,19 @@ def llc(trace: Trace, setting: int | None = None) -> LLCResult:
         If the trace holds several settings and ``setting`` is None, or ``setting`` is unknown.
     """
     h = host(trace)
+    if setting is None:
+        ids = diagnostics.settings_of(h)
+        setting = ids[0] if len(ids) == 1 else None  # one cache entry for "the" setting
+    return h.derived(f"llc-{setting}", lambda t: _llc(t, setting))
+
+
+def _llc(h: Trace, setting: int | None) -> LLCResult:
     chains = setting_chains(h, setting)
     per_chain = llc_per_chain(h).numpy()[chains]
     ok = valid_chains(h)[chains]
-    x = excess_loss_draws(h)[chains[ok]]
+    excess = excess_loss_draws(h)
+    whole = ok.all() and chains.size == excess.shape[0] and bool((chains == np.arange(chains.size)).all())
+    x = excess if whole else excess[chains[ok]]  # no copy of a (C, T) array when every chain counts
     num_valid = int(ok.sum())
     nan = float("nan")
     return LLCResult(

@@ -8,7 +8,7 @@ to synchronise (the CLI's progress bar, the app's live plot).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -77,6 +77,7 @@ class Trace:
     position_steps: Tensor | None = None
     complete: bool = True
     meta: dict = field(default_factory=dict)
+    _derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def num_chains(self) -> int:
@@ -88,13 +89,29 @@ class Trace:
         return self.steps >= self.num_burnin
 
     @property
+    def first_draw_column(self) -> int:
+        """Index of the first draw column: recorded steps ascend, so the draws are the tail."""
+        return int(self.steps.numel() - int(self.draw_mask.sum()))
+
+    @property
     def draw_loss(self) -> Tensor:
-        """Loss draws after burn-in, shape (C, T_draws)."""
-        return self.loss[:, self.draw_mask]
+        """Loss draws after burn-in, shape (C, T_draws) (a view, no copy)."""
+        return self.loss[:, self.first_draw_column:]
 
     @property
     def draw_acceptance(self) -> Tensor:
-        return self.acceptance[:, self.draw_mask]
+        """MALA acceptances of the draws, shape (C, T_draws) (a view)."""
+        return self.acceptance[:, self.first_draw_column:]
+
+    def derived(self, name: str, compute: Callable[[Trace], T]) -> T:
+        """``compute(self)``, computed once per trace object and kept (e.g. the excess-loss
+        array that several estimators and diagnostics read).  Only for complete host traces;
+        partial traces and device traces are recomputed every time."""
+        if not (self.complete and self.loss.device.type == "cpu"):
+            return compute(self)
+        if name not in self._derived:
+            self._derived[name] = compute(self)
+        return self._derived[name]
 
     def cpu(self) -> Trace:
         """A host copy (float64 for the statistics)."""

@@ -349,3 +349,19 @@ def test_wbic_value_and_checks() -> None:
     dead = synthetic_trace(loss, nbeta=nb, diverged_at=[0, 0, 0])
     with pytest.warns(UserWarning, match="diverged"):
         assert math.isnan(wbic(dead, n))
+
+
+def test_estimates_are_computed_once_per_complete_trace_only() -> None:
+    """llc() on the same complete host trace is served from the trace (the summary and the
+    warnings both ask); a partial trace is recomputed, so a growing live trace never sees a
+    stale value; a fresh trace built from the same arrays has its own cache."""
+    trace = known_trace()
+    first = llc(trace)
+    assert llc(trace) is first and llc(trace, 0) is first
+    assert first.mean == pytest.approx(np.mean([0.1, 0.2, 0.3, 0.4]), abs=1e-9)
+    partial = known_trace()
+    partial.complete = False
+    assert llc(partial) is not llc(partial)
+    shifted = known_trace()  # same shape, other values: no cross-talk between traces
+    shifted.loss += 1e-3
+    assert llc(shifted).mean == pytest.approx(first.mean + 50.0 * 1e-3, abs=1e-9)
