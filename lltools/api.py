@@ -262,6 +262,7 @@ def summarize(trace: Trace, target: Target, settings: SamplerSettings) -> Estima
     else:
         rhat = ess = float("nan")
     warnings = list(target.warnings) + diagnostics.warnings_for(host)
+    host.drop_derived_arrays()
     return EstimateResult(
         llc_mean=float(result.mean),
         llc_std=float(result.std),

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -112,6 +113,12 @@ class Trace:
         if name not in self._derived:
             self._derived[name] = compute(self)
         return self._derived[name]
+
+    def drop_derived_arrays(self) -> None:
+        """Forget cached (C, T)-sized arrays (keep the small results): a result kept in the
+        app's history should not hold a second copy of its draws."""
+        for name in [k for k, v in self._derived.items() if isinstance(v, np.ndarray) and v.ndim > 1]:
+            del self._derived[name]
 
     def cpu(self) -> Trace:
         """A host copy (float64 for the statistics)."""

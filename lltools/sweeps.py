@@ -117,4 +117,5 @@ def sweep(target: Target, **kwargs: Any) -> SweepResult:
     trace, settings = last_item(sweep_stream(target, **kwargs))
     host = trace.cpu()
     table = estimators.llc_by_setting(host)
+    host.drop_derived_arrays()
     return SweepResult(settings=settings, table=table, trace=host)
