@@ -622,18 +622,21 @@ def fused_step_for(target: Target) -> FusedPotentialStep | FusedNetworkStep | Fu
 StepFn = Callable[..., tuple[SGLDState, SGLDInfo]]
 
 #: By default the compiled step is used when the eager run is estimated to take this long.
-AUTO_MIN_EAGER_SECONDS = 10.0
+AUTO_MIN_EAGER_SECONDS = 5.0
 #: Eager cost model, measured on one CPU thread (benchmarks/RESULTS.md §1–§3): a fixed cost
 #: per step (dispatch of ~40 small ops) ...
 EAGER_SECONDS_PER_STEP = 5e-4
-#: ... plus a cost per chain × parameter × step (6.6e-8 s for x²+y² at 65 536 chains,
-#: 4.3e-8 s for a 10k-parameter MLP at batch 64).
+#: ... plus a cost per chain × parameter × step on one thread (6.6e-8 s for x²+y² at 65 536
+#: chains, 4.3e-8 s for a 10k-parameter MLP at batch 64).  A network's matrix products
+#: scale with torch's CPU threads; a potential's elementwise passes (memory-bound) do not.
 EAGER_SECONDS_PER_VALUE = 5e-8
 
 
 def estimated_eager_seconds(target: Target, num_chains: int, total_steps: int) -> float:
-    """Rough eager wall time of a run: steps · (fixed cost + C · d · cost per value)."""
-    per_step = EAGER_SECONDS_PER_STEP + num_chains * target.dim * EAGER_SECONDS_PER_VALUE
+    """Rough eager wall time of a run: steps · (fixed cost + C · d · cost per value / threads),
+    threads counting only for data targets on the CPU."""
+    threads = max(1, torch.get_num_threads()) if target.device.type == "cpu" and target.has_data else 1
+    per_step = EAGER_SECONDS_PER_STEP + num_chains * target.dim * EAGER_SECONDS_PER_VALUE / threads
     return total_steps * per_step
 
 

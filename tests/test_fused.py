@@ -157,7 +157,7 @@ def test_default_compiles_only_runs_big_enough_to_repay_it(monkeypatch: pytest.M
     monkeypatch.delenv(fused.FUSED_ENV, raising=False)
     monkeypatch.setattr(fused, "compile_available", lambda: True)
     pot = potential_target("x**2 + y**2")
-    per_step = fused.EAGER_SECONDS_PER_STEP + 65_536 * 2 * fused.EAGER_SECONDS_PER_VALUE
+    per_step = fused.estimated_eager_seconds(pot, 65_536, 1)
     threshold_steps = int(fused.AUTO_MIN_EAGER_SECONDS / per_step) + 1
     assert fused.estimated_eager_seconds(pot, 65_536, threshold_steps) >= fused.AUTO_MIN_EAGER_SECONDS
     assert fused.estimated_eager_seconds(pot, 65_536, threshold_steps - 2) < fused.AUTO_MIN_EAGER_SECONDS
@@ -167,7 +167,7 @@ def test_default_compiles_only_runs_big_enough_to_repay_it(monkeypatch: pytest.M
     assert fused.select_step(pot, num_chains=4, total_steps=1200) is sgld.step  # the app's toy run
     assert fused.select_step(pot) is sgld.step  # size unknown: eager
     net = NetworkTarget(torch.nn.Linear(100, 100), torch.randn(16, 100), torch.randn(16, 100), batch_size=4)
-    assert isinstance(fused.select_step(net, num_chains=64, total_steps=5_000), fused.FusedNetworkStep)
+    assert isinstance(fused.select_step(net, num_chains=64, total_steps=50_000), fused.FusedNetworkStep)
     full_batch = NetworkTarget(torch.nn.Linear(100, 100), torch.randn(16, 100), torch.randn(16, 100))
     assert fused.select_step(full_batch, num_chains=64, total_steps=5_000) is sgld.step
     monkeypatch.setenv(fused.FUSED_ENV, "0")
