@@ -31,7 +31,7 @@ When they are used
 Compiling costs seconds per new shape (5–35 s cold on a 2-core CPU; ~0.3–2 s once inductor's
 on-disk cache has the graph), so by default (``fused=None`` and ``LLTOOLS_FUSED`` unset) the
 run loop compiles only where it pays: :func:`should_fuse` estimates the eager run time from
-the work C·d·steps and picks the compiled step for potentials and minibatch networks when that
+the work C·d·steps and picks the compiled step for potentials and networks when that
 estimate is at least :data:`AUTO_MIN_EAGER_SECONDS`.  Short interactive runs stay eager (and
 bit-for-bit reproducible across batch compositions, which the compiled kernel guarantees only
 up to rounding).  ``fused=True`` / ``LLTOOLS_FUSED=1`` forces it on, ``fused=False`` /
@@ -643,13 +643,16 @@ def estimated_eager_seconds(target: Target, num_chains: int, total_steps: int) -
 def should_fuse(target: Target, num_chains: int, total_steps: int) -> bool:
     """The default choice: compile when it pays and is possible.
 
-    True for potentials and minibatch networks (the kernels whose speed-up is measured, 3–8×)
+    True for potentials and network targets (the kernels whose speed-up is measured: 3–8× for
+    potentials and minibatch networks, 1.6× for the full-batch modular-addition trajectory)
     whose estimated eager time (:func:`estimated_eager_seconds`) is at least
-    :data:`AUTO_MIN_EAGER_SECONDS` — long enough to repay a cold compile — when
-    ``torch.compile`` and a C++ compiler are available.  Full-batch networks and custom data
-    targets stay eager unless asked (``fused=True``).
+    :data:`AUTO_MIN_EAGER_SECONDS` — long enough to repay a compile — when ``torch.compile``
+    and a C++ compiler are available.  Custom data targets stay eager unless asked
+    (``fused=True``).
     """
-    if target.has_data and not _is_minibatch_network(target):
+    from lltools.networks import NetworkTarget
+
+    if target.has_data and not isinstance(target, NetworkTarget):
         return False
     if estimated_eager_seconds(target, num_chains, total_steps) < AUTO_MIN_EAGER_SECONDS:
         return False

@@ -150,8 +150,8 @@ def test_select_step_switches(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_default_compiles_only_runs_big_enough_to_repay_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """With neither ``fused`` nor LLTOOLS_FUSED set, the compiled step is chosen exactly when
-    the estimated eager time reaches AUTO_MIN_EAGER_SECONDS (potentials and minibatch networks
-    only), never without a compiler, and the environment variable overrides the rule."""
+    the estimated eager time reaches AUTO_MIN_EAGER_SECONDS (potentials and networks only),
+    never without a compiler, and the environment variable overrides the rule."""
     from lltools.networks import NetworkTarget
 
     monkeypatch.delenv(fused.FUSED_ENV, raising=False)
@@ -169,7 +169,12 @@ def test_default_compiles_only_runs_big_enough_to_repay_it(monkeypatch: pytest.M
     net = NetworkTarget(torch.nn.Linear(100, 100), torch.randn(16, 100), torch.randn(16, 100), batch_size=4)
     assert isinstance(fused.select_step(net, num_chains=64, total_steps=50_000), fused.FusedNetworkStep)
     full_batch = NetworkTarget(torch.nn.Linear(100, 100), torch.randn(16, 100), torch.randn(16, 100))
-    assert fused.select_step(full_batch, num_chains=64, total_steps=5_000) is sgld.step
+    assert isinstance(fused.select_step(full_batch, num_chains=64, total_steps=50_000), fused.FusedDataStep)
+
+    class CustomData(type(pot)):  # a data target that is not a network: never by default
+        has_data = True
+
+    assert not fused.should_fuse(CustomData.__new__(CustomData), 10**6, 10**6)
     monkeypatch.setenv(fused.FUSED_ENV, "0")
     assert fused.select_step(pot, num_chains=65_536, total_steps=10**5) is sgld.step
     monkeypatch.delenv(fused.FUSED_ENV)
