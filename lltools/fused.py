@@ -31,11 +31,11 @@ When they are used
 Compiling costs seconds per new shape (5–35 s cold on a 2-core CPU; ~0.3–2 s once inductor's
 on-disk cache has the graph), so by default (``fused=None`` and ``LLTOOLS_FUSED`` unset) the
 run loop compiles only where it pays: :func:`should_fuse` estimates the eager run time from
-the work C·d·steps and picks the compiled step for potentials and networks when that
-estimate is at least :data:`AUTO_MIN_EAGER_SECONDS`.  Short interactive runs stay eager (and
-bit-for-bit reproducible across batch compositions, which the compiled kernel guarantees only
-up to rounding).  ``fused=True`` / ``LLTOOLS_FUSED=1`` forces it on, ``fused=False`` /
-``LLTOOLS_FUSED=0`` off.  When compilation is unavailable (no C++ compiler, an unsupported
+the work C·d·steps and picks the compiled step for potentials and networks when the time it
+should save (by the measured speed-ups) is at least :data:`AUTO_MIN_SECONDS_SAVED`.  Short
+interactive runs stay eager (and bit-for-bit reproducible across batch compositions, which
+the compiled kernel guarantees only up to rounding).  ``fused=True`` / ``LLTOOLS_FUSED=1``
+forces it on, ``fused=False`` / ``LLTOOLS_FUSED=0`` off.  When compilation is unavailable (no C++ compiler, an unsupported
 expression, an old torch) the first call falls back to the eager kernel with a warning.
 
 On CUDA the default inductor mode is used (no CUDA graphs): the run loop keeps the previous
@@ -621,8 +621,12 @@ def fused_step_for(target: Target) -> FusedPotentialStep | FusedNetworkStep | Fu
 
 StepFn = Callable[..., tuple[SGLDState, SGLDInfo]]
 
-#: By default the compiled step is used when the eager run is estimated to take this long.
-AUTO_MIN_EAGER_SECONDS = 5.0
+#: By default the compiled step is used when it is expected to save at least this long —
+#: about a compile of the step on a 2-core CPU with inductor's cache cold (5–10 s; 0.3–2 s warm).
+AUTO_MIN_SECONDS_SAVED = 4.0
+#: Measured compiled ÷ eager speed-ups (benchmarks/RESULTS.md): potentials 4–8×, minibatch
+#: networks 3–4×, full-batch networks (only the elementwise part compiles) 1.6×.
+EXPECTED_SPEEDUP = {"potential": 4.0, "minibatch network": 3.0, "full-batch network": 1.6}
 #: Eager cost model, measured on one CPU thread (benchmarks/RESULTS.md §1–§3): a fixed cost
 #: per step (dispatch of ~40 small ops) ...
 EAGER_SECONDS_PER_STEP = 5e-4
@@ -640,21 +644,36 @@ def estimated_eager_seconds(target: Target, num_chains: int, total_steps: int) -
     return total_steps * per_step
 
 
+def _fused_kind(target: Target) -> str | None:
+    """Which :data:`EXPECTED_SPEEDUP` entry applies; None for custom data targets."""
+    from lltools.networks import NetworkTarget
+
+    if not target.has_data:
+        return "potential"
+    if isinstance(target, NetworkTarget):
+        return "minibatch network" if target.batch_size is not None else "full-batch network"
+    return None
+
+
+def estimated_seconds_saved(target: Target, num_chains: int, total_steps: int) -> float:
+    """Eager time × (1 − 1/expected speed-up): what compiling the step should save (0 for
+    targets without a measured speed-up)."""
+    kind = _fused_kind(target)
+    if kind is None:
+        return 0.0
+    return estimated_eager_seconds(target, num_chains, total_steps) * (1.0 - 1.0 / EXPECTED_SPEEDUP[kind])
+
+
 def should_fuse(target: Target, num_chains: int, total_steps: int) -> bool:
     """The default choice: compile when it pays and is possible.
 
-    True for potentials and network targets (the kernels whose speed-up is measured: 3–8× for
-    potentials and minibatch networks, 1.6× for the full-batch modular-addition trajectory)
-    whose estimated eager time (:func:`estimated_eager_seconds`) is at least
-    :data:`AUTO_MIN_EAGER_SECONDS` — long enough to repay a compile — when ``torch.compile``
-    and a C++ compiler are available.  Custom data targets stay eager unless asked
-    (``fused=True``).
+    True when the expected saving (:func:`estimated_seconds_saved`: the eager-time model of
+    :func:`estimated_eager_seconds` and the measured speed-ups :data:`EXPECTED_SPEEDUP`) is
+    at least :data:`AUTO_MIN_SECONDS_SAVED`, about what a compile costs, and ``torch.compile``
+    and a C++ compiler are available.  Potentials and network targets only; custom data
+    targets stay eager unless asked (``fused=True``).
     """
-    from lltools.networks import NetworkTarget
-
-    if target.has_data and not isinstance(target, NetworkTarget):
-        return False
-    if estimated_eager_seconds(target, num_chains, total_steps) < AUTO_MIN_EAGER_SECONDS:
+    if estimated_seconds_saved(target, num_chains, total_steps) < AUTO_MIN_SECONDS_SAVED:
         return False
     return compile_available()
 

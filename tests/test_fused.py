@@ -150,17 +150,19 @@ def test_select_step_switches(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_default_compiles_only_runs_big_enough_to_repay_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """With neither ``fused`` nor LLTOOLS_FUSED set, the compiled step is chosen exactly when
-    the estimated eager time reaches AUTO_MIN_EAGER_SECONDS (potentials and networks only),
-    never without a compiler, and the environment variable overrides the rule."""
+    the time it should save reaches AUTO_MIN_SECONDS_SAVED (potentials and networks only, by
+    their measured speed-ups), never without a compiler, and the environment variable
+    overrides the rule."""
     from lltools.networks import NetworkTarget
 
     monkeypatch.delenv(fused.FUSED_ENV, raising=False)
     monkeypatch.setattr(fused, "compile_available", lambda: True)
     pot = potential_target("x**2 + y**2")
-    per_step = fused.estimated_eager_seconds(pot, 65_536, 1)
-    threshold_steps = int(fused.AUTO_MIN_EAGER_SECONDS / per_step) + 1
-    assert fused.estimated_eager_seconds(pot, 65_536, threshold_steps) >= fused.AUTO_MIN_EAGER_SECONDS
-    assert fused.estimated_eager_seconds(pot, 65_536, threshold_steps - 2) < fused.AUTO_MIN_EAGER_SECONDS
+    per_step = fused.estimated_seconds_saved(pot, 65_536, 1)
+    assert per_step == pytest.approx(fused.estimated_eager_seconds(pot, 65_536, 1) * (1 - 1 / 4.0))
+    threshold_steps = int(fused.AUTO_MIN_SECONDS_SAVED / per_step) + 1
+    assert fused.estimated_seconds_saved(pot, 65_536, threshold_steps) >= fused.AUTO_MIN_SECONDS_SAVED
+    assert fused.estimated_seconds_saved(pot, 65_536, threshold_steps - 2) < fused.AUTO_MIN_SECONDS_SAVED
     assert isinstance(fused.select_step(pot, num_chains=65_536, total_steps=threshold_steps),
                       fused.FusedPotentialStep)
     assert fused.select_step(pot, num_chains=65_536, total_steps=threshold_steps - 2) is sgld.step
