@@ -35,8 +35,9 @@ the work C·d·steps and picks the compiled step for potentials and networks whe
 should save (by the measured speed-ups) is at least :data:`AUTO_MIN_SECONDS_SAVED`.  Short
 interactive runs stay eager (and bit-for-bit reproducible across batch compositions, which
 the compiled kernel guarantees only up to rounding).  ``fused=True`` / ``LLTOOLS_FUSED=1``
-forces it on, ``fused=False`` / ``LLTOOLS_FUSED=0`` off.  When compilation is unavailable (no C++ compiler, an unsupported
-expression, an old torch) the first call falls back to the eager kernel with a warning.
+forces it on, ``fused=False`` / ``LLTOOLS_FUSED=0`` off.  When compilation is unavailable (no
+C++ compiler, an unsupported expression, an old torch) the first call falls back to the
+eager kernel with a warning.
 
 On CUDA the default inductor mode is used (no CUDA graphs): the run loop keeps the previous
 step's position (``position_now``) alive across the next call, which CUDA-graph output
