@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,6 +83,7 @@ def chain_subset(ary: np.ndarray, limit: int | None = None) -> tuple[np.ndarray,
 
 _CACHE_SIZE = 32
 _cache: OrderedDict[tuple, float] = OrderedDict()
+_cache_lock = threading.Lock()
 
 
 def _memoised(kind: str, ary: np.ndarray, compute: Callable[[np.ndarray], float]) -> float:
@@ -89,13 +91,15 @@ def _memoised(kind: str, ary: np.ndarray, compute: Callable[[np.ndarray], float]
     ask for the same R-hat/ESS of the same draws, and each costs a full sort of them."""
     data = np.ascontiguousarray(ary)
     key = (kind, data.shape, hashlib.blake2b(data.view(np.uint8), digest_size=16).digest())
-    if key in _cache:
-        _cache.move_to_end(key)
-        return _cache[key]
+    with _cache_lock:  # the app's sessions run in threads
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
     value = compute(data)
-    _cache[key] = value
-    if len(_cache) > _CACHE_SIZE:
-        _cache.popitem(last=False)
+    with _cache_lock:
+        _cache[key] = value
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
     return value
 
 
