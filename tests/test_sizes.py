@@ -331,17 +331,15 @@ def test_cli_potential_over_a_small_limit(small_limit: int) -> None:
     assert growth < MAX_GROWTH
 
 
-def test_cli_absurd_potential(host_limit: None) -> None:
+@pytest.mark.parametrize(
+    ("target_args", "dim_text"),
+    [(("--potential", "x**2 + y**2"), "× 2 parameters"), (("--model", str(TINY_MODEL)), "× 44 parameters")],
+    ids=["potential", "network-model"],
+)
+def test_cli_absurd_request_is_refused(host_limit: None, target_args: tuple[str, str], dim_text: str) -> None:
     line, growth, seconds = cli_refusal(
-        "estimate",
-        "--potential",
-        "x**2 + y**2",
-        "--chains",
-        str(ABSURD["chains"]),
-        "--draws",
-        str(ABSURD["draws"]),
-        "--burnin",
-        "0",
+        "estimate", *target_args, "--chains", str(ABSURD["chains"]), "--draws", str(ABSURD["draws"]),
+        "--burnin", "0",
     )
     check_message(
         line,
@@ -349,29 +347,8 @@ def test_cli_absurd_potential(host_limit: None) -> None:
         limit=memory.available_bytes("cpu"),
         rel=0.3,
     )
+    assert dim_text in line
     assert_cheap(growth, seconds, max_seconds=4 * MAX_SECONDS)  # the CLI also parses, builds the target
-
-
-def test_cli_absurd_network_model(host_limit: None) -> None:
-    line, growth, _ = cli_refusal(
-        "estimate",
-        "--model",
-        str(TINY_MODEL),
-        "--chains",
-        str(ABSURD["chains"]),
-        "--draws",
-        str(ABSURD["draws"]),
-        "--burnin",
-        "0",
-    )
-    check_message(
-        line,
-        at_least=trace_bytes(ABSURD["chains"], ABSURD["draws"]),
-        limit=memory.available_bytes("cpu"),
-        rel=0.3,
-    )
-    assert "× 44 parameters" in line
-    assert growth < MAX_GROWTH
 
 
 def test_cli_sweep_over_a_small_limit(small_limit: int, tmp_path: Path) -> None:
