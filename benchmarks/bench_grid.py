@@ -1,7 +1,7 @@
 """A 5 ε × 4 γ × 3 nβ × 4-chain grid as ONE batched run vs the same 60 settings one by one.
 
 For a 2-D potential (x²y⁴) and the 10-96-96-1 MLP (batch 64), runs
-:func:`lltools.sweeps.sweep` over the whole grid (240 chains in one computation) and then
+:func:`lltools.workflows.sweep.sweep` over the whole grid (240 chains in one computation) and then
 each setting alone (a 1-setting sweep, same seed: chain k of every setting has the same
 random stream, so each row must come out the same: bit for bit for potentials; for networks
 to float rounding, as the per-chain matrix products are blocked differently at different
@@ -33,12 +33,12 @@ from common import (
     write_csv,
 )
 
-from lltools.estimators import llc_by_setting
-from lltools.networks import NetworkTarget
-from lltools.potentials import potential_target
-from lltools.run import last_item
-from lltools.sweeps import sweep, sweep_stream
-from lltools.target import Target
+from lltools.estimation.llc import llc_by_setting
+from lltools.sampling.driver import last_item
+from lltools.targets.base import Target
+from lltools.targets.networks import NetworkTarget
+from lltools.targets.potentials import potential_target
+from lltools.workflows.sweep import sweep, sweep_stream
 
 GRIDS: dict[str, dict[str, list[float]]] = {
     "x**2 * y**4": {
@@ -68,7 +68,7 @@ def _timed_sweep(
     target: Target, grid: dict[str, list[float]], kwargs: dict[str, Any]
 ) -> tuple[Any, float, float]:
     """(table, sampling seconds, summary seconds) of one sweep (sampling = the batched loop,
-    summary = λ̂/R-hat/ESS per setting from :func:`lltools.estimators.llc_by_setting`)."""
+    summary = λ̂/R-hat/ESS per setting from :func:`lltools.estimation.llc.llc_by_setting`)."""
     (trace, _settings), ts = timed(lambda: last_item(sweep_stream(target, **grid, **kwargs)))
     table, tt = timed(lambda: llc_by_setting(trace.cpu()))
     return table, ts.wall, tt.wall

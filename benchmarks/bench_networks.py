@@ -4,8 +4,8 @@
    10-96-96-1 (10 465 parameters) and 10-1000-1000-1 (1 013 001 parameters), at 1, 8 and 64
    chains, through :func:`lltools.estimate` (the real loop: per-chain minibatches, MALA
    acceptance every 10 steps, diagnostics).  The sampling loop and the summary are timed
-   separately (``sample_s`` from :func:`lltools.run.run`, ``estimate_s`` end to end).
-2. :func:`lltools.trajectories.compute_trajectory` on ``sample_models/modular_addition``
+   separately (``sample_s`` from :func:`lltools.sampling.driver.run`, ``estimate_s`` end to end).
+2. :func:`lltools.workflows.trajectory.compute_trajectory` on ``sample_models/modular_addition``
    (all checkpoints as one batched run, model-card sampler settings; ``--quick``: 50 + 50
    steps) — wall time and chain-steps/s.
 
@@ -36,10 +36,10 @@ from common import (
     write_csv,
 )
 
-from lltools.api import estimate
-from lltools.networks import NetworkTarget
-from lltools.run import run
-from lltools.sgld import make_params
+from lltools.sampling.driver import run
+from lltools.sampling.sgld import make_params
+from lltools.targets.networks import NetworkTarget
+from lltools.workflows.estimate import estimate
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL_DIR = REPO / "sample_models" / "modular_addition"
@@ -89,7 +89,7 @@ def bench_network(
 
 
 def bench_trajectory(quick: bool, device: str) -> dict[str, Any]:
-    from lltools.trajectories import compute_trajectory
+    from lltools.workflows.trajectory import compute_trajectory
 
     card = json.loads((MODEL_DIR / "model.json").read_text())
     sampler = dict(card["default_sampler"])

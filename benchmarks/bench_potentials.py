@@ -1,10 +1,10 @@
 """Chain-steps per second of the SGLD loop on 2-D potentials, eager vs compiled.
 
 For x²+y² and x²y⁴, float32 and float64, and 1 … 1 048 576 chains (``--quick``: up to
-65 536), runs the real sampling loop (:func:`lltools.run.run`: step, trace buffers,
+65 536), runs the real sampling loop (:func:`lltools.sampling.driver.run`: step, trace buffers,
 divergence bookkeeping, MALA acceptance every step) with the eager kernel
-(:func:`lltools.sgld.step`) and with the compiled one (``fused=True``,
-:mod:`lltools.fused`).  Compilation is timed separately (first call per shape); the timed
+(:func:`lltools.sampling.sgld.step`) and with the compiled one (``fused=True``,
+:mod:`lltools.sampling.compiled`).  Compilation is timed separately (first call per shape); the timed
 run starts warm.  Each row also reports λ̂ = mean over chains of nβ·(mean draw loss − L(w*))
 so eager and compiled can be seen to agree.  CUDA rows are added when a GPU is present.
 
@@ -21,11 +21,11 @@ from typing import Any
 import torch
 from common import base_parser, devices, print_header, print_table, setup_threads, timed, write_csv
 
-from lltools import fused as fused_steps
-from lltools.memory import MemoryBudgetError
-from lltools.potentials import potential_target
-from lltools.run import run
-from lltools.sgld import make_params
+from lltools.base.memory import MemoryBudgetError
+from lltools.sampling import compiled as fused_steps
+from lltools.sampling.driver import run
+from lltools.sampling.sgld import make_params
+from lltools.targets.potentials import potential_target
 
 POTENTIALS = ("x**2 + y**2", "x**2 * y**4")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}

@@ -20,9 +20,9 @@ import warnings
 import torch
 from common import base_parser, mlp, print_header, print_table, rss_bytes, setup_threads, write_csv
 
-from lltools.api import estimate
-from lltools.networks import NetworkTarget
-from lltools.potentials import potential_target
+from lltools.targets.networks import NetworkTarget
+from lltools.targets.potentials import potential_target
+from lltools.workflows.estimate import estimate
 
 MIB = 1024**2
 

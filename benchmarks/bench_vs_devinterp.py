@@ -65,10 +65,10 @@ from common import (
 )
 from torch import nn
 
-from lltools.api import estimate
-from lltools.estimators import llc_per_chain
-from lltools.networks import NetworkTarget
-from lltools.potentials import potential_target
+from lltools.estimation.llc import llc_per_chain
+from lltools.targets.networks import NetworkTarget
+from lltools.targets.potentials import potential_target
+from lltools.workflows.estimate import estimate
 
 N, BATCH, SIZES = 1024, 64, (10, 96, 96, 1)
 MLP_SETTING = {"epsilon": 1e-4, "gamma": 100.0}

@@ -1,18 +1,18 @@
 """Where the time of one SGLD step on a 2-D potential goes, at 65 536 chains (CPU).
 
 Measures process CPU time per call (robust on a shared machine) of the pieces of
-:func:`lltools.sgld.step` and of the run loop, eager and compiled:
+:func:`lltools.sampling.sgld.step` and of the run loop, eager and compiled:
 
 - ``rng.normal`` for (C, 2) — the counter-based hash, with the previous out-of-place
   ``_hash32`` (reconstructed here) and the current in-place one (bit-identical numbers);
 - ``target.loss_and_grad`` (autograd);
-- the whole eager step, and the compiled step (:class:`lltools.fused.FusedPotentialStep`);
+- the whole eager step, and the compiled step (:class:`lltools.sampling.compiled.FusedPotentialStep`);
 - writing one recorded column of a (C, T) trace buffer directly (the old loop) vs staging
   16 rows and copying them as a block (the current loop);
-- the whole loop (:func:`lltools.run.run`, 200 steps), eager and compiled.
+- the whole loop (:func:`lltools.sampling.driver.run`, 200 steps), eager and compiled.
 
 Each configuration runs in a child process twice: with the glibc allocator tweak of
-:func:`lltools.fused.tune_host_allocator` and without it (``LLTOOLS_MALLOPT=0``) — the
+:func:`lltools.sampling.compiled.tune_host_allocator` and without it (``LLTOOLS_MALLOPT=0``) — the
 tweak is process-wide, so the comparison needs separate processes.
 
 Run:  python benchmarks/profile_step.py [--quick] [--threads N] [--chains C]
@@ -31,10 +31,12 @@ from typing import Any
 import torch
 from common import base_parser, print_header, print_table, write_csv
 
-from lltools import fused, rng, sgld
-from lltools.potentials import potential_target
-from lltools.run import run
-from lltools.sgld import make_params
+from lltools.base import rng
+from lltools.sampling import compiled as fused
+from lltools.sampling import sgld
+from lltools.sampling.driver import run
+from lltools.sampling.sgld import make_params
+from lltools.targets.potentials import potential_target
 
 _MASK = 0xFFFFFFFF
 

@@ -18,7 +18,7 @@ if str(ROOT) not in sys.path:  # pragma: no cover
 import torch  # noqa: E402
 
 from dashboard import common as ui  # noqa: E402
-from lltools.devices import server_thread_count  # noqa: E402
+from lltools.base.devices import server_thread_count  # noqa: E402
 
 torch.set_num_threads(server_thread_count())
 

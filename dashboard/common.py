@@ -1,7 +1,7 @@
 """Shared dashboard helpers: chrome, state, caching, live runs, downloads and run history.
 
 Every page follows one shape: widgets -> params -> cached (or live) run -> figures from
-:mod:`lltools.plots`.  This module holds everything the pages share, so that a page file
+:mod:`lltools.viz.plots`.  This module holds everything the pages share, so that a page file
 reads like a description of the page.
 
 Sections
@@ -22,7 +22,7 @@ Sections
   Stop.
 - **Downloads** — :func:`download_buttons` (CSV and Parquet for every frame).
 - **Run store** — :func:`record_live` wraps a page's stream with
-  :func:`lltools.store.record_stream`, so every run is saved while it runs into the
+  :func:`lltools.storage.store.record_stream`, so every run is saved while it runs into the
   store the CLI uses (``$LLTOOLS_HOME`` or ``~/.lltools``); :func:`record_cached` saves a
   run served from the result cache.  :func:`stream_live` closes the stream when the
   script is interrupted (Stop), which marks the stored run stopped (``failed``).
@@ -58,7 +58,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # pragma: no cover - depends on how streamlit was started
     sys.path.insert(0, str(ROOT))
 
-from lltools import plots  # noqa: E402
+from lltools.viz import plots  # noqa: E402
 
 ASSETS = ROOT / "assets"
 LOGO = ASSETS / "logo.svg"
@@ -542,11 +542,11 @@ CUSTOM = "custom"
 
 @st.cache_resource(max_entries=64, show_spinner=False)
 def potential_target(spec: str) -> Any:
-    """The :class:`~lltools.target.FunctionTarget` of a potential spec (cached per spec).
+    """The :class:`~lltools.targets.base.FunctionTarget` of a potential spec (cached per spec).
 
-    Raises ``lltools.expressions.ExpressionError`` (a ``ValueError``) on bad input.
+    Raises ``lltools.targets.expressions.ExpressionError`` (a ``ValueError``) on bad input.
     """
-    from lltools.potentials import potential_target as build
+    from lltools.targets.potentials import potential_target as build
 
     return build(spec, device=POTENTIAL_DEVICE)
 
@@ -614,7 +614,7 @@ MODEL_PREFIX = "model:"
 @st.cache_data(ttl=120, show_spinner=False)
 def sample_model_cards() -> list[dict[str, Any]]:
     """The shipped sample models' cards (``sample_models/**/model.json``), with ``path``."""
-    from lltools.models import list_sample_models
+    from lltools.targets.models import list_sample_models
 
     try:
         return list_sample_models(ROOT / "sample_models")
@@ -625,7 +625,7 @@ def sample_model_cards() -> list[dict[str, Any]]:
 @st.cache_resource(max_entries=8, show_spinner="Loading the model and its data…")
 def sample_model_target(path: str) -> Any:
     """A sample model centred at its final checkpoint (cached per path)."""
-    from lltools.models import load_sample_model
+    from lltools.targets.models import load_sample_model
 
     return load_sample_model(path)
 
@@ -666,7 +666,7 @@ def finite_nbeta_target(spec: str, nbeta: float, gamma: float) -> tuple[float | 
     minimum set, or a potential that is not 2-D).
     """
     try:
-        from lltools import theory
+        from lltools.theory import core as theory
 
         target = potential_target(spec)
         expr = getattr(target, "expression", None)
@@ -698,7 +698,7 @@ def partial_sweep_table(trace: Any, settings: pd.DataFrame) -> pd.DataFrame:
     Columns ``setting, epsilon, gamma, nbeta, llc_mean, acceptance`` (λ̂ = mean over the
     setting's chains of the running estimate at the latest draw; NaN during burn-in).
     """
-    from lltools import frames
+    from lltools.estimation import frames
 
     tf = frames.trace_frame(trace)
     draws = tf[tf["is_draw"]]
@@ -934,16 +934,16 @@ def stream_live(
 def record_live(
     stream: Iterable[Any], *, page: str, label: str, settings: Mapping[str, Any], target: Mapping[str, Any]
 ) -> Iterable[Any]:
-    """``stream`` recorded into the run store while it runs (:func:`lltools.store.record_stream`).
+    """``stream`` recorded into the run store while it runs (:func:`lltools.storage.store.record_stream`).
 
     ``settings`` are the ``estimate_stream`` keywords (enough to re-run it: resume),
-    ``target`` a store target spec (:func:`lltools.store.target_spec`); ``page`` and the
+    ``target`` a store target spec (:func:`lltools.storage.store.target_spec`); ``page`` and the
     display ``label`` go into the run's meta.  Iterate the result exactly like the stream;
     afterwards ``.result`` holds the summarised ``EstimateResult``.  Chunks are flushed at
     most once per ``flush_interval`` (1 s), so live streaming keeps its speed.  If the
     store cannot be written, a warning says so and the run goes ahead unrecorded.
     """
-    from lltools.store import RunStore, record_stream
+    from lltools.storage.store import RunStore, record_stream
 
     store = RunStore()
     try:
@@ -968,7 +968,7 @@ def record_cached(
 
     Returns the new run id, or ``None`` if the store cannot be written (never raises).
     """
-    from lltools.store import RunStore, record_stream
+    from lltools.storage.store import RunStore, record_stream
 
     try:
         recorder = record_stream(
@@ -1150,7 +1150,7 @@ def record_estimate(
     elapsed_s: float = float("nan"),
     traces: pd.DataFrame | None = None,
 ) -> RunRecord:
-    """Append an :class:`~lltools.api.EstimateResult` to the history."""
+    """Append an :class:`~lltools.workflows.estimate.EstimateResult` to the history."""
     frame = traces if traces is not None else result.traces
     return RunHistory().add(
         page=page,
@@ -1249,11 +1249,11 @@ def render_comparison(a: RunRecord, b: RunRecord, *, key: str = "history") -> No
 def volume_scaling_table(
     spec: str, radius: float, num_samples: int, seed: int = 0
 ) -> tuple[pd.DataFrame, float, float]:
-    """``(table, slope, stderr)`` of :func:`lltools.theory.volume_scaling` for a potential.
+    """``(table, slope, stderr)`` of :func:`lltools.theory.core.volume_scaling` for a potential.
 
     The table has ``epsilon, volume (fraction of the box), count, in_fit``.
     """
-    from lltools import theory
+    from lltools.theory import core as theory
 
     target = potential_target(spec)
     fn = getattr(getattr(target, "expression", None), "fn", None) or target.fn
@@ -1279,8 +1279,8 @@ class NewtonView:
 
 def newton_view(text: str) -> NewtonView:
     """Parse a polynomial in x, y and compute its Newton polygon (``ValueError`` if not possible)."""
-    from lltools import theory
-    from lltools.expressions import parse_expression
+    from lltools.targets.expressions import parse_expression
+    from lltools.theory import core as theory
 
     compiled = parse_expression(text)
     if compiled.dim != 2:
@@ -1399,8 +1399,8 @@ def density_demo(
     """
     import torch
 
-    from lltools.api import estimate
-    from lltools.target import FunctionTarget
+    from lltools.targets.base import FunctionTarget
+    from lltools.workflows.estimate import estimate
 
     expr, w_star = DENSITY_POTENTIALS[label]
     fn = _density_fn(expr)

@@ -1,4 +1,4 @@
-"""The dashboard's run history, backed by the persistent run store (:mod:`lltools.store`).
+"""The dashboard's run history, backed by the persistent run store (:mod:`lltools.storage.store`).
 
 Every toy-page and networks-page run is recorded into the store while it runs (see
 :func:`dashboard.common.record_live`), the same store the CLI writes (``$LLTOOLS_HOME``
@@ -9,9 +9,9 @@ or ``~/.lltools``).  This module reads it back for the app:
 - :func:`stored_record` — one stored run as a :class:`~dashboard.common.RunRecord`, so
   the two-run comparison (:func:`~dashboard.common.render_comparison`) works on any run;
 - :func:`render_history` — table, select two rows to compare, downloads via
-  :meth:`RunStore.export <lltools.store.RunStore.export>`;
+  :meth:`RunStore.export <lltools.storage.store.RunStore.export>`;
 - :func:`store_notice` — on app start, lists ``incomplete`` runs with **Resume**
-  (re-run from scratch with the same seed, :func:`lltools.store.resume_stream`, as
+  (re-run from scratch with the same seed, :func:`lltools.storage.store.resume_stream`, as
   ``lltools runs resume`` does) and **Discard**.
 
 Store problems (unreadable directory, corrupt run) are shown as messages, never raised.
@@ -30,7 +30,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import common as ui
-from lltools.store import RunStore, RunStoreError, describe_target, resume_stream, total_steps
+from lltools.storage.store import RunStore, RunStoreError, describe_target, resume_stream, total_steps
 
 #: Most stored runs shown in the history table (newest first).
 HISTORY_LIMIT = 200
@@ -119,7 +119,7 @@ def history_frame(store: RunStore, page: str | None = None, limit: int = HISTORY
 @st.cache_data(max_entries=32, show_spinner=False)
 def _llc_trace(root: str, run_id: str, stamp: str) -> pd.DataFrame:
     """Chain-mean running λ̂ of a stored run (cached per run and manifest heartbeat)."""
-    from lltools import frames
+    from lltools.estimation import frames
 
     trace = RunStore(root).load_run(run_id).to_trace()
     return ui.mean_running_llc(frames.trace_frame(trace))

@@ -1,23 +1,27 @@
 """lltools: local learning coefficient (LLC) estimation with vectorised SGLD.
 
-The core is a set of pure pieces: a :class:`~lltools.target.Target` (centre w* and a batched
-loss), the SGLD kernel (:mod:`lltools.sgld`), one sampling loop (:mod:`lltools.run`),
-estimators and diagnostics over traces, and closed-form theory values.
+This module is the public facade. The code lives in layers (see ``docs/architecture.md``):
+``targets`` (what is sampled), ``theory`` (exact and numeric references), ``sampling`` (the SGLD
+kernel and the driver that returns a :class:`Trace`), ``estimation`` (λ̂, diagnostics, health),
+``workflows`` (estimate, sweep, trajectory, distributed), ``storage`` (runs on disk), ``viz``
+(figure builders) and ``cli``.
 
 Quick use::
 
     import lltools
-    from lltools.potentials import potential_target
-    result = lltools.estimate(potential_target("x**2 * y**4"), nbeta=100, gamma=1.0,
+    result = lltools.estimate(lltools.potential_target("x**2 * y**4"), nbeta=100, gamma=1.0,
                               epsilon=1e-3, chains=8, draws=2000, burnin=500)
     result.llc_mean, result.llc_sem, result.warnings
 """
 
-from lltools.api import EstimateResult, estimate, estimate_stream
-from lltools.run import Trace, run, run_chunks
-from lltools.sgld import SGLDParams, make_params
-from lltools.sweeps import SweepResult, sweep
-from lltools.target import FunctionTarget, Target, TargetError
+from lltools.sampling.driver import Trace, run, run_chunks
+from lltools.sampling.sgld import SGLDParams, make_params
+from lltools.targets.base import FunctionTarget, Target, TargetError
+from lltools.targets.models import load_sample_model
+from lltools.targets.potentials import potential_target
+from lltools.workflows.estimate import EstimateResult, estimate, estimate_stream
+from lltools.workflows.sweep import SweepResult, sweep, sweep_stream
+from lltools.workflows.trajectory import compute_trajectory as trajectory
 
 __version__ = "0.1.0"
 
@@ -32,18 +36,12 @@ __all__ = [
     "__version__",
     "estimate",
     "estimate_stream",
+    "load_sample_model",
     "make_params",
+    "potential_target",
     "run",
     "run_chunks",
     "sweep",
+    "sweep_stream",
+    "trajectory",
 ]
-
-
-def __getattr__(name: str):
-    """Lazy access to the heavier submodules: ``lltools.models``, ``lltools.theory``, ..."""
-    import importlib
-
-    if name in {"models", "theory", "networks", "potentials", "trajectories", "checkpoints",
-                "estimators", "diagnostics", "frames", "store", "plots"}:
-        return importlib.import_module(f"lltools.{name}")
-    raise AttributeError(f"module 'lltools' has no attribute {name!r}")

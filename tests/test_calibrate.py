@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from lltools.calibrate import Criteria, assess, default_grid, find_plateau, recommend
+from lltools.estimation.calibrate import Criteria, assess, default_grid, find_plateau, recommend
 
 
 def _row(

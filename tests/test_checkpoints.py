@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lltools.checkpoints import (
+from lltools.targets.checkpoints import (
     CheckpointError,
     load_checkpoint,
     read_metadata,

@@ -22,7 +22,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     import contextlib
     import io
 
-    from lltools.cli import main
+    from lltools.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     argv = sys.argv
@@ -41,13 +41,13 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 def test_console_script_runs_as_a_real_process() -> None:
     """One real subprocess: the installed entry point, stdout = one JSON object."""
     proc = subprocess.run(
-        [sys.executable, "-m", "lltools.cli", "estimate", "--potential", "x**2 + y**2",
+        [sys.executable, "-m", "lltools.cli.main", "estimate", "--potential", "x**2 + y**2",
          "--chains", "2", "--draws", "50", "--burnin", "10", "--json", "--no-progress"],
         capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["n_chains"] == 2
-    bad = subprocess.run([sys.executable, "-m", "lltools.cli", "estimate", "--potential", "import os"],
+    bad = subprocess.run([sys.executable, "-m", "lltools.cli.main", "estimate", "--potential", "import os"],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
 

@@ -11,11 +11,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from lltools import store as store_mod
-from lltools.api import estimate_stream
-from lltools.cli_runs import runs_app
-from lltools.store import MANIFEST, RunStore, record_stream, write_json
-from lltools.target import FunctionTarget
+from lltools.cli.runs import runs_app
+from lltools.storage import store as store_mod
+from lltools.storage.store import MANIFEST, RunStore, record_stream, write_json
+from lltools.targets.base import FunctionTarget
+from lltools.workflows.estimate import estimate_stream
 
 SETTINGS = {"nbeta": 10.0, "gamma": 1.0, "epsilon": 1e-3, "chains": 2, "draws": 60, "burnin": 20,
             "seed": 1, "device": "cpu"}  # fmt: skip
@@ -25,9 +25,9 @@ runner = CliRunner()
 
 @pytest.fixture(autouse=True)
 def potential_builder(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Use lltools.potentials when present, else an equivalent quadratic FunctionTarget."""
+    """Use lltools.targets.potentials when present, else an equivalent quadratic FunctionTarget."""
     try:
-        import lltools.potentials  # noqa: F401
+        import lltools.targets.potentials  # noqa: F401
     except ImportError:
         monkeypatch.setitem(
             store_mod.TARGET_BUILDERS, "potential",

@@ -11,9 +11,9 @@ import torch
 from arviz_stats.base import array_stats
 from scipy import stats
 
-from lltools import diagnostics as D
-from lltools.run import Trace
-from lltools.sgld import SGLDParams
+from lltools.estimation import diagnostics as D
+from lltools.sampling.driver import Trace
+from lltools.sampling.sgld import SGLDParams
 
 
 def synthetic_trace(loss, *, nbeta=10.0, epsilon=1e-3, gamma=1.0, loss_init=0.0,

@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 import torch
 
-from lltools import distributed
-from lltools.potentials import potential_target
-from lltools.run import run
-from lltools.sgld import make_params
-from lltools.sweeps import sweep
+from lltools.sampling.driver import run
+from lltools.sampling.sgld import make_params
+from lltools.targets.potentials import potential_target
+from lltools.workflows import distributed
+from lltools.workflows.sweep import sweep
 
 REPO = Path(__file__).resolve().parent.parent
 MODULAR = REPO / "sample_models" / "modular_addition"
@@ -90,7 +90,7 @@ def test_shard_ranges_cover_everything_once() -> None:
 def test_sweep_shard_without_ray_equals_local_rows() -> None:
     """The shard body alone (no Ray): a subset of settings with global setting numbers gives
     exactly those rows of the local sweep."""
-    from lltools import estimators
+    from lltools.estimation import llc as estimators
 
     local = sweep(potential_target("x**2 * y**4"), **GRID, chains=3, draws=40, burnin=10,
                   seed=2, device="cpu")
@@ -127,7 +127,7 @@ def test_sweep_distributed_equals_local_sweep(ray_local) -> None:
 @pytest.mark.slow
 def test_trajectory_distributed_equals_local(ray_local) -> None:
     """The modular-addition trajectory sharded by checkpoints equals the local batched run."""
-    from lltools.trajectories import compute_trajectory
+    from lltools.workflows.trajectory import compute_trajectory
 
     kwargs = {"chains": 2, "draws": 4, "burnin": 2, "seed": 1, "device": "cpu",
               "with_geometric_complexity": False}

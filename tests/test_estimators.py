@@ -10,8 +10,8 @@ import pytest
 import torch
 from scipy import optimize, stats
 
-from lltools.diagnostics import ess_bulk, mcse_mean, rhat
-from lltools.estimators import (
+from lltools.estimation.diagnostics import ess_bulk, mcse_mean, rhat
+from lltools.estimation.llc import (
     LLC_TABLE_COLUMNS,
     LLCResult,
     llc,
@@ -22,8 +22,8 @@ from lltools.estimators import (
     llc_temperature_slope,
     wbic,
 )
-from lltools.run import Trace
-from lltools.sgld import SGLDParams
+from lltools.sampling.driver import Trace
+from lltools.sampling.sgld import SGLDParams
 
 
 def synthetic_trace(

@@ -11,7 +11,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lltools.expressions import (
+from lltools.targets.expressions import (
     MAX_LENGTH,
     CompiledExpression,
     ExpressionError,

@@ -1,5 +1,5 @@
-"""The optional fast paths of :mod:`lltools.fused`: the compiled potential step must give the
-same chains as :func:`lltools.sgld.step` (up to rounding), fall back to eager when it cannot
+"""The optional fast paths of :mod:`lltools.sampling.compiled`: the compiled potential step must give the
+same chains as :func:`lltools.sampling.sgld.step` (up to rounding), fall back to eager when it cannot
 compile, and stay off unless asked for; the allocator tweak must be safe to call."""
 
 from __future__ import annotations
@@ -9,10 +9,12 @@ import warnings
 import pytest
 import torch
 
-from lltools import fused, rng, sgld
-from lltools.potentials import potential_target
-from lltools.run import run
-from lltools.sgld import make_params
+from lltools.base import rng
+from lltools.sampling import compiled as fused
+from lltools.sampling import sgld
+from lltools.sampling.driver import run
+from lltools.sampling.sgld import make_params
+from lltools.targets.potentials import potential_target
 
 needs_compiler = pytest.mark.skipif(not fused.compile_available(), reason="no C++ compiler for inductor")
 
@@ -127,7 +129,7 @@ def test_no_compiler_means_eager(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_select_step_switches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Off when the run size is unknown; on with ``fused=True`` or ``LLTOOLS_FUSED=1``."""
-    from lltools.networks import NetworkTarget
+    from lltools.targets.networks import NetworkTarget
 
     pot = potential_target("x**2 + y**2")
     monkeypatch.delenv(fused.FUSED_ENV, raising=False)
@@ -153,7 +155,7 @@ def test_default_compiles_only_runs_big_enough_to_repay_it(monkeypatch: pytest.M
     the time it should save reaches AUTO_MIN_SECONDS_SAVED (potentials and networks only, by
     their measured speed-ups), never without a compiler, and the environment variable
     overrides the rule."""
-    from lltools.networks import NetworkTarget
+    from lltools.targets.networks import NetworkTarget
 
     monkeypatch.delenv(fused.FUSED_ENV, raising=False)
     monkeypatch.setattr(fused, "compile_available", lambda: True)
@@ -214,7 +216,7 @@ def test_tune_host_allocator_is_safe_and_idempotent() -> None:
 
 # ---------------------------------------------------------------------------- data targets
 def _network(dtype: torch.dtype, device: str = "cpu"):
-    from lltools.networks import NetworkTarget
+    from lltools.targets.networks import NetworkTarget
 
     gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)

@@ -11,7 +11,7 @@ hard ceilings, non-numbers); bulk cases use 1-D/3-D potentials (no 2-D quadratur
 smaller set exercises the 2-D quadrature with hostile nβ, γ.  About 1 100 cases per run,
 derandomised (the same cases every run), no example database.
 
-The entry point is the real ``lltools.cli.main``; the only shortcut is that the click
+The entry point is the real ``lltools.cli.main.main``; the only shortcut is that the click
 command tree typer builds on every call is built once and reused (it does not depend on
 the arguments and costs ~45 ms per call).
 """
@@ -35,8 +35,8 @@ import typer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lltools import cli
-from lltools.api import MAX_CHAINS, MAX_STEPS
+from lltools.cli import main as cli
+from lltools.workflows.estimate import MAX_CHAINS, MAX_STEPS
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_MODEL = ROOT / "sample_models" / "deep_linear" / "rrr_6_4_5_r2"

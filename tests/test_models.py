@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lltools.checkpoints import CheckpointError, save_checkpoint
-from lltools.estimators import llc
-from lltools.models import (
+from lltools.estimation.llc import llc
+from lltools.sampling.driver import run
+from lltools.sampling.sgld import make_params
+from lltools.targets.checkpoints import CheckpointError, save_checkpoint
+from lltools.targets.models import (
     build_dataset,
     build_module,
     deep_linear_target,
@@ -22,9 +24,7 @@ from lltools.models import (
     num_parameters,
     resolve_card_loss,
 )
-from lltools.run import run
-from lltools.sgld import make_params
-from lltools.theory import deep_linear_llc
+from lltools.theory.core import deep_linear_llc
 
 SAMPLE_MODELS = Path(__file__).resolve().parent.parent / "sample_models"
 MY_MODELS = ["deep_linear/rrr_6_4_5_r2", "deep_linear/dln_8_6_6_4_r2", "deep_linear/dln_100_50_50_100_r5",
@@ -213,7 +213,7 @@ def test_list_checkpoints_orders_by_step_metadata(tmp_path: Path) -> None:
 
 
 def test_outputs_feed_the_jacobian_rank() -> None:
-    from lltools.theory import jacobian_rank_llc
+    from lltools.theory.core import jacobian_rank_llc
 
     target = deep_linear_target([3, 2, 3], 1, n=40, seed=0, dtype=torch.float64)
     result = jacobian_rank_llc(target)

@@ -1,4 +1,4 @@
-"""Tests for :mod:`lltools.modular` and the ``modular_addition`` sample model."""
+"""Tests for :mod:`lltools.targets.modular` and the ``modular_addition`` sample model."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import nn
 
-from lltools.modular import (
+from lltools.targets.modular import (
     QuadraticNetwork,
     accuracy,
     build_quadratic_network,
@@ -389,7 +389,7 @@ def test_training_is_deterministic_and_matches_the_shipped_start(
 
 
 def test_loads_through_the_generic_loader(card: dict, metrics: list[dict]) -> None:
-    models = pytest.importorskip("lltools.models")
+    models = pytest.importorskip("lltools.targets.models")
     target = models.load_sample_model(MODEL_DIR)
     assert target.n == card["n"] and target.dim == card["num_parameters"]
     loss = float(target.full_loss(target.w_star[None])[0])
@@ -412,9 +412,9 @@ def test_default_sampler_sees_the_llc_fall_after_grokking(card: dict) -> None:
     The full trajectory and its thresholds are in MODEL_CARD.md; this checks the two ends
     with the shipped ``default_sampler`` (about 8 s of CPU).
     """
-    from lltools.networks import NetworkTarget
-    from lltools.run import run
-    from lltools.sgld import make_params
+    from lltools.sampling.driver import run
+    from lltools.sampling.sgld import make_params
+    from lltools.targets.networks import NetworkTarget
 
     s = card["default_sampler"]
     x, y, _, _ = modular_addition_data(card["data"])

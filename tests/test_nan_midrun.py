@@ -7,7 +7,7 @@
 
 Each time: which chains diverged, with which settings and at which step, is reported;
 the healthy chains' traces are complete and finite and λ̂ uses them alone; recorded through
-:func:`lltools.store.record_stream`, the run is stored complete with the healthy traces
+:func:`lltools.storage.store.record_stream`, the run is stored complete with the healthy traces
 readable and the divergence in its per-chain table (and, for estimates, its warnings).
 """
 
@@ -21,13 +21,14 @@ import numpy as np
 import pytest
 import torch
 
-from lltools import diagnostics, estimators
-from lltools.api import estimate_stream, summarize
-from lltools.potentials import potential_target
-from lltools.run import last_item
-from lltools.store import RunStore, record_stream
-from lltools.sweeps import sweep_stream
-from lltools.target import FunctionTarget
+from lltools.estimation import diagnostics
+from lltools.estimation import llc as estimators
+from lltools.sampling.driver import last_item
+from lltools.storage.store import RunStore, record_stream
+from lltools.targets.base import FunctionTarget
+from lltools.targets.potentials import potential_target
+from lltools.workflows.estimate import estimate_stream, summarize
+from lltools.workflows.sweep import sweep_stream
 
 RADIUS = 0.24  # ≈ 3.4 σ of the tempered posterior at nβ = 100: crossed by about half the chains
 ESTIMATE = {"nbeta": 100.0, "gamma": 1.0, "epsilon": 1e-3, "chains": 16, "draws": 300, "burnin": 50,

@@ -8,10 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from lltools import networks, rng
-from lltools.networks import NetworkTarget
-from lltools.sgld import make_params
-from lltools.target import TargetError
+from lltools.base import rng
+from lltools.sampling.sgld import make_params
+from lltools.targets import networks
+from lltools.targets.base import TargetError
+from lltools.targets.networks import NetworkTarget
 
 C, N = 5, 37
 
@@ -170,7 +171,7 @@ def test_to_dtype_and_memory_estimate() -> None:
 
 
 def test_runs_under_the_sampler() -> None:
-    from lltools.run import run
+    from lltools.sampling.driver import run
 
     x, y = _data("cross_entropy")
     target = NetworkTarget(_mlp(), x, y, "cross_entropy", batch_size=8)
@@ -187,7 +188,7 @@ def test_network_grid_rows_equal_settings_run_alone(dtype: torch.dtype) -> None:
     setting), so the losses agree to rounding — the per-chain matrix products are blocked
     differently at other batch sizes.  Observed: ≤ ~1e-7 relative in float32, ~1e-15 in
     float64; the tolerance would miss a wrong stream (relative differences of order 1)."""
-    from lltools.sweeps import sweep
+    from lltools.workflows.sweep import sweep
 
     x, y = _data("mse")
     target = NetworkTarget(_mlp(), x, y, batch_size=8, dtype=dtype)

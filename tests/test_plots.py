@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from lltools import plots
+from lltools.viz import plots
 
 
 def _traces(chains: int = 3, steps: int = 40, burnin: int = 10) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Figure builders for trained networks (lltools.plots_training): pure, small frames."""
+"""Figure builders for trained networks (lltools.viz.training): pure, small frames."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from lltools import plots, plots_training
+from lltools.viz import plots
+from lltools.viz import training as plots_training
 
 
 def _by_role(fig: go.Figure, role: str) -> list:

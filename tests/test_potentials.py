@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lltools.expressions import CompiledExpression, ExpressionError
-from lltools.potentials import ALIASES, BUILTIN_POTENTIALS, find_builtin, potential_target
-from lltools.target import FunctionTarget
-from lltools.theory import monomial_llc, newton_polyhedron_llc
+from lltools.targets.base import FunctionTarget
+from lltools.targets.expressions import CompiledExpression, ExpressionError
+from lltools.targets.potentials import ALIASES, BUILTIN_POTENTIALS, find_builtin, potential_target
+from lltools.theory.core import monomial_llc, newton_polyhedron_llc
 
 
 @pytest.mark.parametrize(

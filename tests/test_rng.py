@@ -1,4 +1,4 @@
-"""Counter-based per-chain random streams (lltools.rng).
+"""Counter-based per-chain random streams (lltools.base.rng).
 
 Statistical checks use fixed seeds and tolerances of 5 standard errors (a false alarm has
 probability ~6e-7 per check); distribution tests require p > 0.001.
@@ -13,7 +13,7 @@ import pytest
 import torch
 from scipy import stats
 
-from lltools import rng
+from lltools.base import rng
 
 N_CHAINS = 64
 N_DRAWS = 20_000  # per chain: 1.28M values per test

@@ -25,12 +25,12 @@ from typing import Any
 import pytest
 import torch
 
-from lltools import memory
-from lltools.api import MAX_CHAINS, MAX_STEPS, estimate
-from lltools.memory import MemoryBudgetError
-from lltools.models import deep_linear_target
-from lltools.potentials import potential_target
-from lltools.sweeps import sweep
+from lltools.base import memory
+from lltools.base.memory import MemoryBudgetError
+from lltools.targets.models import deep_linear_target
+from lltools.targets.potentials import potential_target
+from lltools.workflows.estimate import MAX_CHAINS, MAX_STEPS, estimate
+from lltools.workflows.sweep import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_MODEL = ROOT / "sample_models" / "deep_linear" / "rrr_6_4_5_r2"
@@ -208,8 +208,8 @@ def test_potential_chain_batches_are_bit_identical(monkeypatch: pytest.MonkeyPat
     """Stepping in chain batches changes nothing for the eager step on a potential: losses,
     acceptances, positions and divergence steps equal the one-batch run bit for bit (half the
     chains have an ε that diverges, so the bookkeeping is exercised)."""
-    from lltools.run import run
-    from lltools.sgld import make_params
+    from lltools.sampling.driver import run
+    from lltools.sampling.sgld import make_params
 
     target = potential_target("x**2 * y**4")
     params = make_params([1e-3, 3e-2] * 50, 1.0, 100.0, 100)
@@ -295,7 +295,7 @@ def test_counts_beyond_the_hard_ceilings_name_request_and_limit(
 # ----------------------------------------------------------------------------- CLI
 def run_cli(*args: str) -> tuple[int, str, str]:
     """``lltools <args>`` in-process through ``main()`` (as tests/test_cli.py does)."""
-    from lltools.cli import main
+    from lltools.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     argv, sys.argv = sys.argv, ["lltools", *args]

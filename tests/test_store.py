@@ -16,12 +16,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lltools import store as store_mod
-from lltools.api import estimate_stream
-from lltools.run import Trace
-from lltools.sgld import SGLDParams
-from lltools.store import MANIFEST, RunStore, RunStoreError, record_stream, write_json
-from lltools.target import FunctionTarget
+from lltools.sampling.driver import Trace
+from lltools.sampling.sgld import SGLDParams
+from lltools.storage import store as store_mod
+from lltools.storage.store import MANIFEST, RunStore, RunStoreError, record_stream, write_json
+from lltools.targets.base import FunctionTarget
+from lltools.workflows.estimate import estimate_stream
 
 SETTINGS = {"nbeta": 10.0, "gamma": 1.0, "epsilon": 1e-3, "chains": 3, "draws": 150, "burnin": 50,
             "seed": 3, "device": "cpu"}  # fmt: skip
@@ -208,7 +208,7 @@ def test_breaking_out_early_marks_the_run_stopped(tmp_path: Path) -> None:
 
 
 def test_sweep_is_recorded_with_its_table(tmp_path: Path) -> None:
-    from lltools.sweeps import sweep_stream
+    from lltools.workflows.sweep import sweep_stream
 
     runs = RunStore(tmp_path)
     kwargs = {"epsilon": [1e-3], "gamma": [1.0], "nbeta": [5.0, 20.0], "chains": 2, "draws": 40,
@@ -308,7 +308,7 @@ def test_export_formats(tmp_path: Path) -> None:
     pq_path = runs.export(recorder.run_id, tmp_path / "run.parquet")
     table = pq.read_table(pq_path)
     pd.testing.assert_frame_equal(table.to_pandas(), run.traces)
-    assert json.loads(table.schema.metadata[b"lltools.run"])["id"] == recorder.run_id
+    assert json.loads(table.schema.metadata[b"lltools.sampling.driver"])["id"] == recorder.run_id
 
     csv = pd.read_csv(runs.export(recorder.run_id, tmp_path / "run.csv"))
     np.testing.assert_allclose(csv["loss"].to_numpy(), run.traces["loss"].to_numpy(), rtol=1e-15)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lltools.store import RunStore
+from lltools.storage.store import RunStore
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and /proc")
 
@@ -22,10 +22,10 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals a
 LONG_RUN = """
 import sys
 import torch
-from lltools.run import run_chunks
-from lltools.sgld import make_params
-from lltools.store import RunStore, record_stream
-from lltools.target import FunctionTarget
+from lltools.sampling.driver import run_chunks
+from lltools.sampling.sgld import make_params
+from lltools.storage.store import RunStore, record_stream
+from lltools.targets.base import FunctionTarget
 
 torch.set_num_threads(1)
 target = FunctionTarget(lambda w: (w**2).sum(1), torch.zeros(2), name="x**2 + y**2")
@@ -110,10 +110,10 @@ def write_runs(root: str, worker: int, barrier: multiprocessing.synchronize.Barr
     """One concurrent writer: three small recorded runs with a flush every 30 steps."""
     import torch
 
-    from lltools.run import run_chunks
-    from lltools.sgld import make_params
-    from lltools.store import RunStore, record_stream
-    from lltools.target import FunctionTarget
+    from lltools.sampling.driver import run_chunks
+    from lltools.sampling.sgld import make_params
+    from lltools.storage.store import RunStore, record_stream
+    from lltools.targets.base import FunctionTarget
 
     torch.set_num_threads(1)
     target = FunctionTarget(lambda w: (w**2).sum(1), torch.zeros(2), name="quadratic")
@@ -134,7 +134,9 @@ def test_concurrent_writers_and_readers(tmp_path: Path) -> None:
     # forkserver: a clean server process (no threads inherited from pytest) that imports
     # the heavy modules once, then forks each writer from it.
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["lltools.store", "lltools.run", "lltools.sgld", __name__])
+    ctx.set_forkserver_preload(
+        ["lltools.storage.store", "lltools.sampling.driver", "lltools.sampling.sgld", __name__]
+    )
     barrier = ctx.Barrier(4)
     procs = [ctx.Process(target=write_runs, args=(str(tmp_path), w, barrier)) for w in range(4)]
     for p in procs:

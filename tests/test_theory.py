@@ -11,8 +11,8 @@ import pytest
 import torch
 from scipy.integrate import quad
 
-from lltools.expressions import parse_expression
-from lltools.theory import (
+from lltools.targets.expressions import parse_expression
+from lltools.theory.core import (
     deep_linear_llc,
     jacobian_rank_llc,
     monomial_llc,
@@ -474,7 +474,7 @@ def test_tempered_refuses_improper_densities():
 def test_tempered_refuses_nbeta_beyond_resolution():
     """At the largest accepted nβ the result is still right (T = 2nβ/(2nβ+γ) for x² + y²);
     beyond it (where 10³⁰⁰ used to give 0) the call refuses instead of answering wrongly."""
-    from lltools.theory import MAX_QUADRATURE_NBETA
+    from lltools.theory.core import MAX_QUADRATURE_NBETA
 
     t = tempered_expectation_2d(fn("x**2 + y**2"), MAX_QUADRATURE_NBETA, 1.0, num_points=401)
     assert t == pytest.approx(1.0, abs=1e-9)

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lltools.models import list_checkpoints
-from lltools.trajectories import compute_trajectory
+from lltools.targets.models import list_checkpoints
+from lltools.workflows.trajectory import compute_trajectory
 
 MODEL = Path(__file__).resolve().parents[1] / "sample_models" / "modular_addition"
 

@@ -20,7 +20,7 @@ if str(ROOT) not in sys.path:  # pragma: no cover
     sys.path.insert(0, str(ROOT))
 
 from dashboard import common as ui  # noqa: E402
-from lltools import plots  # noqa: E402
+from lltools.viz import plots  # noqa: E402
 
 K_VS_POT, K_VS_EXPR, K_VS_RADIUS, K_VS_SAMPLES = (
     "learn.vs.potential",

@@ -1,10 +1,10 @@
 """Networks: estimate λ̂ of a trained sample model at one of its checkpoints, live.
 
-widgets -> params -> (cached | live-streamed) run -> figures from :mod:`lltools.plots`
-and :mod:`lltools.plots_training`.  Beside λ̂ the page shows what is known in closed form
+widgets -> params -> (cached | live-streamed) run -> figures from :mod:`lltools.viz.plots`
+and :mod:`lltools.viz.training`.  Beside λ̂ the page shows what is known in closed form
 (Aoyagi's λ for deep linear networks, the paper's value for quadratic networks), the
 parameter count d, the regular value d/2 and rank(J)/2 when it is cheap to compute.
-Uploaded checkpoints go through :func:`lltools.checkpoints.load_checkpoint` (safetensors,
+Uploaded checkpoints go through :func:`lltools.targets.checkpoints.load_checkpoint` (safetensors,
 validated against the architecture's exact keys and shapes) and never crash the page.
 """
 
@@ -29,8 +29,10 @@ if str(ROOT) not in sys.path:  # pragma: no cover
     sys.path.insert(0, str(ROOT))
 
 from dashboard import common as ui  # noqa: E402
-from lltools import frames, plots, plots_training  # noqa: E402
-from lltools.store import target_spec  # noqa: E402
+from lltools.estimation import frames  # noqa: E402
+from lltools.storage.store import target_spec  # noqa: E402
+from lltools.viz import plots  # noqa: E402
+from lltools.viz import training as plots_training  # noqa: E402
 
 NS = "networks"
 PAGE = "Networks"
@@ -74,7 +76,7 @@ MAX_UPLOAD_BYTES = 256 * 1024**2
 @st.cache_data(ttl=120, show_spinner=False)
 def sample_models(root: str | None = None) -> list[dict[str, Any]]:
     """Every sample model's card (``model.json`` plus ``path``), sorted; cached briefly."""
-    from lltools.models import list_sample_models
+    from lltools.targets.models import list_sample_models
 
     return list_sample_models(root or models_root())
 
@@ -96,7 +98,7 @@ def card_of(path: str) -> dict[str, Any]:
     for c in sample_models(models_root()):
         if str(c["path"]) == path:
             return c
-    from lltools.models import read_card
+    from lltools.targets.models import read_card
 
     return {**read_card(path), "path": path}
 
@@ -108,7 +110,7 @@ def sampler_defaults(card: dict[str, Any]) -> dict[str, Any]:
 
 def checkpoint_options(path: str) -> list[str]:
     """Checkpoint files (relative to the model folder): the card's final one first."""
-    from lltools.models import list_checkpoints
+    from lltools.targets.models import list_checkpoints
 
     card = card_of(path)
     folder = Path(path)
@@ -135,7 +137,7 @@ def checkpoint_label(path: str, rel: str) -> str:
 @st.cache_resource(max_entries=24, show_spinner="Loading the model and its data…")
 def shipped_target(path: str, checkpoint: str) -> Any:
     """The sample model centred at a shipped checkpoint (cached per server)."""
-    from lltools.models import load_sample_model
+    from lltools.targets.models import load_sample_model
 
     return load_sample_model(path, checkpoint=checkpoint)
 
@@ -145,12 +147,12 @@ def uploaded_target(path: str, digest: str, _data: bytes | None = None, _name: s
     """The sample model centred at uploaded weights (keyed by the file's SHA-256).
 
     The bytes are written to a temporary ``.safetensors`` file and loaded with the
-    architecture's exact keys and shapes by :func:`lltools.models.load_sample_model`
-    (which uses :func:`lltools.checkpoints.load_checkpoint`: nothing is unpickled).
-    Raises :class:`lltools.checkpoints.CheckpointError` for a bad file.
+    architecture's exact keys and shapes by :func:`lltools.targets.models.load_sample_model`
+    (which uses :func:`lltools.targets.checkpoints.load_checkpoint`: nothing is unpickled).
+    Raises :class:`lltools.targets.checkpoints.CheckpointError` for a bad file.
     """
-    from lltools.checkpoints import CheckpointError
-    from lltools.models import load_sample_model
+    from lltools.targets.checkpoints import CheckpointError
+    from lltools.targets.models import load_sample_model
 
     if _data is None:
         raise CheckpointError("the uploaded file is no longer available: upload it again")
@@ -247,7 +249,7 @@ def rank_llc(path: str, checkpoint_key: str, _target: Any = None) -> tuple[float
     """
     import torch
 
-    from lltools import theory
+    from lltools.theory import core as theory
 
     target = _target
     if target is None:
@@ -274,7 +276,7 @@ def rank_llc(path: str, checkpoint_key: str, _target: Any = None) -> tuple[float
 
 def closed_form(card: dict[str, Any], checkpoint: str | None) -> tuple[float | None, str, str]:
     """``(λ, label, note)`` from the primer §4 closed forms that apply to this model."""
-    from lltools import theory
+    from lltools.theory import core as theory
 
     arch = card.get("architecture") or {}
     kind = arch.get("kind")
@@ -378,7 +380,7 @@ class NetResult:
     checkpoint: str  # a label
     checkpoint_key: str
     params: dict[str, Any]
-    result: Any  # lltools.api.EstimateResult
+    result: Any  # lltools.workflows.estimate.EstimateResult
     status: str
     elapsed_s: float
     theory: Theory | None = None
@@ -464,7 +466,8 @@ def pick_model(cards: list[dict[str, Any]], running: bool) -> Selection:
     )
     if upload is None:
         st.caption(
-            "Upload weights saved from this architecture (e.g. with `lltools.checkpoints.save_checkpoint`)."
+            "Upload weights saved from this architecture "
+            "(e.g. with `lltools.targets.checkpoints.save_checkpoint`)."
         )
         return Selection(path, None, "upload:none", None, "no file uploaded yet")
     data = upload.getvalue()
@@ -722,7 +725,7 @@ def current_target(request: dict[str, Any]) -> Any:
 
 def execute(request: dict[str, Any], slots: Slots, live: ui.LiveRun, th: Theory) -> None:
     """Serve a Run request: from the cache, or stream live into ``slots``."""
-    from lltools.api import estimate_stream, summarize
+    from lltools.workflows.estimate import estimate_stream, summarize
 
     path = str(request["model"])
     params = {
@@ -821,7 +824,7 @@ def store(done: NetResult) -> None:
 
 def finish_stopped(partial: Any, request_like: dict[str, Any], th: Theory) -> None:
     """Summarise the draws of an interrupted run (Stop pressed, or the page was left)."""
-    from lltools.api import summarize
+    from lltools.workflows.estimate import summarize
 
     trace, settings, placed = partial
     done_steps = int(trace.meta.get("steps_done", 0))

@@ -1,7 +1,7 @@
 """Sensitivity & calibrate: one batched sweep over γ × ε × nβ, and a Calibrate action.
 
-widgets -> params -> (cached | live-streamed) sweep -> figures from :mod:`lltools.plots`;
-the recommendation logic lives in :mod:`lltools.calibrate`.
+widgets -> params -> (cached | live-streamed) sweep -> figures from :mod:`lltools.viz.plots`;
+the recommendation logic lives in :mod:`lltools.estimation.calibrate`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ if str(ROOT) not in sys.path:  # pragma: no cover
     sys.path.insert(0, str(ROOT))
 
 from dashboard import common as ui  # noqa: E402
-from lltools import calibrate, plots  # noqa: E402
+from lltools.estimation import calibrate  # noqa: E402
+from lltools.viz import plots  # noqa: E402
 
 NS_SWEEP, NS_CALIB = "sens", "calib"
 K_SOURCE, K_MODEL = "sens.source", "sens.model"
@@ -57,7 +58,7 @@ MAX_SETTINGS = 200
 
 
 def _potential_from_url(raw: str) -> dict[str, Any]:
-    from lltools.potentials import find_builtin
+    from lltools.targets.potentials import find_builtin
 
     if raw.startswith(ui.MODEL_PREFIX):
         path = raw[len(ui.MODEL_PREFIX) :]
@@ -190,8 +191,9 @@ def live_sweep_view(trace: Any, settings: pd.DataFrame, slot: Any, key: str) -> 
 
 def execute(kind: str, request: dict[str, Any], live: ui.LiveRun, slots: dict[str, Any]) -> SweepRun:
     """Serve a sweep/calibrate request from the cache or by streaming it live."""
-    from lltools import estimators, frames
-    from lltools.sweeps import sweep_stream
+    from lltools.estimation import frames
+    from lltools.estimation import llc as estimators
+    from lltools.workflows.sweep import sweep_stream
 
     spec, grid, bud = request["spec"], request["grid"], request["budget"]
     target = ui.target_for(spec)
@@ -255,7 +257,8 @@ def finalise(run: SweepRun, request: dict[str, Any]) -> SweepRun:
 
 def finish_stopped(kind: str, partial: Any, request_like: dict[str, Any]) -> SweepRun | None:
     """Summarise an interrupted sweep from its partial trace."""
-    from lltools import estimators, frames
+    from lltools.estimation import frames
+    from lltools.estimation import llc as estimators
 
     trace, _settings = partial
     steps = int(trace.meta.get("steps_done", 0))
@@ -355,7 +358,7 @@ def gamma_and_temperature(run: SweepRun, healthy: pd.Series) -> None:
 
 
 def multi_temperature(run: SweepRun, healthy: pd.Series) -> None:
-    from lltools.estimators import llc_bias_reduced
+    from lltools.estimation.llc import llc_bias_reduced
 
     table = run.table
     nbetas = sorted(v for v in table["nbeta"].unique() if v > 1)

@@ -1,6 +1,6 @@
 """Toy potentials: sample around w* = 0 of a 2-D potential and watch λ̂ settle, live.
 
-widgets -> params -> (cached | live-streamed) run -> figures from :mod:`lltools.plots`.
+widgets -> params -> (cached | live-streamed) run -> figures from :mod:`lltools.viz.plots`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ if str(ROOT) not in sys.path:  # pragma: no cover
     sys.path.insert(0, str(ROOT))
 
 from dashboard import common as ui  # noqa: E402
-from lltools import frames, plots  # noqa: E402
+from lltools.estimation import frames  # noqa: E402
+from lltools.viz import plots  # noqa: E402
 
 NS = "toy"
 K_POT, K_EXPR = "toy.potential", "toy.expr"
@@ -59,7 +60,7 @@ SAMPLER_INPUTS = ui.SamplerInputs(
 
 
 def _potential_from_url(raw: str) -> dict[str, Any]:
-    from lltools.potentials import find_builtin
+    from lltools.targets.potentials import find_builtin
 
     builtin = find_builtin(raw)
     if builtin is not None:
@@ -100,7 +101,7 @@ class ToyResult:
 
     spec: str
     params: dict[str, Any]
-    result: Any  # lltools.api.EstimateResult
+    result: Any  # lltools.workflows.estimate.EstimateResult
     finite_target: float | None
     finite_note: str | None
     status: str
@@ -297,7 +298,7 @@ def _on_run() -> None:
 
 def execute(request: dict[str, Any], slots: Slots, live: ui.LiveRun) -> None:
     """Serve a Run request: from the cache, or stream live into ``slots``."""
-    from lltools.api import estimate_stream, summarize
+    from lltools.workflows.estimate import estimate_stream, summarize
 
     spec = request["spec"]
     params = {k: v for k, v in request.items() if k != "spec"}
@@ -404,7 +405,7 @@ def store(done: ToyResult) -> None:
 
 def finish_stopped(partial: Any) -> None:
     """Summarise the draws of an interrupted run (Stop pressed, or the page was left)."""
-    from lltools.api import summarize
+    from lltools.workflows.estimate import summarize
 
     trace, settings, placed = partial
     done_steps = int(trace.meta.get("steps_done", 0))

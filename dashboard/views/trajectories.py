@@ -2,8 +2,8 @@
 
 The shipped ``trajectory.parquet`` of a sample model shows instantly; a button recomputes
 the whole trajectory with the user's sampler settings (one batched run over all
-checkpoints, :func:`lltools.trajectories.trajectory_stream`), cached by its settings.
-widgets -> params -> cached run -> figures from :mod:`lltools.plots_training`.
+checkpoints, :func:`lltools.workflows.trajectory.trajectory_stream`), cached by its settings.
+widgets -> params -> cached run -> figures from :mod:`lltools.viz.training`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:  # pragma: no cover
     sys.path.insert(0, str(ROOT))
 
 from dashboard import common as ui  # noqa: E402
-from lltools import plots_training  # noqa: E402
+from lltools.viz import training as plots_training  # noqa: E402
 
 NS = "trajectories"
 #: Where the sample models live; ``LLTOOLS_SAMPLE_MODELS`` points the page at another folder.
@@ -95,7 +95,7 @@ GSM_HELP = (
 @st.cache_data(ttl=120, show_spinner=False)
 def trajectory_models(root: str | None = None) -> list[dict[str, Any]]:
     """Sample models with at least two training checkpoints (cards + ``path``)."""
-    from lltools.models import list_checkpoints, list_sample_models
+    from lltools.targets.models import list_checkpoints, list_sample_models
 
     out = []
     for card in list_sample_models(root or models_root()):
@@ -109,7 +109,7 @@ def card_of(path: str) -> dict[str, Any]:
     for c in trajectory_models(models_root()):
         if str(c["path"]) == path:
             return c
-    from lltools.models import read_card
+    from lltools.targets.models import read_card
 
     return {**read_card(path), "path": path}
 
@@ -213,10 +213,10 @@ def computed_trajectory(
 ) -> pd.DataFrame:
     """λ̂ at the model's checkpoints with these settings (cached by path and settings).
 
-    Runs :func:`lltools.trajectories.trajectory_stream` (one batched run over the
+    Runs :func:`lltools.workflows.trajectory.trajectory_stream` (one batched run over the
     checkpoints) and reports its fraction done to ``_progress`` (not part of the key).
     """
-    from lltools.trajectories import trajectory_stream
+    from lltools.workflows.trajectory import trajectory_stream
 
     kwargs = dict(settings)
     total = int(kwargs["burnin"]) + int(kwargs["draws"])
@@ -357,7 +357,7 @@ def execute(request: dict[str, Any], slot: Any) -> None:
 
 def run_gsm(table: pd.DataFrame, curves: pd.DataFrame) -> float | None:
     """GSM of the whole logged run (``metrics.csv``), else the table's ``gsm`` column."""
-    from lltools.trajectories import grokking_severity_of
+    from lltools.workflows.trajectory import grokking_severity_of
 
     if not curves.empty:
         value = grokking_severity_of(curves)

@@ -3,7 +3,7 @@
 Every configuration lives in ``sample_models/deep_linear/<config>/`` in the shared sample
 model format.  For each one this script
 
-1. regenerates the teacher–student data from the seed (``lltools.models.deep_linear_data``:
+1. regenerates the teacher–student data from the seed (``lltools.targets.models.deep_linear_data``:
    x ~ N(0, I), y = f(x; w*), no label noise);
 2. writes the teacher w* — every layer of rank exactly r, so λ(w*) is Aoyagi's — to
    ``checkpoints/teacher.safetensors`` (metadata ``role = "teacher"``); this is the card's
@@ -30,9 +30,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lltools.checkpoints import save_checkpoint
-from lltools.models import build_dataset, build_module, deep_linear_teacher, num_parameters
-from lltools.theory import deep_linear_llc
+from lltools.targets.checkpoints import save_checkpoint
+from lltools.targets.models import build_dataset, build_module, deep_linear_teacher, num_parameters
+from lltools.theory.core import deep_linear_llc
 
 HERE = Path(__file__).resolve().parent
 
@@ -127,7 +127,7 @@ def write_model_json(name: str, cfg: dict, folder: Path) -> None:
         "num_parameters": num_parameters(build_module(arch_spec(cfg))),
         "theory": {"llc": lam, "multiplicity": mult,
                    "source": "Aoyagi (2024) deep linear networks, at the teacher w* whose every layer "
-                             "has rank exactly r (lltools.theory.deep_linear_llc); not the LLC of the "
+                             "has rank exactly r (lltools.theory.core.deep_linear_llc); not the LLC of the "
                              "trained student checkpoints"},
         "default_sampler": {**cfg["sampler"], "nbeta": round(cfg["n"] / math.log(cfg["n"]), 3)},
         "final_checkpoint": "checkpoints/teacher.safetensors",

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-from lltools.estimators import llc_by_setting
-from lltools.models import list_checkpoints, load_sample_model
-from lltools.run import run
-from lltools.sgld import make_params
+from lltools.estimation.llc import llc_by_setting
+from lltools.sampling.driver import run
+from lltools.sampling.sgld import make_params
+from lltools.targets.models import list_checkpoints, load_sample_model
 
 
 def validate(folder: Path, checkpoint: Path | None, seed: int = 0) -> dict:

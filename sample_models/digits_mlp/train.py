@@ -2,7 +2,7 @@
 
 Data: ``sklearn.datasets.load_digits`` (bundled with scikit-learn, nothing downloaded),
 a fixed 80/20 train/validation split by seed, inputs standardised with the training
-statistics (``lltools.models.digits_data``).  Loss: mean cross-entropy.  Optimiser: Adam
+statistics (``lltools.targets.models.digits_data``).  Loss: mean cross-entropy.  Optimiser: Adam
 (lr 1e-3, minibatch 64, reshuffled every epoch) for 60 epochs.  Checkpoints at step 0 and
 log-spaced steps (``checkpoints/step_XXXXXX.safetensors``, metadata ``step``), train and
 validation loss/accuracy in ``metrics.csv``; ``model.json`` is rewritten.
@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lltools.checkpoints import save_checkpoint
-from lltools.models import build_dataset, build_module, num_parameters
+from lltools.targets.checkpoints import save_checkpoint
+from lltools.targets.models import build_dataset, build_module, num_parameters
 
 HERE = Path(__file__).resolve().parent
 ARCH = {"kind": "mlp", "widths": [64, 64, 10], "activation": "relu", "bias": True}
@@ -107,7 +107,7 @@ def write_model_json(n: int, final: str) -> None:
         "n": n,
         "num_parameters": num_parameters(build_module(ARCH)),
         "theory": {"llc": None, "multiplicity": None,
-                   "source": "no closed form for a ReLU MLP; compare lltools.theory.jacobian_rank_llc"},
+                   "source": "no closed form for a ReLU MLP; compare lltools.theory.core.jacobian_rank_llc"},
         "default_sampler": {**SAMPLER, "nbeta": round(n / math.log(n), 3)},
         "final_checkpoint": final,
         "training": TRAIN,

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from lltools.modular import (
+from lltools.targets.modular import (
     accuracy,
     build_quadratic_network,
     centred_mse,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lltools.store import MANIFEST, RunStore, record_stream, write_json
+from lltools.storage.store import MANIFEST, RunStore, record_stream, write_json
 from tests.app.conftest import TIMEOUT, assert_healthy, metrics, page
 
 TINY = {"nbeta": 100.0, "gamma": 1.0, "epsilon": 1e-3, "chains": 2, "draws": 20, "burnin": 5,
@@ -29,8 +29,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _stream(**overrides: float):
-    from lltools.api import estimate_stream
-    from lltools.potentials import potential_target
+    from lltools.targets.potentials import potential_target
+    from lltools.workflows.estimate import estimate_stream
 
     settings = {**TINY, **overrides}
     return settings, estimate_stream(potential_target("x**2 + y**2"), report_every=10, **settings)
@@ -180,8 +180,8 @@ def test_stopping_a_live_run_marks_it_stopped(home: Path) -> None:
         import contextlib
 
         from dashboard import common as ui
-        from lltools.api import estimate_stream
-        from lltools.potentials import potential_target
+        from lltools.targets.potentials import potential_target
+        from lltools.workflows.estimate import estimate_stream
 
         settings = {"nbeta": 100.0, "gamma": 1.0, "epsilon": 1e-3, "chains": 2, "draws": 40,
                     "burnin": 5, "seed": 1, "device": "cpu"}  # fmt: skip

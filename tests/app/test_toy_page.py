@@ -111,8 +111,8 @@ def test_settings_come_from_the_url() -> None:
 def test_stopped_run_is_summarised() -> None:
     """Stop = Streamlit interrupts the script; the next run summarises the kept partial trace."""
     from dashboard.common import potential_target  # noqa: F401  (warm the import path)
-    from lltools.api import estimate_stream
-    from lltools.potentials import potential_target as build
+    from lltools.targets.potentials import potential_target as build
+    from lltools.workflows.estimate import estimate_stream
 
     stream = estimate_stream(
         build("x**2 + y**2"),

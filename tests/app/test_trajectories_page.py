@@ -106,7 +106,7 @@ def test_choosing_another_model_changes_the_numbers(models) -> None:
 
 
 def test_recompute_with_tiny_settings_gives_lambda_and_is_cached(models, monkeypatch) -> None:
-    import lltools.trajectories as trajectories
+    import lltools.workflows.trajectory as trajectories
 
     calls = []
     real = trajectories.trajectory_stream

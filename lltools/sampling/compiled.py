@@ -4,19 +4,19 @@ host-allocator tweak for large CPU batches.
 Fused potential step
 --------------------
 For a target without data (an analytic potential) one SGLD step is ~40 small elementwise
-operations on (C, d) tensors: the counter-based normal draw (:mod:`lltools.rng`, ~30 integer
+operations on (C, d) tensors: the counter-based normal draw (:mod:`lltools.base.rng`, ~30 integer
 and float ops per number), the gradient, the update, the MALA acceptance and the divergence
 bookkeeping.  Eager PyTorch runs each one as a separate pass over memory with a fresh
 allocation.  :class:`FusedPotentialStep` traces the *same* computation — the same
-:func:`lltools.rng.normal_from_word`, :func:`lltools.sgld.potential_grad`,
-:func:`lltools.sgld.mala_acceptance` and the potential's own ``loss``, differentiated with
+:func:`lltools.base.rng.normal_from_word`, :func:`lltools.sampling.sgld.potential_grad`,
+:func:`lltools.sampling.sgld.mala_acceptance` and the potential's own ``loss``, differentiated with
 ``torch.func.grad_and_value`` — and lets ``torch.compile`` (inductor: C++/OpenMP on CPU,
 Triton on CUDA) fuse it into a few loops.  It is a drop-in replacement for
-:func:`lltools.sgld.step` (same signature, same state and info), numerically the same chains
+:func:`lltools.sampling.sgld.step` (same signature, same state and info), numerically the same chains
 up to floating-point rounding of the fused arithmetic (``tests/test_fused.py`` checks
 ``allclose`` over whole runs, divergence included).
 
-For minibatch networks (:class:`~lltools.networks.NetworkTarget` with a ``batch_size``)
+For minibatch networks (:class:`~lltools.targets.networks.NetworkTarget` with a ``batch_size``)
 :class:`FusedNetworkStep` compiles the whole step as well: the gather of each chain's
 minibatch (indices from the target's own ``sample_batch``), the per-chain loss and gradient
 as ``vmap(grad_and_value(target._chain_loss))``, the update, the acceptance (with its second
@@ -74,9 +74,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lltools import rng, sgld
-from lltools.sgld import SGLDInfo, SGLDParams, SGLDState
-from lltools.target import FunctionTarget, Target
+from lltools.base import rng
+from lltools.sampling import sgld
+from lltools.sampling.sgld import SGLDInfo, SGLDParams, SGLDState
+from lltools.targets.base import FunctionTarget, Target
 
 logger = logging.getLogger("lltools")
 
@@ -150,7 +151,7 @@ def compile_available() -> bool:
 
 
 def normal_chain_minor(keys: Tensor, word: Tensor | int, size: int, dtype: torch.dtype) -> Tensor:
-    """:func:`lltools.rng.normal_from_word` transposed: shape (size, C), the same numbers.
+    """:func:`lltools.base.rng.normal_from_word` transposed: shape (size, C), the same numbers.
 
     The counters are the same hashes of ``keys[c]``, ``word`` and element ``j``, laid out
     with the chain index innermost so that a compiled kernel vectorises along the chains.
@@ -182,13 +183,13 @@ def _potential_kernel(
     threshold: Tensor,
     compute_acceptance: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """The body of :func:`lltools.sgld.step` for a target without data, chain-minor.
+    """The body of :func:`lltools.sampling.sgld.step` for a target without data, chain-minor.
 
     Positions, centres and gradients come *transposed*, shape (d, C) contiguous, so every
     elementwise loop runs along the chains (for d = 2 a row-major (C, d) layout leaves the
-    vector lanes mostly empty).  The formulas are those of :func:`lltools.sgld.potential`,
-    :func:`~lltools.sgld.potential_grad` and :func:`~lltools.sgld.mala_acceptance` with the
-    sums over parameters taken along dim 0.  ``word`` is :func:`lltools.rng.step_word` of
+    vector lanes mostly empty).  The formulas are those of :func:`lltools.sampling.sgld.potential`,
+    :func:`~lltools.sampling.sgld.potential_grad` and :func:`~lltools.sampling.sgld.mala_acceptance` with the
+    sums over parameters taken along dim 0.  ``word`` is :func:`lltools.base.rng.step_word` of
     this step's noise stream and ``step`` the step index, both 0-d int64 tensors, so a
     compiled version does not specialise on them.  Per-chain vectors are (C,).
 
@@ -268,7 +269,7 @@ def _update_kernel(
     w: Tensor, centre: Tensor, grad: Tensor, keys: Tensor, epsilon: Tensor, gamma: Tensor,
     nbeta: Tensor, word: Tensor,
 ) -> tuple[Tensor, Tensor]:
-    """The proposal of :func:`lltools.sgld.step` on (C, d) tensors: ``(w_new, ∇U(w))``."""
+    """The proposal of :func:`lltools.sampling.sgld.step` on (C, d) tensors: ``(w_new, ∇U(w))``."""
     params = SGLDParams(epsilon, gamma, nbeta)
     grad_u = sgld.potential_grad(grad, w, centre, params)
     noise = rng.normal_from_word(keys, word, w.shape[1], w.dtype)
@@ -281,7 +282,7 @@ def _finish_kernel(
     grad_new: Tensor, loss_init: Tensor, diverged_at: Tensor, epsilon: Tensor, gamma: Tensor,
     nbeta: Tensor, step: Tensor, threshold: Tensor, compute_acceptance: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Acceptance and divergence bookkeeping of :func:`lltools.sgld.step` for a data target.
+    """Acceptance and divergence bookkeeping of :func:`lltools.sampling.sgld.step` for a data target.
 
     Returns ``(w, loss, grad, diverged_at)`` of the new state and the info ``(loss,
     acceptance)``, exactly as ``sgld.step`` builds them.
@@ -415,7 +416,7 @@ def _next_state(state: SGLDState, w: Tensor, loss: Tensor, grad: Tensor, diverge
 
 
 class FusedPotentialStep(_FusedStepBase):
-    """A compiled drop-in for :func:`lltools.sgld.step` on a target without data.
+    """A compiled drop-in for :func:`lltools.sampling.sgld.step` on a target without data.
 
     The whole step — noise, update, the potential's loss and gradient at the new point,
     acceptance, divergence — is one compiled kernel, laid out chain-minor.
@@ -452,7 +453,7 @@ class FusedPotentialStep(_FusedStepBase):
         compute_acceptance: bool = True,
         divergence_threshold: float = 1e4,
     ) -> tuple[SGLDState, SGLDInfo]:
-        """One step for every chain; the same contract as :func:`lltools.sgld.step`."""
+        """One step for every chain; the same contract as :func:`lltools.sampling.sgld.step`."""
         word, step_t, threshold = _scalars(state, divergence_threshold)
         centre_t = _chain_minor(state.centre)
         key = (tuple(state.w.shape), state.w.dtype, state.w.device, bool(compute_acceptance))
@@ -467,7 +468,7 @@ class FusedPotentialStep(_FusedStepBase):
 
 
 class FusedDataStep(_FusedStepBase):
-    """A drop-in for :func:`lltools.sgld.step` on a target with data (a network).
+    """A drop-in for :func:`lltools.sampling.sgld.step` on a target with data (a network).
 
     The minibatch and the loss gradients stay the target's own (eager ``loss_and_grad``);
     the elementwise rest — the counter-based normal draw for every parameter of every chain,
@@ -492,7 +493,7 @@ class FusedDataStep(_FusedStepBase):
         compute_acceptance: bool = True,
         divergence_threshold: float = 1e4,
     ) -> tuple[SGLDState, SGLDInfo]:
-        """One step for every chain; the same contract as :func:`lltools.sgld.step`."""
+        """One step for every chain; the same contract as :func:`lltools.sampling.sgld.step`."""
         if not target.has_data:
             raise ValueError("FusedDataStep applies to targets with data; use FusedPotentialStep")
         word, step_t, threshold = _scalars(state, divergence_threshold)
@@ -536,15 +537,15 @@ def _network_kernel(
 
 
 def _is_minibatch_network(target: Target) -> bool:
-    """A :class:`~lltools.networks.NetworkTarget` sampled on minibatches (its per-chain loss
+    """A :class:`~lltools.targets.networks.NetworkTarget` sampled on minibatches (its per-chain loss
     can be traced whole); full-batch networks evaluate in row chunks and stay eager."""
-    from lltools.networks import NetworkTarget
+    from lltools.targets.networks import NetworkTarget
 
     return isinstance(target, NetworkTarget) and target.batch_size is not None
 
 
 class FusedNetworkStep(_FusedStepBase):
-    """A compiled drop-in for :func:`lltools.sgld.step` on a minibatch network target.
+    """A compiled drop-in for :func:`lltools.sampling.sgld.step` on a minibatch network target.
 
     The minibatch indices are the target's own (``sample_batch``); the gather, the per-chain
     loss and gradient — ``vmap(grad_and_value(target._chain_loss))`` instead of a backward
@@ -570,7 +571,7 @@ class FusedNetworkStep(_FusedStepBase):
         compute_acceptance: bool = True,
         divergence_threshold: float = 1e4,
     ) -> tuple[SGLDState, SGLDInfo]:
-        """One step for every chain; the same contract as :func:`lltools.sgld.step`."""
+        """One step for every chain; the same contract as :func:`lltools.sampling.sgld.step`."""
         word, step_t, threshold = _scalars(state, divergence_threshold)
         w = state.w
         batch = target.sample_batch(state.keys, state.step)
@@ -647,7 +648,7 @@ def estimated_eager_seconds(target: Target, num_chains: int, total_steps: int) -
 
 def _fused_kind(target: Target) -> str | None:
     """Which :data:`EXPECTED_SPEEDUP` entry applies; None for custom data targets."""
-    from lltools.networks import NetworkTarget
+    from lltools.targets.networks import NetworkTarget
 
     if not target.has_data:
         return "potential"
@@ -692,7 +693,7 @@ def select_step(
     decides from the run's size (``num_chains``, ``total_steps``; eager when they are not
     given).  When on: :class:`FusedPotentialStep` for potentials, :class:`FusedNetworkStep`
     for minibatch networks, :class:`FusedDataStep` for other data targets; when off,
-    :func:`lltools.sgld.step`.
+    :func:`lltools.sampling.sgld.step`.
     """
     if fused is None:
         fused = _env_flag(FUSED_ENV)

@@ -1,7 +1,7 @@
-"""Analytic toy potentials as :class:`~lltools.target.FunctionTarget` objects (primer §4).
+"""Analytic toy potentials as :class:`~lltools.targets.base.FunctionTarget` objects (primer §4).
 
 Three built-ins with known λ, and any user expression accepted by the safe parser of
-:mod:`lltools.expressions`.  The centre is always the origin, w* = 0.
+:mod:`lltools.targets.expressions`.  The centre is always the origin, w* = 0.
 
 =================  =====================  =====  ===  ==========
 name               alias                  λ      m    needs γ>0
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lltools.expressions import CompiledExpression, ExpressionError, parse_expression
-from lltools.target import FunctionTarget
-from lltools.theory import newton_polyhedron_llc
+from lltools.targets.base import FunctionTarget
+from lltools.targets.expressions import CompiledExpression, ExpressionError, parse_expression
+from lltools.theory.core import newton_polyhedron_llc
 
 __all__ = [
     "ALIASES",
@@ -47,7 +47,7 @@ class BuiltinPotential:
     name : str
         The canonical expression, also the registry key.
     expression : str
-        The expression parsed by :func:`lltools.expressions.parse_expression`.
+        The expression parsed by :func:`lltools.targets.expressions.parse_expression`.
     llc : float
         The exact λ at w* = 0 (primer §4).
     multiplicity : int
@@ -144,7 +144,7 @@ def potential_target(
     spec : str
         A built-in name or alias (``"quadratic"``, ``"quartic"``, ``"x2y4"``,
         ``"x**2 * y**4"``) or any expression accepted by
-        :func:`~lltools.expressions.parse_expression`.
+        :func:`~lltools.targets.expressions.parse_expression`.
     device, dtype
         Where w* lives; the potential is evaluated in the dtype of the chains.
 

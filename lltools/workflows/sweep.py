@@ -15,11 +15,11 @@ from typing import Any
 import pandas as pd
 import torch
 
-from lltools import estimators
-from lltools.api import _validate_counts, check_memory, prepare_target
-from lltools.run import Trace, last_item, run_chunks
-from lltools.sgld import SGLDParams, make_params
-from lltools.target import Target
+from lltools.estimation import llc as estimators
+from lltools.sampling.driver import Trace, last_item, run_chunks
+from lltools.sampling.sgld import SGLDParams, make_params
+from lltools.targets.base import Target
+from lltools.workflows.estimate import _validate_counts, check_memory, prepare_target
 
 MAX_SETTINGS = 100_000
 
@@ -111,7 +111,7 @@ def sweep(target: Target, **kwargs: Any) -> SweepResult:
     """Run a γ × ε × nβ grid as one batched computation; one table row per setting.
 
     Keyword arguments are those of :func:`sweep_stream`.  The table has the columns of
-    :func:`lltools.estimators.llc_by_setting` (λ̂ mean/std/SEM, R-hat, ESS, acceptance,
+    :func:`lltools.estimation.llc.llc_by_setting` (λ̂ mean/std/SEM, R-hat, ESS, acceptance,
     divergences per setting).
     """
     trace, settings = last_item(sweep_stream(target, **kwargs))

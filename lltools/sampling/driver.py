@@ -16,11 +16,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lltools import fused as fused_steps
-from lltools import memory, rng, sgld
-from lltools.fused import StepFn
-from lltools.sgld import SGLDInfo, SGLDParams, SGLDState
-from lltools.target import Target
+from lltools.base import memory, rng
+from lltools.sampling import compiled as fused_steps
+from lltools.sampling import sgld
+from lltools.sampling.compiled import StepFn
+from lltools.sampling.sgld import SGLDInfo, SGLDParams, SGLDState
+from lltools.targets.base import Target
 
 #: Positions are recorded only for targets with at most this many parameters.
 T = TypeVar("T")
@@ -212,9 +213,9 @@ def run_chunks(
     divergence_threshold : float, optional
         nβ·(L − L(w*)) above which a chain counts as diverged (default max(1e4, 100·d)).
     fused : bool, optional
-        Use the compiled step of :mod:`lltools.fused` (True) or the eager one (False).
+        Use the compiled step of :mod:`lltools.sampling.compiled` (True) or the eager one (False).
         Default: the ``LLTOOLS_FUSED`` environment variable, else compiled only when the run
-        is big enough to repay compiling (:func:`lltools.fused.should_fuse`).  Same chains up
+        is big enough to repay compiling (:func:`lltools.sampling.compiled.should_fuse`).  Same chains up
         to rounding; the trace's ``meta["step"]`` says which step ran.
 
     Yields
@@ -357,7 +358,7 @@ class ChainBatchedStep:
     """A step function applied to consecutive batches of at most ``batch_chains`` chains.
 
     Chains never interact and each one's random stream depends only on its own key and the
-    step (:mod:`lltools.rng`), so the result is the one-call result (bit for bit with the eager
+    step (:mod:`lltools.base.rng`), so the result is the one-call result (bit for bit with the eager
     step on potentials; to rounding where batched matrix products block differently).  Only
     one batch's temporaries exist at a time; the new positions and gradients are written
     into fresh (C, d) tensors.

@@ -21,7 +21,7 @@ Python floats (overflow, ``1/0``, ``log(0)`` are refused), and compiled into a t
 closures over torch operations: ``fn(w)`` maps a tensor of shape ``(C, d)`` to ``(C,)`` and
 is differentiable by autograd.  When the expression is a polynomial with non-negative
 integer powers its expanded coefficients are returned as well (used for the Newton
-polyhedron value of λ, :mod:`lltools.theory`).
+polyhedron value of λ, :mod:`lltools.theory.core`).
 
 Limits (bad input is refused fast, never hangs): at most 2000 characters, printable ASCII
 only, bracket nesting at most 50, expression-tree depth at most 100 after flattening,

@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lltools.diagnostics import host
-from lltools.estimators import llc_per_chain, llc_running
-from lltools.run import Trace
+from lltools.estimation.diagnostics import host
+from lltools.estimation.llc import llc_per_chain, llc_running
+from lltools.sampling.driver import Trace
 
 TRACE_COLUMNS = (
     "chain", "chain_in_setting", "setting", "step", "is_draw", "loss", "llc_running",
@@ -134,7 +134,7 @@ def positions_frame(trace: Trace) -> pd.DataFrame:
     ------
     ValueError
         If the trace has no positions (they are recorded only for small d; see
-        :func:`lltools.run.run_chunks`).
+        :func:`lltools.sampling.driver.run_chunks`).
     """
     h = host(trace)
     if h.positions is None or h.position_steps is None:

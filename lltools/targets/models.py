@@ -35,9 +35,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lltools.checkpoints import CheckpointError, load_checkpoint, read_metadata
-from lltools.networks import NetworkTarget
-from lltools.target import TargetError
+from lltools.targets.base import TargetError
+from lltools.targets.checkpoints import CheckpointError, load_checkpoint, read_metadata
+from lltools.targets.networks import NetworkTarget
 
 ARCHITECTURE_KINDS = ("deep_linear", "mlp", "quadratic")
 DATA_KINDS = ("deep_linear_teacher", "digits", "modular_addition")
@@ -99,7 +99,7 @@ def build_module(arch: dict[str, Any]) -> nn.Module:
     """The network of a ``model.json`` ``architecture`` block (fresh default initialisation).
 
     Kinds: ``"deep_linear"`` (``widths``, ``bias``), ``"mlp"`` (``widths``, ``activation``
-    in {relu, tanh}, ``bias``), ``"quadratic"`` (see :mod:`lltools.modular`).
+    in {relu, tanh}, ``bias``), ``"quadratic"`` (see :mod:`lltools.targets.modular`).
     """
     kind = arch.get("kind")
     if kind == "deep_linear":
@@ -108,7 +108,7 @@ def build_module(arch: dict[str, Any]) -> nn.Module:
         return mlp_module(_widths(arch, "mlp"), str(arch.get("activation", "relu")),
                           bool(arch.get("bias", True)))
     if kind == "quadratic":
-        from lltools.modular import build_quadratic_network
+        from lltools.targets.modular import build_quadratic_network
 
         return build_quadratic_network(arch)
     raise ValueError(f"unknown architecture kind {kind!r}; valid kinds: {', '.join(ARCHITECTURE_KINDS)}")
@@ -119,7 +119,7 @@ def resolve_card_loss(name: str) -> str | Callable[[Tensor, Tensor], Tensor]:
     if name in ("mse", "cross_entropy"):
         return name
     if name == "centred_mse":
-        from lltools.modular import centred_mse
+        from lltools.targets.modular import centred_mse
 
         return centred_mse
     raise ValueError(f"unknown loss {name!r}; valid losses: {', '.join(LOSS_NAMES)}")
@@ -196,7 +196,7 @@ def deep_linear_data(spec: dict[str, Any], dtype: torch.dtype = torch.float32) -
 
 def _deep_linear_theory(widths: Sequence[int], rank: int, bias: bool) -> float | None:
     try:
-        from lltools.theory import deep_linear_llc
+        from lltools.theory.core import deep_linear_llc
     except ImportError:
         return None
     try:
@@ -241,7 +241,7 @@ def deep_linear_target(
     -------
     NetworkTarget
         ``w_star`` the teacher, ``theory_llc`` Aoyagi's λ (``None`` if
-        :mod:`lltools.theory` is unavailable); ``val_inputs``/``val_targets`` attached.
+        :mod:`lltools.theory.core` is unavailable); ``val_inputs``/``val_targets`` attached.
     """
     spec = {"kind": "deep_linear_teacher", "widths": list(widths), "rank": int(rank), "n": int(n),
             "seed": int(seed), "bias": bool(bias), "noise_std": float(noise_std)}
@@ -288,7 +288,7 @@ def build_dataset(data: dict[str, Any], dtype: torch.dtype = torch.float32) -> D
     """The data of a ``model.json`` ``data`` block.
 
     Kinds: ``"deep_linear_teacher"`` (:func:`deep_linear_data`), ``"digits"``
-    (:func:`digits_data`), ``"modular_addition"`` (:mod:`lltools.modular`).
+    (:func:`digits_data`), ``"modular_addition"`` (:mod:`lltools.targets.modular`).
     """
     kind = data.get("kind")
     if kind == "deep_linear_teacher":
@@ -296,7 +296,7 @@ def build_dataset(data: dict[str, Any], dtype: torch.dtype = torch.float32) -> D
     if kind == "digits":
         return digits_data(data, dtype)
     if kind == "modular_addition":
-        from lltools.modular import modular_addition_data
+        from lltools.targets.modular import modular_addition_data
 
         return Dataset(*modular_addition_data(data, dtype=dtype))
     raise ValueError(f"unknown data kind {kind!r}; valid kinds: {', '.join(DATA_KINDS)}")
@@ -354,7 +354,7 @@ def load_sample_model(
     checkpoint : str or Path, optional
         A checkpoint file (relative to the folder, or any path); default the card's
         ``final_checkpoint``.  Validated against the architecture's exact key set and
-        shapes (any floating dtype) with :func:`lltools.checkpoints.load_checkpoint`.
+        shapes (any floating dtype) with :func:`lltools.targets.checkpoints.load_checkpoint`.
     device, dtype : optional
         Where to evaluate (default CPU, float32).
     batch_size : int, optional

@@ -55,8 +55,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 if TYPE_CHECKING:
-    from lltools.run import Trace
-    from lltools.target import Target
+    from lltools.sampling.driver import Trace
+    from lltools.targets.base import Target
 
 #: Bumped when the on-disk layout changes incompatibly.
 FORMAT_VERSION = 1
@@ -507,11 +507,11 @@ class StoredRun:
         return int(self.manifest.get("progress", {}).get("steps_done", 0))
 
     def to_trace(self) -> Trace:
-        """The flushed part of the run as a host :class:`~lltools.run.Trace` (float64)."""
+        """The flushed part of the run as a host :class:`~lltools.sampling.driver.Trace` (float64)."""
         import torch
 
-        from lltools.run import Trace
-        from lltools.sgld import SGLDParams
+        from lltools.sampling.driver import Trace
+        from lltools.sampling.sgld import SGLDParams
 
         if self.chains.empty:
             raise RunStoreError(f"run {self.id} has no flushed trace yet")
@@ -740,7 +740,7 @@ class RunStore:
             atomic_write(out, lambda fh: fh.write(text.encode()))
         else:
             table = pa.Table.from_pandas(run.traces, preserve_index=False)
-            meta = {b"lltools.run": json.dumps(jsonable(run.manifest), allow_nan=False).encode()}
+            meta = {b"lltools.sampling.driver": json.dumps(jsonable(run.manifest), allow_nan=False).encode()}
             write_parquet(out, table.replace_schema_metadata({**(table.schema.metadata or {}), **meta}))
         return out
 
@@ -871,13 +871,13 @@ def target_spec(
 
 
 def _potential(spec: dict[str, Any]) -> Target:
-    from lltools.potentials import potential_target
+    from lltools.targets.potentials import potential_target
 
     return potential_target(str(spec["spec"]))
 
 
 def _model(spec: dict[str, Any]) -> Target:
-    from lltools.models import load_sample_model
+    from lltools.targets.models import load_sample_model
 
     path = Path(spec["path"])
     if not path.exists():
@@ -893,7 +893,7 @@ TARGET_BUILDERS: dict[str, Callable[[dict[str, Any]], Target]] = {
 
 
 def build_target(spec: dict[str, Any]) -> Target:
-    """Rebuild a :class:`~lltools.target.Target` from a stored spec."""
+    """Rebuild a :class:`~lltools.targets.base.Target` from a stored spec."""
     kind = spec.get("kind")
     if kind not in TARGET_BUILDERS:
         known = ", ".join(TARGET_BUILDERS)
@@ -912,7 +912,7 @@ def _default_summarize(kind: str) -> Callable[[Any], Any] | None:
     if kind == "estimate":
 
         def estimate_result(item: Any) -> Any:
-            from lltools.api import summarize
+            from lltools.workflows.estimate import summarize
 
             trace, settings, placed = item  # estimate_stream's (trace, settings, target)
             return summarize(trace, placed, settings)
@@ -921,7 +921,7 @@ def _default_summarize(kind: str) -> Callable[[Any], Any] | None:
     if kind == "sweep":
 
         def sweep_table(item: Any) -> Any:
-            from lltools.estimators import llc_by_setting
+            from lltools.estimation.llc import llc_by_setting
 
             return llc_by_setting(_trace_of(item).cpu())
 
@@ -946,7 +946,7 @@ class RecordedStream:
     """An iterable that passes a stream's items through while recording them.
 
     Created by :func:`record_stream`.  After iteration, ``result`` holds the summarised
-    result (e.g. an :class:`~lltools.api.EstimateResult`) and ``run_id`` the stored id.
+    result (e.g. an :class:`~lltools.workflows.estimate.EstimateResult`) and ``run_id`` the stored id.
     """
 
     def __init__(
@@ -1025,7 +1025,7 @@ class RecordedStream:
         summary = result_dict(self.result)
         if isinstance(self.result, pd.DataFrame) and last is not None:
             # A sweep's result is a bare table: keep its plain-language diagnostics too.
-            from lltools.diagnostics import warnings_for
+            from lltools.estimation.diagnostics import warnings_for
 
             summary = {**(summary or {}), "warnings": warnings_for(_trace_of(last).cpu())}
         writer.finish(summary)
@@ -1092,11 +1092,11 @@ def total_steps(settings: dict[str, Any]) -> int:
 def rerun_stream(kind: str, target: Target, settings: dict[str, Any], report_every: int) -> Any:
     """The stream that re-runs a stored run's settings (``estimate_stream`` / ``sweep_stream``)."""
     if kind == "estimate":
-        from lltools.api import estimate_stream
+        from lltools.workflows.estimate import estimate_stream
 
         return estimate_stream(target, report_every=report_every, **settings)
     if kind == "sweep":
-        from lltools.sweeps import sweep_stream
+        from lltools.workflows.sweep import sweep_stream
 
         return sweep_stream(target, report_every=report_every, **settings)
     raise RunStoreError(f"runs of kind {kind!r} cannot be resumed; start them again")
@@ -1154,7 +1154,7 @@ def estimate_and_record(
     burnin, thinning, batch_size, seed, device, dtype).  ``progress(steps_done, total)`` is
     called at every report.  Returns ``(run id, EstimateResult)``.
     """
-    from lltools.api import estimate_stream
+    from lltools.workflows.estimate import estimate_stream
 
     store = store if isinstance(store, RunStore) else RunStore(store)
     target = build_target(target_spec)

@@ -1,4 +1,4 @@
-"""Any ``nn.Module`` + a dataset + a loss as a batched :class:`~lltools.target.Target`.
+"""Any ``nn.Module`` + a dataset + a loss as a batched :class:`~lltools.targets.base.Target`.
 
 The sampler sees a network as a flat parameter vector ``w`` of shape ``(d,)`` (the
 module's ``named_parameters()`` concatenated in order) and a batched loss over C chains.
@@ -19,7 +19,7 @@ Loss conventions (primer §1)
 Minibatches
 -----------
 ``sample_batch`` draws ``batch_size`` indices per chain uniformly *with replacement* from
-``{0, …, n−1}`` with :func:`lltools.rng.randint`, so chain c's batches depend only on its
+``{0, …, n−1}`` with :func:`lltools.base.rng.randint`, so chain c's batches depend only on its
 key and the step (never on the other chains).  ``batch_size=None`` means full-batch
 (exact) gradients: ``sample_batch`` returns ``None`` and every loss is over the whole
 dataset, evaluated in chunks so that memory stays bounded.
@@ -37,8 +37,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
-from lltools import rng
-from lltools.target import Target, TargetError
+from lltools.base import rng
+from lltools.targets.base import Target, TargetError
 
 #: The built-in loss names (a callable is accepted too).
 LOSSES: tuple[str, ...] = ("mse", "cross_entropy")
@@ -138,7 +138,7 @@ class NetworkTarget(Target):
         The flattening order of ``w``.
     bytes_per_chain : int
         Estimated working memory of one chain for one loss+gradient step (see
-        :meth:`estimate_memory`); :func:`lltools.run.run` adds it per chain.
+        :meth:`estimate_memory`); :func:`lltools.sampling.driver.run` adds it per chain.
     """
 
     def __init__(
@@ -369,7 +369,7 @@ class NetworkTarget(Target):
         """Model outputs f(x; w) on the whole dataset (or ``inputs``), shape (n, ...).
 
         ``w`` has shape (d,).  Differentiable in ``w`` (used for the Jacobian rank in
-        :func:`lltools.theory.jacobian_rank_llc`); evaluated in chunks of rows.
+        :func:`lltools.theory.core.jacobian_rank_llc`); evaluated in chunks of rows.
         """
         self._check_width(w, "w")
         x_all = self.inputs if inputs is None else torch.as_tensor(inputs).to(self.inputs)

@@ -46,10 +46,10 @@ def load_target(potential: str | None, model: Path | None, checkpoint: Path | No
     if potential is not None:
         if checkpoint is not None:
             fail("--checkpoint applies only with --model")
-        from lltools.potentials import potential_target
+        from lltools.targets.potentials import potential_target
 
         return potential_target(potential), dict(POTENTIAL_DEFAULTS)
-    from lltools.models import load_sample_model
+    from lltools.targets.models import load_sample_model
 
     assert model is not None
     if not model.exists():
@@ -84,7 +84,7 @@ def saved_spec(save: bool, potential: str | None, model: Path | None, checkpoint
     """The run store's target spec, when the run is to be saved."""
     if not save:
         return None
-    from lltools.store import target_spec
+    from lltools.storage.store import target_spec
 
     return target_spec(potential, model, checkpoint)
 
@@ -104,7 +104,7 @@ def drive(
     ``save``; returns ``(last item, recorder or None)``."""
     recorder = None
     if save:
-        from lltools.store import RunStore, record_stream
+        from lltools.storage.store import RunStore, record_stream
 
         recorder = record_stream(RunStore(store), stream, kind=kind, settings=settings, target=spec)
         stream = recorder
@@ -119,7 +119,7 @@ def drive(
 
 
 def format_summary(result: Any) -> str:
-    """A readable multi-line summary of an :class:`~lltools.api.EstimateResult`."""
+    """A readable multi-line summary of an :class:`~lltools.workflows.estimate.EstimateResult`."""
     s = result.settings
     lines = [
         f"target      {result.target_info.get('name')}  (d = {result.target_info.get('dim')}"
@@ -184,7 +184,7 @@ def estimate(
     store: StoreOpt = None,
 ) -> None:
     """Estimate λ̂ at w* for a potential or a sample model."""
-    from lltools.api import estimate_stream, summarize
+    from lltools.workflows.estimate import estimate_stream, summarize
 
     target, defaults = load_target(potential, model, checkpoint)
     kwargs = {
@@ -257,8 +257,8 @@ def sweep(
     ray: Annotated[str | None, typer.Option("--ray", help="Shard the grid over a Ray cluster at ADDRESS ('auto' or 'local' to start one); needs the `distributed` extra.")] = None,
 ) -> None:
     """Run a grid over ε × γ × nβ as one batched computation; write one row per setting."""
-    from lltools import estimators
-    from lltools.sweeps import sweep_stream
+    from lltools.estimation import llc as estimators
+    from lltools.workflows.sweep import sweep_stream
 
     if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         fail(f"unsupported output extension {out.suffix!r}; use .csv or .parquet")
@@ -287,8 +287,8 @@ def sweep(
     if ray is not None:
         if save:
             fail("--save is not supported with --ray yet; save the written table instead")
-        from lltools.distributed import sweep_distributed
-        from lltools.store import target_spec
+        from lltools.storage.store import target_spec
+        from lltools.workflows.distributed import sweep_distributed
 
         result = sweep_distributed(target_spec(potential, model, checkpoint), **sweep_kwargs,
                                    address=None if ray == "local" else ray)
@@ -327,7 +327,7 @@ def trajectory(
     progress: ProgressOpt = True,
 ) -> None:
     """λ̂ at every checkpoint of a sample model, joined with the training logs."""
-    from lltools.trajectories import trajectory_stream
+    from lltools.workflows.trajectory import trajectory_stream
 
     if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         fail(f"unsupported output extension {out.suffix!r}; use .csv or .parquet")
@@ -355,7 +355,7 @@ def trajectory(
 
 
 def _mount_subcommands() -> None:
-    from lltools.cli_runs import runs_app
+    from lltools.cli.runs import runs_app
 
     app.add_typer(runs_app, name="runs", help="List, show, export, resume or remove saved runs.")
 

@@ -3,17 +3,17 @@
 Why splitting is exact
 ----------------------
 Every chain's random stream depends only on the run seed and its index *within its
-setting* (:mod:`lltools.rng`), never on which other chains share the batch, and chains never
+setting* (:mod:`lltools.base.rng`), never on which other chains share the batch, and chains never
 interact.  So a run split into chain batches — run one after another on this device, or as
 Ray tasks on other machines — and gathered back gives the *same* numbers as the one batched
 run (for the eager step: bit for bit; ``tests/test_distributed.py`` checks it).
 
 Local chunking
 --------------
-:func:`max_chains_that_fit` inverts the memory estimate of :func:`lltools.run.run_chunks`
-(:mod:`lltools.memory`) to the largest chain batch that fits the device's free memory
+:func:`max_chains_that_fit` inverts the memory estimate of :func:`lltools.sampling.driver.run_chunks`
+(:mod:`lltools.base.memory`) to the largest chain batch that fits the device's free memory
 (free CUDA memory, or a share of available host RAM), and :func:`run_batched` runs a
-:class:`~lltools.sgld.SGLDParams` batch in such pieces and concatenates the traces,
+:class:`~lltools.sampling.sgld.SGLDParams` batch in such pieces and concatenates the traces,
 announcing the batch size when it has to split (logger ``lltools``, and stderr).
 
 Ray (optional extra ``distributed = ["ray>=2.9"]``)
@@ -22,7 +22,8 @@ Ray (optional extra ``distributed = ["ray>=2.9"]``)
 shards a sample model's checkpoints; each shard is one Ray task that runs its part as a
 batched computation on its worker's device (CUDA when the task was given a GPU and the
 worker has one, else CPU) and returns host tensors; the driver gathers them into the same
-tidy DataFrame as :func:`lltools.sweeps.sweep` / :func:`lltools.trajectories.compute_trajectory`.
+tidy DataFrame as :func:`lltools.workflows.sweep.sweep` /
+:func:`lltools.workflows.trajectory.compute_trajectory`.
 See ``docs/distributed.md`` for pointing it at a real cluster.
 """
 
@@ -39,10 +40,11 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from lltools import estimators, memory
-from lltools.run import MAX_POSITION_DIM, MAX_POSITION_VALUES, Trace, recorded_steps, run
-from lltools.sgld import SGLDParams
-from lltools.target import Target
+from lltools.base import memory
+from lltools.estimation import llc as estimators
+from lltools.sampling.driver import MAX_POSITION_DIM, MAX_POSITION_VALUES, Trace, recorded_steps, run
+from lltools.sampling.sgld import SGLDParams
+from lltools.targets.base import Target
 
 TargetSpec = str | dict[str, Any] | Target
 
@@ -58,7 +60,7 @@ def max_chains_that_fit(
 ) -> int:
     """The largest number of chains whose sampling run fits the device's memory budget.
 
-    Inverts :func:`lltools.memory.sampling_bytes` as used by :func:`lltools.run.run_chunks`:
+    Inverts :func:`lltools.base.memory.sampling_bytes` as used by :func:`lltools.sampling.driver.run_chunks`:
     per chain, two (T,) trace rows, ~10 working (d,) vectors and the target's
     ``bytes_per_chain`` (activations of a network); positions are capped at
     ``MAX_POSITION_VALUES`` values in total.
@@ -67,13 +69,13 @@ def max_chains_that_fit(
     ----------
     target : Target
     num_recorded : int
-        Trace columns per chain (see :func:`lltools.run.recorded_steps`).
+        Trace columns per chain (see :func:`lltools.sampling.driver.recorded_steps`).
     device : optional
         Default: the target's device.
     record_positions : bool, optional
         Default as in ``run_chunks``: when d ≤ 16.
     budget_bytes : int, optional
-        Override the budget (default :func:`lltools.memory.available_bytes`).
+        Override the budget (default :func:`lltools.base.memory.available_bytes`).
 
     Returns
     -------
@@ -146,11 +148,11 @@ def run_batched(
     quiet: bool = False,
     **run_kwargs: Any,
 ) -> Trace:
-    """:func:`lltools.run.run` in chain batches that fit memory; the same trace as one run.
+    """:func:`lltools.sampling.driver.run` in chain batches that fit memory; the same trace as one run.
 
     ``max_chains`` defaults to :func:`max_chains_that_fit`.  When the run has to be split
-    the batch size is announced (see :func:`lltools.memory.announce`) unless ``quiet``.  Extra keyword
-    arguments go to :func:`lltools.run.run` (``seed``, ``fused``, ...).
+    the batch size is announced (see :func:`lltools.base.memory.announce`) unless ``quiet``.  Extra keyword
+    arguments go to :func:`lltools.sampling.driver.run` (``seed``, ``fused``, ...).
     """
     num_chains = params.num_chains
     num_recorded = int(recorded_steps(num_burnin, num_draws, thinning).numel())
@@ -183,15 +185,15 @@ def run_batched(
 def resolve_target(spec: TargetSpec) -> Target:
     """A :class:`Target` from a spec: a potential expression or built-in name (str), a run
     store spec dict (``{"kind": "potential", "spec": ...}`` or ``{"kind": "model", "path":
-    ..., "checkpoint": ...}``, see :func:`lltools.store.target_spec`), or a Target itself."""
+    ..., "checkpoint": ...}``, see :func:`lltools.storage.store.target_spec`), or a Target itself."""
     if isinstance(spec, Target):
         return spec
     if isinstance(spec, str):
-        from lltools.potentials import potential_target
+        from lltools.targets.potentials import potential_target
 
         return potential_target(spec)
     if isinstance(spec, dict):
-        from lltools.store import build_target
+        from lltools.storage.store import build_target
 
         return build_target(spec)
     raise TypeError(f"cannot build a target from {type(spec).__name__}")
@@ -206,7 +208,7 @@ def _shard_ranges(count: int, shards: int) -> list[range]:
 
 # ---------------------------------------------------------------------------- shard bodies
 def _worker_device(device: str | torch.device | None) -> torch.device:
-    from lltools.devices import resolve_device
+    from lltools.base.devices import resolve_device
 
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -230,8 +232,8 @@ def sweep_shard(
 ) -> Trace:
     """Run some rows of a sweep's settings frame (with their global ``setting`` numbers) as
     one batched computation on this machine; the host trace (what a Ray task returns)."""
-    from lltools.api import prepare_target
-    from lltools.sweeps import expand_grid
+    from lltools.workflows.estimate import prepare_target
+    from lltools.workflows.sweep import expand_grid
 
     target = prepare_target(resolve_target(target_spec), batch_size=batch_size,
                             device=_worker_device(device), dtype=dtype)
@@ -245,8 +247,8 @@ def sweep_shard(
 
 
 def trajectory_shard(model_dir: str | Path, checkpoints: Sequence[int], **kwargs: Any) -> pd.DataFrame:
-    """:func:`lltools.trajectories.compute_trajectory` for some checkpoints (global indices)."""
-    from lltools.trajectories import compute_trajectory
+    """:func:`lltools.workflows.trajectory.compute_trajectory` for some checkpoints (global indices)."""
+    from lltools.workflows.trajectory import compute_trajectory
 
     if kwargs.get("device") in (None, "auto"):
         kwargs["device"] = _worker_device(None)
@@ -316,7 +318,7 @@ def sweep_distributed(
     **run_kwargs: Any,
 ) -> Any:
     """A γ × ε × nβ sweep sharded by settings over a Ray cluster; the same
-    :class:`~lltools.sweeps.SweepResult` (table and trace) as :func:`lltools.sweeps.sweep`.
+    :class:`~lltools.workflows.sweep.SweepResult` (table and trace) as :func:`lltools.workflows.sweep.sweep`.
 
     Parameters
     ----------
@@ -324,7 +326,7 @@ def sweep_distributed(
         See :func:`resolve_target`.  Specs (a potential expression, or a ``{"kind": "model",
         "path": ...}`` dict whose path every worker can read) travel better than objects.
     epsilon, gamma, nbeta, chains, draws, burnin, thinning, batch_size, seed, dtype
-        As for :func:`lltools.sweeps.sweep`.
+        As for :func:`lltools.workflows.sweep.sweep`.
     device : optional
         Each worker's device: None/"auto" = its GPU if the task has one, else CPU (tasks
         reserve one GPU each when the cluster has GPUs); "cuda" reserves one GPU per task,
@@ -339,10 +341,10 @@ def sweep_distributed(
     max_chains : int, optional
         Chain-batch limit inside each task (default: what fits the worker's memory).
     **run_kwargs
-        Passed to :func:`lltools.run.run` in each task (e.g. ``fused=True``).
+        Passed to :func:`lltools.sampling.driver.run` in each task (e.g. ``fused=True``).
     """
-    from lltools.api import _validate_counts
-    from lltools.sweeps import SweepResult, grid
+    from lltools.workflows.estimate import _validate_counts
+    from lltools.workflows.sweep import SweepResult, grid
 
     settings = grid(epsilon, gamma, nbeta)
     _validate_counts(chains * len(settings), draws, burnin, thinning)
@@ -371,7 +373,7 @@ def trajectory_distributed(
     num_gpus: float | None = None,
     **kwargs: Any,
 ) -> pd.DataFrame:
-    """:func:`lltools.trajectories.compute_trajectory` sharded by checkpoints over Ray.
+    """:func:`lltools.workflows.trajectory.compute_trajectory` sharded by checkpoints over Ray.
 
     Each task computes the rows of its checkpoints (``compute_trajectory(...,
     checkpoints=...)``); the driver concatenates them in checkpoint order and recomputes the
@@ -380,8 +382,8 @@ def trajectory_distributed(
     arguments are those of ``compute_trajectory`` (``draws``, ``chains``, ``seed``,
     ``device``, ...).
     """
-    from lltools.models import list_checkpoints
-    from lltools.trajectories import grokking_severity_of
+    from lltools.targets.models import list_checkpoints
+    from lltools.workflows.trajectory import grokking_severity_of
 
     model_dir = Path(model_dir).resolve()
     count = len(list_checkpoints(model_dir))

@@ -1,4 +1,4 @@
-"""LLC estimators: pure functions of a :class:`~lltools.run.Trace` (primer §2).
+"""LLC estimators: pure functions of a :class:`~lltools.sampling.driver.Trace` (primer §2).
 
 All of them work on a host float64 copy of the trace (:meth:`Trace.cpu`) and exclude chains
 that diverged (``diverged_at >= 0``).  The central quantity is the per-draw excess loss
@@ -31,9 +31,9 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from lltools import diagnostics
-from lltools.diagnostics import ess_bulk, host, mcse_mean, rhat, setting_chains, valid_chains
-from lltools.run import Trace
+from lltools.estimation import diagnostics
+from lltools.estimation.diagnostics import ess_bulk, host, mcse_mean, rhat, setting_chains, valid_chains
+from lltools.sampling.driver import Trace
 
 
 # ---------------------------------------------------------------------------- per chain
@@ -114,7 +114,7 @@ def llc(trace: Trace, setting: int | None = None) -> LLCResult:
         sem = sd(X) / √ESS_bulk(X)
 
     where sd is over all valid draws and ESS_bulk is arviz-stats' rank-normalised bulk ESS
-    of the (chains, draws) array (:func:`lltools.diagnostics.mcse_mean`).  When all chains
+    of the (chains, draws) array (:func:`lltools.estimation.diagnostics.mcse_mean`).  When all chains
     share w* and nβ this is exactly nβ × MCSE of the pooled mean loss.  It reflects sampling
     noise only, not the discretisation bias of SGLD or a finite-nβ bias.
 
@@ -174,7 +174,7 @@ def llc_by_setting(trace: Trace) -> pd.DataFrame:
     Columns: ``setting, epsilon, gamma, nbeta, llc_mean, llc_std, llc_sem, rhat, ess,
     acceptance, n_chains, n_diverged``.  ``rhat`` is the rank-normalised split R-hat of X
     over the valid chains (NaN with < 2), ``acceptance`` the mean MALA acceptance
-    (:func:`lltools.diagnostics.acceptance_mean`).
+    (:func:`lltools.estimation.diagnostics.acceptance_mean`).
     """
     h = host(trace)
     x_all = excess_loss_draws(h)

@@ -104,7 +104,7 @@ class Target(ABC):
         Parameters
         ----------
         keys : Tensor, shape (C,), int64
-            Per-chain random keys (see :mod:`lltools.rng`); the batch of chain c must
+            Per-chain random keys (see :mod:`lltools.base.rng`); the batch of chain c must
             depend only on ``keys[c]`` and ``step``, so that a chain's draws do not depend
             on which other chains share the batch.
         step : int

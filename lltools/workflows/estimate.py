@@ -1,7 +1,7 @@
 """The public entry points: ``estimate`` (one setting) and ``estimate_stream`` (live).
 
 These are thin: validate settings, place the target on a device, run the batched sampler
-(:mod:`lltools.run`), then apply the pure estimators and diagnostics to the trace.
+(:mod:`lltools.sampling.driver`), then apply the pure estimators and diagnostics to the trace.
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lltools import diagnostics, estimators, frames, memory
-from lltools.devices import resolve_device, resolve_dtype
-from lltools.run import Trace, last_item, run_chunks
-from lltools.sgld import make_params
-from lltools.target import Target
+from lltools.base import memory
+from lltools.base.devices import resolve_device, resolve_dtype
+from lltools.estimation import diagnostics, frames
+from lltools.estimation import llc as estimators
+from lltools.sampling.driver import Trace, last_item, run_chunks
+from lltools.sampling.sgld import make_params
+from lltools.targets.base import Target
 
 #: Hard ceilings that refuse absurd requests before anything is allocated.
 MAX_CHAINS = 1 << 22
@@ -161,8 +163,8 @@ def prepare_target(
 def check_memory(target: Target, chains: int, draws: int, burnin: int, thinning: int) -> int:
     """Refuse a run that cannot fit even stepping one chain at a time, before anything of size
     ``chains`` or ``steps`` is allocated; else return the chain batch one step can take
-    (:func:`lltools.memory.chain_batch_size`; ``chains`` when everything fits).  A lower bound
-    of :func:`lltools.run.run_chunks`' estimate (no positions), so it never refuses a run that
+    (:func:`lltools.base.memory.chain_batch_size`; ``chains`` when everything fits).  A lower bound
+    of :func:`lltools.sampling.driver.run_chunks`' estimate (no positions), so it never refuses a run that
     check would accept."""
     recorded = burnin // thinning + draws
     itemsize = torch.empty((), dtype=target.dtype).element_size()
@@ -240,7 +242,7 @@ def expected_llc(target: Target, nbeta: float, gamma: float) -> float | None:
     expression = getattr(target, "expression", None)
     if expression is None or target.dim != 2 or target.has_data:
         return None
-    from lltools.theory import tempered_expectation_2d
+    from lltools.theory.core import tempered_expectation_2d
 
     try:
         return float(tempered_expectation_2d(expression.fn, nbeta, gamma))

@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 import pandas as pd
 import typer
 
-from lltools.store import RunStore, resume_stream, total_steps
+from lltools.storage.store import RunStore, resume_stream, total_steps
 
 runs_app = typer.Typer(
     name="runs",
@@ -47,7 +47,7 @@ class RunsError(_ClickException, ValueError):  # type: ignore[misc,valid-type]
     """A user error printed as ``error: <message>`` on stderr, exit status 2.
 
     Standalone (``runs_app()``, CliRunner) typer shows it through :meth:`show`; under
-    ``lltools.cli.main()``, which runs with ``standalone_mode=False``, it is re-raised and
+    ``lltools.cli.main.main()``, which runs with ``standalone_mode=False``, it is re-raised and
     main's ``ValueError`` branch prints the same line.  (``typer.Exit`` would be swallowed
     there: non-standalone mode *returns* its exit code.)
     """
@@ -234,7 +234,7 @@ def resume(
     Sampler state is not saved, so the run cannot continue where it stopped; the same
     settings and seed reproduce the same chains.
     """
-    from lltools.cli import progress_bar
+    from lltools.cli.main import progress_bar
 
     runs = RunStore(store)
     info, recorder = resume_stream(runs, run_id)
@@ -251,7 +251,7 @@ def resume(
 
 def _print_result(recorder: Any, as_json: bool) -> None:
     """Print a recorded run's result (estimate summary or sweep table) and its id."""
-    from lltools.cli import format_summary
+    from lltools.cli.main import format_summary
 
     result = recorder.result
     typer.echo(f"saved run {recorder.run_id}", err=True)

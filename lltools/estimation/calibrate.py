@@ -1,7 +1,7 @@
 """Recommend SGLD settings from a small batched sweep (the dashboard's Calibrate action).
 
 A pure function over a sweep table (one row per setting, the columns of
-``lltools.sweeps.sweep(...).table``): no sampling happens here, so the logic is unit
+``lltools.workflows.sweep.sweep(...).table``): no sampling happens here, so the logic is unit
 tested on hand-made tables.
 
 The rules follow the failure signatures of the primer (§3):

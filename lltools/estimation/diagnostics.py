@@ -6,7 +6,7 @@ Two layers:
   :func:`ess_bulk`, :func:`mcse_mean`.  They are thin wrappers over the array interface of
   arviz-stats (``arviz_stats.base.array_stats``), which implements the rank-normalised
   split R-hat and bulk ESS of Vehtari et al. (2021); nothing is re-derived here.
-- **Trace functions** over a :class:`~lltools.run.Trace`: :func:`acceptance_mean`,
+- **Trace functions** over a :class:`~lltools.sampling.driver.Trace`: :func:`acceptance_mean`,
   :func:`divergence_report`, :func:`frozen_chains` and :func:`warnings_for`, which turns
   the numbers into plain-language advice ("ε too large: lower it").
 
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from arviz_stats.base import array_stats
 
-from lltools.run import Trace
+from lltools.sampling.driver import Trace
 
 #: Mean MALA acceptance below this suggests ε is too large (primer §3: ≈0.9+ is healthy).
 ACCEPTANCE_MIN = 0.5
@@ -168,7 +168,7 @@ def mcse_mean(draws: np.ndarray | torch.Tensor, *, method: str = "bulk") -> floa
 
     MCSE = sd / √ESS, with sd the standard deviation of all C·T draws (ddof=1) and ESS
 
-    - ``method="bulk"`` (default, the convention of :func:`lltools.estimators.llc`): the
+    - ``method="bulk"`` (default, the convention of :func:`lltools.estimation.llc.llc`): the
       rank-normalised bulk ESS of :func:`ess_bulk`, robust to heavy tails;
     - ``method="mean"``: arviz-stats' ``mcse(method="mean")``, whose ESS is computed on the
       split draws without rank normalisation.
@@ -362,7 +362,7 @@ def frozen_chains(trace: Trace, *, atol: float = FROZEN_ATOL) -> np.ndarray:
     np.ndarray of int, shape (k,)
         Global chain indices.
     """
-    from lltools.estimators import excess_loss_draws, llc_per_chain  # estimators imports this module
+    from lltools.estimation.llc import excess_loss_draws, llc_per_chain  # estimators imports this module
 
     h = host(trace)
     if h.draw_loss.shape[1] < 2:
@@ -376,7 +376,7 @@ def frozen_chains(trace: Trace, *, atol: float = FROZEN_ATOL) -> np.ndarray:
 
 
 def _warnings_one(h: Trace, setting: int) -> list[str]:
-    from lltools.estimators import excess_loss_draws, llc  # estimators depends on this module
+    from lltools.estimation.llc import excess_loss_draws, llc  # estimators depends on this module
 
     chains = setting_chains(h, setting, pooled=True)
     diverged = chains[~valid_chains(h)[chains]]

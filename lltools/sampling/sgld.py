@@ -27,8 +27,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from lltools import rng
-from lltools.target import Target
+from lltools.base import rng
+from lltools.targets.base import Target
 
 
 class SGLDParams(NamedTuple):
@@ -149,7 +149,7 @@ def init(
     ----------
     target : Target
     params : SGLDParams, each (C,)
-    keys : Tensor, shape (C,), int64 — per-chain random keys (:func:`lltools.rng.chain_keys`)
+    keys : Tensor, shape (C,), int64 — per-chain random keys (:func:`lltools.base.rng.chain_keys`)
     centre : Tensor, shape (d,) or (C, d), optional — per-chain centres (e.g. checkpoints)
     """
     num_chains = params.num_chains
