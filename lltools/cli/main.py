@@ -6,15 +6,25 @@ Bad arguments exit with status 2 and a one-line message, never a traceback.
 
 from __future__ import annotations
 
-import itertools
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from tqdm import tqdm
+
+from lltools.cli.output import CLIError, fail, format_summary, progress_bar, started, write_table
+from lltools.cli.runs import runs_app
+from lltools.estimation import llc as estimators
+from lltools.storage.store import RunStore, record_stream, target_spec
+from lltools.targets.models import load_sample_model
+from lltools.targets.potentials import potential_target
+from lltools.workflows.distributed import sweep_distributed
+from lltools.workflows.estimate import estimate_stream, summarize
+from lltools.workflows.sweep import sweep_stream
+from lltools.workflows.trajectory import trajectory_stream
 
 app = typer.Typer(
     name="lltools",
@@ -31,14 +41,6 @@ NETWORK_FALLBACK = {"gamma": 100.0, "epsilon": 1e-4, "chains": 4, "draws": 500,
                     "burnin": 100, "batch_size": 64}
 
 
-class CLIError(Exception):
-    """A user-facing error: printed as one line, exit status 2."""
-
-
-def fail(message: str) -> None:
-    raise CLIError(message)
-
-
 def load_target(potential: str | None, model: Path | None, checkpoint: Path | None):
     """Build the target from ``--potential`` or ``--model`` (exactly one)."""
     if (potential is None) == (model is None):
@@ -46,11 +48,7 @@ def load_target(potential: str | None, model: Path | None, checkpoint: Path | No
     if potential is not None:
         if checkpoint is not None:
             fail("--checkpoint applies only with --model")
-        from lltools.targets.potentials import potential_target
-
         return potential_target(potential), dict(POTENTIAL_DEFAULTS)
-    from lltools.targets.models import load_sample_model
-
     assert model is not None
     if not model.exists():
         fail(f"model folder not found: {model}")
@@ -66,26 +64,10 @@ def pick(value: Any, defaults: dict[str, Any], key: str) -> Any:
     return defaults.get(key) if value is None else value
 
 
-def started(stream: Iterable[Any]) -> Iterator[Any]:
-    """Start ``stream`` (it validates its settings first) before any progress bar is drawn,
-    so refused settings print only their one ``error:`` line."""
-    it = iter(stream)
-    for first in it:
-        return itertools.chain([first], it)
-    return iter(())
-
-
-def progress_bar(total: int, enabled: bool) -> tqdm:
-    return tqdm(total=total, desc="SGLD", unit="step", file=sys.stderr, disable=not enabled,
-                dynamic_ncols=True, leave=False)
-
-
 def saved_spec(save: bool, potential: str | None, model: Path | None, checkpoint: Path | None) -> dict[str, Any] | None:
     """The run store's target spec, when the run is to be saved."""
     if not save:
         return None
-    from lltools.storage.store import target_spec
-
     return target_spec(potential, model, checkpoint)
 
 
@@ -104,8 +86,6 @@ def drive(
     ``save``; returns ``(last item, recorder or None)``."""
     recorder = None
     if save:
-        from lltools.storage.store import RunStore, record_stream
-
         recorder = record_stream(RunStore(store), stream, kind=kind, settings=settings, target=spec)
         stream = recorder
     last = None
@@ -116,32 +96,6 @@ def drive(
     if recorder is not None:
         typer.echo(f"saved run {recorder.run_id}", err=True)
     return last, recorder
-
-
-def format_summary(result: Any) -> str:
-    """A readable multi-line summary of an :class:`~lltools.workflows.estimate.EstimateResult`."""
-    s = result.settings
-    lines = [
-        f"target      {result.target_info.get('name')}  (d = {result.target_info.get('dim')}"
-        f", n = {result.target_info.get('n')})",
-        f"settings    nβ = {s.nbeta:g}, γ = {s.gamma:g}, ε = {s.epsilon:g}, chains = {s.chains}, "
-        f"draws = {s.draws}, burn-in = {s.burnin}, seed = {s.seed}, {s.device}/{s.dtype}",
-        f"λ̂ (LLC)     {result.llc_mean:.4f} ± {result.llc_sem:.4f} (SEM)   "
-        f"std across chains {result.llc_std:.4f}",
-    ]
-    if result.theory_llc is not None:
-        lines.append(f"theory λ    {result.theory_llc:.4f}   (the nβ → ∞ limit)")
-    if result.expected_llc is not None:
-        lines.append(f"exact T     {result.expected_llc:.4f}   (nβ·E[L − L(w*)] at this nβ, γ by quadrature;"
-                     " λ̂ should match it up to the ε bias)")
-    lines.append(
-        f"diagnostics R-hat {result.rhat:.3f}   ESS {result.ess:.0f}   "
-        f"acceptance {result.acceptance:.3f}   diverged {len(result.diverged_chains)}"
-        f"/{result.n_chains}"
-    )
-    for w in result.warnings:
-        lines.append(f"warning     {w}")
-    return "\n".join(lines)
 
 
 # Options shared by several commands: declared once.
@@ -184,8 +138,6 @@ def estimate(
     store: StoreOpt = None,
 ) -> None:
     """Estimate λ̂ at w* for a potential or a sample model."""
-    from lltools.workflows.estimate import estimate_stream, summarize
-
     target, defaults = load_target(potential, model, checkpoint)
     kwargs = {
         "nbeta": pick(nbeta, defaults, "nbeta"),
@@ -225,16 +177,6 @@ def parse_floats(text: str, name: str) -> list[float]:
     return values
 
 
-def write_table(frame: Any, path: Path) -> None:
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        frame.to_csv(path, index=False)
-    elif suffix in (".parquet", ".pq"):
-        frame.to_parquet(path, index=False)
-    else:
-        fail(f"unsupported output extension {path.suffix!r}; use .csv or .parquet")
-
-
 @app.command()
 def sweep(
     potential: PotentialOpt = None,
@@ -257,8 +199,6 @@ def sweep(
     ray: Annotated[str | None, typer.Option("--ray", help="Shard the grid over a Ray cluster at ADDRESS ('auto' or 'local' to start one); needs the `distributed` extra.")] = None,
 ) -> None:
     """Run a grid over ε × γ × nβ as one batched computation; write one row per setting."""
-    from lltools.estimation import llc as estimators
-    from lltools.workflows.sweep import sweep_stream
 
     if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         fail(f"unsupported output extension {out.suffix!r}; use .csv or .parquet")
@@ -287,8 +227,6 @@ def sweep(
     if ray is not None:
         if save:
             fail("--save is not supported with --ray yet; save the written table instead")
-        from lltools.storage.store import target_spec
-        from lltools.workflows.distributed import sweep_distributed
 
         result = sweep_distributed(target_spec(potential, model, checkpoint), **sweep_kwargs,
                                    address=None if ray == "local" else ray)
@@ -327,8 +265,6 @@ def trajectory(
     progress: ProgressOpt = True,
 ) -> None:
     """λ̂ at every checkpoint of a sample model, joined with the training logs."""
-    from lltools.workflows.trajectory import trajectory_stream
-
     if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         fail(f"unsupported output extension {out.suffix!r}; use .csv or .parquet")
     if not (model_dir / "model.json").exists():
@@ -354,13 +290,7 @@ def trajectory(
     typer.echo(table[cols].to_string(index=False))
 
 
-def _mount_subcommands() -> None:
-    from lltools.cli.runs import runs_app
-
-    app.add_typer(runs_app, name="runs", help="List, show, export, resume or remove saved runs.")
-
-
-_mount_subcommands()
+app.add_typer(runs_app, name="runs", help="List, show, export, resume or remove saved runs.")
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 import pandas as pd
 import typer
 
+from lltools.cli.output import format_summary, progress_bar
 from lltools.storage.store import RunStore, resume_stream, total_steps
 
 runs_app = typer.Typer(
@@ -234,8 +235,6 @@ def resume(
     Sampler state is not saved, so the run cannot continue where it stopped; the same
     settings and seed reproduce the same chains.
     """
-    from lltools.cli.main import progress_bar
-
     runs = RunStore(store)
     info, recorder = resume_stream(runs, run_id)
     typer.echo(f"re-running {info['id']} from scratch (sampler state is not saved; "
@@ -251,8 +250,6 @@ def resume(
 
 def _print_result(recorder: Any, as_json: bool) -> None:
     """Print a recorded run's result (estimate summary or sweep table) and its id."""
-    from lltools.cli.main import format_summary
-
     result = recorder.result
     typer.echo(f"saved run {recorder.run_id}", err=True)
     if as_json:

@@ -41,10 +41,17 @@ import torch
 from torch import Tensor
 
 from lltools.base import memory
+from lltools.base.devices import resolve_device
 from lltools.estimation import llc as estimators
 from lltools.sampling.driver import MAX_POSITION_DIM, MAX_POSITION_VALUES, Trace, recorded_steps, run
 from lltools.sampling.sgld import SGLDParams
+from lltools.storage.store import build_target
 from lltools.targets.base import Target
+from lltools.targets.models import list_checkpoints
+from lltools.targets.potentials import potential_target
+from lltools.workflows.estimate import _validate_counts, prepare_target
+from lltools.workflows.sweep import SweepResult, expand_grid, grid
+from lltools.workflows.trajectory import compute_trajectory, grokking_severity_of
 
 TargetSpec = str | dict[str, Any] | Target
 
@@ -189,12 +196,8 @@ def resolve_target(spec: TargetSpec) -> Target:
     if isinstance(spec, Target):
         return spec
     if isinstance(spec, str):
-        from lltools.targets.potentials import potential_target
-
         return potential_target(spec)
     if isinstance(spec, dict):
-        from lltools.storage.store import build_target
-
         return build_target(spec)
     raise TypeError(f"cannot build a target from {type(spec).__name__}")
 
@@ -208,8 +211,6 @@ def _shard_ranges(count: int, shards: int) -> list[range]:
 
 # ---------------------------------------------------------------------------- shard bodies
 def _worker_device(device: str | torch.device | None) -> torch.device:
-    from lltools.base.devices import resolve_device
-
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return resolve_device(device)
@@ -232,9 +233,6 @@ def sweep_shard(
 ) -> Trace:
     """Run some rows of a sweep's settings frame (with their global ``setting`` numbers) as
     one batched computation on this machine; the host trace (what a Ray task returns)."""
-    from lltools.workflows.estimate import prepare_target
-    from lltools.workflows.sweep import expand_grid
-
     target = prepare_target(resolve_target(target_spec), batch_size=batch_size,
                             device=_worker_device(device), dtype=dtype)
     params, chain_index, _ = expand_grid(settings, chains, device=target.device, dtype=target.dtype)
@@ -248,8 +246,6 @@ def sweep_shard(
 
 def trajectory_shard(model_dir: str | Path, checkpoints: Sequence[int], **kwargs: Any) -> pd.DataFrame:
     """:func:`lltools.workflows.trajectory.compute_trajectory` for some checkpoints (global indices)."""
-    from lltools.workflows.trajectory import compute_trajectory
-
     if kwargs.get("device") in (None, "auto"):
         kwargs["device"] = _worker_device(None)
     table = compute_trajectory(model_dir, checkpoints=list(checkpoints), **kwargs)
@@ -343,9 +339,6 @@ def sweep_distributed(
     **run_kwargs
         Passed to :func:`lltools.sampling.driver.run` in each task (e.g. ``fused=True``).
     """
-    from lltools.workflows.estimate import _validate_counts
-    from lltools.workflows.sweep import SweepResult, grid
-
     settings = grid(epsilon, gamma, nbeta)
     _validate_counts(chains * len(settings), draws, burnin, thinning)
     ray = connect(address)
@@ -382,9 +375,6 @@ def trajectory_distributed(
     arguments are those of ``compute_trajectory`` (``draws``, ``chains``, ``seed``,
     ``device``, ...).
     """
-    from lltools.targets.models import list_checkpoints
-    from lltools.workflows.trajectory import grokking_severity_of
-
     model_dir = Path(model_dir).resolve()
     count = len(list_checkpoints(model_dir))
     if count == 0:

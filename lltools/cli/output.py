@@ -1,0 +1,69 @@
+"""Output helpers shared by every command: one-line errors, progress bars, summaries, tables."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def fail(message: str) -> None:
+    raise CLIError(message)
+
+
+def started(stream: Iterable[Any]) -> Iterator[Any]:
+    """Start ``stream`` (it validates its settings first) before any progress bar is drawn,
+    so refused settings print only their one ``error:`` line."""
+    it = iter(stream)
+    for first in it:
+        return itertools.chain([first], it)
+    return iter(())
+
+
+def progress_bar(total: int, enabled: bool) -> tqdm:
+    return tqdm(total=total, desc="SGLD", unit="step", file=sys.stderr, disable=not enabled,
+                dynamic_ncols=True, leave=False)
+
+
+def format_summary(result: Any) -> str:
+    """A readable multi-line summary of an :class:`~lltools.workflows.estimate.EstimateResult`."""
+    s = result.settings
+    lines = [
+        f"target      {result.target_info.get('name')}  (d = {result.target_info.get('dim')}"
+        f", n = {result.target_info.get('n')})",
+        f"settings    nβ = {s.nbeta:g}, γ = {s.gamma:g}, ε = {s.epsilon:g}, chains = {s.chains}, "
+        f"draws = {s.draws}, burn-in = {s.burnin}, seed = {s.seed}, {s.device}/{s.dtype}",
+        f"λ̂ (LLC)     {result.llc_mean:.4f} ± {result.llc_sem:.4f} (SEM)   "
+        f"std across chains {result.llc_std:.4f}",
+    ]
+    if result.theory_llc is not None:
+        lines.append(f"theory λ    {result.theory_llc:.4f}   (the nβ → ∞ limit)")
+    if result.expected_llc is not None:
+        lines.append(f"exact T     {result.expected_llc:.4f}   (nβ·E[L − L(w*)] at this nβ, γ by quadrature;"
+                     " λ̂ should match it up to the ε bias)")
+    lines.append(
+        f"diagnostics R-hat {result.rhat:.3f}   ESS {result.ess:.0f}   "
+        f"acceptance {result.acceptance:.3f}   diverged {len(result.diverged_chains)}"
+        f"/{result.n_chains}"
+    )
+    for w in result.warnings:
+        lines.append(f"warning     {w}")
+    return "\n".join(lines)
+
+
+def write_table(frame: Any, path: Path) -> None:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif suffix in (".parquet", ".pq"):
+        frame.to_parquet(path, index=False)
+    else:
+        fail(f"unsupported output extension {path.suffix!r}; use .csv or .parquet")
