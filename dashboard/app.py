@@ -6,19 +6,14 @@ each page is a script under ``dashboard/views/``.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import streamlit as st
+import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # pragma: no cover
-    sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-
-from dashboard import common as ui  # noqa: E402
-from lltools.base.devices import server_thread_count  # noqa: E402
+from dashboard import common as ui
+from dashboard import sidebar
+from lltools.base.devices import server_thread_count
 
 torch.set_num_threads(server_thread_count())
 
@@ -58,5 +53,5 @@ pages = {
     ],
 }
 page = st.navigation(pages)
-ui.sidebar_display_options()
+sidebar.sidebar_display_options()
 page.run()

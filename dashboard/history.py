@@ -1,13 +1,13 @@
 """The dashboard's run history, backed by the persistent run store (:mod:`lltools.storage.store`).
 
 Every toy-page and networks-page run is recorded into the store while it runs (see
-:func:`dashboard.common.record_live`), the same store the CLI writes (``$LLTOOLS_HOME``
+:func:`dashboard.live_ui.record_live`), the same store the CLI writes (``$LLTOOLS_HOME``
 or ``~/.lltools``).  This module reads it back for the app:
 
 - :func:`history_frame` — the store's runs as the history table (newest first, with the
   ``incomplete`` status of runs whose writer died);
-- :func:`stored_record` — one stored run as a :class:`~dashboard.common.RunRecord`, so
-  the two-run comparison (:func:`~dashboard.common.render_comparison`) works on any run;
+- :func:`stored_record` — one stored run as a :class:`~dashboard.history.RunRecord`, so
+  the two-run comparison (:func:`render_comparison`) works on any run;
 - :func:`render_history` — table, select two rows to compare, downloads via
   :meth:`RunStore.export <lltools.storage.store.RunStore.export>`;
 - :func:`store_notice` — on app start, lists ``incomplete`` runs with **Resume**
@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,211 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import common as ui
+from dashboard import running as live_ui
+from lltools.estimation import frames
 from lltools.storage.store import RunStore, RunStoreError, describe_target, resume_stream, total_steps
+from lltools.viz import plots
+
+# ============================================================================ history
+
+
+@dataclass
+class RunRecord:
+    """One finished (or stopped) run, as listed in the run history.
+
+    ``llc_trace`` holds the chain-mean running λ̂ (columns ``step, llc_running``) so two
+    runs can be overlaid without keeping their full traces.
+    """
+
+    id: int | str
+    page: str
+    target: str
+    settings: dict[str, Any]
+    llc_mean: float
+    llc_sem: float
+    rhat: float
+    ess: float
+    acceptance: float
+    n_diverged: int
+    theory_llc: float | None = None
+    finite_target: float | None = None
+    status: str = "complete"
+    elapsed_s: float = float("nan")
+    time: str = field(default_factory=lambda: datetime.now().strftime("%H:%M:%S"))
+    llc_trace: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+
+    @property
+    def tag(self) -> str:
+        """``#3`` for a session run, ``#<short store id>`` for a stored one."""
+        return f"#{self.id}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.tag} {self.target} (λ̂ = {ui.fmt(self.llc_mean)})"
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "run": self.id,
+            "time": self.time,
+            "page": self.page,
+            "target": self.target,
+            "λ̂": self.llc_mean,
+            "± sem": self.llc_sem,
+            "exact λ": self.theory_llc,
+            "target T": self.finite_target,
+            "R-hat": self.rhat,
+            "ESS": self.ess,
+            "acceptance": self.acceptance,
+            "diverged": self.n_diverged,
+            "status": self.status,
+            **{k: v for k, v in self.settings.items() if k in HISTORY_SETTINGS},
+        }
+
+
+#: Settings shown as history columns (and compared in the diff).
+HISTORY_SETTINGS = ("nbeta", "gamma", "epsilon", "chains", "draws", "burnin", "seed", "batch_size")
+
+
+def mean_running_llc(traces: pd.DataFrame) -> pd.DataFrame:
+    """The chain-mean running λ̂ per step over the draws (columns ``step, llc_running``)."""
+    if traces.empty:
+        return pd.DataFrame(columns=["step", "llc_running"])
+    d = traces[traces["is_draw"].astype(bool)] if "is_draw" in traces else traces
+    return d.groupby("step", sort=True)["llc_running"].mean().reset_index()
+
+
+class RunHistory:
+    """The session's run history (newest last).
+
+    Backed by ``st.session_state``; the interface (``add``, ``records``, ``get``,
+    ``frame``, ``clear``) is what a persistent store needs to provide to replace it.
+    """
+
+    KEY = "history.records"
+    MAX = 200
+
+    def __init__(self, state: Any = None) -> None:
+        self.state = st.session_state if state is None else state
+        if self.KEY not in self.state:
+            self.state[self.KEY] = []
+
+    def _list(self) -> list[RunRecord]:
+        return self.state[self.KEY]
+
+    def next_id(self) -> int:
+        items = self._list()
+        return (items[-1].id + 1) if items else 1
+
+    def add(self, **fields: Any) -> RunRecord:
+        """Append a record (``id`` assigned here) and return it."""
+        record = RunRecord(id=self.next_id(), **fields)
+        items = self._list()
+        items.append(record)
+        del items[: max(0, len(items) - self.MAX)]
+        return record
+
+    def records(self, page: str | None = None) -> list[RunRecord]:
+        return [r for r in self._list() if page is None or r.page == page]
+
+    def get(self, run_id: int) -> RunRecord | None:
+        return next((r for r in self._list() if r.id == run_id), None)
+
+    def frame(self, page: str | None = None) -> pd.DataFrame:
+        rows = [r.row() for r in self.records(page)]
+        return pd.DataFrame(rows)
+
+    def clear(self) -> None:
+        self.state[self.KEY] = []
+
+
+def record_estimate(
+    page: str,
+    target_name: str,
+    result: Any,
+    *,
+    finite_target: float | None = None,
+    status: str = "complete",
+    elapsed_s: float = float("nan"),
+    traces: pd.DataFrame | None = None,
+) -> RunRecord:
+    """Append an :class:`~lltools.workflows.estimate.EstimateResult` to the history."""
+    frame = traces if traces is not None else result.traces
+    return RunHistory().add(
+        page=page,
+        target=target_name,
+        settings=result.settings.as_dict(),
+        llc_mean=float(result.llc_mean),
+        llc_sem=float(result.llc_sem),
+        rhat=float(result.rhat),
+        ess=float(result.ess),
+        acceptance=float(result.acceptance),
+        n_diverged=len(result.diverged_chains),
+        theory_llc=result.theory_llc,
+        finite_target=finite_target,
+        status=status,
+        elapsed_s=elapsed_s,
+        llc_trace=mean_running_llc(frame),
+    )
+
+
+def settings_diff(a: RunRecord, b: RunRecord) -> pd.DataFrame:
+    """Rows for every setting (and the target) that differs between two runs."""
+    rows = []
+    ca, cb = f"run {a.tag}", f"run {b.tag}"
+    if cb == ca:
+        cb += " (2)"
+    if a.target != b.target:
+        rows.append({"setting": "target", ca: a.target, cb: b.target})
+    for k in sorted(set(a.settings) | set(b.settings)):
+        va, vb = a.settings.get(k), b.settings.get(k)
+        if va != vb:
+            rows.append({"setting": k, ca: str(va), cb: str(vb)})
+    return pd.DataFrame(rows, columns=["setting", ca, cb])
+
+
+def render_comparison(a: RunRecord, b: RunRecord, *, key: str = "history") -> None:
+    """Overlay two runs' chain-mean running λ̂, say whether they differ, and diff their settings."""
+    parts = [r.llc_trace.assign(run=r.label) for r in (a, b) if not r.llc_trace.empty]
+    runs = (
+        pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["run", "step", "llc_running"])
+    )
+    fig = plots.compare_runs_figure(runs)
+    for r in (a, b):
+        if r.theory_llc is not None:
+            fig.add_hline(
+                y=r.theory_llc,
+                line_dash="dash",
+                line_color="grey",
+                annotation_text=f"exact λ ({r.tag})",
+                annotation_position="bottom right",
+            )
+            break
+    left, right = st.columns([3, 2])
+    with left:
+        ui.show_figure(fig, key=f"{key}.compare")
+    with right:
+        st.markdown(f"**Run {a.tag} vs run {b.tag}**")
+        d = b.llc_mean - a.llc_mean
+        se = (
+            math.hypot(a.llc_sem, b.llc_sem)
+            if math.isfinite(a.llc_sem) and math.isfinite(b.llc_sem)
+            else math.nan
+        )
+        z = abs(d) / se if se and math.isfinite(se) and se > 0 else math.nan
+        verdict = (
+            "within noise"
+            if math.isfinite(z) and z < 2
+            else "a real difference (more than 2 standard errors)"
+            if math.isfinite(z)
+            else "no error bars"
+        )
+        st.markdown(f"Δλ̂ = {ui.fmt(d)} ({verdict}{', z = ' + ui.fmt(z, 2) if math.isfinite(z) else ''}).")
+        diff = settings_diff(a, b)
+        if diff.empty:
+            st.caption("Same settings.")
+        else:
+            st.dataframe(diff, hide_index=True, width="stretch")
+
 
 #: Most stored runs shown in the history table (newest first).
 HISTORY_LIMIT = 200
@@ -89,7 +294,7 @@ def _row(manifest: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
         "ESS": _num(summary.get("ess")),
         "acceptance": _num(summary.get("acceptance")),
         "draws done": f"{base.get('draws_done', 0)}/{num_draws if num_draws is not None else '?'}",
-        **{k: settings.get(k) for k in ui.HISTORY_SETTINGS},
+        **{k: settings.get(k) for k in HISTORY_SETTINGS},
         "_target_kind": (manifest.get("target") or {}).get("kind"),
     }
 
@@ -119,14 +324,12 @@ def history_frame(store: RunStore, page: str | None = None, limit: int = HISTORY
 @st.cache_data(max_entries=32, show_spinner=False)
 def _llc_trace(root: str, run_id: str, stamp: str) -> pd.DataFrame:
     """Chain-mean running λ̂ of a stored run (cached per run and manifest heartbeat)."""
-    from lltools.estimation import frames
-
     trace = RunStore(root).load_run(run_id).to_trace()
-    return ui.mean_running_llc(frames.trace_frame(trace))
+    return mean_running_llc(frames.trace_frame(trace))
 
 
-def stored_record(store: RunStore, run_id: str) -> ui.RunRecord:
-    """A stored run as a :class:`~dashboard.common.RunRecord` (λ̂ trace from ``to_trace``)."""
+def stored_record(store: RunStore, run_id: str) -> RunRecord:
+    """A stored run as a :class:`~dashboard.history.RunRecord` (λ̂ trace from ``to_trace``)."""
     manifest = store.manifest(run_id)
     summary = manifest.get("summary") or {}
     meta = manifest.get("meta") or {}
@@ -135,7 +338,7 @@ def stored_record(store: RunStore, run_id: str) -> ui.RunRecord:
     except RunStoreError:  # nothing flushed yet
         trace = pd.DataFrame(columns=["step", "llc_running"])
     theory = summary.get("theory_llc")
-    return ui.RunRecord(
+    return RunRecord(
         id=short_id(str(manifest["id"])),
         page=str(meta.get("page") or "CLI"),
         target=str(meta.get("label") or describe_target(manifest.get("target") or {})),
@@ -229,7 +432,7 @@ def render_history(page: str | None = None, *, key: str = "history") -> None:
         except (OSError, RunStoreError, ValueError) as exc:
             ui.user_error(f"Could not read the selected runs: {ui.plain(str(exc))}")
             return
-        ui.render_comparison(a, b, key=key)
+        render_comparison(a, b, key=key)
 
 
 def download_run(store: RunStore, run_id: str, *, key: str) -> None:
@@ -308,7 +511,7 @@ def resume_run(store: RunStore, run_id: str) -> None:
     try:
         info, recorder = resume_stream(store, run_id)
         total = total_steps(info["settings"])
-        progress = ui.Progress(total, label=f"Re-running {short_id(run_id)}")
+        progress = live_ui.Progress(total, label=f"Re-running {short_id(run_id)}")
         iterator = iter(recorder)
         try:
             for item in iterator:

@@ -8,19 +8,20 @@ what γ, ε and nβ do to the distribution SGLD samples.
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # pragma: no cover
-    sys.path.insert(0, str(ROOT))
-
-from dashboard import common as ui  # noqa: E402
-from lltools.viz import plots  # noqa: E402
+from dashboard import common as ui
+from lltools.targets.expressions import parse_expression
+from lltools.theory import core as theory
+from lltools.theory.density import DENSITY_POTENTIALS
+from lltools.theory.free_energy import free_energy_curves, free_energy_difference
+from lltools.viz import plots
+from lltools.workflows import demos
 
 K_VS_POT, K_VS_EXPR, K_VS_RADIUS, K_VS_SAMPLES = (
     "learn.vs.potential",
@@ -59,7 +60,7 @@ DEFAULTS: dict[str, Any] = {
     K_FE["lama"]: 5.0,
     K_FE["lb"]: 0.012,
     K_FE["lamb"]: 1.0,
-    K_D_POT: list(ui.DENSITY_POTENTIALS)[1],
+    K_D_POT: list(DENSITY_POTENTIALS)[1],
     K_D_NBETA: 30,
     K_D_GAMMA: 0.5,
     K_D_EPS: 3e-3,
@@ -68,6 +69,71 @@ DEFAULTS: dict[str, Any] = {
 
 
 # ----------------------------------------------------------------------------- panels
+
+
+
+# ---------------------------------------------------------------------------- cached computations
+@st.cache_data(max_entries=32, show_spinner="Counting samples below each level…")
+def volume_scaling_table(
+    spec: str, radius: float, num_samples: int, seed: int = 0
+) -> tuple[pd.DataFrame, float, float]:
+    """``(table, slope, stderr)`` of :func:`lltools.theory.core.volume_scaling` for a potential.
+
+    The table has ``epsilon, volume (fraction of the box), count, in_fit``.
+    """
+    target = ui.potential_target(spec)
+    fn = getattr(getattr(target, "expression", None), "fn", None) or target.fn
+    res = theory.volume_scaling(
+        fn, target.w_star.double().cpu(), radius=radius, num_samples=num_samples, seed=seed
+    )
+    table = res.table.rename(columns={"fraction": "volume"})
+    return table, float(res.llc), float(res.stderr)
+
+
+
+@dataclass(frozen=True)
+class NewtonView:
+    """What the Newton-polyhedron panel draws: exponents, boundary vertices and the hit."""
+
+    exponents: pd.DataFrame
+    vertices: pd.DataFrame
+    t: float
+    llc: float
+    multiplicity: int
+    exact: bool | None
+    note: str
+
+
+def newton_view(text: str) -> NewtonView:
+    """Parse a polynomial in x, y and compute its Newton polygon (``ValueError`` if not possible)."""
+    compiled = parse_expression(text)
+    if compiled.dim != 2:
+        raise ValueError("use the two variables x and y")
+    poly = compiled.polynomial
+    if poly is None:
+        raise ValueError("this is not a polynomial with non-negative integer powers")
+    terms = {k: v for k, v in poly.items() if any(k) and v != 0}
+    if not terms:
+        raise ValueError("the polynomial is constant: every point is a minimum")
+    geo = theory.newton_polyhedron_2d(terms)
+    return NewtonView(
+        exponents=pd.DataFrame(list(geo.support), columns=["a", "b"]),
+        vertices=pd.DataFrame(list(geo.vertices), columns=["a", "b"]),
+        t=float(geo.t),
+        llc=float(geo.llc),
+        multiplicity=int(geo.multiplicity),
+        exact=geo.exact,
+        note=str(geo.note),
+    )
+
+
+
+@st.cache_data(max_entries=64, show_spinner="Sampling…")
+def density_demo(
+    label: str, nbeta: float, gamma: float, epsilon: float, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+    """:func:`lltools.workflows.demos.density_demo`, cached per setting."""
+    return demos.density_demo(label, nbeta, gamma, epsilon, seed)
 
 
 def volume_panel() -> None:
@@ -90,7 +156,7 @@ def volume_panel() -> None:
         if error or target is None:
             st.info("Fix the expression on the left to see its volume scaling.", icon=":material/edit:")
             return
-        table, slope, stderr = ui.volume_scaling_table(
+        table, slope, stderr = volume_scaling_table(
             spec, float(st.session_state[K_VS_RADIUS]), int(st.session_state[K_VS_SAMPLES])
         )
         theory = target.theory_llc
@@ -140,7 +206,7 @@ def newton_panel() -> None:
         )
         text = str(st.session_state[K_NP_TEXT]).strip()
         try:
-            view = ui.newton_view(text)
+            view = newton_view(text)
         except ValueError as exc:
             ui.user_error(f"**Cannot draw a Newton polygon.** {ui.expression_error_text(exc, text)}")
             view = None
@@ -199,14 +265,14 @@ def free_energy_panel() -> None:
             float(s[K_FE["lamb"]]),
         ),
     }
-    curves, crossings = ui.free_energy_curves(basins)
+    curves, crossings = free_energy_curves(basins)
     with right:
         fig_col, note_col = st.columns([3, 2], gap="medium")
         with fig_col:
             crossing = crossings[-1] if crossings else None
             ui.show_figure(
                 plots.free_energy_difference_figure(
-                    ui.free_energy_difference(basins), labels=("A", "B"), crossover=crossing
+                    free_energy_difference(basins), labels=("A", "B"), crossover=crossing
                 ),
                 key="learn.fig.fe",
             )
@@ -241,14 +307,14 @@ def free_energy_panel() -> None:
 def density_panel() -> None:
     left, right = st.columns([1, 2.6], gap="large")
     with left:
-        st.selectbox("1-D potential", list(ui.DENSITY_POTENTIALS), key=K_D_POT)
+        st.selectbox("1-D potential", list(DENSITY_POTENTIALS), key=K_D_POT)
         st.select_slider("nβ", options=NBETA_CHOICES, key=K_D_NBETA)
         st.slider("γ", 0.0, 10.0, step=0.1, key=K_D_GAMMA)
         st.select_slider("ε", options=EPS_CHOICES, key=K_D_EPS, format_func=lambda v: f"{v:g}")
         st.number_input("seed", min_value=0, max_value=10_000, step=1, key=K_D_SEED)
     s = st.session_state
     try:
-        density, samples, stats = ui.density_demo(
+        density, samples, stats = density_demo(
             s[K_D_POT], float(s[K_D_NBETA]), float(s[K_D_GAMMA]), float(s[K_D_EPS]), int(s[K_D_SEED])
         )
     except ValueError as exc:

@@ -15,7 +15,6 @@ import dataclasses
 import hashlib
 import math
 import os
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,15 +23,19 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # pragma: no cover
-    sys.path.insert(0, str(ROOT))
+from dashboard import common as ui
+from dashboard import history
+from dashboard import running as live_ui
+from lltools.estimation import frames
+from lltools.storage.store import target_spec
+from lltools.targets.checkpoints import CheckpointError
+from lltools.targets.models import list_checkpoints, list_sample_models, load_sample_model, read_card
+from lltools.theory import core as theory
+from lltools.viz import plots
+from lltools.viz import training as plots_training
+from lltools.workflows.estimate import estimate_stream, summarize
 
-from dashboard import common as ui  # noqa: E402
-from lltools.estimation import frames  # noqa: E402
-from lltools.storage.store import target_spec  # noqa: E402
-from lltools.viz import plots  # noqa: E402
-from lltools.viz import training as plots_training  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 NS = "networks"
 PAGE = "Networks"
@@ -76,8 +79,6 @@ MAX_UPLOAD_BYTES = 256 * 1024**2
 @st.cache_data(ttl=120, show_spinner=False)
 def sample_models(root: str | None = None) -> list[dict[str, Any]]:
     """Every sample model's card (``model.json`` plus ``path``), sorted; cached briefly."""
-    from lltools.targets.models import list_sample_models
-
     return list_sample_models(root or models_root())
 
 
@@ -98,7 +99,6 @@ def card_of(path: str) -> dict[str, Any]:
     for c in sample_models(models_root()):
         if str(c["path"]) == path:
             return c
-    from lltools.targets.models import read_card
 
     return {**read_card(path), "path": path}
 
@@ -110,8 +110,6 @@ def sampler_defaults(card: dict[str, Any]) -> dict[str, Any]:
 
 def checkpoint_options(path: str) -> list[str]:
     """Checkpoint files (relative to the model folder): the card's final one first."""
-    from lltools.targets.models import list_checkpoints
-
     card = card_of(path)
     folder = Path(path)
     final = str(card["final_checkpoint"])
@@ -137,8 +135,6 @@ def checkpoint_label(path: str, rel: str) -> str:
 @st.cache_resource(max_entries=24, show_spinner="Loading the model and its data…")
 def shipped_target(path: str, checkpoint: str) -> Any:
     """The sample model centred at a shipped checkpoint (cached per server)."""
-    from lltools.targets.models import load_sample_model
-
     return load_sample_model(path, checkpoint=checkpoint)
 
 
@@ -151,9 +147,6 @@ def uploaded_target(path: str, digest: str, _data: bytes | None = None, _name: s
     (which uses :func:`lltools.targets.checkpoints.load_checkpoint`: nothing is unpickled).
     Raises :class:`lltools.targets.checkpoints.CheckpointError` for a bad file.
     """
-    from lltools.targets.checkpoints import CheckpointError
-    from lltools.targets.models import load_sample_model
-
     if _data is None:
         raise CheckpointError("the uploaded file is no longer available: upload it again")
     if len(_data) > MAX_UPLOAD_BYTES:
@@ -249,7 +242,6 @@ def rank_llc(path: str, checkpoint_key: str, _target: Any = None) -> tuple[float
     """
     import torch
 
-    from lltools.theory import core as theory
 
     target = _target
     if target is None:
@@ -276,8 +268,6 @@ def rank_llc(path: str, checkpoint_key: str, _target: Any = None) -> tuple[float
 
 def closed_form(card: dict[str, Any], checkpoint: str | None) -> tuple[float | None, str, str]:
     """``(λ, label, note)`` from the primer §4 closed forms that apply to this model."""
-    from lltools.theory import core as theory
-
     arch = card.get("architecture") or {}
     kind = arch.get("kind")
     card_theory = card.get("theory") or {}
@@ -514,7 +504,7 @@ def sampler_controls(running: bool, n: int | None) -> str | None:
 def _on_run() -> None:
     src = st.session_state.get(K_SOURCE)
     ckpt_key = st.session_state.get("networks.__ckpt_key", "")
-    ui.LiveRun(NS).request(
+    live_ui.LiveRun(NS).request(
         {
             "model": st.session_state.get(K_MODEL),
             "source": src,
@@ -723,18 +713,16 @@ def current_target(request: dict[str, Any]) -> Any:
     return shipped_target(path, key.removeprefix("ckpt:"))
 
 
-def execute(request: dict[str, Any], slots: Slots, live: ui.LiveRun, th: Theory) -> None:
+def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun, th: Theory) -> None:
     """Serve a Run request: from the cache, or stream live into ``slots``."""
-    from lltools.workflows.estimate import estimate_stream, summarize
-
     path = str(request["model"])
     params = {
         k: request[k]
         for k in ("nbeta", "gamma", "epsilon", "chains", "draws", "burnin", "batch_size", "seed")
     }
     label = checkpoint_display(path, request)
-    key = ui.settings_key("networks", path, request["checkpoint_key"], **params)
-    cache = ui.result_cache()
+    key = live_ui.settings_key("networks", path, request["checkpoint_key"], **params)
+    cache = live_ui.result_cache()
     cached = cache.get(key)
     ckpt = str(request["checkpoint_key"])
     saved = {  # how the run is recorded in the run store (settings re-run it: resume)
@@ -746,7 +734,7 @@ def execute(request: dict[str, Any], slots: Slots, live: ui.LiveRun, th: Theory)
         else target_spec(model=path, checkpoint=Path(path) / ckpt.removeprefix("ckpt:")),
     }
     if cached is not None:
-        ui.record_cached(cached.result, **saved)
+        live_ui.record_cached(cached.result, **saved)
         store(
             NetResult(
                 path,
@@ -791,8 +779,9 @@ def execute(request: dict[str, Any], slots: Slots, live: ui.LiveRun, th: Theory)
             key=f"live{state['n']}",
         )
 
-    stream = ui.record_live(estimate_stream(target, report_every=ui.report_every(total), **params), **saved)
-    (trace, settings, placed), elapsed = ui.stream_live(
+    every = live_ui.report_every(total)
+    stream = live_ui.record_live(estimate_stream(target, report_every=every, **params), **saved)
+    (trace, settings, placed), elapsed = live_ui.stream_live(
         stream, live=live, total_steps=total, on_chunk=on_chunk, progress_container=slots.progress
     )
     result = getattr(stream, "result", None) or summarize(trace, placed, settings)
@@ -810,7 +799,7 @@ def checkpoint_display(path: str, request: dict[str, Any]) -> str:
 
 
 def store(done: NetResult) -> None:
-    record = ui.record_estimate(
+    record = history.record_estimate(
         PAGE,
         f"{card_of(done.model)['name']} @ {done.checkpoint}",
         done.result,
@@ -824,8 +813,6 @@ def store(done: NetResult) -> None:
 
 def finish_stopped(partial: Any, request_like: dict[str, Any], th: Theory) -> None:
     """Summarise the draws of an interrupted run (Stop pressed, or the page was left)."""
-    from lltools.workflows.estimate import summarize
-
     trace, settings, placed = partial
     done_steps = int(trace.meta.get("steps_done", 0))
     if trace.draw_loss.shape[1] < 2:
@@ -983,7 +970,7 @@ def main() -> None:
     if not cards:
         st.warning("No sample models found under sample_models/.", icon=":material/warning:")
         return
-    live = ui.LiveRun(NS)
+    live = live_ui.LiveRun(NS)
     first = default_model(cards)
     chosen = st.session_state.get(K_MODEL) or st.session_state.get("_persist", {}).get(K_MODEL)
     if chosen in {str(c["path"]) for c in cards}:
@@ -1073,8 +1060,8 @@ def main() -> None:
         model_card(path)
         with st.expander("Download this run (CSV / Parquet)"):
             downloads(done)
-        with st.expander("Run history: compare runs", expanded=len(ui.RunHistory().records(PAGE)) >= 2):
-            ui.render_history(PAGE, key="networks.history")
+        with st.expander("Run history: compare runs", expanded=len(history.RunHistory().records(PAGE)) >= 2):
+            history.render_history(PAGE, key="networks.history")
 
 
 if __name__ == "__main__":

@@ -6,23 +6,28 @@ the recommendation logic lives in :mod:`lltools.estimation.calibrate`.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # pragma: no cover
-    sys.path.insert(0, str(ROOT))
-
-from dashboard import common as ui  # noqa: E402
-from lltools.estimation import calibrate  # noqa: E402
-from lltools.viz import plots  # noqa: E402
+from dashboard import common as ui
+from dashboard import running as live_ui
+from dashboard.views import networks as nw
+from dashboard.views.toy import K_EPS as T_EPS
+from dashboard.views.toy import K_EXPR as T_EXPR
+from dashboard.views.toy import K_GAMMA as T_GAMMA
+from dashboard.views.toy import K_NBETA as T_NBETA
+from dashboard.views.toy import K_POT as T_POT
+from lltools.estimation import calibrate, frames
+from lltools.estimation import llc as estimators
+from lltools.estimation.llc import llc_bias_reduced
+from lltools.targets.potentials import find_builtin
+from lltools.viz import plots
+from lltools.workflows.sweep import sweep_stream
 
 NS_SWEEP, NS_CALIB = "sens", "calib"
 K_SOURCE, K_MODEL = "sens.source", "sens.model"
@@ -58,8 +63,6 @@ MAX_SETTINGS = 200
 
 
 def _potential_from_url(raw: str) -> dict[str, Any]:
-    from lltools.targets.potentials import find_builtin
-
     if raw.startswith(ui.MODEL_PREFIX):
         path = raw[len(ui.MODEL_PREFIX) :]
         if path not in {str(c["path"]) for c in ui.sample_model_cards()}:  # never load arbitrary folders
@@ -153,7 +156,7 @@ class SweepRun:
 def _on_sweep() -> None:
     grid, _ = parse_grid(st.session_state)
     if grid:
-        ui.LiveRun(NS_SWEEP).request(
+        live_ui.LiveRun(NS_SWEEP).request(
             {"spec": spec_of(st.session_state), "grid": grid, "budget": budget(st.session_state)}
         )
 
@@ -163,14 +166,14 @@ def _on_calibrate() -> None:
     grid = calibrate.default_grid(float(s[K_C_EPS]), float(s[K_C_GAMMA]))
     grid["nbeta"] = [float(s[K_C_NBETA])]
     criteria = {"acceptance_min": float(s[K_C_ACC]), "rhat_max": float(s[K_C_RHAT])}
-    ui.LiveRun(NS_CALIB).request(
+    live_ui.LiveRun(NS_CALIB).request(
         {"spec": spec_of(s), "grid": grid, "budget": budget(s), "criteria": criteria}
     )
 
 
 def live_sweep_view(trace: Any, settings: pd.DataFrame, slot: Any, key: str) -> None:
     """Heatmap of λ̂ so far (and acceptance) per setting while the sweep runs."""
-    table = ui.partial_sweep_table(trace, settings)
+    table = live_ui.partial_sweep_table(trace, settings)
     nb = sorted(table["nbeta"].unique())[0]
     sub = table[np.isclose(table["nbeta"], nb)]
     with slot.container():
@@ -189,16 +192,12 @@ def live_sweep_view(trace: Any, settings: pd.DataFrame, slot: Any, key: str) -> 
         )
 
 
-def execute(kind: str, request: dict[str, Any], live: ui.LiveRun, slots: dict[str, Any]) -> SweepRun:
+def execute(kind: str, request: dict[str, Any], live: live_ui.LiveRun, slots: dict[str, Any]) -> SweepRun:
     """Serve a sweep/calibrate request from the cache or by streaming it live."""
-    from lltools.estimation import frames
-    from lltools.estimation import llc as estimators
-    from lltools.workflows.sweep import sweep_stream
-
     spec, grid, bud = request["spec"], request["grid"], request["budget"]
     target = ui.target_for(spec)
-    key = ui.settings_key(kind, spec, **grid, **bud)
-    cache = ui.result_cache()
+    key = live_ui.settings_key(kind, spec, **grid, **bud)
+    cache = live_ui.result_cache()
     cached = cache.get(key)
     if cached is None:
         total = bud["burnin"] + bud["draws"]
@@ -218,10 +217,10 @@ def execute(kind: str, request: dict[str, Any], live: ui.LiveRun, slots: dict[st
             burnin=bud["burnin"],
             seed=bud["seed"],
             device=ui.device_for(spec),
-            report_every=ui.report_every(total),
+            report_every=live_ui.report_every(total),
         )
         n_chains = bud["chains"] * len(grid["epsilon"]) * len(grid["gamma"]) * len(grid["nbeta"])
-        (trace, _settings), elapsed = ui.stream_live(
+        (trace, _settings), elapsed = live_ui.stream_live(
             stream,
             live=live,
             total_steps=total,
@@ -257,9 +256,6 @@ def finalise(run: SweepRun, request: dict[str, Any]) -> SweepRun:
 
 def finish_stopped(kind: str, partial: Any, request_like: dict[str, Any]) -> SweepRun | None:
     """Summarise an interrupted sweep from its partial trace."""
-    from lltools.estimation import frames
-    from lltools.estimation import llc as estimators
-
     trace, _settings = partial
     steps = int(trace.meta.get("steps_done", 0))
     if trace.draw_loss.shape[1] < 2:
@@ -358,8 +354,6 @@ def gamma_and_temperature(run: SweepRun, healthy: pd.Series) -> None:
 
 
 def multi_temperature(run: SweepRun, healthy: pd.Series) -> None:
-    from lltools.estimation.llc import llc_bias_reduced
-
     table = run.table
     nbetas = sorted(v for v in table["nbeta"].unique() if v > 1)
     if len(nbetas) < 2:
@@ -505,12 +499,6 @@ def render_sweep(run: SweepRun) -> None:
 
 
 def _apply_to_toy(rec: Any, spec: str) -> None:
-    from dashboard.views.toy import K_EPS as T_EPS
-    from dashboard.views.toy import K_EXPR as T_EXPR
-    from dashboard.views.toy import K_GAMMA as T_GAMMA
-    from dashboard.views.toy import K_NBETA as T_NBETA
-    from dashboard.views.toy import K_POT as T_POT
-
     values = {T_EPS: float(rec.epsilon), T_GAMMA: float(rec.gamma), T_NBETA: float(rec.nbeta)}
     values.update({T_POT: spec} if spec in ui.POTENTIAL_LABELS else {T_POT: ui.CUSTOM, T_EXPR: spec})
     ui.set_values(values)
@@ -518,8 +506,6 @@ def _apply_to_toy(rec: Any, spec: str) -> None:
 
 
 def _apply_to_networks(rec: Any, spec: str) -> None:
-    from dashboard.views import networks as nw
-
     path = spec[len(ui.MODEL_PREFIX) :]
     card = _card(path) or {}
     values = {
@@ -693,7 +679,7 @@ def controls(running: bool) -> tuple[str, Any | None, str | None]:
 
 def run_panel(
     kind: str,
-    live: ui.LiveRun,
+    live: live_ui.LiveRun,
     request: dict[str, Any] | None,
     stopped: Any,
     *,
@@ -740,7 +726,7 @@ def main() -> None:
         "Sensitivity & calibrate",
         "How λ̂ depends on the sampler's knobs, and which settings to trust. Every grid is one batched run.",
     )
-    sweep_live, calib_live = ui.LiveRun(NS_SWEEP), ui.LiveRun(NS_CALIB)
+    sweep_live, calib_live = live_ui.LiveRun(NS_SWEEP), live_ui.LiveRun(NS_CALIB)
     problems = ui.load_query_params(NS_SWEEP, QUERY)
     ui.init_state(DEFAULTS)
     sweep_req, calib_req = sweep_live.take(), calib_live.take()

@@ -5,21 +5,19 @@ widgets -> params -> (cached | live-streamed) run -> figures from :mod:`lltools.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # pragma: no cover
-    sys.path.insert(0, str(ROOT))
-
-from dashboard import common as ui  # noqa: E402
-from lltools.estimation import frames  # noqa: E402
-from lltools.viz import plots  # noqa: E402
+from dashboard import common as ui
+from dashboard import history
+from dashboard import running as live_ui
+from lltools.estimation import frames
+from lltools.targets.potentials import find_builtin
+from lltools.viz import plots
+from lltools.workflows.estimate import estimate_stream, summarize
 
 NS = "toy"
 K_POT, K_EXPR = "toy.potential", "toy.expr"
@@ -60,8 +58,6 @@ SAMPLER_INPUTS = ui.SamplerInputs(
 
 
 def _potential_from_url(raw: str) -> dict[str, Any]:
-    from lltools.targets.potentials import find_builtin
-
     builtin = find_builtin(raw)
     if builtin is not None:
         return {K_POT: builtin.name}
@@ -290,22 +286,20 @@ def controls(running: bool) -> tuple[str, Any | None, str | None]:
 
 
 def _on_run() -> None:
-    ui.LiveRun(NS).request({"spec": spec_of(st.session_state), **sampler_params(st.session_state)})
+    live_ui.LiveRun(NS).request({"spec": spec_of(st.session_state), **sampler_params(st.session_state)})
 
 
 # ----------------------------------------------------------------------------- running
 
 
-def execute(request: dict[str, Any], slots: Slots, live: ui.LiveRun) -> None:
+def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun) -> None:
     """Serve a Run request: from the cache, or stream live into ``slots``."""
-    from lltools.workflows.estimate import estimate_stream, summarize
-
     spec = request["spec"]
     params = {k: v for k, v in request.items() if k != "spec"}
     target = ui.potential_target(spec)
     finite, finite_note = ui.finite_nbeta_target(spec, params["nbeta"], params["gamma"])
-    key = ui.settings_key("toy", spec, **params)
-    cache = ui.result_cache()
+    key = live_ui.settings_key("toy", spec, **params)
+    cache = live_ui.result_cache()
     cached = cache.get(key)
     saved = {  # how the run is recorded in the run store (settings re-run it: resume)
         "page": "Toy potentials",
@@ -314,7 +308,7 @@ def execute(request: dict[str, Any], slots: Slots, live: ui.LiveRun) -> None:
         "target": {"kind": "potential", "spec": spec},
     }
     if cached is not None:
-        ui.record_cached(cached.result, **saved)
+        live_ui.record_cached(cached.result, **saved)
         store(
             ToyResult(
                 spec,
@@ -366,11 +360,13 @@ def execute(request: dict[str, Any], slots: Slots, live: ui.LiveRun) -> None:
             key=f"live{state['n']}",
         )
 
-    stream = ui.record_live(
-        estimate_stream(target, device=ui.POTENTIAL_DEVICE, report_every=ui.report_every(total), **params),
+    stream = live_ui.record_live(
+        estimate_stream(
+            target, device=ui.POTENTIAL_DEVICE, report_every=live_ui.report_every(total), **params
+        ),
         **saved,
     )
-    (trace, settings, placed), elapsed = ui.stream_live(
+    (trace, settings, placed), elapsed = live_ui.stream_live(
         stream,
         live=live,
         total_steps=total,
@@ -389,7 +385,7 @@ def execute(request: dict[str, Any], slots: Slots, live: ui.LiveRun) -> None:
 
 def store(done: ToyResult) -> None:
     """Keep the result for drawing, add it to the history and write the URL."""
-    record = ui.record_estimate(
+    record = history.record_estimate(
         "Toy potentials",
         done.spec,
         done.result,
@@ -405,8 +401,6 @@ def store(done: ToyResult) -> None:
 
 def finish_stopped(partial: Any) -> None:
     """Summarise the draws of an interrupted run (Stop pressed, or the page was left)."""
-    from lltools.workflows.estimate import summarize
-
     trace, settings, placed = partial
     done_steps = int(trace.meta.get("steps_done", 0))
     if trace.draw_loss.shape[1] < 2:
@@ -552,7 +546,7 @@ def downloads(done: ToyResult) -> None:
 
 def main() -> None:
     ui.setup_page("Toy potentials", "Estimate λ at w* = 0 of a 2-D potential with SGLD, live.")
-    live = ui.LiveRun(NS)
+    live = live_ui.LiveRun(NS)
     problems = ui.load_query_params(NS, QUERY)
     ui.init_state(DEFAULTS)
     request = live.take()
@@ -639,8 +633,8 @@ def main() -> None:
         diagnostics_panel(done)
         with st.expander("Download this run (CSV / Parquet)"):
             downloads(done)
-        with st.expander("Run history: compare runs", expanded=len(ui.RunHistory().records()) >= 2):
-            ui.render_history(key="toy.history")
+        with st.expander("Run history: compare runs", expanded=len(history.RunHistory().records()) >= 2):
+            history.render_history(key="toy.history")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextvars
 import math
 import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,12 +20,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # pragma: no cover
-    sys.path.insert(0, str(ROOT))
+from dashboard import common as ui
+from dashboard import running as live_ui
+from lltools.targets.models import list_checkpoints, list_sample_models, read_card
+from lltools.viz import training as plots_training
+from lltools.workflows.trajectory import grokking_severity_of, trajectory_stream
 
-from dashboard import common as ui  # noqa: E402
-from lltools.viz import training as plots_training  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 NS = "trajectories"
 #: Where the sample models live; ``LLTOOLS_SAMPLE_MODELS`` points the page at another folder.
@@ -95,8 +95,6 @@ GSM_HELP = (
 @st.cache_data(ttl=120, show_spinner=False)
 def trajectory_models(root: str | None = None) -> list[dict[str, Any]]:
     """Sample models with at least two training checkpoints (cards + ``path``)."""
-    from lltools.targets.models import list_checkpoints, list_sample_models
-
     out = []
     for card in list_sample_models(root or models_root()):
         n_ckpt = len(list_checkpoints(card["path"]))
@@ -109,7 +107,6 @@ def card_of(path: str) -> dict[str, Any]:
     for c in trajectory_models(models_root()):
         if str(c["path"]) == path:
             return c
-    from lltools.targets.models import read_card
 
     return {**read_card(path), "path": path}
 
@@ -216,15 +213,13 @@ def computed_trajectory(
     Runs :func:`lltools.workflows.trajectory.trajectory_stream` (one batched run over the
     checkpoints) and reports its fraction done to ``_progress`` (not part of the key).
     """
-    from lltools.workflows.trajectory import trajectory_stream
-
     kwargs = dict(settings)
     total = int(kwargs["burnin"]) + int(kwargs["draws"])
     table = None
     for frac, tab in trajectory_stream(
         path,
         checkpoints=list(checkpoints) if checkpoints is not None else None,
-        report_every=ui.report_every(total, updates=100, minimum=5),
+        report_every=live_ui.report_every(total, updates=100, minimum=5),
         **kwargs,
     ):
         if _progress is not None:
@@ -262,7 +257,8 @@ def _on_model_change() -> None:
 
 
 def _on_compute() -> None:
-    ui.LiveRun(NS).request({"model": st.session_state.get(K_MODEL), **request_settings(st.session_state)})
+    settings = {"model": st.session_state.get(K_MODEL), **request_settings(st.session_state)}
+    live_ui.LiveRun(NS).request(settings)
 
 
 def controls(cards: list[dict[str, Any]], running: bool) -> str:
@@ -311,7 +307,7 @@ def controls(cards: list[dict[str, Any]], running: bool) -> str:
         )
         if budget:
             ui.user_error(budget)
-        ui.LiveRun(NS).buttons(
+        live_ui.LiveRun(NS).buttons(
             running=running, on_run=_on_compute, disabled=budget is not None, run_label="Compute"
         )
     ui.remember([K_MODEL, K_LOGX, *SAMPLER_KEYS])
@@ -357,8 +353,6 @@ def execute(request: dict[str, Any], slot: Any) -> None:
 
 def run_gsm(table: pd.DataFrame, curves: pd.DataFrame) -> float | None:
     """GSM of the whole logged run (``metrics.csv``), else the table's ``gsm`` column."""
-    from lltools.workflows.trajectory import grokking_severity_of
-
     if not curves.empty:
         value = grokking_severity_of(curves)
         if math.isfinite(value):
@@ -586,7 +580,7 @@ def main() -> None:
             icon=":material/warning:",
         )
         return
-    live = ui.LiveRun(NS)
+    live = live_ui.LiveRun(NS)
     first = str(default_model(cards))
     chosen = st.session_state.get(K_MODEL) or st.session_state.get("_persist", {}).get(K_MODEL)
     if chosen in {str(c["path"]) for c in cards}:

@@ -9,6 +9,10 @@ import pandas as pd
 import pytest
 
 from dashboard import common as ui
+from dashboard import history
+from dashboard import running as live_ui
+from dashboard.views import learn
+from lltools.theory.free_energy import free_energy_curves, free_energy_difference
 
 
 def test_parse_float_list() -> None:
@@ -44,13 +48,13 @@ def test_budget_and_extent() -> None:
 
 
 def test_result_cache_is_lru() -> None:
-    cache = ui.ResultCache(max_entries=2)
+    cache = live_ui.ResultCache(max_entries=2)
     cache.put("a", 1)
     cache.put("b", 2)
     assert cache.get("a") == 1  # a is now most recent
     cache.put("c", 3)
     assert cache.get("b") is None and cache.get("a") == 1 and len(cache) == 2
-    assert ui.settings_key("toy", 0.1 + 0.2, n=3) == ui.settings_key("toy", 0.3, n=3)
+    assert live_ui.settings_key("toy", 0.1 + 0.2, n=3) == live_ui.settings_key("toy", 0.3, n=3)
 
 
 def test_plain_escapes_markdown_and_latex() -> None:
@@ -58,20 +62,20 @@ def test_plain_escapes_markdown_and_latex() -> None:
 
 
 def test_free_energy_crossover_is_exact() -> None:
-    curves, cross = ui.free_energy_curves({"A": (0.010, 5.0), "B": (0.012, 1.0)})
+    curves, cross = free_energy_curves({"A": (0.010, 5.0), "B": (0.012, 1.0)})
     (n,) = [c for c in cross if c > 100]
     # n (L_A − L_B) + (λ_A − λ_B) log n = 0 at the crossover
     assert abs(n * (0.010 - 0.012) + 4.0 * math.log(n)) < 1e-6 * n
     share = curves[curves["basin"] == "A"].sort_values("n")["posterior"].to_numpy()
     assert share[0] < 0.5 < share[-1]  # the simple basin B wins early, A late
-    diff = ui.free_energy_difference({"A": (0.010, 5.0), "B": (0.012, 1.0)})
+    diff = free_energy_difference({"A": (0.010, 5.0), "B": (0.012, 1.0)})
     assert (np.sign(diff["delta"].iloc[[0, -1]]) == [-1, 1]).all()
     assert len(ui.to_parquet_bytes(curves.assign(x=1))) > 0
 
 
 def test_history_records_and_diff() -> None:
     state: dict = {}
-    hist = ui.RunHistory(state)
+    hist = history.RunHistory(state)
     common = dict(
         page="Toy", target="x", llc_mean=1.0, llc_sem=0.1, rhat=1.0, ess=100.0, acceptance=0.95, n_diverged=0
     )
@@ -79,18 +83,18 @@ def test_history_records_and_diff() -> None:
     b = hist.add(settings={"gamma": 2.0, "epsilon": 1e-3}, **common)
     assert (a.id, b.id) == (1, 2)
     assert list(hist.frame()["run"]) == [1, 2]
-    assert list(ui.settings_diff(a, b)["setting"]) == ["gamma"]
+    assert list(history.settings_diff(a, b)["setting"]) == ["gamma"]
     assert hist.get(2) is b
     hist.clear()
     assert hist.records() == []
 
 
 def test_newton_view_errors() -> None:
-    v = ui.newton_view("x**2 * y**4")
+    v = learn.newton_view("x**2 * y**4")
     assert v.t == 4.0 and v.llc == 0.25
     for bad in ("x**2 + sin(y)", "3", "w1**2 + w2**2 + w3**2"):
         with pytest.raises(ValueError):
-            ui.newton_view(bad)
+            learn.newton_view(bad)
 
 
 def test_comparison_view_renders() -> None:
@@ -100,9 +104,9 @@ def test_comparison_view_renders() -> None:
     def script() -> None:
         import pandas as pd
 
-        from dashboard import common as ui
+        from dashboard import history
 
-        hist = ui.RunHistory()
+        hist = history.RunHistory()
         trace = pd.DataFrame({"step": [1, 2, 3], "llc_running": [1.0, 1.1, 1.05]})
         base = dict(
             page="Toy",
@@ -116,7 +120,7 @@ def test_comparison_view_renders() -> None:
         )
         a = hist.add(settings={"gamma": 1.0}, llc_mean=1.00, llc_trace=trace, **base)
         b = hist.add(settings={"gamma": 5.0}, llc_mean=0.90, llc_trace=trace.assign(llc_running=0.9), **base)
-        ui.render_comparison(a, b, key="t")
+        history.render_comparison(a, b, key="t")
 
     at = AppTest.from_function(script, default_timeout=60).run()
     assert not at.exception

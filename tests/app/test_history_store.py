@@ -104,9 +104,9 @@ def test_a_toy_run_is_saved_in_the_store(home: Path) -> None:
 
 def _notice_app() -> AppTest:
     def script() -> None:
-        from dashboard import common as ui
+        from dashboard import sidebar
 
-        ui.sidebar_display_options()
+        sidebar.sidebar_display_options()
 
     return AppTest.from_function(script, default_timeout=TIMEOUT)
 
@@ -155,13 +155,12 @@ def test_comparing_two_stored_runs(home: Path) -> None:
     def script() -> None:
         import streamlit as st
 
-        from dashboard import common as ui
         from dashboard import history
 
         store = history.run_store()
-        ui.render_history(key="t")
+        history.render_history(key="t")
         a, b = st.session_state["pair"]
-        ui.render_comparison(history.stored_record(store, a), history.stored_record(store, b), key="c")
+        history.render_comparison(history.stored_record(store, a), history.stored_record(store, b), key="c")
 
     at = AppTest.from_function(script, default_timeout=TIMEOUT)
     at.session_state["pair"] = (a, b)
@@ -179,13 +178,13 @@ def test_stopping_a_live_run_marks_it_stopped(home: Path) -> None:
     def script() -> None:
         import contextlib
 
-        from dashboard import common as ui
+        from dashboard import running as live_ui
         from lltools.targets.potentials import potential_target
         from lltools.workflows.estimate import estimate_stream
 
         settings = {"nbeta": 100.0, "gamma": 1.0, "epsilon": 1e-3, "chains": 2, "draws": 40,
                     "burnin": 5, "seed": 1, "device": "cpu"}  # fmt: skip
-        stream = ui.record_live(
+        stream = live_ui.record_live(
             estimate_stream(potential_target("x**2 + y**2"), report_every=5, **settings),
             page="Toy potentials", label="x**2 + y**2", settings=settings,
             target={"kind": "potential", "spec": "x**2 + y**2"},
@@ -195,7 +194,7 @@ def test_stopping_a_live_run_marks_it_stopped(home: Path) -> None:
             raise KeyboardInterrupt
 
         with contextlib.suppress(KeyboardInterrupt):
-            ui.stream_live(stream, live=ui.LiveRun("t"), total_steps=45, on_chunk=interrupt)
+            live_ui.stream_live(stream, live=live_ui.LiveRun("t"), total_steps=45, on_chunk=interrupt)
 
     at = AppTest.from_function(script, default_timeout=TIMEOUT).run()
     assert_healthy(at)

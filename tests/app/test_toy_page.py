@@ -139,7 +139,7 @@ def test_history_compare_two_runs(tiny_toy) -> None:
     _run(tiny_toy)
     tiny_toy.number_input(key="toy.gamma").set_value(5.0).run()
     _run(tiny_toy)
-    from dashboard.common import RunHistory, settings_diff
+    from dashboard.history import RunHistory, settings_diff
 
     hist = RunHistory(tiny_toy.session_state)
     a, b = hist.records()

@@ -1,0 +1,1 @@
+"""lltools dashboard: the Streamlit app (thin pages over the lltools core)."""

@@ -1,0 +1,321 @@
+"""Live runs in the dashboard: the Run/Stop protocol, streaming with progress, the server-wide
+result cache, and recording every run into the run store the CLI uses.
+
+- :class:`LiveRun` — Run/Stop buttons, a request/stop protocol over ``st.session_state``,
+  the partial trace kept for Stop; :class:`Progress` (rate and ETA); :func:`stream_live`
+  consumes a workflow stream and closes it when the script is interrupted (Stop).
+- :class:`ResultCache` / :func:`result_cache` / :func:`settings_key` — finished runs reused
+  when the same settings are run again.
+- :func:`record_live` wraps a page's stream with :func:`lltools.storage.store.record_stream`
+  (``$LLTOOLS_HOME`` or ``~/.lltools``); :func:`record_cached` saves a run served from the cache.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from threading import Lock
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from lltools.estimation import frames
+from lltools.storage.store import RunStore, record_stream
+
+
+# ============================================================================ cached results
+def partial_sweep_table(trace: Any, settings: pd.DataFrame) -> pd.DataFrame:
+    """Cheap per-setting summary of a running sweep: λ̂ so far and acceptance so far.
+
+    Columns ``setting, epsilon, gamma, nbeta, llc_mean, acceptance`` (λ̂ = mean over the
+    setting's chains of the running estimate at the latest draw; NaN during burn-in).
+    """
+    tf = frames.trace_frame(trace)
+    draws = tf[tf["is_draw"]]
+    if draws.empty:
+        llc = pd.Series(np.nan, index=settings["setting"])
+    else:
+        last = draws.sort_values("step").groupby("chain").tail(1)
+        llc = last.groupby("setting")["llc_running"].mean()
+    acc = tf.groupby("setting")["acceptance"].mean()
+    out = settings.copy()
+    out["llc_mean"] = out["setting"].map(llc)
+    out["acceptance"] = out["setting"].map(acc)
+    return out
+
+
+
+class ResultCache:
+    """A small thread-safe LRU of finished runs, keyed by their full settings.
+
+    Streamed runs cannot go through ``st.cache_data`` (they draw live while computing),
+    so a finished run is stored here and reused when the same settings are run again.
+    Shared by all sessions of the server (results are deterministic given the seed).
+    """
+
+    def __init__(self, max_entries: int = 48) -> None:
+        self.max_entries = max_entries
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = Lock()
+
+    def get(self, key: Any) -> Any | None:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        return None
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@st.cache_resource(show_spinner=False)
+def result_cache() -> ResultCache:
+    """The server-wide :class:`ResultCache`."""
+    return ResultCache()
+
+
+def settings_key(*parts: Any, **settings: Any) -> tuple:
+    """A hashable cache key from positional parts and sorted settings."""
+
+    def norm(v: Any) -> Any:
+        if isinstance(v, float):
+            return float(f"{v:.12g}")
+        if isinstance(v, list | tuple):
+            return tuple(norm(x) for x in v)
+        return v
+
+    return tuple(norm(p) for p in parts) + tuple(sorted((k, norm(v)) for k, v in settings.items()))
+
+
+# ============================================================================ live runs
+
+
+@dataclass
+class LiveRun:
+    """The Run / Stop protocol of one page (namespace ``ns``) over ``st.session_state``.
+
+    1. The Run button's callback stores a *request* (the settings) and clears the stop
+       flag.  Callbacks run before the script, so the request is visible at the top.
+    2. :meth:`take` pops the request: while a request is being served the page draws its
+       controls disabled and streams the run, calling :meth:`keep_partial` per chunk.
+    3. The Stop button's callback sets the stop flag; Streamlit interrupts the running
+       script and starts a new run, in which :meth:`stopped_partial` hands back the last
+       partial result so the page can summarise what was sampled so far.
+    4. After a run finishes the page stores the result and calls ``st.rerun()`` so the
+       controls are enabled again.
+    """
+
+    ns: str
+
+    @property
+    def _request(self) -> str:
+        return f"{self.ns}.__request"
+
+    @property
+    def _partial(self) -> str:
+        return f"{self.ns}.__partial"
+
+    @property
+    def _stop(self) -> str:
+        return f"{self.ns}.__stop"
+
+    def request(self, params: Mapping[str, Any]) -> None:
+        """Ask for a run with ``params`` (use in a button callback)."""
+        st.session_state[self._request] = dict(params)
+        st.session_state[self._stop] = False
+        st.session_state.pop(self._partial, None)
+
+    def stop(self) -> None:
+        """Ask the running run to stop (use as the Stop button's callback)."""
+        st.session_state[self._stop] = True
+
+    def take(self) -> dict[str, Any] | None:
+        """Pop the pending request, if any (call once, before drawing the controls)."""
+        return st.session_state.pop(self._request, None)
+
+    def keep_partial(self, partial: Any) -> None:
+        """Remember the latest partial result (what Stop will summarise)."""
+        st.session_state[self._partial] = partial
+
+    def clear_partial(self) -> None:
+        st.session_state.pop(self._partial, None)
+
+    def stopped_partial(self) -> Any | None:
+        """The partial result of a run that was interrupted (Stop, or leaving the page)."""
+        return st.session_state.pop(self._partial, None)
+
+    def buttons(
+        self,
+        *,
+        running: bool,
+        on_run: Callable[[], None],
+        disabled: bool = False,
+        run_label: str = "Run",
+        help: str | None = None,
+    ) -> None:
+        """Run (primary) and Stop side by side."""
+        c1, c2 = st.columns([3, 2])
+        c1.button(
+            run_label,
+            type="primary",
+            key=f"{self.ns}.run",
+            on_click=on_run,
+            disabled=running or disabled,
+            width="stretch",
+            help=help,
+        )
+        c2.button(
+            "Stop",
+            key=f"{self.ns}.stop",
+            on_click=self.stop,
+            disabled=not running,
+            width="stretch",
+            help="Stop sampling and summarise the draws so far.",
+        )
+
+
+class Progress:
+    """``st.progress`` with step counts, rate and ETA."""
+
+    def __init__(self, total_steps: int, *, label: str = "Sampling", container: Any = None) -> None:
+        self.total = max(int(total_steps), 1)
+        self.label = label
+        self.t0 = time.perf_counter()
+        self.bar = (container or st).progress(0.0, text=f"{label}: starting…")
+
+    def update(self, done: int) -> None:
+        frac = min(max(done / self.total, 0.0), 1.0)
+        elapsed = time.perf_counter() - self.t0
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - done) / rate if rate > 0 else float("nan")
+        eta_txt = f" · about {eta:.0f} s left" if math.isfinite(eta) and eta >= 1 else ""
+        self.bar.progress(
+            frac, text=f"{self.label}: step {done:,} / {self.total:,} · {rate:,.0f} steps/s{eta_txt}"
+        )
+
+    def done(self) -> float:
+        """Remove the bar; returns the elapsed seconds."""
+        self.bar.empty()
+        return time.perf_counter() - self.t0
+
+
+def report_every(total_steps: int, updates: int = 40, minimum: int = 10) -> int:
+    """How often to yield a partial trace for about ``updates`` live refreshes."""
+    return max(minimum, math.ceil(total_steps / max(updates, 1)))
+
+
+def stream_live(
+    stream: Iterator[Any],
+    *,
+    live: LiveRun,
+    total_steps: int,
+    on_chunk: Callable[[Any], None],
+    label: str = "Sampling",
+    progress_container: Any = None,
+    min_interval: float = 0.15,
+) -> tuple[Any, float]:
+    """Consume a ``*_stream`` iterator: keep each partial for Stop, redraw, show progress.
+
+    Returns ``(last item, elapsed seconds)``.  On any interruption (Stop raises inside
+    the loop) the stream is closed, so a :func:`record_live` run is marked stopped.
+    Redraws are adaptive: after a redraw that took D seconds the next one waits at least
+    2·D (and ``min_interval``), so drawing never takes more than about a third of the
+    run; the progress bar moves every chunk and the final state is always drawn.
+    """
+    progress = Progress(total_steps, label=label, container=progress_container)
+    last = None
+    next_draw = 0.0
+    iterator = iter(stream)
+    try:
+        for item in iterator:
+            last = item
+            live.keep_partial(item)
+            trace = item[0]
+            done = int(trace.meta.get("steps_done", 0))
+            now = time.perf_counter()
+            if now >= next_draw and not trace.complete:
+                on_chunk(item)
+                took = time.perf_counter() - now
+                next_draw = time.perf_counter() + max(min_interval, 2.0 * took)
+            progress.update(done)
+    finally:
+        # Stop interrupts the script inside this loop: close the stream now (not at garbage
+        # collection), so a recorded run is marked stopped at once.
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+    elapsed = progress.done()
+    live.clear_partial()
+    if last is None:
+        raise RuntimeError("the sampler produced no output")
+    return last, elapsed
+
+
+# ============================================================================ run store
+
+
+def record_live(
+    stream: Iterable[Any], *, page: str, label: str, settings: Mapping[str, Any], target: Mapping[str, Any]
+) -> Iterable[Any]:
+    """``stream`` recorded into the run store while it runs (:func:`lltools.storage.store.record_stream`).
+
+    ``settings`` are the ``estimate_stream`` keywords (enough to re-run it: resume),
+    ``target`` a store target spec (:func:`lltools.storage.store.target_spec`); ``page`` and the
+    display ``label`` go into the run's meta.  Iterate the result exactly like the stream;
+    afterwards ``.result`` holds the summarised ``EstimateResult``.  Chunks are flushed at
+    most once per ``flush_interval`` (1 s), so live streaming keeps its speed.  If the
+    store cannot be written, a warning says so and the run goes ahead unrecorded.
+    """
+    store = RunStore()
+    try:
+        store.runs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        st.warning(f"This run is not saved: cannot write the run store at {store.root} ({exc}).")
+        return stream
+    return record_stream(
+        store,
+        stream,
+        kind="estimate",
+        settings=dict(settings),
+        target=dict(target),
+        meta={"app": "dashboard", "page": page, "label": label},
+    )
+
+
+def record_cached(
+    result: Any, *, page: str, label: str, settings: Mapping[str, Any], target: Mapping[str, Any]
+) -> str | None:
+    """Save a run served from the result cache (its full trace and summary) as a stored run.
+
+    Returns the new run id, or ``None`` if the store cannot be written (never raises).
+    """
+    try:
+        recorder = record_stream(
+            RunStore(),
+            [(result.trace, result.settings, None)],
+            kind="estimate",
+            settings=dict(settings),
+            target=dict(target),
+            meta={"app": "dashboard", "page": page, "label": label, "cached": True},
+            summarize=lambda _item: result,
+        )
+        for _ in recorder:
+            pass
+        return recorder.run_id
+    except Exception as exc:  # saving a copy must never fail the page
+        st.warning(f"This run is not saved in the run store ({type(exc).__name__}: {exc}).")
+        return None
+
