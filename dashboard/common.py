@@ -1,7 +1,7 @@
 """Shared dashboard helpers: chrome, state, caching, live runs, downloads and run history.
 
 Every page follows one shape: widgets -> params -> cached (or live) run -> figures from
-:mod:`lltools.viz.plots`.  This module holds everything the pages share, so that a page file
+:mod:`lltools.viz`.  This module holds everything the pages share, so that a page file
 reads like a description of the page.
 
 Sections
@@ -49,10 +49,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from lltools import viz as plots
 from lltools.targets.models import list_sample_models, load_sample_model
 from lltools.targets.potentials import potential_target as build
 from lltools.theory import core as theory
-from lltools.viz import plots
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -32,11 +32,9 @@ import streamlit as st
 
 from dashboard import common as ui
 from dashboard import running as live_ui
+from lltools import viz as plots
 from lltools.estimation import frames
 from lltools.storage.store import RunStore, RunStoreError, describe_target, resume_stream, total_steps
-from lltools.viz import plots
-
-# ============================================================================ history
 
 
 @dataclass

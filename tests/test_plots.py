@@ -7,7 +7,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from lltools.viz import plots
+from lltools import viz as plots
+from lltools.viz import theory as viz_theory
 
 
 def _traces(chains: int = 3, steps: int = 40, burnin: int = 10) -> pd.DataFrame:
@@ -196,7 +197,7 @@ def test_newton_polyhedron_hit_point() -> None:
 
 
 def test_lower_hull_drops_interior_points() -> None:
-    hull = plots._lower_hull(np.array([[4, 0], [0, 4], [2, 2], [3, 3], [1, 5]]))
+    hull = viz_theory._lower_hull(np.array([[4, 0], [0, 4], [2, 2], [3, 3], [1, 5]]))
     assert [tuple(p) for p in hull] == [(0.0, 4.0), (4.0, 0.0)] or [tuple(p) for p in hull] == [
         (0.0, 4.0),
         (2.0, 2.0),

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from lltools.viz import plots
+from lltools import viz as plots
 from lltools.viz import training as plots_training
 
 

@@ -16,11 +16,11 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import common as ui
+from lltools import viz as plots
 from lltools.targets.expressions import parse_expression
 from lltools.theory import core as theory
 from lltools.theory.density import DENSITY_POTENTIALS
 from lltools.theory.free_energy import free_energy_curves, free_energy_difference
-from lltools.viz import plots
 from lltools.workflows import demos
 
 K_VS_POT, K_VS_EXPR, K_VS_RADIUS, K_VS_SAMPLES = (

@@ -1,6 +1,6 @@
 """Networks: estimate λ̂ of a trained sample model at one of its checkpoints, live.
 
-widgets -> params -> (cached | live-streamed) run -> figures from :mod:`lltools.viz.plots`
+widgets -> params -> (cached | live-streamed) run -> figures from :mod:`lltools.viz`
 and :mod:`lltools.viz.training`.  Beside λ̂ the page shows what is known in closed form
 (Aoyagi's λ for deep linear networks, the paper's value for quadratic networks), the
 parameter count d, the regular value d/2 and rank(J)/2 when it is cheap to compute.
@@ -26,12 +26,12 @@ import streamlit as st
 from dashboard import common as ui
 from dashboard import history
 from dashboard import running as live_ui
+from lltools import viz as plots
 from lltools.estimation import frames
 from lltools.storage.store import target_spec
 from lltools.targets.checkpoints import CheckpointError
 from lltools.targets.models import list_checkpoints, list_sample_models, load_sample_model, read_card
 from lltools.theory import core as theory
-from lltools.viz import plots
 from lltools.viz import training as plots_training
 from lltools.workflows.estimate import estimate_stream, summarize
 

@@ -1,6 +1,6 @@
 """Sensitivity & calibrate: one batched sweep over γ × ε × nβ, and a Calibrate action.
 
-widgets -> params -> (cached | live-streamed) sweep -> figures from :mod:`lltools.viz.plots`;
+widgets -> params -> (cached | live-streamed) sweep -> figures from :mod:`lltools.viz`;
 the recommendation logic lives in :mod:`lltools.estimation.calibrate`.
 """
 
@@ -22,11 +22,11 @@ from dashboard.views.toy import K_EXPR as T_EXPR
 from dashboard.views.toy import K_GAMMA as T_GAMMA
 from dashboard.views.toy import K_NBETA as T_NBETA
 from dashboard.views.toy import K_POT as T_POT
+from lltools import viz as plots
 from lltools.estimation import calibrate, frames
 from lltools.estimation import llc as estimators
 from lltools.estimation.llc import llc_bias_reduced
 from lltools.targets.potentials import find_builtin
-from lltools.viz import plots
 from lltools.workflows.sweep import sweep_stream
 
 NS_SWEEP, NS_CALIB = "sens", "calib"

@@ -1,6 +1,6 @@
 """Toy potentials: sample around w* = 0 of a 2-D potential and watch λ̂ settle, live.
 
-widgets -> params -> (cached | live-streamed) run -> figures from :mod:`lltools.viz.plots`.
+widgets -> params -> (cached | live-streamed) run -> figures from :mod:`lltools.viz`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import streamlit as st
 from dashboard import common as ui
 from dashboard import history
 from dashboard import running as live_ui
+from lltools import viz as plots
 from lltools.estimation import frames
 from lltools.targets.potentials import find_builtin
-from lltools.viz import plots
 from lltools.workflows.estimate import estimate_stream, summarize
 
 NS = "toy"

@@ -1,6 +1,6 @@
 """Pure Plotly figure builders for trained networks: tidy DataFrames in, ``go.Figure`` out.
 
-Companion of :mod:`lltools.viz.plots` (same template, palette and ``meta["role"]``
+Companion of :mod:`lltools.viz` (same template, palette and ``meta["role"]``
 conventions) for the *Networks* and *Training trajectories* pages:
 
 - :func:`complexity_rows` / :func:`complexity_figure` — the parameter count d, the
@@ -19,7 +19,7 @@ geometric_complexity, ...``).  Nothing here imports Streamlit or runs a sampler.
 
 Roles (``trace.meta["role"]``): ``"llc"``, ``"band"``, ``"train"``, ``"val"``, ``"gc"``,
 ``"theory"`` (closed-form λ, drawn in the theme's foreground colour by
-:func:`lltools.viz.plots.style_figure`), and for the
+:func:`lltools.viz.style_figure`), and for the
 comparison chart ``"count"``, ``"regular"``, ``"rank"``, ``"theory"``, ``"estimate"``.
 """
 
@@ -34,7 +34,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from lltools.viz.plots import FOREGROUND, format_number, template
+from lltools.viz.style import FOREGROUND, format_number, template
 
 #: λ̂ (the estimate) — the first chain colour, so it reads as "the sampler's number".
 LLC_COLOR = "#4C9BE8"
