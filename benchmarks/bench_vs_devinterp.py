@@ -39,6 +39,7 @@ Run:  python benchmarks/bench_vs_devinterp.py [--quick] [--threads N] [--cases m
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import sys
@@ -75,6 +76,8 @@ MLP_SETTING = {"epsilon": 1e-4, "gamma": 100.0}
 POT_SETTING = {"epsilon": 1e-3, "gamma": 1.0, "nbeta": 100.0}
 POT_DI_CHAINS, POT_LL_CHAINS = 10, 65_536
 Z_AGREE = 3.0
+#: The device both libraries sample on (``--device``; the data and model move there).
+DEVICE = "cpu"
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -125,6 +128,9 @@ def run_devinterp(
 ) -> np.ndarray:
     """Per-chain λ̂ from devinterp (draws after burn-in, nβ·(mean loss − init_loss))."""
     major = int(version.split(".")[0]) if version[:1].isdigit() else 2
+    model = copy.deepcopy(model).to(DEVICE)
+    x = None if x is None else x.to(DEVICE)
+    y = None if y is None else y.to(DEVICE)
     if major >= 2:
         return _devinterp_2(model, kind=kind, x=x, y=y, chains=chains, draws=draws, burnin=burnin,
                             epsilon=epsilon, gamma=gamma, nbeta=nbeta, seed=seed)
@@ -151,7 +157,7 @@ def _devinterp_2(model: nn.Module, *, kind: str, x: Any, y: Any, chains: int, dr
         warnings.simplefilter("ignore")
         tree = sample(model, dataset, {}, lr=epsilon, n_beta=nbeta, localization=gamma,
                       num_chains=chains, num_draws=draws, num_burnin_steps=burnin, batch_size=batch,
-                      init_seed=seed, device="cpu", loss_fn=loss_fn,
+                      init_seed=seed, device=DEVICE, loss_fn=loss_fn,
                       output_path=Path(tmp) / "samples.zarr")
         ds = tree.dataset
         mean_loss = ds.sampling_loss.mean(dim=["draw", "batch", "token_pos"]).values.astype(np.float64)
@@ -182,7 +188,7 @@ def _devinterp_1(model: nn.Module, *, kind: str, x: Any, y: Any, init_loss: floa
             model, loader, evaluate=evaluate, sampling_method=SGLD,
             optimizer_kwargs={"lr": epsilon, "localization": gamma, "nbeta": nbeta},
             num_chains=chains, num_draws=draws, num_burnin_steps=burnin, init_loss=init_loss or None,
-            device=torch.device("cpu"), verbose=False, online=False, seed=seed,
+            device=torch.device(DEVICE), verbose=False, online=False, seed=seed,
         )
     losses = np.asarray(out["loss/trace"], dtype=np.float64)  # (chains, draws)
     return nbeta * (losses.mean(axis=1) - init_loss)
@@ -250,7 +256,7 @@ def mlp_case(chains: int, quick: bool, version: str, seed: int) -> list[dict]:
     def ll(fused: bool, n_draws: int = draws, n_burnin: int = burnin) -> LLRun:
         def go() -> tuple[np.ndarray, float]:
             res = estimate(target, nbeta=nbeta, gamma=gamma, epsilon=eps, chains=chains, draws=n_draws,
-                           burnin=n_burnin, seed=seed, device="cpu", fused=fused)
+                           burnin=n_burnin, seed=seed, device=DEVICE, fused=fused)
             return llc_per_chain(res.trace).numpy(), res.llc_sem
         return go
 
@@ -279,7 +285,7 @@ def potential_case(quick: bool, version: str, seed: int) -> list[dict]:
         # ESS on ≤ 4 096 of the chains, warnings).
         def go() -> tuple[np.ndarray, float]:
             res = estimate(target, nbeta=nbeta, gamma=gamma, epsilon=eps, chains=ll_chains, draws=n_draws,
-                           burnin=n_burnin, seed=seed, device="cpu", fused=fused, record_positions=False)
+                           burnin=n_burnin, seed=seed, device=DEVICE, fused=fused, record_positions=False)
             per_chain = llc_per_chain(res.trace).numpy()
             return per_chain, sem(per_chain)
         return go
@@ -298,7 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", nargs="*", default=["mlp8", "mlp64", "potential"],
                         choices=["mlp8", "mlp64", "potential"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda: both libraries sample there")
     args = parser.parse_args(argv)
+    global DEVICE
+    DEVICE = args.device
     setup_threads(args.threads)
     if args.devinterp_path is not None:
         sys.path.insert(0, str(args.devinterp_path.resolve()))

@@ -134,8 +134,14 @@ def setup_threads(threads: int | None) -> None:
 
 
 def devices(include_cuda: bool = True) -> list[str]:
-    """"cpu", plus "cuda" when a GPU is present (CUDA rows are skipped cleanly otherwise)."""
-    return ["cpu"] + (["cuda"] if include_cuda and torch.cuda.is_available() else [])
+    """"cpu", plus "cuda" when a GPU is present (CUDA rows are skipped cleanly otherwise).
+
+    ``LLTOOLS_BENCH_DEVICES=cuda`` (comma-separated) restricts the rows, e.g. to CUDA only in
+    ``benchmarks/gpu_check.sh``.
+    """
+    found = ["cpu"] + (["cuda"] if include_cuda and torch.cuda.is_available() else [])
+    wanted = [d.strip() for d in os.environ.get("LLTOOLS_BENCH_DEVICES", "").split(",") if d.strip()]
+    return [d for d in found if d in wanted] if wanted else found
 
 
 def sync(device: str | torch.device) -> None:
