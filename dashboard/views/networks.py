@@ -10,7 +10,6 @@ validated against the architecture's exact keys and shapes) and never crash the 
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import math
@@ -32,6 +31,7 @@ from lltools.storage.store import target_spec
 from lltools.targets.checkpoints import CheckpointError
 from lltools.targets.models import list_checkpoints, list_sample_models, load_sample_model, read_card
 from lltools.theory import core as theory
+from lltools.theory.rank_plan import plan_for, subset_rank_llc
 from lltools.viz import training as plots_training
 from lltools.workflows.estimate import estimate_stream, summarize
 
@@ -65,12 +65,6 @@ SAMPLER_INPUTS = ui.SamplerInputs(
 )
 #: Models shown first when nothing is chosen yet (small, exact λ known, fast on a CPU).
 PREFERRED = ("dln_8_6_6_4_r2", "rrr_6_4_5_r2")
-#: rank(J)/2 is computed only when the SVD costs at most this many flops (≈ a second) ...
-RANK_MAX_FLOPS = 3e9
-#: ... and the Jacobian's reverse-mode lanes need at most this many bytes.
-RANK_MAX_BYTES = 600e6
-#: Up to this many flops (a minute or so) rank(J) is offered behind a button.
-RANK_SLOW_FLOPS = 2e11
 MAX_UPLOAD_BYTES = 256 * 1024**2
 
 # ----------------------------------------------------------------------------- models
@@ -183,87 +177,12 @@ class Theory:
     rank_seconds: float = 0.0
 
 
-@dataclass(frozen=True)
-class RankPlan:
-    """How rank(J) would be computed: on ``rows`` inputs, automatically, on request, or not."""
-
-    rows: int
-    n_outputs: int
-    tier: str  # "auto" | "on request" | "refused"
-    seconds: float  # a rough time estimate
-    reason: str
-
-
-def rank_plan(dim: int, n: int, out_dim: int, act: int = 1) -> RankPlan:
-    """Plan a rank(J) computation that is honest (≥ 2d output rows when possible) and bounded.
-
-    ``auto`` below :data:`RANK_MAX_FLOPS` (about a second), ``on request`` up to
-    :data:`RANK_SLOW_FLOPS` (a minute or so: a button), else ``refused`` with the reason.
-    """
-    need = max(1, math.ceil(2 * dim / max(out_dim, 1)))  # ≥ 2d outputs: the rank is not capped by rows
-    rows = max(1, min(n, max(need, 64)))
-    n_out = rows * out_dim
-    flops = float(n_out) * dim * min(n_out, dim)
-    seconds = flops / 2e9
-    lanes = min(n_out, max(1, 4_000_000 // max(dim, 1)))
-    size = f"J would be {n_out:,} outputs × {dim:,} parameters ({n_out * dim / 1e6:,.1f} M entries)"
-    if lanes * rows * act * 8 > RANK_MAX_BYTES or n_out * dim * 8 > RANK_MAX_BYTES:
-        return RankPlan(
-            rows, n_out, "refused", seconds, f"not computed: {size}, too much memory for the dashboard"
-        )
-    if flops <= RANK_MAX_FLOPS:
-        return RankPlan(rows, n_out, "auto", seconds, "")
-    if flops <= RANK_SLOW_FLOPS:
-        return RankPlan(
-            rows, n_out, "on request", seconds, f"{size}: about {max(seconds, 5):,.0f} s to compute"
-        )
-    return RankPlan(
-        rows, n_out, "refused", seconds, f"not computed: {size}, too slow to decompose interactively"
-    )
-
-
-def plan_for(target: Any) -> RankPlan:
-    import torch
-
-    with torch.no_grad():
-        out_dim = int(target.outputs(target.w_star, target.inputs[:1]).numel())
-    act = max(1, int(getattr(target, "activations_per_sample", 1)))
-    return rank_plan(int(target.dim), int(target.n), out_dim, act)
-
-
 @st.cache_data(max_entries=64, show_spinner="Computing rank(J) at w*…")
 def rank_llc(path: str, checkpoint_key: str, _target: Any = None) -> tuple[float | None, str]:
-    """rank(J)/2 at w* on a subset of the inputs (planned by :func:`rank_plan`), or ``(None, why)``.
-
-    J is the Jacobian of the model's outputs on the data with respect to w at w*
-    (primer §4).  Only enough inputs for ≥ 2d outputs are used, which bounds the cost; a
-    subset gives a lower bound on the full-data rank (exact for deep linear networks once
-    the subset has at least input-width generic inputs).
-    """
-    import torch
-
-
-    target = _target
-    if target is None:
+    """:func:`lltools.theory.rank_plan.subset_rank_llc`, cached per model and checkpoint."""
+    if _target is None:
         return None, "not computed"
-    plan = plan_for(target)
-    if plan.tier == "refused":
-        return None, plan.reason
-    sub = copy.copy(target)
-    sub.inputs, sub.targets, sub.n = target.inputs[: plan.rows], target.targets[: plan.rows], plan.rows
-    # The weights are stored in float32: singular values at float32 rounding level (~1e-7 of
-    # the largest) are noise, not directions, so the tolerance uses float32's epsilon.
-    eps = float(torch.finfo(target.w_star.dtype).eps)
-    rtol = max(plan.n_outputs, int(target.dim)) * eps
-    try:
-        res = theory.jacobian_rank_llc(sub, rtol=rtol, max_entries=plan.n_outputs * int(target.dim) + 1)
-    except (ValueError, TypeError, RuntimeError) as exc:
-        return None, f"not computed: {exc}"
-    where = "all" if plan.rows == target.n else f"{plan.rows:,} of {int(target.n):,}"
-    return float(res.llc), (
-        f"rank(J) = {res.rank:,} of d = {res.dim:,} on {where} training inputs "
-        f"({res.n_outputs:,} outputs); a lower bound on λ, equal to λ for minimally singular models"
-    )
+    return subset_rank_llc(_target)
 
 
 def closed_form(card: dict[str, Any], checkpoint: str | None) -> tuple[float | None, str, str]:
