@@ -691,6 +691,7 @@ def download_buttons(frames: Mapping[str, pd.DataFrame], *, basename: str, key: 
             key=f"{key}.{name}.csv",
             width="stretch",
             icon=":material/download:",
+            on_click="ignore",  # no rerun: quick successive clicks must not cancel each other
         )
         c2.download_button(
             "Parquet",
@@ -700,5 +701,6 @@ def download_buttons(frames: Mapping[str, pd.DataFrame], *, basename: str, key: 
             key=f"{key}.{name}.parquet",
             width="stretch",
             icon=":material/download:",
+            on_click="ignore",  # no rerun: quick successive clicks must not cancel each other
         )
 

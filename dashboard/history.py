@@ -417,6 +417,7 @@ def render_history(page: str | None = None, *, key: str = "history") -> None:
         key=f"{key}.csv",
         width="stretch",
         icon=":material/download:",
+        on_click="ignore",  # no rerun: quick successive clicks must not cancel each other
     )
     c1.caption(
         f"{len(frame)} saved runs in `{store.root}`. Tick one row to download it, two to overlay "
@@ -446,6 +447,7 @@ def download_run(store: RunStore, run_id: str, *, key: str) -> None:
             key=f"{key}.export.{suffix}",
             width="stretch",
             icon=":material/download:",
+            on_click="ignore",  # no rerun: quick successive clicks must not cancel each other
         )
 
 

@@ -145,3 +145,24 @@ def test_run_caption_names_the_step_and_chain_batches() -> None:
     line = run_caption(4, "stopped", float("nan"), split, "batch 64")
     assert line == ("Run #4 · stopped · device cpu, float32 · compiled step · "
                     "chains stepped in batches of 1,500 to fit memory · batch 64")
+
+
+def test_downloads_do_not_rerun_the_page() -> None:
+    """A download click must not rerun the script: a rerun replaces every button's file URL, so
+    a second quick click on another button would fetch a URL that no longer exists (issue 13
+    item 4: five of eight quick clicks failed). Every download button says ignore_rerun."""
+    from streamlit.testing.v1 import AppTest
+
+    def script() -> None:
+        import pandas as pd
+
+        from dashboard import common as ui
+
+        frame = pd.DataFrame({"a": [1, 2], "b": [3.0, 4.0]})
+        ui.download_buttons({"Traces": frame, "Chains": frame}, basename="t", key="dl")
+
+    at = AppTest.from_function(script, default_timeout=60).run()
+    assert not at.exception
+    buttons = at.get("download_button")
+    assert len(buttons) == 4
+    assert all(b.proto.ignore_rerun for b in buttons)
