@@ -27,6 +27,7 @@ st.set_page_config(
 )
 if ui.LOGO.exists():
     st.logo(str(ui.LOGO), size="large", icon_image=str(ui.ICON) if ui.ICON.exists() else None)
+sidebar.lecture_from_url()
 ui.inject_css()
 
 pages = {

@@ -94,8 +94,28 @@ def large_fonts() -> bool:
     return bool(st.session_state.get(LARGE_KEY, False))
 
 
+#: Session-state key of :func:`dashboard.components.theme_probe`'s value (the theme the page shows).
+THEME_KEY = "lltools.theme_probe"
+#: URL parameter that keeps lecture mode across reloads and in shared links.
+LECTURE_PARAM = "lecture"
+
+
+def control_split() -> list[float]:
+    """Widths of a page's controls column and main column: wider controls in lecture mode, so
+    the large-font inputs show their values in full at 1280 × 720."""
+    return [1.0, 2.0] if large_fonts() else [1.0, 3.2]
+
+
 def is_dark() -> bool:
-    """Whether the app is showing its dark theme (from the browser's reported colours)."""
+    """Whether the app is showing its dark theme.
+
+    The browser's theme probe (:func:`dashboard.components.theme_probe`) knows at once when the
+    user switches theme; Streamlit's own ``st.context.theme`` only on a later rerun, so it is
+    the fallback until the probe has reported.
+    """
+    reported = st.session_state.get(THEME_KEY)
+    if reported in ("light", "dark"):
+        return reported == "dark"
     try:
         return st.context.theme.type == "dark"
     except Exception:  # older Streamlit, bare mode
@@ -432,6 +452,8 @@ def save_query_params(spec: Mapping[str, QueryParam], values: Mapping[str, Any] 
         if v is None:
             continue
         out[name] = f"{v:.6g}" if isinstance(v, float) else str(v)
+    if st.session_state.get(LARGE_KEY):
+        out[LECTURE_PARAM] = "1"  # an app-wide setting: keep it when a page rewrites its own
     with contextlib.suppress(Exception):  # the URL is a convenience; never fail a run over it
         st.query_params.from_dict(out)
 

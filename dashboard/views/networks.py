@@ -908,7 +908,7 @@ def main() -> None:
     running = request is not None
     partial = None if running else live.stopped_partial()
 
-    ctrl, main_col = st.columns([1, 3.2], gap="large")
+    ctrl, main_col = st.columns(ui.control_split(), gap="large")
     with ctrl:
         sel = pick_model(cards, running)
         st.session_state["networks.__ckpt_key"] = sel.checkpoint_key

@@ -125,10 +125,11 @@ class Slots:
 def make_slots() -> Slots:
     progress = st.container()
     metrics = st.empty()
-    top_left, top_right = st.columns([5, 4], gap="medium")
-    if ui.large_fonts():  # lecture mode: one chart per row, readable from the back
+    if ui.large_fonts():  # lecture mode: one chart per row, readable from the back at 1280 × 720
+        top_left, top_right = st.container(), st.container()
         bottom_left, bottom_right = st.container(), st.container()
     else:
+        top_left, top_right = st.columns([5, 4], gap="medium")
         bottom_left, bottom_right = st.columns(2, gap="medium")
     return Slots(
         progress=progress,
@@ -553,7 +554,7 @@ def main() -> None:
     running = request is not None
     partial = None if running else live.stopped_partial()
 
-    ctrl, main_col = st.columns([1, 3.2], gap="large")
+    ctrl, main_col = st.columns(ui.control_split(), gap="large")
     with ctrl:
         for p in problems:
             st.warning(p)

@@ -598,7 +598,7 @@ def main() -> None:
     live.stopped_partial()  # a stopped trajectory keeps nothing (partial λ̂ would be misleading)
     interrupted = None if running else st.session_state.pop(IN_PROGRESS, None)
 
-    ctrl, main_col = st.columns([1, 3.2], gap="large")
+    ctrl, main_col = st.columns(ui.control_split(), gap="large")
     with ctrl:
         path = controls(cards, running)
     with main_col:
