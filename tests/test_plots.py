@@ -107,9 +107,33 @@ def test_llc_running_skips_missing_references_and_handles_empty() -> None:
     assert tuple(empty.layout.xaxis.range) == (0, 100)
 
 
+def test_loss_figure_is_a_median_and_band_with_chains_on_demand() -> None:
+    """Eight overlapping chains hid each other (issue 13 item 14): by default one median line
+    and one 10–90 % band, with the exact quantiles across chains; the whole band in view."""
+    rng = np.random.default_rng(0)
+    steps, chains = 50, 8
+    loss = rng.exponential(1.0, size=(chains, steps))
+    df = pd.DataFrame({"chain": np.repeat(np.arange(chains), steps),
+                       "step": np.tile(np.arange(steps), chains), "loss": loss.ravel()})
+    fig = plots.loss_trace_figure(df, burnin=10)
+    assert {t.visible for t in _by_role(fig, "chain")} == {"legendonly"}  # one legend click away
+    assert not _by_role(plots.loss_trace_figure(df, burnin=10, show_chains=False), "chain")
+    (median,) = _by_role(fig, "mean")
+    np.testing.assert_allclose(median.y, np.median(loss, axis=0))
+    upper, lower = _by_role(fig, "band")
+    np.testing.assert_allclose(upper.y, np.quantile(loss, 0.9, axis=0))
+    np.testing.assert_allclose(lower.y, np.quantile(loss, 0.1, axis=0))
+    lo, hi = fig.layout.yaxis.range
+    assert lo <= lower.y.min() and hi >= upper.y.max()
+    with_chains = plots.loss_trace_figure(df, burnin=10, show_chains=True)
+    assert len(_by_role(with_chains, "chain")) == chains
+    assert all(t.visible is True for t in _by_role(with_chains, "chain"))
+
+
 def test_loss_traces_thinned_and_burnin_shaded() -> None:
     df = _traces(chains=2, steps=5000, burnin=100)
-    fig = plots.loss_trace_figure(df, loss_init=0.0, burnin=100, max_points=500)
+    fig = plots.loss_trace_figure(df, loss_init=0.0, burnin=100, max_points=500, show_chains=True)
+    assert all(len(t.x) <= 501 for t in _by_role(fig, "mean"))
     chains = _by_role(fig, "chain")
     assert len(chains) == 2
     assert all(len(t.x) <= 500 for t in chains)

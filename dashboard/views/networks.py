@@ -525,7 +525,8 @@ def draw_traces(
 ) -> None:
     ui.show_figure(
         plots.loss_trace_figure(
-            traces, loss_init=loss_init, burnin=burnin, total_steps=total, title="Loss per chain (minibatch)"
+            traces, loss_init=loss_init, burnin=burnin, total_steps=total,
+            title="Loss across chains (minibatch)",
         ),
         container=slots.loss,
         key=f"networks.fig.loss.{key}",

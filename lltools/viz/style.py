@@ -180,13 +180,14 @@ def _chain_legend(chain: int, first: bool, n_chains: int) -> dict[str, Any]:
 
 
 def _robust_range(
-    values: np.ndarray, refs: Sequence[float | None] = (), pad: float = 0.08
+    values: np.ndarray, refs: Sequence[float | None] = (), pad: float = 0.08, quantile: float = 0.01
 ) -> list[float] | None:
-    """A y range covering the 1st–99th percentile of ``values`` and every reference value."""
+    """A y range covering the ``quantile``–(1 − ``quantile``) range of ``values`` (default the
+    1st–99th percentile; 0 for all of them) and every reference value."""
     v = values[np.isfinite(values)]
     if v.size == 0:
         return None
-    lo, hi = np.quantile(v, [0.01, 0.99])
+    lo, hi = np.quantile(v, [quantile, 1.0 - quantile])
     for r in refs:
         if r is not None and math.isfinite(float(r)):
             lo, hi = min(lo, float(r)), max(hi, float(r))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -23,16 +24,40 @@ from lltools.viz.style import (
 )
 
 
+def loss_quantiles(traces: pd.DataFrame, quantiles: tuple[float, float] = (0.1, 0.9)) -> pd.DataFrame:
+    """Per step, the median and a central band of the loss across chains.
+
+    Returns columns ``step, lo, median, hi, chains`` (``lo``/``hi`` are the ``quantiles``
+    across the chains recorded at that step; non-finite losses — diverged chains — are left
+    out).
+    """
+    finite = traces[np.isfinite(traces["loss"].to_numpy(dtype=float))]
+    if finite.empty:
+        return pd.DataFrame(columns=["step", "lo", "median", "hi", "chains"])
+    grouped = finite.groupby("step")["loss"]
+    out = grouped.quantile([quantiles[0], 0.5, quantiles[1]]).unstack()
+    out.columns = ["lo", "median", "hi"]
+    out["chains"] = grouped.size()
+    return out.reset_index()
+
+
 def loss_trace_figure(
     traces: pd.DataFrame,
     *,
     loss_init: float | None = None,
     burnin: int | None = None,
     total_steps: int | None = None,
-    title: str | None = "Loss per chain",
+    title: str | None = "Loss across chains",
     max_points: int = 800,
+    show_chains: bool | str = "legendonly",
+    band: tuple[float, float] = (0.1, 0.9),
 ) -> go.Figure:
-    """Per-chain loss L(w_t) against step, burn-in shaded.
+    """The loss L(w_t) against step: the median over chains with a 10–90 % band, burn-in shaded.
+
+    Eight or more overlapping chain traces hide each other, so the figure shows one line and one
+    band; every chain's own trace is there on demand: hidden behind its legend entry
+    ("chains 0–k", click to show) by default, drawn with ``show_chains=True``, left out with
+    ``False``.
 
     Parameters
     ----------
@@ -44,23 +69,51 @@ def loss_trace_figure(
         Burn-in length; steps before it are shaded.
     total_steps : int, optional
         Fixes the x range while a live run is still filling in.
+    show_chains : bool or "legendonly"
+        Each chain's trace (thinned to ``max_points`` points per chain): shown, left out, or
+        behind its legend entry.
+    band : (float, float)
+        The quantiles across chains that bound the shaded band.
     """
     fig = _new_figure(title, "step", "loss L(wₜ)")
-    data = thin(traces.sort_values(["chain", "step"]), max_points) if not traces.empty else traces
-    groups = list(data.groupby("chain", sort=True)) if not data.empty else []
-    for i, (chain, group) in enumerate(groups):
-        fig.add_trace(
-            go.Scattergl(
-                x=group["step"],
-                y=group["loss"],
-                mode="lines",
-                **_chain_legend(int(chain), i == 0, len(groups)),
-                opacity=0.6,
-                line={"color": chain_color(int(chain)), "width": 0.9},
-                hovertemplate=f"chain {int(chain)}<br>step %{{x}}<br>L=%{{y:.4g}}<extra></extra>",
-                meta={"role": "chain", "chain": int(chain)},
+    stats = loss_quantiles(traces, band) if not traces.empty else loss_quantiles(traces.iloc[0:0], band)
+    if len(stats) > max_points:
+        picks = np.linspace(0, len(stats) - 1, max_points).round().astype(int)
+        keep = np.unique(np.r_[picks, len(stats) - 1])
+        stats = stats.iloc[keep]
+    if not stats.empty:
+        n_chains = int(stats["chains"].max())
+        label = f"{int(band[0] * 100)}–{int(band[1] * 100)} % of chains"
+        fig.add_trace(go.Scatter(x=stats["step"], y=stats["hi"], mode="lines", line={"width": 0},
+                                 showlegend=False, hoverinfo="skip", meta={"role": "band"}))
+        fig.add_trace(go.Scatter(
+            x=stats["step"], y=stats["lo"], mode="lines", line={"width": 0}, fill="tonexty",
+            fillcolor="rgba(76,155,232,0.28)", name=label, hoverinfo="skip", meta={"role": "band"},
+        ))
+        fig.add_trace(go.Scatter(
+            x=stats["step"], y=stats["median"], mode="lines", name=f"median of {n_chains} chains",
+            line={"color": FOREGROUND["light"], "width": 1.8}, meta={"role": "mean"},
+            customdata=np.c_[stats["lo"], stats["hi"]],
+            hovertemplate="step %{x}<br>median L=%{y:.4g}<br>band %{customdata[0]:.4g} … %{customdata[1]:.4g}"
+            "<extra></extra>",
+        ))
+    if show_chains and not traces.empty:
+        data = thin(traces.sort_values(["chain", "step"]), max_points)
+        groups = list(data.groupby("chain", sort=True))
+        for i, (chain, group) in enumerate(groups):
+            fig.add_trace(
+                go.Scattergl(
+                    x=group["step"],
+                    y=group["loss"],
+                    mode="lines",
+                    **_chain_legend(int(chain), i == 0, len(groups)),
+                    opacity=0.45,
+                    visible=True if show_chains is True else "legendonly",
+                    line={"color": chain_color(int(chain)), "width": 0.8},
+                    hovertemplate=f"chain {int(chain)}<br>step %{{x}}<br>L=%{{y:.4g}}<extra></extra>",
+                    meta={"role": "chain", "chain": int(chain)},
+                )
             )
-        )
     _shade_burnin(fig, burnin, traces, total_steps)
     if loss_init is not None and math.isfinite(float(loss_init)):
         x1 = total_steps if total_steps else (float(traces["step"].max()) if not traces.empty else 1.0)
@@ -77,8 +130,10 @@ def loss_trace_figure(
         )
     if total_steps:
         fig.update_xaxes(range=[0, total_steps])
-    if not data.empty:
-        rng = _robust_range(data["loss"].to_numpy(dtype=float), (loss_init,), pad=0.05)
+    if not stats.empty:
+        # The whole band is in view (its top was clipped by a robust per-point range before).
+        values = np.r_[stats["lo"].to_numpy(dtype=float), stats["hi"].to_numpy(dtype=float)]
+        rng = _robust_range(values, (loss_init,), pad=0.05, quantile=0.0)
         if rng is not None:
             fig.update_yaxes(range=rng)
     return fig

@@ -42,9 +42,9 @@ RUNNING_JS = """() => !document.querySelector(
 TRACE_POINTS_JS = """() => {
     const plots = [...document.querySelectorAll('.js-plotly-plot')];
     const loss = plots.find(p => p.layout && p.layout.title && p.layout.title.text &&
-                                 p.layout.title.text.startsWith('Loss per chain'));
+                                 p.layout.title.text.startsWith('Loss across chains'));
     if (!loss || !loss._fullData) return 0;
-    return loss._fullData.filter(t => t.meta && t.meta.role === 'chain')
+    return loss._fullData.filter(t => t.meta && t.meta.role === 'mean')
                          .reduce((s, t) => s + (t._length || 0), 0);
 }"""
 
