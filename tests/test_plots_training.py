@@ -209,3 +209,32 @@ def test_llc_vs_gc_figure() -> None:
     assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.title.text == "value ÷ its maximum"
     assert not _by_role(plots_training.llc_vs_gc_figure(table.drop(columns="geometric_complexity")), "gc")
     assert len(plots_training.llc_vs_gc_figure(pd.DataFrame()).data) == 0
+
+
+def _label_span(ann, xs_log: tuple[float, float], width: float = 0.28) -> tuple[float, float, float]:
+    """(left, right, y) of an event label in axis fractions; ``width`` is a generous estimate of
+    a "memorised (step 20,000)" label on a 1280-px-wide page (~170 px of ~600 px)."""
+    lo, hi = xs_log
+    pos = (ann.x - lo) / (hi - lo)
+    return (pos, pos + width, ann.y) if ann.xanchor == "left" else (pos - width, pos, ann.y)
+
+
+CLOSE_EVENTS = [(2_000, 2_700), (150, 200), (15_000, 19_000), (900, 2_000)]
+
+
+@pytest.mark.parametrize(("memorised", "grokked"), CLOSE_EVENTS)
+def test_close_event_labels_do_not_overlap(memorised: int, grokked: int) -> None:
+    """Labels of two nearby events collided at 1280 px ("memorised (step20kked (step 2,700)")."""
+    steps = np.array([0, 100, memorised, grokked, 20_000])
+    table = pd.DataFrame({
+        "step": steps, "llc_mean": [1.0, 5.0, 8.0, 6.0, 4.0], "llc_sem": [0.1] * 5,
+        "train_loss": [1.0, 0.5, 0.01, 0.01, 0.01], "val_loss": [1.0, 0.9, 0.9, 0.1, 0.05],
+        "train_acc": [0.1, 0.5, 1.0, 1.0, 1.0], "val_acc": [0.1, 0.1, 0.2, 1.0, 1.0],
+    })
+    fig = plots_training.trajectory_figure(table, log_x=True)
+    events = {a.name: a for a in fig.layout.annotations if (a.name or "").startswith("event:")}
+    assert set(events) == {"event:memorised", "event:grokked"}
+    xs_log = (math.log10(1.0), math.log10(20_001.0))
+    (l1, r1, y1), (l2, r2, y2) = (_label_span(a, xs_log) for a in events.values())
+    apart = r1 <= l2 or r2 <= l1
+    assert apart or y1 != y2, (events["event:memorised"], events["event:grokked"])

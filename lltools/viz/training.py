@@ -288,6 +288,42 @@ def _label_at_top(xv: float, x: np.ndarray, y: np.ndarray, log: bool, right: boo
     return bool(rel.max() < 0.6)
 
 
+#: Two event lines closer than this fraction of the axis width have labels that would collide.
+EVENT_LABEL_GAP = 0.3
+
+
+def _place_event_labels(
+    events: list[tuple[str, float]], xs: np.ndarray, log: bool
+) -> list[tuple[str, float, bool, int]]:
+    """``(name, x, right, level)`` for each event line: which side of its line its label goes
+    and on which text row (0 = the panel's edge), so that no two labels overlap.
+
+    A lone label goes to the side with more room; for two lines closer than
+    :data:`EVENT_LABEL_GAP` of the axis, the earlier label goes left of its line and the later
+    one right of its line, and if either would still run into the other (both forced to
+    the same side by the axis edges) the later one drops to the next row.
+    """
+    ordered = sorted(events, key=lambda e: e[1])
+    out: list[tuple[str, float, bool, int]] = []
+    for i, (name, xv) in enumerate(ordered):
+        pos = _relative_position(xv, xs, log)
+        right = pos <= 0.5
+        gaps = [abs(pos - _relative_position(other, xs, log)) for _, other in ordered]
+        near_prev = i > 0 and gaps[i - 1] < EVENT_LABEL_GAP
+        near_next = i + 1 < len(ordered) and gaps[i + 1] < EVENT_LABEL_GAP
+        if near_next and pos > 0.15:
+            right = False  # the earlier of a close pair looks left, away from the later one
+        elif near_prev and pos < 0.85:
+            right = True  # the later one looks right
+        level = 0
+        if near_prev:
+            _, _, prev_right, prev_level = out[-1]
+            if prev_right or not right:  # both labels on the side between or beyond: next row
+                level = prev_level + 1
+        out.append((name, xv, right, level))
+    return out
+
+
 def step_axis_title(log_x: bool) -> str:
     """The shared x-axis title (log axes plot step + 1 so that step 0 is shown)."""
     return "training step + 1 (log scale)" if log_x else "training step"
@@ -469,10 +505,10 @@ def trajectory_figure(
 
     # --- memorised / grokked markers in every panel
     events = event_steps(logged, threshold)
-    for name, step in events.items():
-        if step is None:
-            continue
-        xv = step + 1.0 if log_x else step
+    lines = [(name, step + 1.0 if log_x else step) for name, step in events.items() if step is not None]
+    placed = _place_event_labels(lines, lx, log_x)
+    for name, xv, right, level in placed:
+        step = events[name]
         label = f"{name} (step {int(step):,})"
         for i in range(1, len(panels) + 1):
             fig.add_vline(
@@ -481,13 +517,13 @@ def trajectory_figure(
                 row=i,
                 col=1,
             )
-        # The label sits inside the top of the λ̂ panel, on the side of the line with more room.
-        pos = _relative_position(xv, lx, log_x)
-        right = pos <= 0.5  # the label goes on the side of the line with more room
+        # The label sits inside the top (or bottom) of the λ̂ panel, clear of the curve and of
+        # the other event's label.
         top = _label_at_top(xv, x, llc, log_x, right)
+        y = (0.97 - 0.16 * level) if top else (0.03 + 0.16 * level)
         fig.add_annotation(
             x=math.log10(xv) if log_x else xv,  # annotations take log10 positions on log axes
-            y=0.97 if top else 0.03,
+            y=y,
             xref="x",
             yref="y domain",
             text=label,
