@@ -200,6 +200,10 @@ def test_multi_temperature_intercept() -> None:
     (icpt,) = _by_role(fig, "intercept")
     assert icpt.x[0] == 0.0 and icpt.y[0] == pytest.approx(0.9)
     assert "log" in fig.layout.xaxis.title.text
+    # One error bar for one fit (issue 13 item 11): the legend, the bar and the page caption
+    # all give the intercept's standard error, written by one formatter.
+    assert icpt.error_y.array == (0.02,)
+    assert icpt.name == "intercept = " + plots.format_estimate(0.9, 0.02) == "intercept = 0.9 ± 0.02 (SE)"
 
 
 def test_volume_scaling_loglog_with_fit_and_theory() -> None:

@@ -404,7 +404,7 @@ def multi_temperature(run: SweepRun, healthy: pd.Series) -> None:
     ui.show_figure(plots.multi_temperature_figure(pts, fit, theory_llc=run.theory_llc), key="sens.fig.temp")
     if fit:
         st.caption(
-            f"Bias-reduced λ (intercept) = {ui.fmt(fit['intercept'])} ± {ui.fmt(fit['intercept_se'], 2)}; "
+            f"Bias-reduced λ (intercept) = {plots.format_estimate(fit['intercept'], fit['intercept_se'])}; "
             f"slope ≈ −(m−1) = {ui.fmt(fit['slope'])}."
         )
         if len(pts) < 3:

@@ -251,6 +251,15 @@ def format_number(value: float | None, digits: int = 3) -> str:
     return _fmt(value, digits)
 
 
+def format_estimate(value: float | None, se: float | None, digits: int = 3) -> str:
+    """"0.558 ± 0.13 (SE)": the one way a value and its standard error are written, in figure
+    legends and page captions alike (so the two never show different error bars)."""
+    text = _fmt(value, digits)
+    if se is not None and math.isfinite(float(se)):
+        text += f" ± {_fmt(float(se), 2)} (SE)"
+    return text
+
+
 def _hline(
     fig: go.Figure,
     x0: float,

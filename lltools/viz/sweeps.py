@@ -19,6 +19,7 @@ from lltools.viz.style import (
     _recommended_star,
     _sem_error_y,
     _theory_line,
+    format_estimate,
 )
 
 # ----------------------------------------------------------------------------- sensitivity
@@ -258,9 +259,7 @@ def multi_temperature_figure(
             )
         )
         se = fit.get("intercept_se")
-        label = f"intercept = {_fmt(b0)}" + (
-            f" ± {_fmt(2 * float(se), 2)}" if se is not None and math.isfinite(float(se)) else ""
-        )
+        label = f"intercept = {format_estimate(b0, se)}"
         fig.add_trace(
             go.Scatter(
                 x=[0.0],
@@ -275,7 +274,7 @@ def multi_temperature_figure(
                 },
                 error_y={
                     "type": "data",
-                    "array": [2 * float(se)] if se is not None and math.isfinite(float(se)) else [0.0],
+                    "array": [float(se)] if se is not None and math.isfinite(float(se)) else [0.0],
                     "visible": True,
                 },
                 meta={"role": "intercept", "value": b0},
