@@ -42,3 +42,10 @@ def tiny_toy() -> AppTest:
     at.session_state["toy.draws"] = 60
     at.session_state["toy.burnin"] = 20
     return at.run()
+
+
+def shown(value: float | None, digits: int = 4) -> str:
+    """How the pages display a number (the same formatter)."""
+    from lltools.viz import format_number
+
+    return format_number(value, digits)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from tests.app.conftest import assert_healthy, metrics, page
+from lltools.workflows import demos
+from tests.app.conftest import assert_healthy, metrics, page, shown
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +42,27 @@ def test_free_energy_crossover_moves(learn) -> None:
     def swap_text() -> str:
         return next(m.value for m in learn.markdown if "swap at" in m.value or "always wins" in m.value)
 
-    before = swap_text()
+    # F_A = n·0.010 + 5·log n and F_B = n·0.012 + λ_B·log n cross where
+    # n·0.002 = (5 − λ_B)·log n; for λ_B = 1 that is n ≈ 10 310, for λ_B = 3 n ≈ 4 500.
+    def crossover(lam_b: float) -> float:
+        lo, hi = 100.0, 1e7
+        for _ in range(200):
+            mid = math.sqrt(lo * hi)
+            lo, hi = (mid, hi) if mid * 0.002 < (5.0 - lam_b) * math.log(mid) else (lo, mid)
+        return lo
+
+    assert f"**n ≈ {shown(crossover(1.0), 3)}**" in swap_text()
     learn.slider(key="learn.fe.lamb").set_value(3.0).run()
     assert_healthy(learn)
-    assert swap_text() != before
+    assert f"**n ≈ {shown(crossover(3.0), 3)}**" in swap_text()
 
 
 def test_density_demo_reacts_and_reports_divergence(learn) -> None:
-    before = metrics(learn)["SGLD λ̂"]
+    s = learn.session_state
     learn.select_slider(key="learn.d.nbeta").set_value(300).run()
-    assert metrics(learn)["SGLD λ̂"] != before
+    _, _, stats = demos.density_demo(s["learn.d.potential"], 300, s["learn.d.gamma"], s["learn.d.eps"],
+                                     s["learn.d.seed"])
+    assert metrics(learn)["SGLD λ̂"] == shown(stats["llc"])
     learn.select_slider(key="learn.d.eps").set_value(0.3).run()
     assert_healthy(learn)
     assert any("Every chain diverged" in e.value for e in learn.error)

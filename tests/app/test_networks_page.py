@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.app.conftest import ROOT, assert_healthy, metrics, page
+import lltools
+from dashboard.views import networks as networks_page
+from tests.app.conftest import ROOT, assert_healthy, metrics, page, shown
 
 MODELS = ROOT / "sample_models"
 DLN = str(MODELS / "deep_linear" / "dln_8_6_6_4_r2")
@@ -17,6 +19,13 @@ def _tiny(at):
     for k, v in TINY.items():
         at.session_state[k] = v
     return at
+
+
+def _core_llc(at) -> str:
+    """λ̂ of the page's model, checkpoint and settings computed by the core directly."""
+    s = at.session_state
+    target = lltools.load_sample_model(s["networks.model"], checkpoint=s["networks.ckpt"])
+    return shown(lltools.estimate(target, **networks_page.sampler_params(s)).llc_mean)
 
 
 def _run(at):
@@ -67,8 +76,9 @@ def test_choosing_another_model_changes_the_numbers(net) -> None:
     assert m["rank(J)/2"] == "9"
     assert "λ̂ (estimate)" not in m  # the old run belongs to the other model
     assert net.session_state["networks.nbeta"] == pytest.approx(587.048)  # its card's settings
+    assert first["λ̂ (estimate)"] != "…"
     second = _run(_tiny(net))
-    assert second["λ̂ (estimate)"] != first["λ̂ (estimate)"]
+    assert second["λ̂ (estimate)"] == _core_llc(net)
 
 
 def test_a_training_checkpoint_is_a_different_centre(net) -> None:
