@@ -52,7 +52,8 @@ import streamlit as st
 from lltools import viz as plots
 from lltools.targets.models import list_sample_models, load_sample_model
 from lltools.targets.potentials import potential_target as build
-from lltools.theory import core as theory
+from lltools.theory.quadrature import TemperedExpectation, tempered_expectation
+from lltools.theory.record import TheoryRecord, theory_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -652,24 +653,43 @@ def potential_grid(spec: str, extent: float, n: int = 121) -> pd.DataFrame:
     return pd.DataFrame({"x": gx.ravel(), "y": gy.ravel(), "loss": loss})
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
-def finite_nbeta_target(spec: str, nbeta: float, gamma: float) -> tuple[float | None, str | None]:
-    """The exact finite-nβ value T(nβ, γ) = nβ·E_p[L] by quadrature, with a note.
+def theory_record(spec: str) -> TheoryRecord:
+    """The theory record of a potential spec (:func:`lltools.theory.record.theory_for`, cached per target)."""
+    return theory_for(potential_target(spec))
 
-    Returns ``(None, reason)`` when it cannot be computed (e.g. γ = 0 with a non-compact
-    minimum set, or a potential that is not 2-D).
-    """
+
+@st.cache_data(max_entries=256, show_spinner="Integrating T(nβ, γ)…")
+def finite_nbeta(spec: str, nbeta: float, gamma: float) -> tuple[TemperedExpectation | None, str | None]:
+    """T(nβ, γ) with its error estimate — the same adaptive cubature as the CLI — or ``(None, reason)``."""
     try:
         target = potential_target(spec)
         expr = getattr(target, "expression", None)
         fn = getattr(expr, "fn", None) or target.fn
-        value = theory.tempered_expectation_2d(fn, float(nbeta), float(gamma), num_points=401)
-        value = float(getattr(value, "value", value))
-        if not math.isfinite(value):
+        res = tempered_expectation(fn, float(nbeta), float(gamma))
+        if not math.isfinite(res.value):
             return None, "the tempered expectation is not finite here (γ = 0 with flat directions?)"
-        return value, None
+        return res, None
     except Exception as exc:
         return None, f"{type(exc).__name__}: {exc}"
+
+
+def finite_nbeta_target(spec: str, nbeta: float, gamma: float) -> tuple[float | None, str | None]:
+    """The finite-nβ value T(nβ, γ) = nβ·E_p[L − L(w*)] and a note.
+
+    The note is ``None`` when T is exact (error estimate < 1e-6 relative), says
+    "approximate: ± error" otherwise, and gives the reason when T could not be computed
+    (``(None, reason)``: e.g. γ = 0 with a non-compact minimum set, or a potential that is
+    not 2-D).
+    """
+    res, reason = finite_nbeta(spec, nbeta, gamma)
+    if res is None:
+        return None, reason
+    if res.exact:
+        return res.value, None
+    return res.value, (
+        f"T is approximate: ± {res.error:.2g} (the quadrature's error estimate did not reach 1e-6); "
+        "allow for it when comparing λ̂ with T"
+    )
 
 
 def finite_target_curve(spec: str, nbeta: float, gammas: Iterable[float]) -> pd.DataFrame:

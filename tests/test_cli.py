@@ -83,10 +83,18 @@ def test_estimate_json_is_reproducible() -> None:
 
 
 def test_custom_expression_without_closed_form_has_null_theory() -> None:
-    proc = run_cli("estimate", "--potential", "x**2 + sin(y)**2", "--chains", "2", "--draws", "50",
+    """abs(x) is not analytic at 0: λ is "unknown" (null), with the reason in ``theory.note``;
+    x² + sin²(y) is analytic, so its Taylor polynomial x² + y² − … gives λ = 1 exactly."""
+    proc = run_cli("estimate", "--potential", "abs(x) + y**2", "--chains", "2", "--draws", "50",
                    "--burnin", "10", "--json", "--no-progress", "--device", "cpu")
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["theory_llc"] is None
+    out = json.loads(proc.stdout)
+    assert out["theory_llc"] is None and out["theory"]["exact"] is False
+    assert "unknown" in out["theory"]["note"]
+    proc = run_cli("estimate", "--potential", "x**2 + sin(y)**2", "--chains", "2", "--draws", "50",
+                   "--burnin", "10", "--json", "--no-progress", "--device", "cpu")
+    out = json.loads(proc.stdout)
+    assert out["theory_llc"] == 1.0 and out["theory"]["exact"] is True
 
 
 def test_diverging_settings_are_reported_not_averaged() -> None:

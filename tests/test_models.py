@@ -24,7 +24,8 @@ from lltools.targets.models import (
     num_parameters,
     resolve_card_loss,
 )
-from lltools.theory.core import deep_linear_llc
+from lltools.theory.closed_forms import deep_linear_llc
+from lltools.theory.record import theory_for
 
 SAMPLE_MODELS = Path(__file__).resolve().parent.parent / "sample_models"
 MY_MODELS = ["deep_linear/rrr_6_4_5_r2", "deep_linear/dln_8_6_6_4_r2", "deep_linear/dln_100_50_50_100_r5",
@@ -60,7 +61,7 @@ def test_deep_linear_target_is_centred_at_the_teacher(bias: bool) -> None:
     target = deep_linear_target([4, 3, 2], 1, n=300, seed=0, bias=bias, dtype=torch.float64)
     assert target.n == 300 and target.dim == 4 * 3 + 3 * 2 + (3 + 2 if bias else 0)
     assert float(target.full_loss(target.w_star[None])) < 1e-25  # noise-free: exact minimum
-    assert target.theory_llc == deep_linear_llc([4, 3, 2], 1, bias=bias)[0]
+    assert theory_for(target).llc == deep_linear_llc([4, 3, 2], 1, bias=bias)[0] and theory_for(target).exact
     teacher = deep_linear_teacher([4, 3, 2], 1, 0, bias)
     assert torch.equal(target.w_star, torch.cat([v.reshape(-1) for v in teacher.values()]))
     noisy = deep_linear_target([4, 3, 2], 1, n=300, seed=0, bias=bias, noise_std=0.1, dtype=torch.float64)
@@ -77,7 +78,7 @@ def test_llc_of_a_small_deep_linear_network_matches_aoyagi() -> None:
     run gives 4.5, so the test catches a too-large effective step or a dropped ½.
     """
     target = deep_linear_target([4, 3, 2], 1, n=2000, seed=0)
-    assert target.theory_llc == 3.5
+    assert theory_for(target).llc == 3.5
     params = make_params(2e-4, 1.0, target.default_nbeta, 8)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny matrices: threads only add overhead
@@ -213,7 +214,7 @@ def test_list_checkpoints_orders_by_step_metadata(tmp_path: Path) -> None:
 
 
 def test_outputs_feed_the_jacobian_rank() -> None:
-    from lltools.theory.core import jacobian_rank_llc
+    from lltools.theory.numeric import jacobian_rank_llc
 
     target = deep_linear_target([3, 2, 3], 1, n=40, seed=0, dtype=torch.float64)
     result = jacobian_rank_llc(target)

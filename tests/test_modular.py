@@ -20,12 +20,10 @@ from lltools.targets.modular import (
     accuracy,
     build_quadratic_network,
     centred_mse,
-    geometric_complexity,
-    grokking_severity,
     modular_addition_data,
-    output_jacobian_rank,
-    quadratic_llc_theory,
 )
+from lltools.theory.networks import cullen_formula, output_jacobian_rank, quadratic_network_llc
+from lltools.theory.training import geometric_complexity, grokking_severity
 
 MODEL_DIR = Path(__file__).resolve().parent.parent / "sample_models" / "modular_addition"
 
@@ -265,20 +263,20 @@ def test_geometric_complexity_rejects_empty_inputs() -> None:
 
 
 # ---------------------------------------------------------------------------- theory helpers
-def test_closed_forms_for_the_shipped_model() -> None:
-    info = quadratic_llc_theory(46, 23, 64)
-    assert info["regime"] == "non-degenerate" and info["formula_valid"]
-    assert info["llc"] == info["non_degenerate"] == 64 * (46 + 23 - 1) / 2
-    assert info["generic"] == 23 * 46 * 47 / 4
-    assert info["half_params"] == 64 * 69 / 2
+def test_cullen_formula_for_the_shipped_model() -> None:
+    assert cullen_formula(46, 23, 64) == (64 * (46 + 23 - 1) / 2, "non-degenerate")
+    # too large for the generic-teacher rank: the formula is shown, its validity unknown
+    q = quadratic_network_llc(46, 23, 64)
+    assert q.llc is None and q.valid is None and q.formula == 2176.0
 
 
-def test_closed_form_regimes_and_validity() -> None:
-    generic = quadratic_llc_theory(3, 2, 6)  # K = d(d+1)/2
-    assert generic["regime"] == "generic" and generic["llc"] == 2 * 3 * 4 / 4
-    assert not quadratic_llc_theory(3, 1, 2)["formula_valid"]  # p = 1
-    capped = quadratic_llc_theory(3, 2, 5)  # K(d+p−1) = 20 ≥ p·d(d+1)/2 = 12
-    assert not capped["formula_valid"] and capped["llc"] == capped["generic"]
+def test_cullen_formula_validity_is_decided_by_the_rank() -> None:
+    generic = quadratic_network_llc(3, 2, 6)  # K = d(d+1)/2
+    assert generic.regime == "generic" and generic.formula == 2 * 3 * 4 / 4 == generic.llc and generic.valid
+    p1 = quadratic_network_llc(3, 1, 2)  # p = 1: rank-K symmetric matrices lose K(K−1)/2 dims
+    assert not p1.valid and p1.llc < p1.formula
+    capped = quadratic_network_llc(3, 2, 5)  # K(d+p−1) = 20 ≥ p·d(d+1)/2 = 12: the output space caps
+    assert not capped.valid and capped.llc == 6.0 and "NOT agree" in capped.note
 
 
 def test_jacobian_rank_matches_closed_form_at_random_parameters() -> None:
@@ -287,7 +285,7 @@ def test_jacobian_rank_matches_closed_form_at_random_parameters() -> None:
     net = QuadraticNetwork(d, k, p)
     x = torch.randn(30, d)
     rank = output_jacobian_rank(net, x, centred=False)
-    assert rank / 2 == quadratic_llc_theory(d, p, k)["llc"] == 4.0
+    assert rank / 2 == cullen_formula(d, p, k)[0] == quadratic_network_llc(d, p, k).llc == 4.0
     # a linear map: rank = d_in·d_out, or d_in·(d_out − 1) once the ones direction is removed
     lin = nn.Linear(4, 3, bias=False)
     assert output_jacobian_rank(lin, torch.randn(10, 4), centred=False) == 12
@@ -303,7 +301,7 @@ def test_model_json_is_consistent(card: dict) -> None:
     assert card["n"] == len(x)
     assert card["num_parameters"] == k * (2 * p) + p * k
     assert card["theory"]["llc"] is None and card["theory"]["multiplicity"] is None
-    assert str(quadratic_llc_theory(2 * p, p, k)["non_degenerate"]).rstrip("0").rstrip(".") in \
+    assert str(cullen_formula(2 * p, p, k)[0]).rstrip("0").rstrip(".") in \
         card["theory"]["source"]
     sampler = card["default_sampler"]
     assert set(sampler) == {"epsilon", "gamma", "nbeta", "chains", "draws", "burnin", "batch_size"}

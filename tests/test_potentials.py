@@ -8,7 +8,9 @@ import torch
 from lltools.targets.base import FunctionTarget
 from lltools.targets.expressions import CompiledExpression, ExpressionError
 from lltools.targets.potentials import ALIASES, BUILTIN_POTENTIALS, find_builtin, potential_target
-from lltools.theory.core import monomial_llc, newton_polyhedron_llc
+from lltools.theory.closed_forms import monomial_llc
+from lltools.theory.newton import newton_polyhedron_llc
+from lltools.theory.record import theory_for
 
 
 @pytest.mark.parametrize(
@@ -26,9 +28,10 @@ from lltools.theory.core import monomial_llc, newton_polyhedron_llc
 def test_builtins_and_aliases(spec, name, llc, m, needs_gamma):
     t = potential_target(spec)
     assert isinstance(t, FunctionTarget)
-    assert t.name == name and t.theory_llc == llc and t.theory_multiplicity == m
+    rec = theory_for(t)
+    assert t.name == name and rec.llc == llc and rec.multiplicity == m and rec.exact
     assert t.needs_gamma is needs_gamma and t.builtin is BUILTIN_POTENTIALS[name]
-    assert t.theory_note.startswith("exact")
+    assert rec.note.startswith("exact")
     assert t.warnings == [] and t.n is None and t.dim == 2
     assert torch.equal(t.w_star, torch.zeros(2))
 
@@ -57,10 +60,10 @@ def test_losses_and_gradients():
 @pytest.mark.parametrize(
     ("spec", "llc", "m", "note"),
     [
-        ("x**2 + y**4", 0.75, 1, "exact: non-degenerate polynomial"),
+        ("x**2 + y**4", 0.75, 1, "exact: the coordinates are adapted"),
         ("x**2*y**2", 0.5, 2, "exact"),
         ("w1**2 + w2**4 + w3**6", 11 / 12, 1, "exact"),
-        ("(x - y)**2", 1.0, 1, "NOT exact"),
+        ("(x - y)**2", 0.5, 1, "exact: adapted coordinates after y → y + x"),
         ("x**2 + 0.5*y**2 + x*y", 1.0, 1, "exact"),
         ("7", 0.0, 1, "constant"),
         ("3 + x**2 + y**2", 1.0, 1, "exact"),  # the constant f(w*) is subtracted
@@ -68,18 +71,26 @@ def test_losses_and_gradients():
 )
 def test_user_polynomials_get_newton_values(spec, llc, m, note):
     t = potential_target(spec)
-    assert t.theory_llc == pytest.approx(llc) and t.theory_multiplicity == m
-    assert note in t.theory_note
+    rec = theory_for(t)
+    assert rec.llc == pytest.approx(llc) and rec.multiplicity == m and rec.exact
+    assert note in rec.note
     assert t.warnings == [] and t.builtin is None and t.name == spec
     assert isinstance(t.expression, CompiledExpression)
 
 
 @pytest.mark.parametrize(
-    "spec", ["sin(x)**2 + y**2", "abs(x) + abs(y)", "exp(x**2) - 1 + y**2", "sqrt(x**2 + y**2)"]
+    ("spec", "llc"), [("sin(x)**2 + y**2", 1.0), ("exp(x**2) - 1 + y**2", 1.0), ("abs(x) + abs(y)", None),
+                      ("sqrt(x**2 + y**2)", None)]
 )
-def test_non_polynomials_have_no_closed_form(spec):
+def test_non_polynomials_by_taylor_polynomial_or_unknown(spec, llc):
+    """Analytic at 0: the Taylor polynomial decides (sin²x + y² → x² + y², λ = 1); abs and a
+    cone are not analytic at 0, so λ is "unknown" (never a wrong number)."""
     t = potential_target(spec)
-    assert t.theory_llc is None and "not a polynomial" in t.theory_note
+    rec = theory_for(t)
+    if llc is None:
+        assert rec.llc is None and not rec.exact and "not analytic" in rec.note
+    else:
+        assert rec.llc == llc and rec.exact and "Taylor polynomial" in rec.method
     assert t.warnings == []  # all have a minimum at 0 (sqrt has an infinite gradient there)
 
 
@@ -99,7 +110,8 @@ def test_not_a_local_minimum_warnings(spec, detail):
     assert len(t.warnings) == 1
     assert t.warnings[0].startswith("w* is not a local minimum: ")
     assert detail in t.warnings[0]
-    assert t.theory_llc is None
+    rec = theory_for(t)
+    assert rec.llc is None and not rec.exact and "not defined" in rec.note
 
 
 def test_tiny_perturbations_are_not_flagged():
@@ -120,4 +132,4 @@ def test_parser_errors_pass_through(spec):
 
 def test_w_family_dimension():
     t = potential_target("w1**2 + w5**2")
-    assert t.dim == 5 and t.theory_llc == 1.0  # w2..w4 are free: λ counts only w1 and w5
+    assert t.dim == 5 and theory_for(t).llc == 1.0  # w2..w4 are free: λ counts only w1 and w5

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import lltools
-from lltools.theory import core as theory
+from lltools.theory.numeric import jacobian_rank_llc
 from lltools.theory.rank_plan import RANK_MAX_FLOPS, RANK_SLOW_FLOPS, plan_for, rank_plan, subset_rank_llc
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +42,6 @@ def test_subset_rank_is_the_full_rank_for_a_deep_linear_network() -> None:
     assert plan.tier == "auto" and plan.rows == 64
     value, note = subset_rank_llc(small, plan)
     eps = float(torch.finfo(target.w_star.dtype).eps)
-    full = theory.jacobian_rank_llc(small, rtol=max(200 * 5, int(target.dim)) * eps)
+    full = jacobian_rank_llc(small, rtol=max(200 * 5, int(target.dim)) * eps)
     assert value == full.llc and 0 < value < target.dim / 2
     assert "64 of 200" in note

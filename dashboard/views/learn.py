@@ -18,9 +18,12 @@ import streamlit as st
 from dashboard import common as ui
 from lltools import viz as plots
 from lltools.targets.expressions import parse_expression
-from lltools.theory import core as theory
+from lltools.targets.potentials import domain_warnings
 from lltools.theory.density import DENSITY_POTENTIALS
 from lltools.theory.free_energy import free_energy_curves, free_energy_difference
+from lltools.theory.numeric import volume_scaling
+from lltools.theory.puiseux import PlaneStep
+from lltools.theory.record import expression_theory, plane_result
 from lltools.workflows import demos
 
 K_VS_POT, K_VS_EXPR, K_VS_RADIUS, K_VS_SAMPLES = (
@@ -45,6 +48,8 @@ NEWTON_PRESETS = {
     "x**2 * y**2": "x² y²: the diagonal hits a vertex, so m = 2",
     "x**6 + x**2*y**2 + y**6": "x⁶ + x²y² + y⁶: a vertex between two edges",
     "x**2 + y**2": "x² + y²: regular, λ = d/2 = 1",
+    "(x + y)**4": "(x + y)⁴: degenerate edge — one change y → y − x gives y⁴, λ = 1/4",
+    "(y - x**2)**2 + x**6": "(y − x²)² + x⁶: a curved valley — y → y + x² gives y² + x⁶, λ = 2/3",
 }
 EPS_CHOICES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3]
 NBETA_CHOICES = [1, 3, 10, 30, 100, 300, 1000, 3000]
@@ -77,13 +82,13 @@ DEFAULTS: dict[str, Any] = {
 def volume_scaling_table(
     spec: str, radius: float, num_samples: int, seed: int = 0
 ) -> tuple[pd.DataFrame, float, float]:
-    """``(table, slope, stderr)`` of :func:`lltools.theory.core.volume_scaling` for a potential.
+    """``(table, slope, stderr)`` of :func:`lltools.theory.numeric.volume_scaling` for a potential.
 
     The table has ``epsilon, volume (fraction of the box), count, in_fit``.
     """
     target = ui.potential_target(spec)
     fn = getattr(getattr(target, "expression", None), "fn", None) or target.fn
-    res = theory.volume_scaling(
+    res = volume_scaling(
         fn, target.w_star.double().cpu(), radius=radius, num_samples=num_samples, seed=seed
     )
     table = res.table.rename(columns={"fraction": "volume"})
@@ -93,39 +98,50 @@ def volume_scaling_table(
 
 @dataclass(frozen=True)
 class NewtonView:
-    """What the Newton-polyhedron panel draws: exponents, boundary vertices and the hit."""
+    """What the Newton-polygon panel draws: the polygon in each coordinate system, and λ.
+
+    ``exponents``/``vertices``/``t`` are those of the last (adapted) coordinates, where
+    λ = 1/t; ``steps`` holds every coordinate system with the change that led on from it.
+    """
 
     exponents: pd.DataFrame
     vertices: pd.DataFrame
     t: float
-    llc: float
-    multiplicity: int
-    exact: bool | None
+    llc: float | None
+    multiplicity: int | None
+    exact: bool
     note: str
+    steps: tuple[PlaneStep, ...] = ()
 
 
 def newton_view(text: str) -> NewtonView:
-    """Parse a polynomial in x, y and compute its Newton polygon (``ValueError`` if not possible)."""
+    """Parse an expression in x, y and compute λ by Newton polygons in adapted coordinates.
+
+    Raises ``ValueError`` (one line) when it is not possible: not two variables, no exact
+    Taylor polynomial, a constant, or a failed domain check (w* is not a minimum, L is
+    undefined near w*) — the same checks as the Toy page and the CLI.
+    """
     compiled = parse_expression(text)
     if compiled.dim != 2:
         raise ValueError("use the two variables x and y")
-    poly = compiled.polynomial
-    if poly is None:
-        raise ValueError("this is not a polynomial with non-negative integer powers")
-    terms = {k: v for k, v in poly.items() if any(k) and v != 0}
-    if not terms:
-        raise ValueError("the polynomial is constant: every point is a minimum")
-    geo = theory.newton_polyhedron_2d(terms)
+    problems = domain_warnings(compiled)
+    if problems:
+        raise ValueError(problems[0])
+    record = expression_theory(compiled)
+    result = plane_result(compiled)
+    if result is None or not result.steps:
+        raise ValueError(record.note)
+    last = result.steps[-1]
     return NewtonView(
-        exponents=pd.DataFrame(list(geo.support), columns=["a", "b"]),
-        vertices=pd.DataFrame(list(geo.vertices), columns=["a", "b"]),
-        t=float(geo.t),
-        llc=float(geo.llc),
-        multiplicity=int(geo.multiplicity),
-        exact=geo.exact,
-        note=str(geo.note),
+        exponents=pd.DataFrame(list(last.support), columns=["a", "b"]),
+        vertices=pd.DataFrame(list(last.vertices), columns=["a", "b"]),
+        t=float(last.distance),
+        llc=record.llc,
+        multiplicity=record.multiplicity,
+        exact=record.exact,
+        note=record.note,
+        steps=result.steps,
     )
-
 
 
 @st.cache_data(max_entries=64, show_spinner="Sampling…")
@@ -159,11 +175,12 @@ def volume_panel() -> None:
         table, slope, stderr = volume_scaling_table(
             spec, float(st.session_state[K_VS_RADIUS]), int(st.session_state[K_VS_SAMPLES])
         )
-        theory = target.theory_llc
+        record = ui.theory_record(spec)
+        theory = record.llc
         ui.metric_row(
             [
                 ("fitted slope", f"{ui.fmt(slope)} ± {ui.fmt(stderr, 2)}", "Slope of log V against log ε."),
-                ("exact λ", ui.fmt(theory), getattr(target, "theory_note", None)),
+                ("exact λ" if record.exact else "theory λ (not exact)", ui.fmt(theory), record.note),
                 ("samples below the largest ε", f"{int(table['count'].max()):,}", None),
             ]
         )
@@ -216,27 +233,41 @@ def newton_panel() -> None:
             return
         ui.metric_row(
             [
-                ("hit point t", ui.fmt(view.t), "The diagonal (t, t) first touches the polyhedron here."),
-                ("λ = 1/t", ui.fmt(view.llc), None),
-                ("multiplicity m", str(view.multiplicity), "Codimension of the face that is hit."),
-                ("exact?", {True: "yes", False: "no", None: "unknown"}[view.exact], None),
+                ("hit point t", ui.fmt(view.t), "Where the diagonal meets the polygon (adapted)."),
+                ("λ = 1/t", ui.fmt(view.llc) if view.llc is not None else "unknown", None),
+                ("multiplicity m", ui.fmt(view.multiplicity), "2 when the diagonal hits a vertex, else 1."),
+                ("exact?", "yes" if view.exact else "no", None),
             ]
         )
         fig_col, note_col = st.columns([3, 2], gap="medium")
         with fig_col:
-            ui.show_figure(
-                plots.newton_polyhedron_figure(
-                    view.exponents, hull=view.vertices, hit=view.t, title=f"L = {text}"
-                ),
-                key="learn.fig.newton",
-            )
+            steps = view.steps
+            labels = [f"step {i + 1}" for i in range(len(steps))]
+            tabs = [st.container()] if len(steps) < 2 else st.tabs(labels)
+            for i, (tab, step) in enumerate(zip(tabs, steps, strict=True)):
+                title = f"L = {text}" if i == 0 else f"after {steps[i - 1].change}"
+                if step.change:
+                    title += f"  (next: {step.change})"
+                with tab:
+                    ui.show_figure(
+                        plots.newton_polyhedron_figure(
+                            pd.DataFrame(list(step.support), columns=["a", "b"]),
+                            hull=pd.DataFrame(list(step.vertices), columns=["a", "b"]),
+                            hit=float(step.distance),
+                            title=title,
+                        ),
+                        key=f"learn.fig.newton.{i}",
+                    )
         with note_col:
             ui.teaching_note(
                 "Near w\\* = 0 only the **exponents** of L = Σ c·x^a·y^b matter. Plot each monomial "
                 "as the point (a, b). The **Newton polyhedron** is everything above and to the "
                 "right of their convex hull (shaded).\n\n"
                 "Walk from the origin along the diagonal a = b. The first point (t, t) where you "
-                "touch the polyhedron gives **λ = 1/t** (exact when L is non-degenerate).\n\n"
+                "touch the polyhedron gives **λ = 1/t** — once the coordinates are *adapted*: when "
+                "the face that is hit is an edge whose polynomial has a real root of multiplicity "
+                "> t (as for (x − y)², root y = x twice, t = 1), substitute along that root "
+                "(y → y + x) and redraw; the tabs show each step. (x − y)² becomes y²: λ = 1/2.\n\n"
                 "**Why x²y⁴ has λ = 1/4:** its only point is (2, 4). The region above it starts "
                 "at a = 2 and b = 4, so the diagonal enters it at (4, 4): t = 4 and λ = 1/4. The "
                 "flatter direction, y⁴, sets the answer. Hitting an edge gives m = 1; hitting a "

@@ -30,7 +30,8 @@ from lltools.estimation import frames
 from lltools.storage.store import target_spec
 from lltools.targets.checkpoints import CheckpointError
 from lltools.targets.models import list_checkpoints, list_sample_models, load_sample_model, read_card
-from lltools.theory import core as theory
+from lltools.theory.closed_forms import deep_linear_llc
+from lltools.theory.networks import quadratic_network_llc
 from lltools.theory.rank_plan import plan_for, subset_rank_llc
 from lltools.viz import training as plots_training
 from lltools.workflows.estimate import estimate_stream, summarize
@@ -197,7 +198,7 @@ def closed_form(card: dict[str, Any], checkpoint: str | None) -> tuple[float | N
         data = card.get("data") or {}
         if value is None and "rank" in data:
             try:
-                value, _ = theory.deep_linear_llc(arch["widths"], int(data["rank"]), bool(arch.get("bias")))
+                value, _ = deep_linear_llc(arch["widths"], int(data["rank"]), bool(arch.get("bias")))
             except (ValueError, KeyError):
                 value = None
         where = (
@@ -218,14 +219,14 @@ def closed_form(card: dict[str, Any], checkpoint: str | None) -> tuple[float | N
         )
     if kind == "quadratic":
         try:
-            q = theory.quadratic_network_llc(int(arch["d"]), int(arch["p"]), int(arch["width"]))
+            q = quadratic_network_llc(int(arch["d"]), int(arch["p"]), int(arch["width"]))
         except (KeyError, ValueError):
-            return None, "paper λ", source
-        validity = "valid" if q.valid else "not valid here"
-        note = f"Cullen et al. (2026), {q.regime} regime: {q.note} ({validity} at a true parameter). " + (
-            source if source else ""
-        )
-        return float(q.llc), "paper λ", note
+            return None, "Cullen et al. formula", source
+        validity = {True: "it agrees with rank(J)/2", False: "it does NOT agree with rank(J)/2",
+                    None: "not checked against rank(J)/2"}[q.valid]
+        note = f"Cullen et al. (2026) formula, {q.regime} regime ({validity} at a generic teacher): "
+        note += f"{q.note}. " + (source if source else "")
+        return float(q.formula), "Cullen et al. formula", note
     return (
         None,
         "closed-form λ",

@@ -27,6 +27,7 @@ from lltools.estimation import calibrate, frames
 from lltools.estimation import llc as estimators
 from lltools.estimation.llc import llc_bias_reduced
 from lltools.targets.potentials import find_builtin
+from lltools.theory.record import theory_for
 from lltools.workflows.sweep import sweep_stream
 
 NS_SWEEP, NS_CALIB = "sens", "calib"
@@ -235,7 +236,7 @@ def execute(kind: str, request: dict[str, Any], live: live_ui.LiveRun, slots: di
             grid=grid,
             budget=bud,
             table=estimators.llc_by_setting(host),
-            theory_llc=target.theory_llc,
+            theory_llc=theory_for(target).llc,
             status="complete",
             elapsed_s=elapsed,
             traces=frames.trace_frame(host),
@@ -268,7 +269,7 @@ def finish_stopped(kind: str, partial: Any, request_like: dict[str, Any]) -> Swe
         grid=request_like["grid"],
         budget=request_like["budget"],
         table=estimators.llc_by_setting(host),
-        theory_llc=getattr(ui.target_for(request_like["spec"]), "theory_llc", None),
+        theory_llc=theory_for(ui.target_for(request_like["spec"])).llc,
         status=f"stopped at step {steps:,} of {trace.num_steps_total:,}",
         elapsed_s=float("nan"),
         traces=frames.trace_frame(host),
@@ -656,8 +657,8 @@ def controls(running: bool) -> tuple[str, Any | None, str | None]:
             try:
                 target, error = ui.target_for(spec), None
                 st.caption(
-                    f"d = {target.dim:,} parameters, n = {target.n:,} samples · exact λ = "
-                    f"{ui.fmt(target.theory_llc)} · networks are much slower than 2-D potentials "
+                    f"d = {target.dim:,} parameters, n = {target.n:,} samples · theory λ = "
+                    f"{ui.fmt(theory_for(target).llc)} · networks are much slower than 2-D potentials "
                     "on a CPU: keep the grid small (the progress bar shows the time left; Stop keeps "
                     "the draws so far)."
                 )

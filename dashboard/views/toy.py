@@ -150,6 +150,7 @@ def draw_metrics(
     finite: float | None,
     acc: float | None,
     live: bool,
+    theory_label: str = "exact λ",
 ) -> None:
     """The headline row: λ̂, the exact λ, the finite-nβ target T, and λ̂ − T (or acceptance live)."""
     with slot.container():
@@ -163,7 +164,7 @@ def draw_metrics(
             help="λ̂ = nβ·(mean draw loss − L(w*)), mean over chains ± its standard error.",
         )
         cols[1].metric(
-            "exact λ", ui.fmt(theory, 4), help="The learning coefficient at w* (the limit nβ → ∞)."
+            theory_label, ui.fmt(theory, 4), help="The learning coefficient at w* (the limit nβ → ∞)."
         )
         cols[2].metric(
             "target T(nβ, γ)",
@@ -228,18 +229,37 @@ def draw_figures(
     )
 
 
+def _theory_label(spec: str) -> str:
+    target, _ = ui.try_potential(spec)
+    if target is None:
+        return "exact λ"
+    return "exact λ" if ui.theory_record(spec).exact else "theory λ (not exact)"
+
+
 def teaching_text(
-    spec: str, theory: float | None, finite: float | None, nbeta: float, gamma: float, note: str | None
+    spec: str,
+    theory: float | None,
+    finite: float | None,
+    nbeta: float,
+    gamma: float,
+    note: str | None,
+    finite_note: str | None = None,
 ) -> str:
+    exact = note is None or note.startswith("exact")
     lam = ui.fmt(theory) if theory is not None else "unknown"
+    if theory is not None and not exact:
+        lam += " (NOT exact, see the theory note)"
     t_txt = ui.fmt(finite) if finite is not None else "not available"
+    if finite is not None and finite_note:
+        t_txt += " (approximate)"
     text = (
         "SGLD samples the **localised tempered posterior** "
         "p(w) ∝ exp(−nβ·L(w) − (γ/2)‖w − w\\*‖²) around w\\* = 0 (the star). "
         "The estimate is **λ̂ = nβ·(Eₚ[L] − L(w\\*))**: how much extra loss the posterior "
         "tolerates. Flat valleys cost nothing to wander along, so they *lower* λ: that is "
         "what a singular minimum looks like.\n\n"
-        f"The **exact λ = {lam}** is the limit nβ → ∞. At nβ = {ui.fmt(nbeta)} and γ = {ui.fmt(gamma)} "
+        f"The **{'exact ' if exact else 'theory '}λ = {lam}** is the limit nβ → ∞. "
+        f"At nβ = {ui.fmt(nbeta)} and γ = {ui.fmt(gamma)} "
         f"a perfect sampler returns the **target T(nβ, γ) = {t_txt}** (quadrature, dotted line), "
         "so judge λ̂ against T, not λ."
     )
@@ -252,8 +272,10 @@ def teaching_text(
         "\n\nRead the plots: the running λ̂ should **flatten** near T; loss traces should "
         "look like stationary noise after the shaded burn-in."
     )
-    if note and theory is not None and not note.startswith("exact: closed form"):
-        text += f"\n\n*Theory note:* {note}."
+    if note and not note.startswith("exact: closed form"):
+        text += f"\n\n*Theory note:* {ui.plain(note)}."
+    if finite is not None and finite_note:
+        text += f"\n\n*{ui.plain(finite_note)}.*"
     return text
 
 
@@ -327,7 +349,7 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun) -> Non
 
     total = params["burnin"] + params["draws"]
     extent_choice = st.session_state.get(K_VIEW, "auto")
-    theory = target.theory_llc
+    theory = ui.theory_record(spec).llc
     state = {"n": 0}
 
     def on_chunk(item: Any) -> None:
@@ -343,6 +365,7 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun) -> Non
             llc=current,
             sem=None,
             theory=theory,
+            theory_label=_theory_label(spec),
             finite=finite,
             acc=float(traces["acceptance"].mean()) if not traces.empty else None,
             live=True,
@@ -444,6 +467,7 @@ def draw_result(done: ToyResult, slots: Slots) -> None:
         llc=r.llc_mean,
         sem=r.llc_sem,
         theory=theory,
+        theory_label=_theory_label(done.spec),
         finite=done.finite_target,
         acc=r.acceptance,
         live=False,
@@ -499,8 +523,9 @@ def diagnostics_panel(done: ToyResult) -> None:
                 f"λ̂ is **{verdict}** the exact finite-nβ target."
                 + ("" if abs(z) < 3 else " If acceptance is healthy, run longer; otherwise lower ε.")
             )
-        elif done.finite_note:
-            st.caption(f"Exact target T unavailable: {done.finite_note}")
+        if done.finite_note:
+            prefix = "Exact target T unavailable: " if done.finite_target is None else ""
+            st.caption(prefix + ui.plain(done.finite_note))
         st.caption(ui.run_caption(done.record_id, done.status, done.elapsed_s, r))
     with right:
         t1, t2 = st.tabs(["λ̂ per chain", "Acceptance"])
@@ -574,11 +599,11 @@ def main() -> None:
                 ui.teaching_note(
                     teaching_text(
                         request["spec"],
-                        getattr(ui.potential_target(request["spec"]), "theory_llc", None),
+                        ui.theory_record(request["spec"]).llc,
                         ui.finite_nbeta_target(request["spec"], request["nbeta"], request["gamma"])[0],
                         request["nbeta"],
                         request["gamma"],
-                        None,
+                        ui.theory_record(request["spec"]).note,
                     )
                 )
             try:
@@ -600,16 +625,17 @@ def main() -> None:
                     container=slots.contour,
                     key="toy.fig.preview",
                 )
-                finite, _ = ui.finite_nbeta_target(spec, current["nbeta"], current["gamma"])
+                finite, finite_note = ui.finite_nbeta_target(spec, current["nbeta"], current["gamma"])
                 with slots.note:
                     ui.teaching_note(
                         teaching_text(
                             spec,
-                            target.theory_llc,
+                            ui.theory_record(spec).llc,
                             finite,
                             current["nbeta"],
                             current["gamma"],
-                            getattr(target, "theory_note", None),
+                            ui.theory_record(spec).note,
+                            finite_note,
                         )
                     )
                     st.info(
@@ -625,7 +651,8 @@ def main() -> None:
                     done.finite_target,
                     done.params["nbeta"],
                     done.params["gamma"],
-                    getattr(ui.try_potential(done.spec)[0], "theory_note", None),
+                    ui.theory_record(done.spec).note if ui.try_potential(done.spec)[0] else None,
+                    done.finite_note,
                 )
             )
             if current != {"spec": done.spec, **done.params}:

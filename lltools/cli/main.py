@@ -21,6 +21,7 @@ from lltools.estimation import llc as estimators
 from lltools.storage.store import RunStore, record_stream, target_spec
 from lltools.targets.models import load_sample_model
 from lltools.targets.potentials import potential_target
+from lltools.theory.record import theory_for
 from lltools.workflows.distributed import sweep_distributed
 from lltools.workflows.estimate import estimate_stream, summarize
 from lltools.workflows.sweep import sweep_stream
@@ -48,7 +49,10 @@ def load_target(potential: str | None, model: Path | None, checkpoint: Path | No
     if potential is not None:
         if checkpoint is not None:
             fail("--checkpoint applies only with --model")
-        return potential_target(potential), dict(POTENTIAL_DEFAULTS)
+        target = potential_target(potential)
+        for warning in target.warnings:  # the shared domain checks, before any sampling
+            typer.echo(f"warning: {warning}", err=True)
+        return target, dict(POTENTIAL_DEFAULTS)
     assert model is not None
     if not model.exists():
         fail(f"model folder not found: {model}")
@@ -242,7 +246,7 @@ def sweep(
 def write_sweep_table(table: Any, target: Any, out: Path) -> None:
     """Label a per-setting table with its target and theory λ, write it, and print it."""
     table.insert(0, "target", target.name)
-    table["theory_llc"] = target.theory_llc
+    table["theory_llc"] = theory_for(target).llc
     write_table(table, out)
     typer.echo(f"wrote {len(table)} settings to {out}", err=True)
     typer.echo(table.to_string(index=False))

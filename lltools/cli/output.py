@@ -33,6 +33,30 @@ def progress_bar(total: int, enabled: bool) -> tqdm:
                 dynamic_ncols=True, leave=False)
 
 
+def theory_lines(result: Any) -> list[str]:
+    """The theory λ (with its caveat when not exact) and T(nβ, γ) (exact or ± its error)."""
+    lines = []
+    record = getattr(result, "theory", None)
+    if record is not None and record.llc is not None:
+        m = f", m = {record.multiplicity}" if record.multiplicity is not None else ""
+        how = f"exact{m}; {record.method}; the nβ → ∞ limit" if record.exact else f"NOT exact: {record.note}"
+        lines.append(f"theory λ    {record.llc:.4f}   ({how})")
+    elif record is not None and not record.note.startswith("no closed form"):
+        lines.append(f"theory λ    unknown   ({record.note})")
+    elif result.theory_llc is not None:
+        lines.append(f"theory λ    {result.theory_llc:.4f}   (the nβ → ∞ limit)")
+    if result.expected_llc is not None:
+        err = getattr(result, "expected_llc_error", None)
+        if err is not None and err <= 1e-6 * abs(result.expected_llc):
+            lines.append(f"exact T     {result.expected_llc:.6f}   (nβ·E[L − L(w*)] at this nβ, γ by adaptive "
+                         "cubature, error < 1e-6; λ̂ should match it up to the ε bias)")
+        else:
+            shown = "?" if err is None else f"{err:.2g}"
+            lines.append(f"approx. T   {result.expected_llc:.4f} ± {shown}   (nβ·E[L − L(w*)] by adaptive cubature; "
+                         "APPROXIMATE: the quadrature did not reach 1e-6)")
+    return lines
+
+
 def format_summary(result: Any) -> str:
     """A readable multi-line summary of an :class:`~lltools.workflows.estimate.EstimateResult`."""
     s = result.settings
@@ -44,11 +68,7 @@ def format_summary(result: Any) -> str:
         f"λ̂ (LLC)     {result.llc_mean:.4f} ± {result.llc_sem:.4f} (SEM)   "
         f"std across chains {result.llc_std:.4f}",
     ]
-    if result.theory_llc is not None:
-        lines.append(f"theory λ    {result.theory_llc:.4f}   (the nβ → ∞ limit)")
-    if result.expected_llc is not None:
-        lines.append(f"exact T     {result.expected_llc:.4f}   (nβ·E[L − L(w*)] at this nβ, γ by quadrature;"
-                     " λ̂ should match it up to the ε bias)")
+    lines.extend(theory_lines(result))
     lines.append(
         f"diagnostics R-hat {result.rhat:.3f}   ESS {result.ess:.0f}   "
         f"acceptance {result.acceptance:.3f}   diverged {len(result.diverged_chains)}"

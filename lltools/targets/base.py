@@ -42,7 +42,8 @@ class Target(ABC):
     name : str
         Human-readable name, shown in summaries.
     theory_llc : float or None
-        The exact λ where known (built-in potentials, deep linear networks), else ``None``.
+        A λ the target's source *states* (a model card), else ``None``.  Computed values
+        come from :func:`lltools.theory.record.theory_for`, which also says whether they are exact.
     warnings : list of str
         Plain-language warnings attached when the target was built (e.g. "w* is not a
         local minimum").

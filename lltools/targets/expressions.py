@@ -21,7 +21,7 @@ Python floats (overflow, ``1/0``, ``log(0)`` are refused), and compiled into a t
 closures over torch operations: ``fn(w)`` maps a tensor of shape ``(C, d)`` to ``(C,)`` and
 is differentiable by autograd.  When the expression is a polynomial with non-negative
 integer powers its expanded coefficients are returned as well (used for the Newton
-polyhedron value of λ, :mod:`lltools.theory.core`).
+polyhedron value of λ, :mod:`lltools.theory`).
 
 Limits (bad input is refused fast, never hangs): at most 2000 characters, printable ASCII
 only, bracket nesting at most 50, expression-tree depth at most 100 after flattening,
@@ -197,6 +197,10 @@ class _Call:
 
 _Node = _Const | _Var | _Sum | _Prod | _Pow | _Neg | _Call
 
+# Public names of the intermediate form, read by lltools.theory.series (exact Taylor polynomials).
+Const, Var, Sum, Prod, Pow, Neg, Call = _Const, _Var, _Sum, _Prod, _Pow, _Neg, _Call
+Node = _Node
+
 
 # ---------------------------------------------------------------------------- the result
 @dataclass(frozen=True)
@@ -218,6 +222,8 @@ class CompiledExpression:
         Expanded coefficients ``{(k_1, ..., k_d): c}`` of Σ c·Π w_i^{k_i} when the
         expression is a polynomial with non-negative integer powers (at most
         :data:`MAX_POLY_TERMS` terms); ``None`` otherwise.  ``{}`` is the zero polynomial.
+    node : Node
+        The checked intermediate form (for exact Taylor polynomials, :mod:`lltools.theory.series`).
     """
 
     text: str
@@ -225,6 +231,7 @@ class CompiledExpression:
     dim: int
     fn: Callable[[Tensor], Tensor] = field(compare=False, repr=False)
     polynomial: dict[tuple[int, ...], float] | None = field(default=None, compare=False)
+    node: _Node | None = field(default=None, compare=False, repr=False)
 
     def __call__(self, w: Tensor) -> Tensor:
         return self.fn(w)
@@ -270,7 +277,7 @@ def parse_expression(text: str, variables: Sequence[str] | None = None) -> Compi
     fn = _compile(node)
     polynomial = _polynomial(node, len(names))
     return CompiledExpression(
-        text=stripped, variables=tuple(names), dim=len(names), fn=fn, polynomial=polynomial
+        text=stripped, variables=tuple(names), dim=len(names), fn=fn, polynomial=polynomial, node=node
     )
 
 

@@ -194,18 +194,6 @@ def deep_linear_data(spec: dict[str, Any], dtype: torch.dtype = torch.float32) -
     return Dataset(x.to(dtype), y.to(dtype), xv.to(dtype), yv.to(dtype))
 
 
-def _deep_linear_theory(widths: Sequence[int], rank: int, bias: bool) -> float | None:
-    try:
-        from lltools.theory.core import deep_linear_llc
-    except ImportError:
-        return None
-    try:
-        value, _multiplicity = deep_linear_llc(list(widths), rank, bias=bias)
-    except (ValueError, NotImplementedError):
-        return None
-    return float(value)
-
-
 def deep_linear_target(
     widths: Sequence[int],
     rank: int,
@@ -240,8 +228,8 @@ def deep_linear_target(
     Returns
     -------
     NetworkTarget
-        ``w_star`` the teacher, ``theory_llc`` Aoyagi's λ (``None`` if
-        :mod:`lltools.theory.core` is unavailable); ``val_inputs``/``val_targets`` attached.
+        ``w_star`` the teacher; ``deep_linear = (widths, rank, bias)`` (its λ is Aoyagi's,
+        :func:`lltools.theory.record.theory_for`); ``val_inputs``/``val_targets`` attached.
     """
     spec = {"kind": "deep_linear_teacher", "widths": list(widths), "rank": int(rank), "n": int(n),
             "seed": int(seed), "bias": bool(bias), "noise_std": float(noise_std)}
@@ -252,7 +240,8 @@ def deep_linear_target(
     name = f"deep linear {'-'.join(map(str, widths))} r={rank}" + (" +bias" if bias else "")
     target = NetworkTarget(module, data.inputs, data.targets, "mse", batch_size=batch_size,
                            w_star=torch.cat([v.reshape(-1) for v in teacher.values()]), name=name,
-                           theory_llc=_deep_linear_theory(widths, rank, bias), device=device, dtype=dtype)
+                           device=device, dtype=dtype)
+    target.deep_linear = (tuple(int(w) for w in widths), int(rank), bool(bias))
     target.val_inputs, target.val_targets = data.val_inputs, data.val_targets
     return target
 

@@ -1,15 +1,16 @@
 """Modular addition with two-layer quadratic networks (seed 003, Cullen et al. 2026).
 
-Everything the ``modular_addition`` sample model needs, and the generic training-dynamics
-measures reported beside λ̂ (primer §5):
+Everything the ``modular_addition`` sample model needs:
 
 - :func:`modular_addition_data` — all pairs (a, b) mod p as one-hot pairs, with a fixed
   train/validation split;
 - :class:`QuadraticNetwork` / :func:`build_quadratic_network` — f(x) = V σ(Wᵀx), σ(t) = t²;
 - :func:`centred_mse` — the per-sample centred squared error used by training and SGLD;
-- :func:`accuracy`, :func:`grokking_severity` (GSM), :func:`geometric_complexity` (GC);
-- :func:`quadratic_llc_theory` — the paper's closed forms for λ, with their validity;
-- :func:`output_jacobian_rank` — the numerical rank(J)/2 reference (primer §4).
+- :func:`accuracy`.
+
+The theory (λ = rank(J)/2 beside the Cullen et al. formula) is
+:func:`lltools.theory.networks.quadratic_network_llc`; the training-dynamics measures are in
+:mod:`lltools.theory.training`.
 
 The centred loss
 ----------------
@@ -25,10 +26,8 @@ projection eliminates.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -37,11 +36,7 @@ __all__ = [
     "accuracy",
     "build_quadratic_network",
     "centred_mse",
-    "geometric_complexity",
-    "grokking_severity",
     "modular_addition_data",
-    "output_jacobian_rank",
-    "quadratic_llc_theory",
 ]
 
 
@@ -215,224 +210,3 @@ def accuracy(outputs: Tensor, targets: Tensor) -> float:
     if labels.numel() == 0:
         raise ValueError("accuracy of an empty set is undefined")
     return float((outputs.argmax(dim=-1) == labels).to(torch.float64).mean().item())
-
-
-def _as_float_array(values: Sequence[float] | np.ndarray | Tensor) -> np.ndarray:
-    if isinstance(values, Tensor):
-        values = values.detach().cpu().double().numpy()
-    return np.asarray(values, dtype=np.float64).reshape(-1)
-
-
-def grokking_severity(
-    steps: Sequence[float] | np.ndarray | Tensor,
-    train_acc: Sequence[float] | np.ndarray | Tensor,
-    val_acc: Sequence[float] | np.ndarray | Tensor,
-    threshold: float = 0.95,
-) -> float:
-    """Grokking severity measure (seed 003 §6.4; primer §5).
-
-        GSM = 1{a_V(T) ≥ threshold} / T · Σ_{x=1}^{T} |a_T(x) − a_V(x)|
-
-    Parameters
-    ----------
-    steps : array-like, shape (L,)
-        Strictly increasing, non-negative training times (epochs or optimiser steps) at
-        which the accuracies were logged.
-    train_acc, val_acc : array-like, shape (L,)
-        Training and validation accuracy at those times.
-    threshold : float, optional
-        Validation accuracy that counts as "generalised" at the end (default 0.95).
-
-    Returns
-    -------
-    float
-        0 when the final validation accuracy is below ``threshold``; otherwise the
-        time-average of the train/validation accuracy gap over [0, T], between 0 and 1.
-
-    Notes
-    -----
-    In the paper x runs over every training epoch 1..T (T = final epoch) and the sum is
-    divided by T.  Logs are usually sparser (here: checkpoints), so each logged value
-    stands for the interval since the previous log — a right-endpoint Riemann sum over
-    [0, T] with T = ``steps[-1]``:
-
-        GSM = 1{a_V(T) ≥ thr} / T · Σ_i (t_i − t_{i−1}) |a_T(t_i) − a_V(t_i)|,   t_{−1} = 0.
-
-    With one log per epoch (t_i = 1, …, T) this is exactly the paper's formula; with
-    evenly spaced logs it is the mean gap over the logged rows; a value logged at t = 0
-    gets zero weight, as x = 0 is not in the paper's sum.  Because it is a time-average,
-    GSM is in units of "fraction of training spent memorised but not generalised" and
-    depends on how long training continues after grokking.
-    """
-    t, a_tr, a_va = (_as_float_array(v) for v in (steps, train_acc, val_acc))
-    if not (t.size == a_tr.size == a_va.size) or t.size == 0:
-        raise ValueError(
-            f"steps, train_acc and val_acc must be non-empty and of equal length, got "
-            f"{t.size}, {a_tr.size}, {a_va.size}"
-        )
-    if not (np.isfinite(t).all() and np.isfinite(a_tr).all() and np.isfinite(a_va).all()):
-        raise ValueError("steps and accuracies must be finite")
-    if t[0] < 0 or np.any(np.diff(t) <= 0):
-        raise ValueError("steps must be non-negative and strictly increasing")
-    total = t[-1]
-    if total <= 0:
-        raise ValueError("the final step T must be positive")
-    if a_va[-1] < threshold:
-        return 0.0
-    widths = np.diff(t, prepend=0.0)
-    return float(np.sum(widths * np.abs(a_tr - a_va)) / total)
-
-
-# ---------------------------------------------------------------------------- geometric complexity
-def geometric_complexity(
-    module_or_fn: nn.Module | Callable[[Tensor], Tensor],
-    inputs: Tensor,
-    *,
-    batch_size: int = 1024,
-) -> float:
-    """Geometric complexity (Dherin et al. 2022): GC = (1/|D|) Σ_x ‖∇_x f(x)‖²_F.
-
-    Parameters
-    ----------
-    module_or_fn : nn.Module or callable
-        Maps a batch of inputs (B, ...) to outputs (B, ...); any module works.  It is
-        called on batches of one sample, so it must not mix samples (no batch norm in
-        training mode).
-    inputs : Tensor, shape (N, ...)
-        The dataset D (inputs only).
-    batch_size : int, optional
-        Samples per vectorised Jacobian evaluation (memory: batch × out × in values).
-
-    Returns
-    -------
-    float
-        Mean over samples of the squared Frobenius norm of the input-output Jacobian.
-
-    Notes
-    -----
-    Computed with ``torch.func.vmap(torch.func.jacrev(...))``; the module's parameters are
-    constants (no graph is kept).  For a linear map f(x) = Ax, GC = ‖A‖²_F.
-    """
-    from torch.func import jacrev, vmap
-
-    if inputs.ndim < 1 or inputs.shape[0] == 0:
-        raise ValueError("inputs must have a non-empty leading sample dimension")
-    if batch_size < 1:
-        raise ValueError("batch_size must be >= 1")
-
-    def single(x: Tensor) -> Tensor:
-        return module_or_fn(x.unsqueeze(0)).squeeze(0)
-
-    jac_fn = vmap(jacrev(single))
-    total = torch.zeros((), dtype=torch.float64)
-    with torch.no_grad():
-        for start in range(0, inputs.shape[0], batch_size):
-            chunk = inputs[start : start + batch_size]
-            jac = jac_fn(chunk)
-            total += jac.reshape(chunk.shape[0], -1).double().square().sum()
-    return float(total.item() / inputs.shape[0])
-
-
-# ---------------------------------------------------------------------------- theory
-def quadratic_llc_theory(d: int, p: int, width: int) -> dict[str, Any]:
-    """The closed-form λ of seed 003 for a quadratic network, with its regime and validity.
-
-    Parameters
-    ----------
-    d : int
-        Input dimension (2p for modular addition).
-    p : int
-        Number of outputs.
-    width : int
-        Hidden width K.
-
-    Returns
-    -------
-    dict
-        ``llc`` (the paper's value for the applicable regime), ``regime`` ("generic" when
-        K ≥ d(d+1)/2, else "non-degenerate"), ``generic`` = p·d(d+1)/4,
-        ``non_degenerate`` = K(d+p−1)/2, ``half_params`` = K(d+p)/2 (the regular value
-        d_w/2), ``formula_valid`` and a plain-language ``note``.
-
-    Notes
-    -----
-    Primer §4: checked against rank(J)/2 at random *true* parameters, the non-degenerate
-    form K(d+p−1)/2 holds for p ≥ 2 and K(d+p−1) < p·d(d+1)/2; it fails for p = 1 and when
-    K(d+p−1) exceeds p·d(d+1)/2 (then the output space caps the rank at p·d(d+1)/2, i.e.
-    λ = p·d(d+1)/4).  Both forms are statements about a population minimiser realising the
-    truth with generic input distribution on R^d; they do not apply as such to a trained
-    checkpoint with weight decay, nor to one-hot inputs that only probe a subset of the
-    entries of each Q_k (then compare with :func:`output_jacobian_rank`).
-    """
-    d, p, width = int(d), int(p), int(width)
-    sym = d * (d + 1) // 2
-    generic = p * d * (d + 1) / 4.0
-    non_degenerate = width * (d + p - 1) / 2.0
-    regime = "generic" if width >= sym else "non-degenerate"
-    if regime == "generic":
-        llc, valid = generic, p >= 2
-        note = f"K={width} >= d(d+1)/2={sym}: generic regime, λ = p·d(d+1)/4."
-    else:
-        valid = p >= 2 and width * (d + p - 1) < p * sym
-        llc = non_degenerate if valid else min(non_degenerate, generic)
-        note = (
-            f"K={width} < d(d+1)/2={sym}: non-degenerate regime, λ = K(d+p−1)/2"
-            + ("" if valid else "; outside its checked validity (p = 1 or K(d+p−1) ≥ p·d(d+1)/2)")
-            + "."
-        )
-    return {
-        "llc": llc,
-        "regime": regime,
-        "generic": generic,
-        "non_degenerate": non_degenerate,
-        "half_params": width * (d + p) / 2.0,
-        "formula_valid": bool(valid),
-        "note": note,
-    }
-
-
-def output_jacobian_rank(
-    module: nn.Module,
-    inputs: Tensor,
-    *,
-    centred: bool = True,
-    rtol: float | None = None,
-) -> int:
-    """Numerical rank of the Jacobian of the outputs on ``inputs`` w.r.t. the parameters.
-
-    rank(J)/2 is the LLC of a minimally singular model (primer §4) — a cheap, honest
-    reference beside the closed forms.
-
-    Parameters
-    ----------
-    module : nn.Module
-    inputs : Tensor, shape (N, ...)
-    centred : bool, optional
-        Project each output vector with P⊥ = I − (1/p)11ᵀ first (default), since the
-        centred loss cannot see the all-ones direction.
-    rtol : float, optional
-        Relative singular-value cut-off (default: max(shape) · machine epsilon of float64).
-
-    Returns
-    -------
-    int
-        The rank, computed in float64 with an SVD.
-    """
-    from torch.func import functional_call, jacrev
-
-    params = {k: v.detach().double() for k, v in module.named_parameters()}
-    x = inputs.double()
-
-    def outputs(pr: dict[str, Tensor]) -> Tensor:
-        out = functional_call(module, pr, (x,))
-        if centred:
-            out = out - out.mean(dim=-1, keepdim=True)
-        return out.reshape(-1)
-
-    jac = jacrev(outputs)(params)
-    mat = torch.cat([j.reshape(j.shape[0], -1) for j in jac.values()], dim=1)
-    sv = torch.linalg.svdvals(mat)
-    if sv.numel() == 0:
-        return 0
-    tol = (rtol if rtol is not None else max(mat.shape) * torch.finfo(torch.float64).eps) * sv[0]
-    return int((sv > tol).sum().item())

@@ -369,7 +369,7 @@ class NetworkTarget(Target):
         """Model outputs f(x; w) on the whole dataset (or ``inputs``), shape (n, ...).
 
         ``w`` has shape (d,).  Differentiable in ``w`` (used for the Jacobian rank in
-        :func:`lltools.theory.core.jacobian_rank_llc`); evaluated in chunks of rows.
+        :func:`lltools.theory.numeric.jacobian_rank_llc`); evaluated in chunks of rows.
         """
         self._check_width(w, "w")
         x_all = self.inputs if inputs is None else torch.as_tensor(inputs).to(self.inputs)

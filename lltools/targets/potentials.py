@@ -27,12 +27,12 @@ import torch
 
 from lltools.targets.base import FunctionTarget
 from lltools.targets.expressions import CompiledExpression, ExpressionError, parse_expression
-from lltools.theory.core import newton_polyhedron_llc
 
 __all__ = [
     "ALIASES",
     "BUILTIN_POTENTIALS",
     "BuiltinPotential",
+    "domain_warnings",
     "find_builtin",
     "potential_target",
 ]
@@ -151,13 +151,11 @@ def potential_target(
     Returns
     -------
     FunctionTarget
-        With the extra attributes ``expression`` (:class:`CompiledExpression`),
-        ``theory_note`` (how exact ``theory_llc`` is), ``theory_multiplicity``,
-        ``builtin`` (:class:`BuiltinPotential` or ``None``) and ``needs_gamma``.
-        ``theory_llc`` is the registry value for built-ins, else the Newton-polyhedron
-        value for polynomials (``None`` for other expressions or when w* = 0 is not a
-        local minimum).  ``warnings`` gets ``"w* is not a local minimum: ..."`` when the
-        gradient at 0 is not ≈ 0 or a nearby probe point has a lower value.
+        With the extra attributes ``expression`` (:class:`CompiledExpression`), ``builtin``
+        (:class:`BuiltinPotential` or ``None``) and ``needs_gamma``.  The target carries
+        only what it is: its λ comes from :func:`lltools.theory.record.theory_for`.
+        ``warnings`` holds :func:`domain_warnings` ("w* is not a local minimum: ...",
+        "L is undefined near w*: ...").
 
     Raises
     ------
@@ -167,29 +165,58 @@ def potential_target(
     """
     builtin = find_builtin(spec)
     compiled = parse_expression(builtin.expression if builtin else spec)
-    f0 = _value_at_origin(compiled)
-    warnings = _local_minimum_warnings(compiled, f0)
-    if builtin is not None:
-        llc: float | None = builtin.llc
-        multiplicity: int | None = builtin.multiplicity
-        note = "exact: closed form (primer §4)"
-        needs_gamma = builtin.needs_gamma
-    else:
-        llc, multiplicity, note = _expression_theory(compiled, f0, bool(warnings))
-        needs_gamma = False
+    warnings = domain_warnings(compiled)
     target = FunctionTarget(
         compiled.fn,
         torch.zeros(compiled.dim, device=device, dtype=dtype),
         name=builtin.name if builtin else compiled.text,
-        theory_llc=llc,
         warnings=warnings,
     )
     target.expression = compiled  # type: ignore[attr-defined]
-    target.theory_note = note  # type: ignore[attr-defined]
-    target.theory_multiplicity = multiplicity  # type: ignore[attr-defined]
     target.builtin = builtin  # type: ignore[attr-defined]
-    target.needs_gamma = needs_gamma  # type: ignore[attr-defined]
+    target.needs_gamma = builtin.needs_gamma if builtin else False  # type: ignore[attr-defined]
     return target
+
+
+def domain_warnings(compiled: CompiledExpression) -> list[str]:
+    """The domain checks shared by the CLI, the Toy and the Learn pages (empty when w* = 0 is fine).
+
+    - "L is undefined near w*" — NaN or ±inf at probe points around 0 (``x**0.5``,
+      ``log(x)``, ``sqrt(x)``): the sampler would leave the domain.
+    - "w* is not a local minimum" — a non-zero gradient at 0, or a probe point with a lower
+      value (``x**3 + y**3``): λ is not defined there and the chains drift away.
+
+    Raises
+    ------
+    ExpressionError
+        If the value at w* = 0 itself is not finite.
+    """
+    f0 = _value_at_origin(compiled)
+    undefined = _undefined_warnings(compiled)
+    return undefined if undefined else _local_minimum_warnings(compiled, f0)
+
+
+def _probes(d: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    random_dirs = rng.normal(size=(_NUM_RANDOM_DIRECTIONS, d))
+    random_dirs /= np.linalg.norm(random_dirs, axis=1, keepdims=True)
+    dirs = np.vstack([np.eye(d), -np.eye(d), random_dirs])
+    return np.concatenate([r * dirs for r in _LOCAL_MIN_RADII])
+
+
+def _undefined_warnings(compiled: CompiledExpression) -> list[str]:
+    probes = _probes(compiled.dim)
+    with torch.no_grad():
+        values = compiled.fn(torch.as_tensor(probes, dtype=torch.float64)).numpy()
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size == 0:
+        return []
+    i = bad[0]
+    point = ", ".join(f"{n}={x:.3g}" for n, x in zip(compiled.variables, probes[i], strict=True))
+    return [
+        f"L is undefined near w*: f({point}) = {values[i]} — the potential must be finite around w* "
+        "(e.g. not x**0.5 or log(x) at 0); λ is not defined there"
+    ]
 
 
 def _value_at_origin(compiled: CompiledExpression) -> float:
@@ -202,27 +229,6 @@ def _value_at_origin(compiled: CompiledExpression) -> float:
             column=None,
         )
     return value
-
-
-def _expression_theory(
-    compiled: CompiledExpression, f0: float, not_minimum: bool
-) -> tuple[float | None, int | None, str]:
-    if not_minimum:
-        return None, None, "w* = 0 is not a local minimum: λ is not defined there"
-    poly = compiled.polynomial
-    if poly is None:
-        return None, None, "not a polynomial: no closed form (compare with the volume-scaling check)"
-    terms = {k: v for k, v in poly.items() if any(k)}
-    if not terms:
-        return 0.0, 1, "exact: a constant potential — every point is a minimum, λ = 0"
-    result = newton_polyhedron_llc(terms)
-    if result.exact is True:
-        note = "exact: non-degenerate polynomial (Newton polyhedron, λ = 1/t)"
-    elif result.exact is False:
-        note = "Newton polyhedron value, NOT exact: " + result.note
-    else:
-        note = "Newton polyhedron value; exact only if the polynomial is non-degenerate (" + result.note + ")"
-    return result.llc, result.multiplicity, note
 
 
 def _local_minimum_warnings(compiled: CompiledExpression, f0: float) -> list[str]:
@@ -239,11 +245,7 @@ def _local_minimum_warnings(compiled: CompiledExpression, f0: float) -> list[str
         if math.isfinite(gnorm) and gnorm > 1e-6 * (1.0 + abs(f0)):
             shown = ", ".join(f"∂/∂{n} = {float(v):.4g}" for n, v in zip(names, g, strict=True) if v != 0)
             return [f"w* is not a local minimum: the gradient at w* = 0 is not zero ({shown or gnorm})"]
-    rng = np.random.default_rng(0)
-    random_dirs = rng.normal(size=(_NUM_RANDOM_DIRECTIONS, d))
-    random_dirs /= np.linalg.norm(random_dirs, axis=1, keepdims=True)
-    dirs = np.vstack([np.eye(d), -np.eye(d), random_dirs])
-    probes = np.concatenate([r * dirs for r in _LOCAL_MIN_RADII])
+    probes = _probes(d)
     with torch.no_grad():
         values = compiled.fn(torch.as_tensor(probes, dtype=torch.float64)).numpy()
     tol = 1e-12 + 1e-9 * abs(f0)

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from lltools.theory import core as theory
+from lltools.theory.numeric import jacobian_rank_llc
 
 __all__ = ["RANK_MAX_BYTES", "RANK_MAX_FLOPS", "RANK_SLOW_FLOPS", "RankPlan", "plan_for", "rank_plan",
            "subset_rank_llc"]
@@ -102,7 +102,7 @@ def subset_rank_llc(target: Any, plan: RankPlan | None = None) -> tuple[float | 
     eps = float(torch.finfo(target.w_star.dtype).eps)
     rtol = max(plan.n_outputs, int(target.dim)) * eps
     try:
-        res = theory.jacobian_rank_llc(sub, rtol=rtol, max_entries=plan.n_outputs * int(target.dim) + 1)
+        res = jacobian_rank_llc(sub, rtol=rtol, max_entries=plan.n_outputs * int(target.dim) + 1)
     except (ValueError, TypeError, RuntimeError) as exc:
         return None, f"not computed: {exc}"
     where = "all" if plan.rows == target.n else f"{plan.rows:,} of {int(target.n):,}"

@@ -10,7 +10,7 @@ target T(nβ, γ)) that tests can find by ``trace.meta["role"]``.
 Nothing here imports Streamlit or runs a sampler.  Inputs are the tidy frames of
 :mod:`lltools.estimation.frames` (``chain, step, is_draw, loss, llc_running, ...``), the per-setting
 sweep table of :mod:`lltools.workflows.sweep` (``setting, epsilon, gamma, nbeta, llc_mean, ...``)
-and small frames computed by :mod:`lltools.theory.core`.
+and small frames computed by :mod:`lltools.theory`.
 
 Conventions
 -----------

@@ -24,6 +24,8 @@ from lltools.estimation import llc as estimators
 from lltools.sampling.driver import Trace, last_item, run_chunks
 from lltools.sampling.sgld import make_params
 from lltools.targets.base import Target
+from lltools.theory.quadrature import TemperedExpectation, tempered_expectation
+from lltools.theory.record import TheoryRecord, theory_for
 
 #: Hard ceilings that refuse absurd requests before anything is allocated.
 MAX_CHAINS = 1 << 22
@@ -81,6 +83,8 @@ class EstimateResult:
     trace: Trace
     target_info: dict[str, Any] = field(default_factory=dict)
     expected_llc: float | None = None
+    expected_llc_error: float | None = None
+    theory: TheoryRecord | None = None
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -113,6 +117,8 @@ class EstimateResult:
             "n_chains": int(self.n_chains),
             "theory_llc": clean(self.theory_llc) if self.theory_llc is not None else None,
             "expected_llc": clean(self.expected_llc) if self.expected_llc is not None else None,
+            "expected_llc_error": None if self.expected_llc_error is None else clean(self.expected_llc_error),
+            "theory": self.theory.to_dict() if self.theory is not None else None,
             "warnings": list(self.warnings),
             "step": str(self.trace.meta.get("step", "eager")),
             "settings": self.settings.as_dict(),
@@ -233,19 +239,20 @@ def estimate_stream(
         yield trace, settings, placed
 
 
-def expected_llc(target: Target, nbeta: float, gamma: float) -> float | None:
-    """The exact finite-nβ target T = nβ·E_p[L − L(w*)] for 2-D potentials, by quadrature.
+def expected_llc(target: Target, nbeta: float, gamma: float) -> TemperedExpectation | None:
+    """The finite-nβ target T = nβ·E_p[L − L(w*)] for 2-D potentials, with its error estimate.
 
     λ is the nβ → ∞ limit of T; at finite nβ a correct sampler reproduces T (up to its
-    step-size bias), not λ (primer §4).  ``None`` where no quadrature applies.
+    step-size bias), not λ (primer §4).  Adaptive cubature
+    (:func:`lltools.theory.quadrature.tempered_expectation`): ``.exact`` when the error
+    estimate is below 1e-6 relative, else approximate with ``.error``.  ``None`` where no
+    quadrature applies (not 2-D, a dataset, w* not a minimum, an improper density).
     """
     expression = getattr(target, "expression", None)
     if expression is None or target.dim != 2 or target.has_data:
         return None
-    from lltools.theory.core import tempered_expectation_2d
-
     try:
-        return float(tempered_expectation_2d(expression.fn, nbeta, gamma))
+        return tempered_expectation(expression.fn, nbeta, gamma)
     except (ValueError, ArithmeticError, RuntimeError):
         return None
 
@@ -265,6 +272,8 @@ def summarize(trace: Trace, target: Target, settings: SamplerSettings) -> Estima
         rhat = ess = float("nan")
     warnings = list(target.warnings) + diagnostics.warnings_for(host)
     host.drop_derived_arrays()
+    record = theory_for(target)
+    expected = expected_llc(target, settings.nbeta, settings.gamma)
     return EstimateResult(
         llc_mean=float(result.mean),
         llc_std=float(result.std),
@@ -274,12 +283,14 @@ def summarize(trace: Trace, target: Target, settings: SamplerSettings) -> Estima
         acceptance=float(diagnostics.acceptance_mean(host)),
         diverged_chains=[int(i) for i in np.flatnonzero(~valid)],
         n_chains=host.num_chains,
-        theory_llc=target.theory_llc,
+        theory_llc=record.llc,
         warnings=warnings,
         settings=settings,
         trace=host,
         target_info=target.describe(),
-        expected_llc=expected_llc(target, settings.nbeta, settings.gamma),
+        expected_llc=None if expected is None else expected.value,
+        expected_llc_error=None if expected is None else expected.error,
+        theory=record,
     )
 
 

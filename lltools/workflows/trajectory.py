@@ -25,6 +25,7 @@ from lltools.sampling.driver import last_item, run_chunks
 from lltools.sampling.sgld import make_params
 from lltools.targets.checkpoints import load_checkpoint
 from lltools.targets.models import build_module, list_checkpoints, load_sample_model
+from lltools.theory.training import geometric_complexity, grokking_severity
 from lltools.workflows.estimate import _validate_counts, prepare_target, resolve_nbeta
 
 TRAJECTORY_FILE = "trajectory.parquet"
@@ -48,8 +49,6 @@ def geometric_complexity_at(
     card: dict[str, Any], state: dict[str, torch.Tensor], inputs: torch.Tensor
 ) -> float:
     """GC of the checkpoint's model function on ``inputs`` (cheap comparison to λ̂)."""
-    from lltools.targets.modular import geometric_complexity
-
     module = build_module(card["architecture"])
     module.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
     return float(geometric_complexity(module, inputs.to(torch.float32)))
@@ -166,8 +165,6 @@ def grokking_severity_of(table: pd.DataFrame) -> float:
     rows = table.dropna(subset=["train_acc", "val_acc"]).sort_values("step")
     if rows.empty:
         return float("nan")
-    from lltools.targets.modular import grokking_severity
-
     return float(grokking_severity(rows["step"].to_numpy(), rows["train_acc"].to_numpy(),
                                    rows["val_acc"].to_numpy()))
 

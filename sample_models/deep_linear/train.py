@@ -32,7 +32,7 @@ from torch import nn
 
 from lltools.targets.checkpoints import save_checkpoint
 from lltools.targets.models import build_dataset, build_module, deep_linear_teacher, num_parameters
-from lltools.theory.core import deep_linear_llc
+from lltools.theory.closed_forms import deep_linear_llc
 
 HERE = Path(__file__).resolve().parent
 
@@ -127,8 +127,8 @@ def write_model_json(name: str, cfg: dict, folder: Path) -> None:
         "num_parameters": num_parameters(build_module(arch_spec(cfg))),
         "theory": {"llc": lam, "multiplicity": mult,
                    "source": "Aoyagi (2024) deep linear networks, at the teacher w* whose every layer "
-                             "has rank exactly r (lltools.theory.core.deep_linear_llc); not the LLC of the "
-                             "trained student checkpoints"},
+                             "has rank exactly r (lltools.theory.closed_forms.deep_linear_llc); not the LLC "
+                             "of the trained student checkpoints"},
         "default_sampler": {**cfg["sampler"], "nbeta": round(cfg["n"] / math.log(cfg["n"]), 3)},
         "final_checkpoint": "checkpoints/teacher.safetensors",
         "training": {"optimizer": "Adam", **cfg["train"]},

@@ -107,7 +107,8 @@ def write_model_json(n: int, final: str) -> None:
         "n": n,
         "num_parameters": num_parameters(build_module(ARCH)),
         "theory": {"llc": None, "multiplicity": None,
-                   "source": "no closed form for a ReLU MLP; compare lltools.theory.core.jacobian_rank_llc"},
+                   "source": "no closed form for a ReLU MLP; compare "
+                             "lltools.theory.numeric.jacobian_rank_llc"},
         "default_sampler": {**SAMPLER, "nbeta": round(n / math.log(n), 3)},
         "final_checkpoint": final,
         "training": TRAIN,

@@ -29,8 +29,8 @@ from lltools.targets.modular import (
     build_quadratic_network,
     centred_mse,
     modular_addition_data,
-    quadratic_llc_theory,
 )
+from lltools.theory.networks import cullen_formula
 
 HERE = Path(__file__).resolve().parent
 
@@ -119,7 +119,10 @@ def train(out_dir: Path) -> dict[str, Any]:
         for row in rows:
             writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
 
-    theory = quadratic_llc_theory(ARCH["d"], ARCH["p"], ARCH["width"])
+    d, p, k = ARCH["d"], ARCH["p"], ARCH["width"]
+    formula, regime = cullen_formula(d, p, k)
+    theory = {"regime": regime, "non_degenerate": formula, "generic": p * d * (d + 1) / 4,
+              "half_params": k * (d + p) / 2}
     num_parameters = sum(p.numel() for p in model.parameters())
     spec = {
         "name": "modular_addition",

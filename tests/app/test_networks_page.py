@@ -135,7 +135,7 @@ def test_quadratic_network_shows_the_paper_value_and_offers_rank() -> None:
     assert_healthy(at)
     m = metrics(at)
     assert m["d (parameters)"] == "4,416"
-    assert m["paper λ"] == "2176"  # K(d+p−1)/2 = 64·68/2
+    assert m["Cullen et al. formula"] == "2176"  # K(d+p−1)/2 = 64·68/2
     assert m["rank(J)/2"] == "n/a"
     assert at.button(key="networks.rank").label.startswith("Compute rank(J)/2")
 

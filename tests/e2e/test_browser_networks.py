@@ -177,7 +177,7 @@ def test_networks_quadratic_model_theory(page, server: str) -> None:
     wait_idle(pg)
     no_exception(pg)
     assert metric_value(pg, "d (parameters)") == "4,416"
-    assert metric_value(pg, "paper λ") == "2176"
+    assert metric_value(pg, "Cullen et al. formula") == "2176"
     shot(pg, "networks_modular")
 
 
