@@ -38,6 +38,18 @@ def test_newton_polyhedron_presets_and_errors(learn) -> None:
     assert metrics(learn)["λ = 1/t"] == "0.667"
 
 
+def test_newton_redrawn_after_each_coordinate_change(learn) -> None:
+    """(x + y)⁴: the Newton value 1/2 is wrong (degenerate edge); after y → y − x the polygon is
+    y⁴'s and λ = 1/4 — two tabs, one per coordinate system.  x³ + y³ is refused (not a minimum)."""
+    learn.selectbox(key="learn.np.preset").set_value("(x + y)**4").run()
+    assert_healthy(learn)
+    m = metrics(learn)
+    assert m["λ = 1/t"] == "0.25" and m["hit point t"] == "4" and m["exact?"] == "yes"
+    assert {"step 1", "step 2"} <= {t.label for t in learn.tabs}
+    learn.text_input(key="learn.np.text").set_value("x**3 + y**3").run()
+    assert any("not a local minimum" in e.value for e in learn.error)
+
+
 def test_free_energy_crossover_moves(learn) -> None:
     def swap_text() -> str:
         return next(m.value for m in learn.markdown if "swap at" in m.value or "always wins" in m.value)
