@@ -516,11 +516,15 @@ def diagnostics_panel(done: ToyResult) -> None:
                 icon=":material/check_circle:",
             )
         if done.finite_target is not None and r.llc_sem and r.llc_sem > 0:
-            z = (r.llc_mean - done.finite_target) / r.llc_sem
+            # an approximate T brings its own error bar (the quadrature's estimate)
+            quad, _ = ui.finite_nbeta(done.spec, done.params["nbeta"], done.params["gamma"])
+            t_err = 0.0 if quad is None or quad.exact else quad.error
+            z = (r.llc_mean - done.finite_target) / (r.llc_sem**2 + t_err**2) ** 0.5
             verdict = "consistent with" if abs(z) < 3 else "significantly different from"
+            which = "exact" if t_err == 0.0 else "approximate"
             st.markdown(
                 f"λ̂ − T = {ui.fmt(r.llc_mean - done.finite_target)} ({ui.fmt(z, 2)} standard errors): "
-                f"λ̂ is **{verdict}** the exact finite-nβ target."
+                f"λ̂ is **{verdict}** the {which} finite-nβ target."
                 + ("" if abs(z) < 3 else " If acceptance is healthy, run longer; otherwise lower ε.")
             )
         if done.finite_note:
