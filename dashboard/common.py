@@ -52,8 +52,9 @@ import streamlit as st
 from lltools import viz as plots
 from lltools.targets.models import list_sample_models, load_sample_model
 from lltools.targets.potentials import potential_target as build
-from lltools.theory.quadrature import TemperedExpectation, tempered_expectation
+from lltools.theory.quadrature import TemperedExpectation
 from lltools.theory.record import TheoryRecord, theory_for
+from lltools.theory.record import finite_nbeta_target as adapted_tempered_expectation
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -662,10 +663,10 @@ def theory_record(spec: str) -> TheoryRecord:
 def finite_nbeta(spec: str, nbeta: float, gamma: float) -> tuple[TemperedExpectation | None, str | None]:
     """T(nβ, γ) with its error estimate — the same adaptive cubature as the CLI — or ``(None, reason)``."""
     try:
-        target = potential_target(spec)
-        expr = getattr(target, "expression", None)
-        fn = getattr(expr, "fn", None) or target.fn
-        res = tempered_expectation(fn, float(nbeta), float(gamma))
+        expr = getattr(potential_target(spec), "expression", None)
+        if expr is None:
+            return None, "not an expression"
+        res = adapted_tempered_expectation(expr, float(nbeta), float(gamma))
         if not math.isfinite(res.value):
             return None, "the tempered expectation is not finite here (γ = 0 with flat directions?)"
         return res, None

@@ -450,6 +450,7 @@ def test_tempered_x2y4_against_one_dimensional_reference(nbeta, gamma):
     assert t == pytest.approx(_x2y4_reference(nbeta, gamma), abs=2e-5)
 
 
+@pytest.mark.slow
 def test_tempered_x2y4_scaling_and_primer_approximation():
     f = fn("x**2 * y**4")
     t1 = tempered_expectation_2d(f, 1e4, 1.0, num_points=401)

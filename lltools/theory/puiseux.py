@@ -65,6 +65,9 @@ class PlaneStep:
     face_kind : {"vertex", "edge", "ray"}
     change : str
         The coordinate change applied after this step ("" for the last step).
+    shift : (bool, int, Fraction) or None
+        The same change as data: ``(swap, q, r)`` for y → y + r·x^q (x → x + r·y^q when
+        ``swap``); the new function is f(x, y + r·x^q).
     """
 
     support: tuple[tuple[int, int], ...]
@@ -73,6 +76,7 @@ class PlaneStep:
     face: tuple[tuple[int, int], ...]
     face_kind: str
     change: str = ""
+    shift: tuple[bool, int, Fraction] | None = None
 
 
 @dataclass(frozen=True)
@@ -212,7 +216,7 @@ def plane_llc(
             moved, other = ("x", "y") if swap else ("y", "x")
             coef = "" if abs(r) == 1 else f"{_fmt(abs(r))}·"
             label = f"{moved} → {moved} {'+' if r > 0 else '−'} {coef}{other}" + (f"^{q}" if q != 1 else "")
-            steps.append(PlaneStep(step.support, step.vertices, d, face, kind, label))
+            steps.append(PlaneStep(step.support, step.vertices, d, face, kind, label, (swap, q, r)))
             f = _substitute(f, swap, q, r, known_degree, max_terms, deadline)
         crossing = _normal_crossings(original) if known_degree is None else None
         if crossing is not None:

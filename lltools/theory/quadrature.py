@@ -88,6 +88,7 @@ def tempered_expectation(
     w_star: Sequence[float] | Tensor | None = None,
     rtol: float = 1e-8,
     max_evaluations: int = 10_000_000,
+    shifts: Sequence[tuple[bool, int, float]] = (),
 ) -> TemperedExpectation:
     """T(nβ, γ) on a 2-D potential by adaptive cubature (see the module notes).
 
@@ -103,6 +104,12 @@ def tempered_expectation(
         Target relative error estimate (refinement stops below it).
     max_evaluations : int
         Work budget; when it runs out the value is returned with its (larger) error.
+    shifts : sequence of (swap, q, r)
+        Integrate in the coordinates of these Jacobian-1 changes (``y → y + r·x^q``, or
+        ``x → x + r·y^q`` when ``swap``; :attr:`lltools.theory.puiseux.PlaneStep.shift`), in
+        which a curved valley y = r·x^q is straight and axis-aligned.  The integral is the same
+        (the Jacobian is 1); only the mesh follows the valley better.  Ignored when the box
+        covering the localisation region would grow more than 100-fold in those coordinates.
 
     Raises
     ------
@@ -131,7 +138,28 @@ def tempered_expectation(
         raise ValueError(f"the potential is {base} at w*")
     energy = _Energy(fn, centre, base, float(nbeta), float(gamma))
     half = math.sqrt(240.0 / gamma) if gamma > 0 else 1.5 * energy.radial_extent()
-    return _adaptive(energy, half, rtol, int(max_evaluations))
+    hx = hy = half  # the box in the shifted coordinates that covers |w − w*|∞ ≤ half
+    for swap, q, r in shifts:
+        if swap:
+            hx = hx + abs(float(r)) * hy**q
+        else:
+            hy = hy + abs(float(r)) * hx**q
+    if shifts and max(hx, hy) <= 100 * half:  # else the shifted box is too large to pay off
+        energy = _Energy(fn, centre, base, float(nbeta), float(gamma), tuple(shifts))
+        half = max(hx, hy)
+    # The box must hold the density: while its outermost cells carry mass (a thin valley that
+    # the rays missed, for γ = 0), double it.
+    for _ in range(8):
+        res, edge_frac = _adaptive(energy, half, rtol, max(int(max_evaluations) - energy.evaluations, 1))
+        if edge_frac <= 1e-12 or energy.evaluations >= max_evaluations:
+            break
+        half *= 2.0
+    if edge_frac <= 1e-12:
+        return res
+    error = res.error + max(1.0, abs(res.value)) * edge_frac
+    return TemperedExpectation(
+        res.value, error, bool(error <= EXACT_RTOL * abs(res.value)), res.evaluations, res.cells
+    )
 
 
 def tempered_expectation_2d(
@@ -153,20 +181,37 @@ def tempered_expectation_2d(
 
 # ---------------------------------------------------------------------------- the energy
 class _Energy:
+    """U as a function of the integration variable v (w = w* + Φ(v), Φ the shifts, Jacobian 1)."""
+
     def __init__(
-        self, fn: Callable[[Tensor], Tensor], centre: Tensor, base: float, nbeta: float, gamma: float
+        self,
+        fn: Callable[[Tensor], Tensor],
+        centre: Tensor,
+        base: float,
+        nbeta: float,
+        gamma: float,
+        shifts: tuple[tuple[bool, int, float], ...] = (),
     ):
         self.fn, self.centre, self.base, self.nbeta, self.gamma = fn, centre, base, nbeta, gamma
+        self.shifts = tuple((bool(s), int(q), float(r)) for s, q, r in shifts)
         self.evaluations = 0
 
+    def displacement(self, v: Tensor) -> Tensor:
+        """Φ(v) = w − w*: undo the shifts, last first (each maps new coordinates to the previous)."""
+        for swap, q, r in reversed(self.shifts):
+            x, y = v[:, 0], v[:, 1]
+            v = torch.stack((x + r * y**q, y) if swap else (x, y + r * x**q), dim=1)
+        return v
+
     def __call__(self, w: Tensor, grad: bool = False) -> tuple[Tensor, Tensor, Tensor | None]:
-        """(U, nβ·ΔL, ∇U or None) at points w (N, 2), in chunks."""
+        """(U, nβ·ΔL, ∇U or None) at points v (N, 2) of the integration variable, in chunks."""
         us, dls, gs = [], [], []
         for start in range(0, len(w), _CHUNK):
             x = w[start : start + _CHUNK].detach().clone().requires_grad_(grad)
             with torch.enable_grad() if grad else torch.no_grad():
-                dl = self.nbeta * (self.fn(x).reshape(-1).to(torch.float64) - self.base)
-                u = dl + 0.5 * self.gamma * ((x - self.centre) ** 2).sum(-1)
+                disp = self.displacement(x)
+                dl = self.nbeta * (self.fn(self.centre + disp).reshape(-1).to(torch.float64) - self.base)
+                u = dl + 0.5 * self.gamma * (disp**2).sum(-1)
                 if grad:
                     (g,) = torch.autograd.grad(u.sum(), x, allow_unused=True)
                     gs.append(torch.zeros_like(x) if g is None else g.detach())
@@ -180,7 +225,7 @@ class _Energy:
         radii = torch.logspace(-12, 8, 201, dtype=torch.float64)
         angles = torch.arange(360, dtype=torch.float64) * (2 * math.pi / 360)
         dirs = torch.stack((torch.cos(angles), torch.sin(angles)), dim=1)
-        pts = self.centre + radii[:, None, None] * dirs[None, :, :]
+        pts = radii[:, None, None] * dirs[None, :, :]
         u, _, _ = self(pts.reshape(-1, 2))
         u = u.reshape(len(radii), len(angles))
         u = torch.where(torch.isnan(u), torch.full_like(u, math.inf), u)
@@ -234,15 +279,38 @@ def _integrate(energy: _Energy, cx: Tensor, h: Tensor) -> dict[str, Tensor]:
             plane = torch.where(torch.isfinite(plane), plane, torch.full_like(plane, -math.inf))
             out["lower"] = plane.min(2).values.max(1).values
             out["umin"] = torch.where(torch.isfinite(u), u, torch.full_like(u, math.inf)).min(1).values
+            # how many nats U changes between neighbouring nodes: the rules resolve the density
+            # only when this is small
+            slope = torch.linalg.vector_norm(g, dim=-1).max(1).values
+            steep = torch.where(torch.isfinite(slope), slope, torch.full_like(slope, math.inf))
+            out["steep"] = steep * (2 * h / k)
     return out
 
 
-def _adaptive(energy: _Energy, half: float, rtol: float, budget: int) -> TemperedExpectation:
+def _unresolved(cells: dict[str, Tensor], z: float, rtol: float, half: float) -> Tensor:
+    """Cells that may hold non-negligible mass their nodes do not resolve.
+
+    Either a dip hidden between the nodes (the tangent-plane lower bound on U lies > 2 nats
+    below the smallest U at the nodes), or a density too steep for the nodes (U changes by
+    more than 3 nats between neighbouring nodes) — in both cases the two rules can agree
+    and both be wrong, so such cells are split, and counted in the error if they remain.
+    """
+    lower, umin, hh, steep = cells["lower"], cells["umin"], cells["h"], cells["steep"]
+    cap = -math.log(max(rtol * 1e-3 * max(z, 1e-300), 1e-300))  # mass below e^−cap is negligible
+    log_area = 2 * torch.log(2 * hh)
+    dip = (lower < umin - 2.0) & (lower - log_area < cap)
+    rough = (steep > 3.0) & (torch.minimum(lower, umin) - log_area < cap)
+    return (dip | rough) & (hh > 1e-14 * half)
+
+
+def _adaptive(energy: _Energy, half: float, rtol: float, budget: int) -> tuple[TemperedExpectation, float]:
+    """The cubature on the box [−half, half]², and the fraction of Z in its outermost cells."""
+    spent = energy.evaluations
     n0 = 8
     edges = torch.linspace(-half, half, n0 + 1, dtype=torch.float64)
     mids = 0.5 * (edges[1:] + edges[:-1])
     gx, gy = torch.meshgrid(mids, mids, indexing="ij")
-    cx = energy.centre + torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
+    cx = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)  # v = 0 is w = w*
     h = torch.full((len(cx),), half / n0, dtype=torch.float64)
     cells = {"cx": cx, "h": h, **_integrate(energy, cx, h)}
     offsets = torch.tensor([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]], dtype=torch.float64)
@@ -255,11 +323,10 @@ def _adaptive(energy: _Energy, half: float, rtol: float, budget: int) -> Tempere
         scale_n = max(abs(n), 1e-300)
         contrib = ez / max(z, 1e-300) + en / scale_n  # relative error contribution of each cell
         err_rel = float(contrib.sum())
-        hidden_cap = -math.log(max(rtol * 1e-3 * max(z, 1e-300), 1e-300))
-        lower, umin, hh = cells["lower"], cells["umin"], cells["h"]
-        hidden = (lower < umin - 2.0) & (lower - 2 * torch.log(2 * hh) < hidden_cap) & (hh > 1e-14 * half)
+        hidden = _unresolved(cells, z, rtol, half)
+        hh = cells["h"]
         done = (z > 0) and err_rel <= rtol and not bool(hidden.any())
-        if done or energy.evaluations >= budget or len(hh) > budget // (_LOW**2 + _HIGH**2):
+        if done or energy.evaluations - spent >= budget or len(hh) > budget // (_LOW**2 + _HIGH**2):
             break
         split = hidden.clone()
         if err_rel > rtol and z > 0:
@@ -285,19 +352,22 @@ def _adaptive(energy: _Energy, half: float, rtol: float, budget: int) -> Tempere
     en = float((cells["n_hi"] - cells["n_lo"]).abs().sum())
     value = n / z
     error = en / z + abs(value) * ez / z
-    lower, umin, hh = cells["lower"], cells["umin"], cells["h"]
-    cap = -math.log(max(rtol * 1e-3 * z, 1e-300))
-    hidden = (lower < umin - 2.0) & (lower - 2 * torch.log(2 * hh) < cap) & (hh > 1e-14 * half)
+    hh = cells["h"]
+    hidden = _unresolved(cells, z, rtol, half)
     if bool(hidden.any()):
-        # Unresolved cells may hold up to exp(−lower)·area of mass the rules did not see: a
+        # Unresolved cells may hold up to exp(−min U)·area of mass the rules did not see: a
         # fraction f of Z whose T-values are unknown, so T may move by about f·max(1, |T|)/(1 + f).
-        log_bound = torch.logsumexp((-lower + 2 * torch.log(2 * hh))[hidden], 0)
+        low = torch.minimum(cells["lower"], cells["umin"])
+        log_bound = torch.logsumexp((-low + 2 * torch.log(2 * hh))[hidden], 0)
         frac = math.exp(min(float(log_bound) - math.log(z), 700.0))
         error = max(error + max(1.0, abs(value)) * frac / (1.0 + frac), 10 * EXACT_RTOL * abs(value))
-    return TemperedExpectation(
+    outer = cells["cx"].abs().max(1).values + hh >= half * (1 - 1e-9)
+    edge_frac = float(cells["z_hi"][outer].abs().sum()) / z
+    res = TemperedExpectation(
         value=value,
         error=error,
         exact=bool(error <= EXACT_RTOL * abs(value)),
         evaluations=energy.evaluations,
         cells=len(hh),
     )
+    return res, edge_frac

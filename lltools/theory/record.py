@@ -20,6 +20,7 @@ model card                the card's stated value                         no
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import weakref
 from dataclasses import asdict, dataclass
@@ -30,9 +31,17 @@ from lltools.targets.expressions import CompiledExpression
 from lltools.theory.closed_forms import deep_linear_llc
 from lltools.theory.newton import newton_polyhedron_llc
 from lltools.theory.puiseux import PlaneResult, plane_llc
+from lltools.theory.quadrature import TemperedExpectation, tempered_expectation
 from lltools.theory.series import NotExpandable, is_polynomial_tree, taylor_polynomial
 
-__all__ = ["DEFAULT_BUDGET_S", "TheoryRecord", "expression_theory", "plane_result", "theory_for"]
+__all__ = [
+    "DEFAULT_BUDGET_S",
+    "TheoryRecord",
+    "expression_theory",
+    "finite_nbeta_target",
+    "plane_result",
+    "theory_for",
+]
 
 DEFAULT_BUDGET_S = 3.0
 """Seconds of work allowed for one λ (past it: "degeneracy not checked", unknown)."""
@@ -86,7 +95,33 @@ def plane_result(compiled: CompiledExpression, *, budget_s: float = DEFAULT_BUDG
     ``None`` when the expression has no exact Taylor polynomial at 0 (then see
     :func:`expression_theory` for the reason).
     """
-    return _plane(compiled, time.monotonic() + budget_s)[1]
+    return _plane_within(compiled, budget_s)[1]
+
+
+@functools.lru_cache(maxsize=256)
+def _plane_within(compiled: CompiledExpression, budget_s: float) -> tuple[TheoryRecord, PlaneResult | None]:
+    """:func:`_plane` memoised per expression (text, variables) and budget: pages and the CLI
+    ask for λ, T and the drawing of the same expression; a spent budget is not spent twice."""
+    return _plane(compiled, time.monotonic() + budget_s)
+
+
+def finite_nbeta_target(
+    compiled: CompiledExpression, nbeta: float, gamma: float, *, budget_s: float = DEFAULT_BUDGET_S
+) -> TemperedExpectation:
+    """T(nβ, γ) of a 2-D expression at w* = 0, integrated in the adapted coordinates of
+    :func:`plane_result` when it found Jacobian-1 changes (a curved valley becomes straight).
+
+    The one function behind ``expected_llc`` in the CLI/JSON and T on every dashboard page.
+
+    Raises
+    ------
+    ValueError
+        As :func:`lltools.theory.quadrature.tempered_expectation`.
+    """
+    result = plane_result(compiled, budget_s=budget_s) if compiled.dim == 2 else None
+    shifts = [s.shift for s in result.steps if s.shift is not None] if result is not None else []
+    usable = [(swap, q, float(r)) for swap, q, r in shifts] if len(shifts) <= 3 else []
+    return tempered_expectation(compiled.fn, nbeta, gamma, shifts=usable)
 
 
 def _plane(compiled: CompiledExpression, deadline: float) -> tuple[TheoryRecord, PlaneResult | None]:
@@ -140,7 +175,7 @@ def expression_theory(
     if compiled.dim == 1:
         return _one_variable(compiled, deadline)
     if compiled.dim == 2:
-        return _plane(compiled, deadline)[0]
+        return _plane_within(compiled, budget_s)[0]
     node = compiled.node
     if node is None or not is_polynomial_tree(node):
         return _unknown(

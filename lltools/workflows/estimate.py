@@ -24,8 +24,8 @@ from lltools.estimation import llc as estimators
 from lltools.sampling.driver import Trace, last_item, run_chunks
 from lltools.sampling.sgld import make_params
 from lltools.targets.base import Target
-from lltools.theory.quadrature import TemperedExpectation, tempered_expectation
-from lltools.theory.record import TheoryRecord, theory_for
+from lltools.theory.quadrature import TemperedExpectation
+from lltools.theory.record import TheoryRecord, finite_nbeta_target, theory_for
 
 #: Hard ceilings that refuse absurd requests before anything is allocated.
 MAX_CHAINS = 1 << 22
@@ -244,7 +244,7 @@ def expected_llc(target: Target, nbeta: float, gamma: float) -> TemperedExpectat
 
     λ is the nβ → ∞ limit of T; at finite nβ a correct sampler reproduces T (up to its
     step-size bias), not λ (primer §4).  Adaptive cubature
-    (:func:`lltools.theory.quadrature.tempered_expectation`): ``.exact`` when the error
+    (:func:`lltools.theory.record.finite_nbeta_target`): ``.exact`` when the error
     estimate is below 1e-6 relative, else approximate with ``.error``.  ``None`` where no
     quadrature applies (not 2-D, a dataset, w* not a minimum, an improper density).
     """
@@ -252,7 +252,7 @@ def expected_llc(target: Target, nbeta: float, gamma: float) -> TemperedExpectat
     if expression is None or target.dim != 2 or target.has_data:
         return None
     try:
-        return tempered_expectation(expression.fn, nbeta, gamma)
+        return finite_nbeta_target(expression, nbeta, gamma)
     except (ValueError, ArithmeticError, RuntimeError):
         return None
 
