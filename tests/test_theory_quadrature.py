@@ -115,18 +115,23 @@ def test_curved_valley_against_a_one_dimensional_reference():
     assert res.value == pytest.approx(0.4999982925610282, rel=1e-8, abs=0)
 
 
-def test_curved_valley_in_adapted_coordinates_and_a_box_that_holds_the_density():
+def test_curved_valley_in_adapted_coordinates():
     """(y − x²)² + x⁶ with γ = 0: T = 1/2 + 1/6 = 2/3 for every nβ (Jacobian-1 shear).
     finite_nbeta_target integrates in the coordinates of the step y → y + x² (the valley is
-    then y = 0) and is exact at nβ = 10⁹.  At nβ = 10¹² the valley is 10⁻⁶ wide and runs out
-    to |x| ≈ 0.02, beyond the rays' estimate of the box; the box is doubled while its outer
-    cells hold mass, and with a small budget the answer is approximate — never the 0.5016
-    "exact" that a box cutting the valley gave."""
+    then y = 0) and is exact at nβ = 10⁹."""
     compiled = parse_expression("(y - x**2)**2 + x**6")
     res = finite_nbeta_target(compiled, 1e9, 0.0)
     assert res.exact and res.value == pytest.approx(2 / 3, rel=1e-8, abs=0)
-    res = tempered_expectation(compiled.fn, 1e12, 0.0, max_evaluations=500_000)
-    assert not res.exact and abs(res.value - 2 / 3) <= res.error
+
+
+@pytest.mark.slow
+def test_a_box_cutting_a_thin_valley_is_enlarged_not_trusted():
+    """(y − x²)² + x⁶, γ = 0, nβ = 10¹²: the valley is 10⁻⁶ wide and runs out to |x| ≈ 0.02,
+    beyond the rays' estimate of the box (≈ 0.004: rays cross the valley between their radii).
+    The cubature on that box converges and looked exact at 0.5016 (truth 2/3); the outer cells'
+    mass now doubles the box until it holds the density, and the error bar covers the truth."""
+    res = tempered_expectation(parse_expression("(y - x**2)**2 + x**6").fn, 1e12, 0.0)
+    assert abs(res.value - 2 / 3) <= res.error
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
