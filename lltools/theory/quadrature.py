@@ -12,17 +12,20 @@ Method
 ------
 A square around w* (half-width √(240/γ), where the localisation alone makes the density
 < e⁻¹²⁰; for γ = 0 the radius beyond which U stays > 50 on 360 rays, × 1.5) is split into
-cells, and each cell is integrated by two independent tensor Gauss–Legendre rules (7 × 7 and
-12 × 12 nodes).  A cell is split in four while
+cells, and each cell is integrated by two independent tensor Gauss–Legendre rules (14 × 14
+and 16 × 16 nodes).  A cell is split in four while
 
 - the two rules disagree by more than its share of the tolerance, or
-- the cell may hide mass its nodes do not see: the best lower bound on U from the tangent
-  planes at its nodes (exact for convex U) lies more than 2 nats below the smallest U at
-  the nodes.  This is what finds thin valleys of any direction or curvature — (x − y)² at
-  nβ = 10⁴ is 0.01 wide, a curve y = x² likewise — where an axis-aligned grid sees nothing.
+- the cell may hold mass its nodes do not resolve: the best lower bound on U from the
+  tangent planes at its nodes (exact for convex U) lies more than 2 nats below the smallest
+  U at the nodes, or U changes by more than 3 nats between neighbouring nodes.  This is what
+  finds thin valleys of any direction or curvature — (x − y)² at nβ = 10⁴ is 0.007 wide, a
+  curve y = x² likewise — where an axis-aligned grid sees nothing.
 
-The error estimate is Σ|Q₁₂ − Q₇| over cells (for the numerator and the normaliser, combined
-to first order); the 12-point value is reported.  ``exact`` is ``True`` when the estimate is
+The box is doubled while its outermost cells hold mass.  The error estimate is
+Σ|Q₁₆ − Q₁₄| over cells (numerator and normaliser, combined to first order) plus a bound on
+the mass of cells still unresolved when the budget runs out; the 16-point value is
+reported.  ``exact`` is ``True`` when the estimate is
 below 10⁻⁶ relative; otherwise the value is approximate and ``error`` says how much.
 """
 
