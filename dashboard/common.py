@@ -22,7 +22,7 @@ Sections
   Stop.
 - **Downloads** — :func:`download_buttons` (CSV and Parquet for every frame).
 - **Run store** — :func:`record_live` wraps a page's stream with
-  :func:`lltools.storage.store.record_stream`, so every run is saved while it runs into the
+  :func:`lltools.storage.recording.record_stream`, so every run is saved while it runs into the
   store the CLI uses (``$LLTOOLS_HOME`` or ``~/.lltools``); :func:`record_cached` saves a
   run served from the result cache.  :func:`stream_live` closes the stream when the
   script is interrupted (Stop), which marks the stored run stopped (``failed``).

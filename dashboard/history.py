@@ -1,4 +1,4 @@
-"""The dashboard's run history, backed by the persistent run store (:mod:`lltools.storage.store`).
+"""The dashboard's run history, backed by the persistent run store (:mod:`lltools.storage`).
 
 Every toy-page and networks-page run is recorded into the store while it runs (see
 :func:`dashboard.live_ui.record_live`), the same store the CLI writes (``$LLTOOLS_HOME``
@@ -9,9 +9,9 @@ or ``~/.lltools``).  This module reads it back for the app:
 - :func:`stored_record` — one stored run as a :class:`~dashboard.history.RunRecord`, so
   the two-run comparison (:func:`render_comparison`) works on any run;
 - :func:`render_history` — table, select two rows to compare, downloads via
-  :meth:`RunStore.export <lltools.storage.store.RunStore.export>`;
+  :meth:`RunStore.export <lltools.storage.index.RunStore.export>`;
 - :func:`store_notice` — on app start, lists ``incomplete`` runs with **Resume**
-  (re-run from scratch with the same seed, :func:`lltools.storage.store.resume_stream`, as
+  (re-run from scratch with the same seed, :func:`lltools.storage.recording.resume_stream`, as
   ``lltools runs resume`` does) and **Discard**.
 
 Store problems (unreadable directory, corrupt run) are shown as messages, never raised.
@@ -34,7 +34,10 @@ from dashboard import common as ui
 from dashboard import running as live_ui
 from lltools import viz as plots
 from lltools.estimation import frames
-from lltools.storage.store import RunStore, RunStoreError, describe_target, resume_stream, total_steps
+from lltools.storage.files import RunStoreError
+from lltools.storage.index import RunStore
+from lltools.storage.recording import resume_stream
+from lltools.storage.specs import describe_target, total_steps
 
 
 @dataclass

@@ -6,7 +6,7 @@ result cache, and recording every run into the run store the CLI uses.
   consumes a workflow stream and closes it when the script is interrupted (Stop).
 - :class:`ResultCache` / :func:`result_cache` / :func:`settings_key` — finished runs reused
   when the same settings are run again.
-- :func:`record_live` wraps a page's stream with :func:`lltools.storage.store.record_stream`
+- :func:`record_live` wraps a page's stream with :func:`lltools.storage.recording.record_stream`
   (``$LLTOOLS_HOME`` or ``~/.lltools``); :func:`record_cached` saves a run served from the cache.
 """
 
@@ -25,7 +25,8 @@ import pandas as pd
 import streamlit as st
 
 from lltools.estimation import frames
-from lltools.storage.store import RunStore, record_stream
+from lltools.storage.index import RunStore
+from lltools.storage.recording import record_stream
 
 
 # ============================================================================ cached results
@@ -270,10 +271,10 @@ def stream_live(
 def record_live(
     stream: Iterable[Any], *, page: str, label: str, settings: Mapping[str, Any], target: Mapping[str, Any]
 ) -> Iterable[Any]:
-    """``stream`` recorded into the run store while it runs (:func:`lltools.storage.store.record_stream`).
+    """``stream`` recorded into the run store while it runs (:func:`lltools.storage.recording.record_stream`).
 
     ``settings`` are the ``estimate_stream`` keywords (enough to re-run it: resume),
-    ``target`` a store target spec (:func:`lltools.storage.store.target_spec`); ``page`` and the
+    ``target`` a store target spec (:func:`lltools.storage.specs.target_spec`); ``page`` and the
     display ``label`` go into the run's meta.  Iterate the result exactly like the stream;
     afterwards ``.result`` holds the summarised ``EstimateResult``.  Chunks are flushed at
     most once per ``flush_interval`` (1 s), so live streaming keeps its speed.  If the

@@ -12,8 +12,10 @@ import torch
 from typer.testing import CliRunner
 
 from lltools.cli.runs import runs_app
-from lltools.storage import store as store_mod
-from lltools.storage.store import MANIFEST, RunStore, record_stream, write_json
+from lltools.storage import specs as specs_mod
+from lltools.storage.files import MANIFEST, write_json
+from lltools.storage.index import RunStore
+from lltools.storage.recording import record_stream
 from lltools.targets.base import FunctionTarget
 from lltools.workflows.estimate import estimate_stream
 
@@ -30,13 +32,13 @@ def potential_builder(monkeypatch: pytest.MonkeyPatch) -> None:
         import lltools.targets.potentials  # noqa: F401
     except ImportError:
         monkeypatch.setitem(
-            store_mod.TARGET_BUILDERS, "potential",
+            specs_mod.TARGET_BUILDERS, "potential",
             lambda spec: FunctionTarget(lambda w: (w**2).sum(1), torch.zeros(2), name=spec["spec"]),
         )  # fmt: skip
 
 
 def quadratic() -> FunctionTarget:
-    return store_mod.build_target(TARGET)
+    return specs_mod.build_target(TARGET)
 
 
 def complete_run(root: Path) -> str:

@@ -7,7 +7,7 @@
 
 Each time: which chains diverged, with which settings and at which step, is reported;
 the healthy chains' traces are complete and finite and λ̂ uses them alone; recorded through
-:func:`lltools.storage.store.record_stream`, the run is stored complete with the healthy traces
+:func:`lltools.storage.recording.record_stream`, the run is stored complete with the healthy traces
 readable and the divergence in its per-chain table (and, for estimates, its warnings).
 """
 
@@ -24,7 +24,8 @@ import torch
 from lltools.estimation import diagnostics
 from lltools.estimation import llc as estimators
 from lltools.sampling.driver import last_item
-from lltools.storage.store import RunStore, record_stream
+from lltools.storage.index import RunStore
+from lltools.storage.recording import record_stream
 from lltools.targets.base import FunctionTarget
 from lltools.targets.potentials import potential_target
 from lltools.workflows.estimate import estimate_stream, summarize

@@ -18,8 +18,11 @@ from hypothesis import strategies as st
 
 from lltools.sampling.driver import Trace
 from lltools.sampling.sgld import SGLDParams
-from lltools.storage import store as store_mod
-from lltools.storage.store import MANIFEST, RunStore, RunStoreError, record_stream, write_json
+from lltools.storage import files as files_mod
+from lltools.storage import index as index_mod
+from lltools.storage.files import MANIFEST, RunStoreError, write_json
+from lltools.storage.index import RunStore
+from lltools.storage.recording import record_stream
 from lltools.targets.base import FunctionTarget
 from lltools.workflows.estimate import estimate_stream
 
@@ -113,7 +116,7 @@ def test_listing_row(tmp_path: Path) -> None:
     runs = RunStore(tmp_path)
     recorder, _ = recorded_run(runs)
     frame = runs.list_runs()
-    assert list(frame.columns) == list(store_mod.LIST_COLUMNS)
+    assert list(frame.columns) == list(index_mod.LIST_COLUMNS)
     row = frame.iloc[0]
     assert row["id"] == recorder.run_id
     assert row["kind"] == "estimate" and row["status"] == "complete"
@@ -266,9 +269,9 @@ def test_stray_temp_files_and_corrupt_manifests(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------- ids and roots
 def test_run_ids_are_unique_and_sort_by_time() -> None:
-    first = store_mod.new_run_id()
+    first = files_mod.new_run_id()
     time.sleep(0.002)
-    ids = [store_mod.new_run_id() for _ in range(200)]
+    ids = [files_mod.new_run_id() for _ in range(200)]
     assert len(set(ids)) == 200
     assert all(first < i for i in ids)
     assert f"-{os.getpid()}-" in first

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lltools.storage.store import RunStore
+from lltools.storage.index import RunStore
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and /proc")
 
@@ -24,7 +24,8 @@ import sys
 import torch
 from lltools.sampling.driver import run_chunks
 from lltools.sampling.sgld import make_params
-from lltools.storage.store import RunStore, record_stream
+from lltools.storage.index import RunStore
+from lltools.storage.recording import record_stream
 from lltools.targets.base import FunctionTarget
 
 torch.set_num_threads(1)
@@ -112,7 +113,8 @@ def write_runs(root: str, worker: int, barrier: multiprocessing.synchronize.Barr
 
     from lltools.sampling.driver import run_chunks
     from lltools.sampling.sgld import make_params
-    from lltools.storage.store import RunStore, record_stream
+    from lltools.storage.index import RunStore
+    from lltools.storage.recording import record_stream
     from lltools.targets.base import FunctionTarget
 
     torch.set_num_threads(1)
@@ -135,7 +137,7 @@ def test_concurrent_writers_and_readers(tmp_path: Path) -> None:
     # the heavy modules once, then forks each writer from it.
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(
-        ["lltools.storage.store", "lltools.sampling.driver", "lltools.sampling.sgld", __name__]
+        ["lltools.storage.recording", "lltools.sampling.driver", "lltools.sampling.sgld", __name__]
     )
     barrier = ctx.Barrier(4)
     procs = [ctx.Process(target=write_runs, args=(str(tmp_path), w, barrier)) for w in range(4)]

@@ -27,7 +27,7 @@ from dashboard import history
 from dashboard import running as live_ui
 from lltools import viz as plots
 from lltools.estimation import frames
-from lltools.storage.store import target_spec
+from lltools.storage.specs import target_spec
 from lltools.targets.checkpoints import CheckpointError
 from lltools.targets.models import list_checkpoints, list_sample_models, load_sample_model, read_card
 from lltools.theory.closed_forms import deep_linear_llc

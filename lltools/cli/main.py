@@ -18,7 +18,9 @@ from tqdm import tqdm
 from lltools.cli.output import CLIError, fail, format_summary, progress_bar, started, write_table
 from lltools.cli.runs import runs_app
 from lltools.estimation import llc as estimators
-from lltools.storage.store import RunStore, record_stream, target_spec
+from lltools.storage.index import RunStore
+from lltools.storage.recording import record_stream
+from lltools.storage.specs import target_spec
 from lltools.targets.models import load_sample_model
 from lltools.targets.potentials import potential_target
 from lltools.theory.record import theory_for

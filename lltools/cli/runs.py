@@ -19,7 +19,9 @@ import pandas as pd
 import typer
 
 from lltools.cli.output import format_summary, progress_bar
-from lltools.storage.store import RunStore, resume_stream, total_steps
+from lltools.storage.index import RunStore
+from lltools.storage.recording import resume_stream
+from lltools.storage.specs import total_steps
 
 runs_app = typer.Typer(
     name="runs",

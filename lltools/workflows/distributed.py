@@ -45,7 +45,7 @@ from lltools.base.devices import resolve_device
 from lltools.estimation import llc as estimators
 from lltools.sampling.driver import MAX_POSITION_DIM, MAX_POSITION_VALUES, Trace, recorded_steps, run
 from lltools.sampling.sgld import SGLDParams
-from lltools.storage.store import build_target
+from lltools.storage.specs import build_target
 from lltools.targets.base import Target
 from lltools.targets.models import list_checkpoints
 from lltools.targets.potentials import potential_target
@@ -192,7 +192,7 @@ def run_batched(
 def resolve_target(spec: TargetSpec) -> Target:
     """A :class:`Target` from a spec: a potential expression or built-in name (str), a run
     store spec dict (``{"kind": "potential", "spec": ...}`` or ``{"kind": "model", "path":
-    ..., "checkpoint": ...}``, see :func:`lltools.storage.store.target_spec`), or a Target itself."""
+    ..., "checkpoint": ...}``, see :func:`lltools.storage.specs.target_spec`), or a Target itself."""
     if isinstance(spec, Target):
         return spec
     if isinstance(spec, str):

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lltools.storage.store import MANIFEST, RunStore, record_stream, write_json
+from lltools.storage.files import MANIFEST, write_json
+from lltools.storage.index import RunStore
+from lltools.storage.recording import record_stream
 from tests.app.conftest import TIMEOUT, assert_healthy, metrics, page
 
 TINY = {"nbeta": 100.0, "gamma": 1.0, "epsilon": 1e-3, "chains": 2, "draws": 20, "burnin": 5,
