@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import string
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ import pandas as pd
 import streamlit as st
 
 from lltools import viz as plots
+from lltools.base.untrusted import terminal_safe
 from lltools.targets.models import list_sample_models, load_sample_model
 from lltools.targets.potentials import potential_target as build
 from lltools.theory.quadrature import TemperedExpectation
@@ -149,16 +151,21 @@ def teaching_note(markdown: str, *, title: str = "What am I looking at?") -> Non
         st.markdown(markdown)
 
 
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\*_`$~"})
+#: Every ASCII punctuation character (CommonMark lets each be backslash-escaped).
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in string.punctuation})
 
 
-def plain(text: str) -> str:
-    """Escape Markdown (and Streamlit's $…$ LaTeX) in text that comes from elsewhere.
+def plain(text: Any) -> str:
+    """``text`` from elsewhere made inert in Markdown: shown literally, never as markup.
 
-    Diagnostic messages contain ``w*``, ``x**2`` or ``$`` that would otherwise turn into
-    italics or formulas.
+    Every user-supplied string rendered through Markdown (file names, model-card fields,
+    expressions, run labels, error messages quoting them) goes through this.  Control
+    characters and terminal escapes are dropped, line breaks become spaces (no new block can
+    start), and every ASCII punctuation character is backslash-escaped, so ``[text](url)``,
+    bare ``https://`` autolinks, ``<html>``, headings, emphasis, ``:emoji:`` shortcodes and
+    Streamlit's ``$…$`` formulas all render as the literal characters.
     """
-    return str(text).translate(_MD_SPECIAL)
+    return terminal_safe(text, keep_newlines=False).translate(_MD_SPECIAL)
 
 
 def run_caption(record_id: Any, status: str, elapsed_s: float, result: Any, *extra: str) -> str:
@@ -555,7 +562,8 @@ def expression_error_text(exc: BaseException, text: str) -> str:
     """A two-line message pointing at the offending column of a bad expression."""
     column = getattr(exc, "column", None)
     msg = plain(str(exc))
-    if column is not None and isinstance(column, int) and 1 <= column <= len(text) + 1 and len(text) <= 200:
+    if (column is not None and isinstance(column, int) and 1 <= column <= len(text) + 1
+            and len(text) <= 200 and "`" not in text and "\n" not in text):
         pointer = " " * (column - 1) + "^"
         return f"{msg}\n\n```text\n{text}\n{pointer}\n```"
     return msg
@@ -570,17 +578,19 @@ def try_potential(spec: str) -> tuple[Any | None, str | None]:
     except ValueError as exc:
         return None, expression_error_text(exc, spec.strip())
     except Exception as exc:  # a bug in the parser must not take the page down
-        return None, f"Could not build this potential ({type(exc).__name__}: {exc})."
+        return None, f"Could not build this potential ({type(exc).__name__}: {plain(exc)})."
 
 
 def potential_picker(
-    pot_key: str, expr_key: str, *, disabled: bool = False, label: str = "Potential L(x, y)"
+    pot_key: str, expr_key: str, *, disabled: bool = False, label: str = "Potential L(x, y)",
+    only_2d: str | None = None,
 ) -> tuple[str, Any | None, str | None]:
     """Built-in potential selectbox + custom expression input, with inline errors.
 
     The keys must have been seeded with :func:`init_state`.  Returns ``(spec, target,
     error)``: the spec string, the cached target (``None`` on error) and the error text.
-    Target warnings (e.g. "w* is not a local minimum") are shown as warnings.
+    Target warnings (e.g. "w* is not a local minimum") are shown as warnings.  With
+    ``only_2d`` (the page's name), a potential in other than two variables is an error.
     """
     st.selectbox(
         label,
@@ -600,6 +610,11 @@ def potential_picker(
         )
     spec = str(st.session_state.get(expr_key, "")).strip() if custom else str(st.session_state.get(pot_key))
     target, error = try_potential(spec)
+    if target is not None and only_2d and getattr(target, "dim", 2) != 2:
+        target, error = None, (
+            f"the {only_2d} page plots x and y, and this potential has {target.dim} variables; "
+            "use the CLI or Learn for more dimensions."
+        )
     if error:
         user_error(f"**Invalid expression.** {error}")
     elif target is not None:

@@ -20,6 +20,7 @@ Store problems (unreadable directory, corrupt run) are shown as messages, never 
 from __future__ import annotations
 
 import math
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -264,7 +265,7 @@ def short_id(run_id: str) -> str:
         stamp = datetime.strptime(run_id[:22], "%Y%m%dT%H%M%S.%f")
         return f"{stamp:%m-%d %H:%M:%S}·{run_id.rsplit('-', 1)[-1][:4]}"
     except ValueError:
-        return run_id[:24]
+        return re.sub(r"[^\w.\-]", "", run_id)[:24]  # a foreign folder name: nothing Markdown reads
 
 
 # ============================================================================ reading
@@ -487,7 +488,7 @@ def _discard(run_id: str) -> None:
         run_store().discard(run_id)
         messages.append(("success", f"Discarded run {short_id(run_id)}."))
     except (OSError, RunStoreError) as exc:
-        messages.append(("error", f"Could not discard run {short_id(run_id)}: {exc}"))
+        messages.append(("error", f"Could not discard run {short_id(run_id)}: {ui.plain(str(exc))}"))
     _forget(run_id)
 
 

@@ -146,7 +146,7 @@ def uploaded_target(path: str, digest: str, _data: bytes | None = None, _name: s
         raise CheckpointError("the uploaded file is no longer available: upload it again")
     if len(_data) > MAX_UPLOAD_BYTES:
         raise CheckpointError(
-            f"{_name} is {len(_data) / 1e6:,.0f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:,.0f} MB"
+            f"{_name} is {len(_data):,} bytes; the limit is {MAX_UPLOAD_BYTES:,} bytes"
         )
     with tempfile.TemporaryDirectory(prefix="lltools_upload_") as tmp:
         file = Path(tmp) / "uploaded.safetensors"
@@ -866,7 +866,7 @@ def downloads(done: NetResult) -> None:
 
 def model_card(path: str) -> None:
     card = card_of(path)
-    with st.expander(f"Model card: {card['name']}", icon=":material/description:"):
+    with st.expander(f"Model card: {ui.plain(card['name'])}", icon=":material/description:"):
         md = Path(path) / "MODEL_CARD.md"
         if md.exists():
             st.markdown(md.read_text(encoding="utf-8"))

@@ -284,7 +284,7 @@ def teaching_text(
 
 def controls(running: bool) -> tuple[str, Any | None, str | None]:
     """Draw the controls; returns (spec, target or None, error message or None)."""
-    spec, target, error = ui.potential_picker(K_POT, K_EXPR, disabled=running)
+    spec, target, error = ui.potential_picker(K_POT, K_EXPR, disabled=running, only_2d="Toy")
 
     c1, c2 = ui.sampler_controls(NS, SAMPLER_INPUTS, running=running)
     c1.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key=K_SEED, disabled=running)

@@ -28,7 +28,38 @@ class MemoryBudgetError(ValueError):
 BUDGET_FRACTION = 0.6
 
 
+def _cgroup_available_bytes() -> int | None:
+    """Bytes left under this process's cgroup memory limit (v2 or v1), or None if unlimited.
+
+    A container's limit is often far below the host's ``MemAvailable``: a run sized by
+    ``MemAvailable`` alone passes the check and is then killed by the OOM killer.
+    """
+    pairs = (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+             ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"))
+    for limit_file, usage_file in pairs:
+        try:
+            with open(limit_file) as fh:
+                raw = fh.read().strip()
+            if raw == "max":
+                return None
+            limit = int(raw)
+            with open(usage_file) as fh:
+                usage = int(fh.read().strip())
+        except (OSError, ValueError):
+            continue
+        if limit >= 2**60:  # v1's "unlimited"
+            return None
+        return max(0, limit - usage)
+    return None
+
+
 def _host_available_bytes() -> int:
+    available = _meminfo_available_bytes()
+    cgroup = _cgroup_available_bytes()
+    return available if cgroup is None else min(available, cgroup)
+
+
+def _meminfo_available_bytes() -> int:
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:

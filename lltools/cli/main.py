@@ -15,7 +15,17 @@ from typing import Annotated, Any
 import typer
 from tqdm import tqdm
 
-from lltools.cli.output import CLIError, fail, format_summary, progress_bar, started, write_table
+from lltools.base.untrusted import one_line, terminal_safe
+from lltools.cli.output import (
+    ERROR_CHARS,
+    CLIError,
+    check_output,
+    fail,
+    format_summary,
+    progress_bar,
+    started,
+    write_table,
+)
 from lltools.cli.runs import runs_app
 from lltools.estimation import llc as estimators
 from lltools.storage.index import RunStore
@@ -60,8 +70,8 @@ def load_target(potential: str | None, model: Path | None, checkpoint: Path | No
         fail(f"model folder not found: {model}")
     target = load_sample_model(model, None if checkpoint is None else str(checkpoint))
     defaults = dict(NETWORK_FALLBACK)
-    card = json.loads((model / "model.json").read_text())
-    defaults.update({k: v for k, v in card.get("default_sampler", {}).items() if v is not None})
+    card = target.card  # validated by load_sample_model (lltools.targets.cards)
+    defaults.update({k: v for k, v in (card.get("default_sampler") or {}).items() if v is not None})
     defaults.setdefault("nbeta", None)
     return target, defaults
 
@@ -83,7 +93,7 @@ def drive(
     total: int,
     progress: bool,
     save: bool,
-    store: Path | None,
+    store: str | Path | None,
     kind: str,
     settings: dict[str, Any],
     spec: dict[str, Any] | None,
@@ -95,8 +105,9 @@ def drive(
         recorder = record_stream(RunStore(store), stream, kind=kind, settings=settings, target=spec)
         stream = recorder
     last = None
+    items = started(stream)  # refused settings raise here, before the bar is drawn
     with progress_bar(total, progress) as bar:
-        for last in started(stream):
+        for last in items:
             bar.update(last[0].meta["steps_done"] - bar.n)
     assert last is not None
     if recorder is not None:
@@ -116,7 +127,7 @@ DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda or auto.")]
 DtypeOpt = Annotated[str, typer.Option(help="float32 or float64.")]
 ProgressOpt = Annotated[bool, typer.Option(help="Show a progress bar on stderr.")]
 SaveOpt = Annotated[bool, typer.Option("--save", help="Record the run in the run store (see `lltools runs`).")]
-StoreOpt = Annotated[Path | None, typer.Option("--store", help="Run store directory (default $LLTOOLS_HOME or ~/.lltools).")]
+StoreOpt = Annotated[str | None, typer.Option("--store", help="Run store directory (default $LLTOOLS_HOME or ~/.lltools).")]
 GammaOpt = Annotated[float | None, typer.Option(help="Localisation strength γ.")]
 EpsilonOpt = Annotated[float | None, typer.Option(help="Step size ε.")]
 
@@ -144,6 +155,8 @@ def estimate(
     store: StoreOpt = None,
 ) -> None:
     """Estimate λ̂ at w* for a potential or a sample model."""
+    if trace_out is not None:
+        check_output(trace_out, "--trace-out")
     target, defaults = load_target(potential, model, checkpoint)
     kwargs = {
         "nbeta": pick(nbeta, defaults, "nbeta"),
@@ -170,7 +183,7 @@ def estimate(
     if as_json:
         typer.echo(json.dumps(result.to_dict()))
     else:
-        typer.echo(format_summary(result))
+        typer.echo(terminal_safe(format_summary(result)))
 
 
 def parse_floats(text: str, name: str) -> list[float]:
@@ -206,8 +219,7 @@ def sweep(
 ) -> None:
     """Run a grid over ε × γ × nβ as one batched computation; write one row per setting."""
 
-    if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
-        fail(f"unsupported output extension {out.suffix!r}; use .csv or .parquet")
+    check_output(out, "--out")
     target, defaults = load_target(potential, model, checkpoint)
     nb_default = defaults.get("nbeta") or target.default_nbeta
     if nbeta is None and nb_default is None:
@@ -251,7 +263,7 @@ def write_sweep_table(table: Any, target: Any, out: Path) -> None:
     table["theory_llc"] = theory_for(target).llc
     write_table(table, out)
     typer.echo(f"wrote {len(table)} settings to {out}", err=True)
-    typer.echo(table.to_string(index=False))
+    typer.echo(terminal_safe(table.to_string(index=False)))
 
 
 @app.command()
@@ -271,8 +283,7 @@ def trajectory(
     progress: ProgressOpt = True,
 ) -> None:
     """λ̂ at every checkpoint of a sample model, joined with the training logs."""
-    if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
-        fail(f"unsupported output extension {out.suffix!r}; use .csv or .parquet")
+    check_output(out, "--out")
     if not (model_dir / "model.json").exists():
         fail(f"not a sample model folder (no model.json): {model_dir}")
     table = None
@@ -293,7 +304,7 @@ def trajectory(
     typer.echo(f"wrote {len(table)} checkpoints to {out}", err=True)
     cols = [c for c in ("step", "llc_mean", "llc_sem", "train_loss", "val_loss", "train_acc", "val_acc",
                         "geometric_complexity") if c in table.columns]
-    typer.echo(table[cols].to_string(index=False))
+    typer.echo(terminal_safe(table[cols].to_string(index=False)))
 
 
 app.add_typer(runs_app, name="runs", help="List, show, export, resume or remove saved runs.")
@@ -312,14 +323,14 @@ def main() -> None:
     except typer.TyperException as exc:  # usage errors (typer vendors click)
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         if message:
-            typer.echo(f"error: {message}", err=True)
+            typer.echo(f"error: {one_line(message, ERROR_CHARS)}", err=True)
         sys.exit(2)
     except CLIError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {one_line(exc, ERROR_CHARS)}", err=True)
         sys.exit(2)
     except (ValueError, FileNotFoundError, OSError, KeyError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        typer.echo(f"error: {message}", err=True)
+        typer.echo(f"error: {one_line(message, ERROR_CHARS)}", err=True)
         sys.exit(2)
 
 

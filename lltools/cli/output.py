@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
+
+#: Longest error line printed (a hostile input can make a message megabytes long).
+ERROR_CHARS = 500
 
 
 class CLIError(Exception):
@@ -77,6 +81,26 @@ def format_summary(result: Any) -> str:
     for w in result.warnings:
         lines.append(f"warning     {w}")
     return "\n".join(lines)
+
+
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+def check_output(path: Path, option: str) -> None:
+    """Refuse an output path that cannot be written, before any sampling starts.
+
+    The extension must be ``.csv`` or ``.parquet``, the folder must exist and be writable,
+    and the path must not be a folder.
+    """
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        fail(f"{option}: unsupported output extension {path.suffix!r}; use .csv or .parquet")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        fail(f"{option}: the folder {parent} does not exist")
+    if path.is_dir():
+        fail(f"{option}: {path} is a folder")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        fail(f"{option}: cannot write {path} (permission denied)")
 
 
 def write_table(frame: Any, path: Path) -> None:

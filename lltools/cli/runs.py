@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 import pandas as pd
 import typer
 
+from lltools.base.untrusted import one_line, terminal_safe
 from lltools.cli.output import format_summary, progress_bar
 from lltools.storage.index import RunStore
 from lltools.storage.recording import resume_stream
@@ -33,7 +34,7 @@ runs_app = typer.Typer(
 )
 
 StoreOption = Annotated[
-    Path | None,
+    str | None,
     typer.Option("--store", help="Run store directory (default $LLTOOLS_HOME or ~/.lltools)."),
 ]
 RunId = Annotated[str, typer.Argument(help="Run id, a unique prefix of one, or 'latest'.")]
@@ -58,7 +59,7 @@ class RunsError(_ClickException, ValueError):  # type: ignore[misc,valid-type]
     exit_code = 2
 
     def show(self, file: Any = None) -> None:
-        typer.echo(f"error: {self.format_message()}", err=True)
+        typer.echo(f"error: {one_line(self.format_message(), 500)}", err=True)
 
 
 def one_line_errors(fn: F) -> F:
@@ -124,7 +125,7 @@ def list_runs(
         rows = json.loads(out.to_json(orient="records", date_format="iso"))
         typer.echo(json.dumps(rows))
     else:
-        typer.echo(_listing_table(frame))
+        typer.echo(terminal_safe(_listing_table(frame)))
 
 
 def _show_lines(manifest: dict[str, Any], path: Path) -> list[str]:
@@ -183,7 +184,7 @@ def show(
     if as_json:
         typer.echo(json.dumps(manifest))
     else:
-        typer.echo("\n".join(_show_lines(manifest, path)))
+        typer.echo(terminal_safe("\n".join(_show_lines(manifest, path))))
 
 
 @runs_app.command("export")
@@ -195,7 +196,7 @@ def export(
 ) -> None:
     """Export a run's traces (.csv / .parquet) or everything (.json)."""
     path = RunStore(store).export(run_id, out)
-    typer.echo(f"wrote {path}", err=True)
+    typer.echo(one_line(f"wrote {path}"), err=True)
 
 
 @runs_app.command("rm")
@@ -209,10 +210,10 @@ def rm(
     """Delete a run and its files."""
     runs = RunStore(store)
     name = runs.resolve(run_id).name
-    if not yes and not typer.confirm(f"delete run {name}?", default=False, err=True):
+    if not yes and not typer.confirm(one_line(f"delete run {name}?"), default=False, err=True):
         raise RunsError(f"not deleted: {name}")
     runs.delete(name, force=force)
-    typer.echo(f"deleted {name}", err=True)
+    typer.echo(one_line(f"deleted {name}"), err=True)
 
 
 @runs_app.command("discard")
@@ -220,7 +221,7 @@ def rm(
 def discard(run_id: RunId, store: StoreOption = None) -> None:
     """Remove an incomplete or failed run."""
     name = RunStore(store).discard(run_id)
-    typer.echo(f"discarded {name}", err=True)
+    typer.echo(one_line(f"discarded {name}"), err=True)
 
 
 @runs_app.command("resume")
@@ -238,7 +239,10 @@ def resume(
     settings and seed reproduce the same chains.
     """
     runs = RunStore(store)
-    info, recorder = resume_stream(runs, run_id)
+    old = runs.resolve(run_id).name  # the folder is the run; --discard-old removes exactly it
+    info, recorder = resume_stream(runs, old)
+    if info["id"] != old:  # pragma: no cover - resume_info reports the folder name
+        raise RunsError(f"run {old} disagrees with its manifest; not resumed")
     typer.echo(f"re-running {info['id']} from scratch (sampler state is not saved; "
                f"it had {info['steps_done']} steps)", err=True)
     total = total_steps(info["settings"])
@@ -246,7 +250,7 @@ def resume(
         for item in recorder:
             bar.update(int(item[0].meta["steps_done"]) - bar.n)
     if discard_old:
-        runs.discard(info["id"])
+        runs.discard(old)
     _print_result(recorder, as_json)
 
 
@@ -259,9 +263,9 @@ def _print_result(recorder: Any, as_json: bool) -> None:
             else {"table": json.loads(result.to_json(orient="records"))}
         typer.echo(json.dumps({"run_id": recorder.run_id, **doc}))
     elif isinstance(result, pd.DataFrame):
-        typer.echo(result.to_string(index=False))
+        typer.echo(terminal_safe(result.to_string(index=False)))
     else:
-        typer.echo(format_summary(result))
+        typer.echo(terminal_safe(format_summary(result)))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -95,7 +95,8 @@ def _memoised(kind: str, ary: np.ndarray, compute: Callable[[np.ndarray], float]
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    value = compute(data)
+    with np.errstate(divide="ignore", invalid="ignore"):  # constant draws: R-hat is 0/0 = NaN
+        value = compute(data)
     with _cache_lock:
         _cache[key] = value
         while len(_cache) > _CACHE_SIZE:

@@ -8,6 +8,7 @@ never half of one; readers ignore ``.tmp-*`` names.  No pickle anywhere: JSON an
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -44,6 +45,9 @@ REMOTE_STALE_S = 3600.0
 DEFAULT_FLUSH_INTERVAL_S = 1.0
 
 TRACE_COLUMNS = ("chain", "setting", "step", "loss", "acceptance")
+CHAIN_COLUMNS = (
+    "chain", "setting", "chain_in_setting", "epsilon", "gamma", "nbeta", "loss_init", "diverged_at",
+)  # fmt: skip
 TRACE_SCHEMA = pa.schema(
     [
         ("chain", pa.int32()),
@@ -136,9 +140,22 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
-def write_parquet(path: Path, table: pa.Table) -> None:
-    """Atomically write a Parquet file."""
-    atomic_write(path, lambda fh: pq.write_table(table, fh))
+def write_parquet(path: Path, table: pa.Table) -> str:
+    """Atomically write a Parquet file; returns the SHA-256 (hex) of the bytes written."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    data = sink.getvalue().to_pybytes()
+    atomic_write(path, lambda fh: fh.write(data))
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _proc_stat(pid: int) -> tuple[str, int] | None:

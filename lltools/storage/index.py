@@ -45,7 +45,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lltools.base.untrusted import one_line
 from lltools.storage.files import (
+    CHAIN_COLUMNS,
     CHAINS_FILE,
     DEFAULT_FLUSH_INTERVAL_S,
     FORMAT_VERSION,
@@ -65,7 +67,7 @@ from lltools.storage.files import (
     write_json,
     write_parquet,
 )
-from lltools.storage.reader import StoredRun, read_manifest, read_traces
+from lltools.storage.reader import StoredRun, chunk_files, read_manifest, read_traces
 from lltools.storage.specs import TARGET_BUILDERS, describe_target
 from lltools.storage.writer import RunWriter
 
@@ -86,6 +88,8 @@ class RunStore:
     """
 
     def __init__(self, root: str | Path | None = None) -> None:
+        if root is not None and not str(root).strip():
+            raise RunStoreError("the run store directory is empty; give a path (or leave --store out)")
         self.root = Path(root).expanduser() if root is not None else default_root()
         self.runs_dir = self.root / RUNS_DIR
 
@@ -204,19 +208,26 @@ class RunStore:
             with contextlib.suppress(FileNotFoundError):  # deleted while we looked
                 rows.append(_list_row(read_manifest(path)))
         frame = pd.DataFrame(rows, columns=list(LIST_COLUMNS))
-        frame["created"] = pd.to_datetime(frame["created"], utc=True, format="ISO8601")
+        frame["created"] = pd.to_datetime(frame["created"], utc=True, format="ISO8601", errors="coerce")
         return frame.sort_values("id", ascending=False, kind="stable").reset_index(drop=True)
 
     def load_run(self, run_id: str) -> StoredRun:
         """Read a run: manifest, all flushed trace chunks, per-chain table and summary."""
         path = self.resolve(run_id)
         manifest = read_manifest(path)
-        traces = read_traces(path)
-        chains_path = path / CHAINS_FILE
-        chains = (
-            pq.read_table(chains_path).to_pandas() if chains_path.exists() else pd.DataFrame()
-        )
+        traces, damage = read_traces(path, manifest)
+        chains, problem = _read_chains(path / CHAINS_FILE, manifest)
+        damage += [problem] if problem else []
+        listed = {c["file"] for c in manifest.get("chunks") or []}
         stray = sorted(p.name for p in path.iterdir() if p.name.startswith(TMP_PREFIX))
+        stray += sorted(p.name for p in chunk_files(path) if p.name not in listed)
+        if damage:
+            manifest["stored_status"] = manifest.get("stored_status", manifest.get("status"))
+            manifest["status"] = "corrupt"
+            manifest["damage"] = damage
+            manifest["error"] = f"damaged run: {damage[0]}" + (
+                f" (and {len(damage) - 1} more)" if len(damage) > 1 else ""
+            )
         return StoredRun(
             id=path.name,
             path=path,
@@ -225,6 +236,7 @@ class RunStore:
             chains=chains,
             summary=manifest.get("summary"),
             stray_files=stray,
+            damage=damage,
         )
 
     # .............................................................. export / remove
@@ -236,6 +248,8 @@ class RunStore:
         if suffix not in (".parquet", ".pq", ".csv", ".json"):
             raise RunStoreError(f"unsupported export extension {out.suffix!r}; use .parquet, .csv or .json")
         run = self.load_run(run_id)
+        if run.damage:
+            raise RunStoreError(f"run {run.id} is damaged, not exported: {run.manifest['error']}")
         if suffix == ".csv":
             atomic_write(out, lambda fh: run.traces.to_csv(fh, index=False))
         elif suffix == ".json":
@@ -274,7 +288,10 @@ class RunStore:
         """Rename out of the listing first (atomic), then delete the files."""
         trash = path.with_name(f"{TMP_PREFIX}trash-{path.name}-{secrets.token_hex(3)}")
         os.rename(path, trash)
-        shutil.rmtree(trash, ignore_errors=True)
+        if trash.is_symlink():  # a linked run: remove the link, never what it points to
+            trash.unlink()
+        else:
+            shutil.rmtree(trash, ignore_errors=True)
 
     def clean_temp(self, max_age_s: float = 3600.0) -> list[str]:
         """Remove leftovers of crashed writers older than ``max_age_s``: staging and trash
@@ -304,14 +321,17 @@ class RunStore:
         settings, meta, steps_done, num_steps_total, draws_done, columns_done, chunks,
         resumable`` (whether ``lltools runs resume`` can rebuild the target) and ``error``.
         """
-        manifest = self.manifest(run_id)
+        path = self.resolve(run_id)
+        manifest = read_manifest(path)
         status = manifest["status"]
+        if status == "corrupt":
+            raise RunStoreError(f"run {path.name} is corrupt ({manifest.get('error')}); it cannot be re-run")
         if status == "complete":
             raise RunStoreError(f"run {manifest['id']} is complete; nothing to resume")
         progress = manifest.get("progress", {})
         target = manifest.get("target", {})
         return {
-            "id": manifest["id"],
+            "id": path.name,  # a run's identity is its folder (the manifest agrees, or it is corrupt)
             "kind": manifest.get("kind"),
             "status": status,
             "target": target,
@@ -326,6 +346,26 @@ class RunStore:
             and target.get("kind") in TARGET_BUILDERS,
             "error": manifest.get("error"),
         }
+
+
+def _read_chains(path: Path, manifest: dict[str, Any]) -> tuple[pd.DataFrame, str | None]:
+    """``chains.parquet`` checked against the manifest: ``(frame, None)`` or ``(empty, damage)``."""
+    if not path.exists():
+        return pd.DataFrame(), ("chains.parquet is missing" if manifest.get("chunks") else None)
+    expected = (manifest.get("progress") or {}).get("num_chains")
+    try:
+        declared = pq.ParquetFile(path).metadata.num_rows
+        if expected is not None and declared != expected:
+            return pd.DataFrame(), f"chains.parquet holds {declared} chains, the manifest says {expected}"
+        frame = pq.read_table(path).to_pandas()
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        return pd.DataFrame(), f"chains.parquet is unreadable ({one_line(exc, 80)})"
+    missing = set(CHAIN_COLUMNS) - set(frame.columns)
+    if missing:
+        return pd.DataFrame(), f"chains.parquet lacks {', '.join(sorted(missing))}"
+    if frame["chain"].duplicated().any():
+        return pd.DataFrame(), "chains.parquet lists a chain twice"
+    return frame, None
 
 
 def _columnar(frame: pd.DataFrame) -> dict[str, list[Any]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 from dataclasses import dataclass, field
@@ -15,16 +14,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from lltools.base.untrusted import UntrustedInputError, one_line
 from lltools.sampling.driver import Trace
 from lltools.sampling.sgld import SGLDParams
 from lltools.storage.files import (
     CHUNK_PATTERN,
-    MANIFEST,
     REMOTE_STALE_S,
     TRACE_SCHEMA,
     RunStoreError,
+    file_sha256,
     pid_alive,
 )
+from lltools.storage.manifest import load_manifest
 
 
 def effective_status(manifest: dict[str, Any]) -> str:
@@ -61,6 +62,11 @@ class StoredRun:
         loss_init, diverged_at`` (empty if nothing was flushed).
     summary : dict or None
         The finished run's result (``EstimateResult.to_dict()``), else None.
+    stray_files : list of str
+        Temporary files and chunk files the manifest does not list (ignored).
+    damage : list of str
+        What failed verification (missing or altered chunks, a bad chain table); a damaged
+        run has status ``corrupt`` and refuses :meth:`to_trace` and export.
     """
 
     id: str
@@ -70,6 +76,7 @@ class StoredRun:
     chains: pd.DataFrame
     summary: dict[str, Any] | None = None
     stray_files: list[str] = field(default_factory=list)
+    damage: list[str] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -93,6 +100,8 @@ class StoredRun:
 
     def to_trace(self) -> Trace:
         """The flushed part of the run as a host :class:`~lltools.sampling.driver.Trace` (float64)."""
+        if self.damage:
+            raise RunStoreError(f"run {self.id} is damaged: {self.damage[0]}")
         if self.chains.empty:
             raise RunStoreError(f"run {self.id} has no flushed trace yet")
         progress = self.manifest.get("progress", {})
@@ -126,28 +135,75 @@ def chunk_files(path: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def read_traces(path: Path) -> pd.DataFrame:
-    """All flushed chunks of a run as one tidy frame (ordered by chain, then step)."""
-    files = chunk_files(path)
-    if not files:
-        return TRACE_SCHEMA.empty_table().to_pandas()
-    table = pa.concat_tables([pq.read_table(f, schema=TRACE_SCHEMA) for f in files])
-    frame = table.to_pandas()
-    return frame.sort_values(["chain", "step"], kind="stable").reset_index(drop=True)
+def _read_chunk(
+    path: Path, entry: dict[str, Any], num_chains: int | None
+) -> tuple[pa.Table | None, str | None]:
+    """One listed chunk, verified against its manifest entry: ``(table, None)`` or ``(None, damage)``."""
+    name = entry["file"]
+    file = path / name
+    if not file.is_file():
+        return None, f"{name} is listed in the manifest but missing"
+    if entry.get("sha256") is not None and file_sha256(file) != entry["sha256"]:
+        return None, f"{name} does not match its checksum"
+    expected = entry.get("rows")
+    if expected is None and num_chains:
+        expected = int(entry["columns"]) * int(num_chains)
+    try:
+        declared = pq.ParquetFile(file).metadata.num_rows
+        if expected is not None and declared != expected:
+            return None, f"{name} holds {declared} rows, the manifest says {expected}"
+        table = pq.read_table(file, schema=TRACE_SCHEMA)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        return None, f"{name} is unreadable ({one_line(exc, 80)})"
+    steps = table.column("step").to_numpy()
+    if len(steps) and (steps.min() < entry["first_step"] or steps.max() > entry["last_step"]):
+        return None, f"{name} holds steps outside {entry['first_step']}..{entry['last_step']}"
+    return table, None
+
+
+def read_traces(path: Path, manifest: dict[str, Any] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """The run's chunks listed in its manifest, verified, as one tidy frame, and the damage found.
+
+    Only chunks the manifest lists are read (a chunk written just before a crash, before its
+    manifest entry, is ignored); each is checked against its entry (present, checksum, row
+    count, step range).  Returns ``(frame ordered by chain then step, damage messages)``.
+    """
+    manifest = manifest if manifest is not None else read_manifest(path)
+    entries = manifest.get("chunks") or []
+    num_chains = (manifest.get("progress") or {}).get("num_chains")
+    tables, damage = [], []
+    for entry in entries:
+        table, problem = _read_chunk(path, entry, num_chains)
+        if problem is not None:
+            damage.append(problem)
+        elif table is not None:
+            tables.append(table)
+    if not tables:
+        return TRACE_SCHEMA.empty_table().to_pandas(), damage
+    frame = pa.concat_tables(tables).to_pandas()
+    frame = frame.sort_values(["chain", "step"], kind="stable").reset_index(drop=True)
+    if not damage and frame.duplicated(["chain", "step"]).any():
+        damage.append("chunks hold duplicate (chain, step) rows")
+    return frame, damage
+
+
+def corrupt_manifest(path: Path, reason: str) -> dict[str, Any]:
+    """The stand-in manifest of a run whose manifest cannot be trusted."""
+    return {"id": path.name, "status": "corrupt", "stored_status": None,
+            "error": f"corrupt manifest: {one_line(reason, 200)}"}
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
-    """A run's manifest with its effective status (``corrupt`` if unreadable)."""
+    """A run's validated manifest with its effective status (``corrupt`` if it fails the schema).
+
+    Raises ``FileNotFoundError`` when the folder has no manifest at all.
+    """
     try:
-        manifest = json.loads((path / MANIFEST).read_text())
-        if not isinstance(manifest, dict):
-            raise ValueError("manifest is not an object")
+        manifest = load_manifest(path)
     except FileNotFoundError:
         raise
-    except (OSError, ValueError) as exc:
-        return {"id": path.name, "status": "corrupt", "error": f"unreadable manifest: {exc}"}
+    except UntrustedInputError as exc:
+        return corrupt_manifest(path, str(exc))
     manifest["stored_status"] = manifest.get("status")
     manifest["status"] = effective_status(manifest)
     return manifest
-
-

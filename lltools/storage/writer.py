@@ -172,7 +172,8 @@ class RunWriter:
 
     def _write_chunk(self, trace: Trace, start: int, stop: int) -> None:
         name = f"chunk-{self._next_chunk:06d}.parquet"
-        write_parquet(self.path / name, trace_rows(trace, start, stop))
+        rows = trace_rows(trace, start, stop)
+        digest = write_parquet(self.path / name, rows)
         self.manifest["chunks"].append(
             {
                 "file": name,
@@ -180,6 +181,8 @@ class RunWriter:
                 "columns": stop - start,
                 "first_step": int(trace.steps[start]),
                 "last_step": int(trace.steps[stop - 1]),
+                "rows": rows.num_rows,
+                "sha256": digest,
             }
         )
         self._next_chunk += 1

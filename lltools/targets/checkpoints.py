@@ -24,6 +24,7 @@ import os
 import struct
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lltools.base.untrusted import UntrustedInputError, one_line, parse_json
+
 #: Default ceiling on a checkpoint's size.
 DEFAULT_MAX_BYTES = 2 * 1024**3
 #: Ceiling on the JSON header of a safetensors file (the format's own limit is 100 MB).
 MAX_HEADER_BYTES = 100 * 1000**2
+#: Ceiling on the number of entries in a ``torch.save`` archive.
+MAX_ARCHIVE_ENTRIES = 100_000
 
 #: safetensors dtype names -> (torch dtype, bytes per element).
 SAFETENSORS_DTYPES: dict[str, tuple[torch.dtype, int]] = {
@@ -104,9 +109,9 @@ def read_safetensors_header(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BY
             )
         raw = fh.read(header_len)
     try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path.name}: the safetensors header is not valid JSON ({exc})") from exc
+        header = parse_json(raw, what="the safetensors header")
+    except UntrustedInputError as exc:
+        raise CheckpointError(f"{path.name}: {exc}") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{path.name}: the safetensors header is not a JSON object")
     _check_header_entries(path.name, header, size - 8 - header_len, max_bytes)
@@ -186,6 +191,7 @@ def _load_torch(path: Path, max_bytes: int) -> dict[str, Tensor]:
     if size > max_bytes:
         raise CheckpointError(f"{path.name}: the file is {format_size(size)}, above the limit "
                               f"of {format_size(max_bytes)}")
+    _check_torch_archive(path, max_bytes)
     try:
         with warnings.catch_warnings():  # e.g. "pickle protocol 4": the refusal below says enough
             warnings.simplefilter("ignore", UserWarning)
@@ -199,10 +205,59 @@ def _load_torch(path: Path, max_bytes: int) -> dict[str, Tensor]:
             ) from exc
         raise CheckpointError(f"{path.name}: cannot read the checkpoint (truncated or corrupt?): "
                               f"{text}") from exc
-    return _as_state_dict(path.name, obj)
+    return _as_state_dict(path.name, obj, max_bytes)
 
 
-def _as_state_dict(name: str, obj: Any) -> dict[str, Tensor]:
+def _check_torch_archive(path: Path, max_bytes: int) -> None:
+    """Refuse a ``torch.save`` zip whose entries are compressed or declare too many bytes.
+
+    ``torch.save`` stores every entry uncompressed, so a compressed entry can only be a
+    decompression bomb; the declared uncompressed sizes are summed before anything is read.
+    """
+    if not zipfile.is_zipfile(path):
+        return  # a legacy raw pickle: its size is the file size, already checked
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path.name}: not a readable torch checkpoint ({exc})") from None
+    if len(entries) > MAX_ARCHIVE_ENTRIES:
+        raise CheckpointError(f"{path.name}: the archive holds {len(entries)} entries; "
+                              f"the limit is {MAX_ARCHIVE_ENTRIES}")
+    declared = 0
+    for entry in entries:
+        if entry.compress_type != zipfile.ZIP_STORED:
+            raise CheckpointError(f"{path.name}: entry {entry.filename!r} is compressed; torch.save "
+                                  "never compresses, so this file is refused (decompression bomb?)")
+        declared += entry.file_size
+        if declared > max_bytes:
+            raise CheckpointError(f"{path.name}: the archive declares {format_size(declared)} "
+                                  f"uncompressed, above the limit of {format_size(max_bytes)}")
+
+
+def _check_tensor(name: str, key: str, value: Tensor) -> int:
+    """Refuse tensors that are not plain dense arrays; returns their byte size.
+
+    A sparse, quantized or nested tensor, or a strided view whose elements share memory
+    (``zeros(1).expand(10**5, 10**5)``: 4 bytes stored, 40 GB once any op touches it), is
+    refused before any computation on it.
+    """
+    if value.layout != torch.strided:
+        raise CheckpointError(f"{name}: {key!r} is a {str(value.layout).removeprefix('torch.')} tensor; "
+                              "only dense tensors are accepted")
+    if value.is_quantized or getattr(value, "is_nested", False) or value.is_meta:
+        raise CheckpointError(f"{name}: {key!r} is not a plain dense tensor")
+    nbytes = value.numel() * value.element_size()
+    if value.untyped_storage().nbytes() < nbytes:
+        raise CheckpointError(
+            f"{name}: {key!r} of shape {tuple(value.shape)} declares {format_size(nbytes)} but stores "
+            f"{format_size(value.untyped_storage().nbytes())} (an expanded or overlapping view); "
+            "save plain contiguous tensors"
+        )
+    return nbytes
+
+
+def _as_state_dict(name: str, obj: Any, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Tensor]:
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{name}: expected a dict of tensors, got {type(obj).__name__}")
     for key in WRAPPER_KEYS:
@@ -210,11 +265,17 @@ def _as_state_dict(name: str, obj: Any) -> dict[str, Tensor]:
             obj = obj[key]
             break
     out: dict[str, Tensor] = {}
+    total = 0
     for key, value in obj.items():
         if not isinstance(key, str):
-            raise CheckpointError(f"{name}: key {key!r} is not a string")
+            raise CheckpointError(f"{name}: key {one_line(repr(key), 80)} is not a string")
         if not isinstance(value, Tensor):
-            raise CheckpointError(f"{name}: entry {key!r} is a {type(value).__name__}, not a tensor")
+            raise CheckpointError(f"{name}: entry {one_line(repr(key), 80)} is a {type(value).__name__}, "
+                                  "not a tensor")
+        total += _check_tensor(name, one_line(key, 80), value)
+        if total > max_bytes:
+            raise CheckpointError(f"{name}: the tensors hold {format_size(total)}, above the limit "
+                                  f"of {format_size(max_bytes)}")
         out[key] = value
     return out
 

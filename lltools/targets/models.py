@@ -22,7 +22,6 @@ k identifiable directions, which pulls λ̂ = nβ(E[L_n] − L_n(w*)) down by ab
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import warnings
@@ -36,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from lltools.targets.base import TargetError
+from lltools.targets.cards import read_card_file
 from lltools.targets.checkpoints import CheckpointError, load_checkpoint, read_metadata
 from lltools.targets.networks import NetworkTarget
 
@@ -302,16 +302,13 @@ def _model_dir(path: str | Path) -> Path:
 
 
 def read_card(path: str | Path) -> dict[str, Any]:
-    """The parsed ``model.json`` of a sample-model folder (required keys checked)."""
-    folder = _model_dir(path)
-    try:
-        card = json.loads((folder / "model.json").read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{folder / 'model.json'} is not valid JSON: {exc}") from exc
-    missing = [k for k in REQUIRED_CARD_KEYS if k not in card]
-    if missing:
-        raise ValueError(f"{folder / 'model.json'} lacks {', '.join(missing)}")
-    return card
+    """The validated ``model.json`` of a sample-model folder (:mod:`lltools.targets.cards`).
+
+    Raises :class:`~lltools.targets.cards.CardError` (a ``ValueError``, one line naming the
+    field) for a card that is not JSON, too large or deep, of the wrong types, or declaring
+    more parameters or data than the limits -- before anything is built.
+    """
+    return read_card_file(_model_dir(path) / "model.json")
 
 
 def _resolve_checkpoint(folder: Path, checkpoint: str | Path) -> Path:

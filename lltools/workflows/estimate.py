@@ -30,6 +30,9 @@ from lltools.theory.record import TheoryRecord, finite_nbeta_target, theory_for
 #: Hard ceilings that refuse absurd requests before anything is allocated.
 MAX_CHAINS = 1 << 22
 MAX_STEPS = 10_000_000
+#: Host bytes per recorded value the summary needs after sampling: float64 host copies of the
+#: loss and acceptance traces, the excess-loss draws and the rank normalisation's sorted copies.
+SUMMARY_BYTES_PER_VALUE = 48
 
 
 @dataclass
@@ -161,6 +164,9 @@ def prepare_target(
             raise ValueError("batch_size applies only to targets with data (networks)")
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if target.n is not None and batch_size > target.n:
+            raise ValueError(f"batch_size {int(batch_size):,} exceeds the {target.n:,} training samples; "
+                             "use at most n (or leave it out for full batch)")
         target = copy.copy(target)
         target.batch_size = int(batch_size)
     return target
@@ -174,10 +180,18 @@ def check_memory(target: Target, chains: int, draws: int, burnin: int, thinning:
     check would accept."""
     recorded = burnin // thinning + draws
     itemsize = torch.empty((), dtype=target.dtype).element_size()
-    return memory.chain_batch_size(
+    batch = memory.chain_batch_size(
         chains, target.dim, recorded, itemsize=itemsize, device=target.device,
         extra_per_chain=int(getattr(target, "bytes_per_chain", 0)),
     )
+    # The summary works on host float64 copies of the whole trace: refuse a run whose traces
+    # would fit on the device but whose summary would not fit in host memory afterwards.
+    memory.check_fits(
+        chains * recorded * SUMMARY_BYTES_PER_VALUE, "cpu",
+        what=f"summarising {chains} chains × {recorded} recorded steps",
+        suggestion="use fewer chains or draws, or more thinning.",
+    )
+    return batch
 
 
 def resolve_nbeta(target: Target, nbeta: float | None) -> float:

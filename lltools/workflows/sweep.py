@@ -8,6 +8,7 @@ run with the same seed, so a sweep row equals the same setting run on its own.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,11 +29,13 @@ def grid(
     epsilon: Sequence[float], gamma: Sequence[float], nbeta: Sequence[float]
 ) -> pd.DataFrame:
     """All combinations as a DataFrame with columns ``setting, epsilon, gamma, nbeta``."""
-    rows = list(itertools.product(map(float, epsilon), map(float, gamma), map(float, nbeta)))
-    if not rows:
+    axes = [list(map(float, values)) for values in (epsilon, gamma, nbeta)]
+    size = math.prod(len(a) for a in axes)  # checked before the product is built
+    if size == 0:
         raise ValueError("each of epsilon, gamma and nbeta needs at least one value")
-    if len(rows) > MAX_SETTINGS:
-        raise ValueError(f"grid has {len(rows):,} settings; the limit is {MAX_SETTINGS:,}")
+    if size > MAX_SETTINGS:
+        raise ValueError(f"grid has {size:,} settings; the limit is {MAX_SETTINGS:,}")
+    rows = list(itertools.product(*axes))
     frame = pd.DataFrame(rows, columns=["epsilon", "gamma", "nbeta"])
     frame.insert(0, "setting", range(len(frame)))
     return frame

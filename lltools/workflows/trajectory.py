@@ -12,7 +12,6 @@ grokking severity GSM (seed 003 §6.4).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from lltools.estimation import llc as estimators
 from lltools.sampling.driver import last_item, run_chunks
 from lltools.sampling.sgld import make_params
 from lltools.targets.checkpoints import load_checkpoint
-from lltools.targets.models import build_module, list_checkpoints, load_sample_model
+from lltools.targets.models import build_module, list_checkpoints, load_sample_model, read_card
 from lltools.theory.training import geometric_complexity, grokking_severity
 from lltools.workflows.estimate import _validate_counts, prepare_target, resolve_nbeta
 
@@ -79,7 +78,7 @@ def trajectory_stream(
     :func:`compute_trajectory` for the table's columns.
     """
     model_dir = Path(model_dir)
-    card = json.loads((model_dir / "model.json").read_text())
+    card = read_card(model_dir)
     s = _sampler_settings(card, {"nbeta": nbeta, "gamma": gamma, "epsilon": epsilon, "chains": chains,
                                  "draws": draws, "burnin": burnin, "batch_size": batch_size})
     chains_, draws_, burnin_ = int(s["chains"]), int(s["draws"]), int(s["burnin"])
