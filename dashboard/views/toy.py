@@ -586,7 +586,7 @@ def main() -> None:
     ctrl, main_col = st.columns(ui.control_split(), gap="large")
     with ctrl:
         for p in problems:
-            st.warning(p)
+            st.warning(ui.plain(p))
         spec, target, error = controls(running)
         live.buttons(running=running, on_run=_on_run, disabled=error is not None)
         st.caption("After each run the page URL holds these settings: copy it to share the run.")

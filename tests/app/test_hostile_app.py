@@ -117,3 +117,12 @@ def test_toy_page_explains_other_dimensions_inline(expr: str) -> None:
     assert_healthy(at)
     errors = [e.value for e in at.error]
     assert any("plots x and y" in e and "CLI or Learn" in e for e in errors), errors
+
+
+def test_a_link_in_a_url_parameter_is_not_rendered_as_a_link() -> None:
+    at = page("toy")
+    at.query_params["nbeta"] = EVIL
+    at.run()
+    assert_healthy(at)
+    warned = [w.value for w in at.warning if "nbeta" in w.value]
+    assert warned and all(not LINK.search(w) for w in warned), warned
