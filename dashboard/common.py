@@ -151,8 +151,10 @@ def teaching_note(markdown: str, *, title: str = "What am I looking at?") -> Non
         st.markdown(markdown)
 
 
-#: Every ASCII punctuation character (CommonMark lets each be backslash-escaped).
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in string.punctuation})
+#: The ASCII punctuation that Markdown links and autolinks (``[ ] ( ) : . @ <``), HTML, emphasis,
+#: code, emoji shortcodes or Streamlit's formulas and colour directives read (CommonMark lets
+#: each be backslash-escaped); ``= , ; ' " ? / % >`` are harmless on one line and stay readable.
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in string.punctuation if c not in "=,;'\"?/%>"})
 
 
 def plain(text: Any) -> str:
