@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from lltools.targets.base import TargetError
 from lltools.targets.cards import read_card_file
 from lltools.targets.checkpoints import CheckpointError, load_checkpoint, read_metadata
+from lltools.targets.modular import build_quadratic_network, centred_mse, modular_addition_data
 from lltools.targets.networks import NetworkTarget
 
 ARCHITECTURE_KINDS = ("deep_linear", "mlp", "quadratic")
@@ -108,8 +109,6 @@ def build_module(arch: dict[str, Any]) -> nn.Module:
         return mlp_module(_widths(arch, "mlp"), str(arch.get("activation", "relu")),
                           bool(arch.get("bias", True)))
     if kind == "quadratic":
-        from lltools.targets.modular import build_quadratic_network
-
         return build_quadratic_network(arch)
     raise ValueError(f"unknown architecture kind {kind!r}; valid kinds: {', '.join(ARCHITECTURE_KINDS)}")
 
@@ -119,8 +118,6 @@ def resolve_card_loss(name: str) -> str | Callable[[Tensor, Tensor], Tensor]:
     if name in ("mse", "cross_entropy"):
         return name
     if name == "centred_mse":
-        from lltools.targets.modular import centred_mse
-
         return centred_mse
     raise ValueError(f"unknown loss {name!r}; valid losses: {', '.join(LOSS_NAMES)}")
 
@@ -285,8 +282,6 @@ def build_dataset(data: dict[str, Any], dtype: torch.dtype = torch.float32) -> D
     if kind == "digits":
         return digits_data(data, dtype)
     if kind == "modular_addition":
-        from lltools.targets.modular import modular_addition_data
-
         return Dataset(*modular_addition_data(data, dtype=dtype))
     raise ValueError(f"unknown data kind {kind!r}; valid kinds: {', '.join(DATA_KINDS)}")
 
