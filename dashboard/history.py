@@ -518,9 +518,8 @@ def resume_run(store: RunStore, run_id: str) -> None:
         progress = live_ui.Progress(total, label=f"Re-running {short_id(run_id)}")
         iterator = iter(recorder)
         try:
-            for item in iterator:
-                trace = item[0] if isinstance(item, tuple) else item
-                progress.update(int(trace.meta.get("steps_done", 0)))
+            for event in iterator:
+                progress.update(event.steps_done)
         finally:  # an interruption (leaving the page) marks the new run stopped at once
             iterator.close()  # type: ignore[attr-defined]
         progress.done()

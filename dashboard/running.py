@@ -27,6 +27,7 @@ import streamlit as st
 from lltools.estimation import frames
 from lltools.storage.index import RunStore
 from lltools.storage.recording import record_stream
+from lltools.workflows.events import RunEvent
 
 
 # ============================================================================ cached results
@@ -244,8 +245,8 @@ def stream_live(
         for item in iterator:
             last = item
             live.keep_partial(item)
-            trace = item[0]
-            done = int(trace.meta.get("steps_done", 0))
+            trace = item.trace
+            done = item.steps_done
             now = time.perf_counter()
             if now >= next_draw and not trace.complete:
                 on_chunk(item)
@@ -303,15 +304,17 @@ def record_cached(
 
     Returns the new run id, or ``None`` if the store cannot be written (never raises).
     """
+    event = RunEvent(kind="estimate", steps_done=result.trace.num_steps_total,
+                     steps_total=result.trace.num_steps_total, trace=result.trace,
+                     settings=result.settings, target=None, result=result)
     try:
         recorder = record_stream(
             RunStore(),
-            [(result.trace, result.settings, None)],
+            [event],
             kind="estimate",
             settings=dict(settings),
             target=dict(target),
             meta={"app": "dashboard", "page": page, "label": label, "cached": True},
-            summarize=lambda _item: result,
         )
         for _ in recorder:
             pass

@@ -14,24 +14,32 @@ Quick use::
     result.llc_mean, result.llc_sem, result.warnings
 """
 
+from lltools.estimation.health import Criteria
+from lltools.estimation.summary import Summary, summarize
 from lltools.sampling.driver import Trace, run, run_chunks
 from lltools.sampling.sgld import SGLDParams, make_params
 from lltools.targets.base import FunctionTarget, Target, TargetError
 from lltools.targets.models import load_sample_model
 from lltools.targets.potentials import potential_target
+from lltools.targets.specs import TargetSpec
 from lltools.workflows.estimate import EstimateResult, estimate, estimate_stream
+from lltools.workflows.events import RunEvent
 from lltools.workflows.sweep import SweepResult, sweep, sweep_stream
 from lltools.workflows.trajectory import compute_trajectory as trajectory
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Criteria",
     "EstimateResult",
     "FunctionTarget",
+    "RunEvent",
     "SGLDParams",
+    "Summary",
     "SweepResult",
     "Target",
     "TargetError",
+    "TargetSpec",
     "Trace",
     "__version__",
     "estimate",
@@ -41,6 +49,7 @@ __all__ = [
     "potential_target",
     "run",
     "run_chunks",
+    "summarize",
     "sweep",
     "sweep_stream",
     "trajectory",

@@ -52,8 +52,8 @@ def incomplete_run(root: Path) -> str:
     """A run whose writer died after flushing 40 of 80 steps."""
     runs = RunStore(root)
     writer = runs.create_run("estimate", SETTINGS, TARGET, flush_interval=0)
-    for trace, *_ in estimate_stream(quadratic(), report_every=40, **SETTINGS):
-        writer.append(trace)
+    for event in estimate_stream(quadratic(), report_every=40, **SETTINGS):
+        writer.append(event.trace)
         break
     proc = subprocess.Popen(["true"])
     proc.wait()
@@ -159,3 +159,22 @@ def test_resume_and_unknown_ids_fail_in_one_line(tmp_path: Path) -> None:
     writer.fail("boom")
     result = invoke("resume", writer.run_id, "--store", str(tmp_path))
     assert result.exit_code == 2 and "cannot be re-run" in result.stderr
+
+
+def test_runs_show_uses_the_estimate_json_and_lines(tmp_path: Path) -> None:
+    """`estimate --save --json` prints the dict that `runs show --json` keeps as the run's
+    summary, and `runs show` prints the same λ̂ and diagnostics lines as `estimate`."""
+    from lltools.cli.main import app
+
+    args = ["estimate", "--potential", "x**2 + y**2", "--nbeta", "50", "--epsilon", "1e-2", "--chains", "3",
+            "--draws", "60", "--burnin", "10", "--device", "cpu", "--no-progress", "--save", "--store",
+            str(tmp_path)]
+    printed = runner.invoke(app, [*args, "--json"])
+    assert printed.exit_code == 0, printed.output
+    doc = json.loads(printed.stdout.strip().splitlines()[-1])
+    shown = json.loads(invoke("show", "latest", "--store", str(tmp_path), "--json").stdout)
+    assert shown["summary"] == doc
+    text = runner.invoke(app, args).stdout.splitlines()
+    lines = invoke("show", "latest", "--store", str(tmp_path)).stdout.splitlines()
+    for prefix in ("λ̂ (LLC)", "diagnostics"):
+        assert [ln for ln in lines if ln.startswith(prefix)] == [ln for ln in text if ln.startswith(prefix)]

@@ -90,13 +90,13 @@ def test_shard_ranges_cover_everything_once() -> None:
 def test_sweep_shard_without_ray_equals_local_rows() -> None:
     """The shard body alone (no Ray): a subset of settings with global setting numbers gives
     exactly those rows of the local sweep."""
-    from lltools.estimation import llc as estimators
+    from lltools.estimation.summary import summarize
 
     local = sweep(potential_target("x**2 * y**4"), **GRID, chains=3, draws=40, burnin=10,
                   seed=2, device="cpu")
     part = local.settings.iloc[[1, 4, 7]].reset_index(drop=True)
     trace = distributed.sweep_shard("x**2 * y**4", part, chains=3, draws=40, burnin=10, seed=2, device="cpu")
-    table = estimators.llc_by_setting(trace)
+    table = summarize(trace).table
     expected = local.table.set_index("setting").loc[[1, 4, 7]].reset_index()
     pd.testing.assert_frame_equal(table.reset_index(drop=True), expected, check_exact=True)
 

@@ -21,14 +21,14 @@ import numpy as np
 import pytest
 import torch
 
-from lltools.estimation import diagnostics
+from lltools.estimation import diagnostics, summary
 from lltools.estimation import llc as estimators
 from lltools.sampling.driver import last_item
 from lltools.storage.index import RunStore
 from lltools.storage.recording import record_stream
 from lltools.targets.base import FunctionTarget
 from lltools.targets.potentials import potential_target
-from lltools.workflows.estimate import estimate_stream, summarize
+from lltools.workflows.estimate import estimate_stream
 from lltools.workflows.sweep import sweep_stream
 
 RADIUS = 0.24  # ≈ 3.4 σ of the tempered posterior at nβ = 100: crossed by about half the chains
@@ -74,8 +74,8 @@ def check_divergence_bookkeeping(trace: Any) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("fill", [math.nan, math.inf], ids=["nan", "inf"])
 def test_chains_that_leave_the_finite_region_are_reported_and_the_rest_kept(fill: float) -> None:
     target = bad_past_radius(fill)
-    trace, settings, placed = last_item(estimate_stream(target, report_every=50, **ESTIMATE))
-    result = summarize(trace, placed, settings)
+    last = last_item(estimate_stream(target, report_every=50, **ESTIMATE))
+    trace, result = last.trace, last.result
 
     diverged, steps = check_divergence_bookkeeping(trace)
     assert 0 < diverged.size < ESTIMATE["chains"], "premise: some but not all chains cross the radius"
@@ -117,7 +117,7 @@ def test_recorded_estimate_is_saved_complete_with_healthy_traces(tmp_path: Path)
         flush_interval=0.0,  # flush every partial trace: divergences land in several chunks
     )
     items = list(recorder)
-    trace = items[-1][0]
+    trace = items[-1].trace
     result = recorder.result
     diverged, steps = check_divergence_bookkeeping(trace)
     assert 0 < diverged.size < ESTIMATE["chains"]
@@ -159,7 +159,7 @@ def run_singular_sweep(tmp_path: Path) -> tuple[Any, Any, RunStore]:
         target={"kind": "potential", "spec": SINGULAR},
         flush_interval=0.0,
     )
-    trace = last_item(recorder)[0]
+    trace = last_item(recorder).trace
     return trace, recorder, store
 
 
@@ -170,7 +170,7 @@ def test_sweep_reports_the_diverging_setting_and_keeps_the_other(tmp_path: Path)
     assert diverged.tolist() == big_eps.tolist(), "exactly the large-ε chains diverge"
     assert (steps > 0).all()
 
-    table = recorder.result
+    table = recorder.result.table
     assert table["n_diverged"].tolist() == [0, SWEEP["chains"]]
     assert math.isfinite(table.loc[0, "llc_mean"]) and math.isnan(table.loc[1, "llc_mean"])
     assert 0.5 < table.loc[0, "llc_mean"] < 1.5  # locally ≈ 2x² + y²: λ = 1
@@ -179,7 +179,7 @@ def test_sweep_reports_the_diverging_setting_and_keeps_the_other(tmp_path: Path)
     assert set(report.settings.tolist()) == {1}
     assert report.epsilon.tolist() == pytest.approx([0.05] * SWEEP["chains"])
     assert "ε=0.05, γ=1, nβ=100" in report.message
-    warnings = diagnostics.warnings_for(trace)
+    warnings = summary.warnings_for(trace)
     assert any(w.startswith("Setting 1 (ε=0.05, γ=1, nβ=100): All chains diverged") for w in warnings)
     assert not any(w.startswith("Setting 0") and "diverged" in w for w in warnings)
 

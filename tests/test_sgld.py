@@ -2,7 +2,7 @@
 
 Every statistical check compares nβ·E[L] estimated from the draws with an exact value and
 allows ``K_SIGMA`` Monte Carlo standard errors, MCSE = sd/√ESS_bulk (arviz-stats, through
-:func:`lltools.estimation.diagnostics.mcse_mean`), plus, where the exact value is a continuum one, a
+:func:`lltools.estimation.stats.mcse_mean`), plus, where the exact value is a continuum one, a
 stated discretisation allowance measured at two step sizes.  Each check is a function
 returning :class:`Check` objects, and ``test_check_rejects_wrong_kernel`` shows that the
 same check fails for three plausible kernel bugs: noise √(2ε) instead of √ε, the drift sign
@@ -24,8 +24,10 @@ from scipy import integrate
 
 from lltools import FunctionTarget, make_params, run
 from lltools.base import rng
-from lltools.estimation.diagnostics import divergence_report, mcse_mean, warnings_for
-from lltools.estimation.llc import llc, llc_by_setting
+from lltools.estimation.diagnostics import divergence_report
+from lltools.estimation.llc import llc
+from lltools.estimation.stats import mcse_mean
+from lltools.estimation.summary import llc_by_setting, warnings_for
 from lltools.sampling import sgld
 
 

@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import helpers
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -17,7 +18,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lltools.sampling.driver import Trace
-from lltools.sampling.sgld import SGLDParams
 from lltools.storage import files as files_mod
 from lltools.storage import index as index_mod
 from lltools.storage.files import MANIFEST, RunStoreError, write_json
@@ -61,29 +61,15 @@ def mark_writer(path: Path, **writer) -> None:
 
 def synthetic_trace(loss: np.ndarray, filled: int, *, complete: bool, burnin: int = 2) -> Trace:
     """A partial trace over the first ``filled`` columns of ``loss`` (C, T)."""
-    c, t = loss.shape
-    full = torch.tensor(loss)
-    return Trace(
-        loss=full[:, :filled],
-        acceptance=torch.full((c, t), 0.5)[:, :filled],
-        steps=torch.arange(t)[:filled],
-        loss_init=torch.zeros(c),
-        diverged_at=torch.full((c,), -1),
-        params=SGLDParams(torch.full((c,), 1e-3), torch.ones(c), torch.full((c,), 10.0)),
-        chain_index=torch.arange(c),
-        setting_index=torch.zeros(c, dtype=torch.int64),
-        num_burnin=burnin,
-        num_steps_total=t,
-        complete=complete,
-        meta={"steps_done": filled},
-    )
+    return helpers.synthetic_trace(loss, filled=filled, complete=complete, num_burnin=burnin,
+                                   acceptance=0.5, nbeta=10.0)
 
 
 # ----------------------------------------------------------------------------- round trip
 def test_round_trip_matches_in_memory_trace_and_summary(tmp_path: Path) -> None:
     runs = RunStore(tmp_path)
     recorder, items = recorded_run(runs)
-    final = items[-1][0].cpu()
+    final = items[-1].trace.cpu()
     assert len(items) == 4  # 200 steps, reported every 50
 
     loaded = runs.load_run(recorder.run_id)

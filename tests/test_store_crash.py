@@ -27,13 +27,14 @@ from lltools.sampling.sgld import make_params
 from lltools.storage.index import RunStore
 from lltools.storage.recording import record_stream
 from lltools.targets.base import FunctionTarget
+from lltools.workflows.events import trace_events
 
 torch.set_num_threads(1)
 target = FunctionTarget(lambda w: (w**2).sum(1), torch.zeros(2), name="x**2 + y**2")
 settings = {"nbeta": 10.0, "gamma": 1.0, "epsilon": 1e-3, "chains": 4, "draws": 1_000_000,
             "burnin": 100, "seed": 7, "device": "cpu"}
-stream = run_chunks(target, make_params(1e-3, 1.0, 10.0, 4), num_draws=1_000_000,
-                    num_burnin=100, seed=7, report_every=100)
+stream = trace_events(run_chunks(target, make_params(1e-3, 1.0, 10.0, 4), num_draws=1_000_000,
+                                 num_burnin=100, seed=7, report_every=100))
 recorder = record_stream(RunStore(sys.argv[1]), stream, kind="estimate", settings=settings,
                          target={"kind": "potential", "spec": "x**2 + y**2"},
                          summarize=lambda trace: {"llc_mean": 0.0}, flush_interval=0)
@@ -116,17 +117,18 @@ def write_runs(root: str, worker: int, barrier: multiprocessing.synchronize.Barr
     from lltools.storage.index import RunStore
     from lltools.storage.recording import record_stream
     from lltools.targets.base import FunctionTarget
+    from lltools.workflows.events import trace_events
 
     torch.set_num_threads(1)
     target = FunctionTarget(lambda w: (w**2).sum(1), torch.zeros(2), name="quadratic")
     runs = RunStore(root)
     barrier.wait(timeout=60)
     for k in range(3):
-        stream = run_chunks(target, make_params(1e-3, 1.0, 10.0, 2), num_draws=100, num_burnin=20,
-                            seed=worker, report_every=30)
+        stream = trace_events(run_chunks(target, make_params(1e-3, 1.0, 10.0, 2), num_draws=100,
+                                         num_burnin=20, seed=worker, report_every=30))
         recorder = record_stream(runs, stream, settings={"worker": worker, "k": k},
                                  target={"kind": "potential", "spec": "x**2 + y**2"},
-                                 summarize=lambda t: {"llc_mean": float(t.loss.mean())},
+                                 summarize=lambda e: {"llc_mean": float(e.trace.loss.mean())},
                                  flush_interval=0)
         for _ in recorder:
             pass

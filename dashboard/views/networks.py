@@ -27,14 +27,15 @@ from dashboard import history
 from dashboard import running as live_ui
 from lltools import viz as plots
 from lltools.estimation import frames
-from lltools.storage.specs import target_spec
+from lltools.estimation.health import describe_acceptance
 from lltools.targets.checkpoints import CheckpointError
 from lltools.targets.models import list_checkpoints, list_sample_models, load_sample_model, read_card
+from lltools.targets.specs import TargetSpec
 from lltools.theory.closed_forms import deep_linear_llc
 from lltools.theory.networks import quadratic_network_llc
 from lltools.theory.rank_plan import plan_for, subset_rank_llc
 from lltools.viz import training as plots_training
-from lltools.workflows.estimate import estimate_stream, summarize
+from lltools.workflows.estimate import estimate_result, estimate_stream
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -508,7 +509,7 @@ def draw_metrics(
             "n/a" if ess is None or not math.isfinite(ess) else f"{ess:,.0f}",
             help="Bulk effective sample size of the loss draws.",
         )
-        bottom[3].metric("acceptance", ui.fmt(acc, 3), help="Mean MALA acceptance: ≥ 0.9 means ε is healthy.")
+        bottom[3].metric("acceptance", ui.fmt(acc, 3), help=describe_acceptance())
         bottom[4].metric("diverged", "…" if diverged is None else f"{diverged} / {n_chains}")
 
 
@@ -650,9 +651,11 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun, th: Th
         "page": PAGE,
         "label": f"{card_of(path)['name']} @ {label}",
         "settings": params,
-        "target": {"kind": "upload", "path": path, "sha256": ckpt.removeprefix("upload:")}
-        if ckpt.startswith("upload:")
-        else target_spec(model=path, checkpoint=Path(path) / ckpt.removeprefix("ckpt:")),
+        "target": (
+            TargetSpec("upload", path=path, sha256=ckpt.removeprefix("upload:"))
+            if ckpt.startswith("upload:")
+            else TargetSpec.model(path, Path(path) / ckpt.removeprefix("ckpt:"))
+        ).to_dict(),
     }
     if cached is not None:
         live_ui.record_cached(cached.result, **saved)
@@ -675,7 +678,7 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun, th: Th
     state = {"n": 0}
 
     def on_chunk(item: Any) -> None:
-        trace = item[0]
+        trace = item.trace
         traces = frames.trace_frame(trace)
         draws = traces[traces["is_draw"]]
         current = draws.groupby("chain")["llc_running"].last().mean() if not draws.empty else None
@@ -702,10 +705,10 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun, th: Th
 
     every = live_ui.report_every(total)
     stream = live_ui.record_live(estimate_stream(target, report_every=every, **params), **saved)
-    (trace, settings, placed), elapsed = live_ui.stream_live(
+    last, elapsed = live_ui.stream_live(
         stream, live=live, total_steps=total, on_chunk=on_chunk, progress_container=slots.progress
     )
-    result = getattr(stream, "result", None) or summarize(trace, placed, settings)
+    result = last.result
     done = NetResult(path, label, request["checkpoint_key"], params, result, "complete", elapsed, th)
     done.traces = result.traces
     cache.put(key, done)
@@ -734,12 +737,12 @@ def store(done: NetResult) -> None:
 
 def finish_stopped(partial: Any, request_like: dict[str, Any], th: Theory) -> None:
     """Summarise the draws of an interrupted run (Stop pressed, or the page was left)."""
-    trace, settings, placed = partial
+    trace, settings, placed = partial.trace, partial.settings, partial.target
     done_steps = int(trace.meta.get("steps_done", 0))
     if trace.draw_loss.shape[1] < 2:
         st.info(f"Stopped at step {done_steps:,}, still in burn-in: no draws to estimate from yet.")
         return
-    result = summarize(trace, placed, settings)
+    result = estimate_result(trace, placed, settings)
     params = {
         k: getattr(settings, k)
         for k in ("nbeta", "gamma", "epsilon", "chains", "draws", "burnin", "batch_size", "seed")
@@ -829,7 +832,7 @@ def diagnostics_panel(done: NetResult, th: Theory) -> None:
         with t1:
             ui.show_figure(
                 plots.chain_llc_figure(
-                    r.summary.assign(diverged=lambda d: d["diverged_at"] >= 0), theory_llc=th.closed_form
+                    r.chains.assign(diverged=lambda d: d["diverged_at"] >= 0), theory_llc=th.closed_form
                 ),
                 key="networks.fig.chains",
             )
@@ -858,7 +861,7 @@ def downloads(done: NetResult) -> None:
         ]
     )
     ui.download_buttons(
-        {"Summary": summary, "Chains": r.summary, "Traces": done.traces},
+        {"Summary": summary, "Chains": r.chains, "Traces": done.traces},
         basename=f"lltools_network_run{done.record_id}",
         key="networks.dl",
     )

@@ -6,6 +6,7 @@ the recommendation logic lives in :mod:`lltools.estimation.calibrate`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,8 +25,9 @@ from dashboard.views.toy import K_NBETA as T_NBETA
 from dashboard.views.toy import K_POT as T_POT
 from lltools import viz as plots
 from lltools.estimation import calibrate, frames
-from lltools.estimation import llc as estimators
+from lltools.estimation.health import CALIBRATION_CRITERIA, describe_criteria
 from lltools.estimation.llc import llc_bias_reduced
+from lltools.estimation.summary import summarize
 from lltools.targets.potentials import find_builtin
 from lltools.theory.record import theory_for
 from lltools.workflows.sweep import sweep_stream
@@ -56,8 +58,8 @@ DEFAULTS: dict[str, Any] = {
     K_C_EPS: 1e-3,
     K_C_GAMMA: 1.0,
     K_C_NBETA: 100.0,
-    K_C_ACC: 0.9,
-    K_C_RHAT: 1.1,
+    K_C_ACC: CALIBRATION_CRITERIA.acceptance_min,
+    K_C_RHAT: CALIBRATION_CRITERIA.rhat_max,
 }
 WIDGET_KEYS = list(DEFAULTS)
 MAX_SETTINGS = 200
@@ -206,7 +208,7 @@ def execute(kind: str, request: dict[str, Any], live: live_ui.LiveRun, slots: di
 
         def on_chunk(item: Any) -> None:
             state["n"] += 1
-            live_sweep_view(item[0], item[1], slots["live"], key=f"{kind}.live{state['n']}")
+            live_sweep_view(item.trace, item.settings, slots["live"], key=f"{kind}.live{state['n']}")
 
         stream = sweep_stream(
             target,
@@ -221,7 +223,7 @@ def execute(kind: str, request: dict[str, Any], live: live_ui.LiveRun, slots: di
             report_every=live_ui.report_every(total),
         )
         n_chains = bud["chains"] * len(grid["epsilon"]) * len(grid["gamma"]) * len(grid["nbeta"])
-        (trace, _settings), elapsed = live_ui.stream_live(
+        last, elapsed = live_ui.stream_live(
             stream,
             live=live,
             total_steps=total,
@@ -229,13 +231,13 @@ def execute(kind: str, request: dict[str, Any], live: live_ui.LiveRun, slots: di
             label=f"{'Calibrating' if kind == 'calibrate' else 'Sweeping'}: {n_chains:,} chains in one batch",
             progress_container=slots["progress"],
         )
-        host = trace.cpu()
+        host = last.result.trace
         cached = SweepRun(
             kind=kind,
             spec=spec,
             grid=grid,
             budget=bud,
-            table=estimators.llc_by_setting(host),
+            table=last.result.table,
             theory_llc=theory_for(target).llc,
             status="complete",
             elapsed_s=elapsed,
@@ -249,7 +251,7 @@ def finalise(run: SweepRun, request: dict[str, Any]) -> SweepRun:
     """Attach the calibration verdict (cheap; never cached) and return a fresh copy."""
     out = SweepRun(**{**run.__dict__})
     if out.kind == "calibrate":
-        crit = calibrate.Criteria(**request.get("criteria", {}))
+        crit = dataclasses.replace(CALIBRATION_CRITERIA, **request.get("criteria", {}))
         out.criteria = crit
         out.recommendation = calibrate.recommend(out.table, crit)
     return out
@@ -257,7 +259,7 @@ def finalise(run: SweepRun, request: dict[str, Any]) -> SweepRun:
 
 def finish_stopped(kind: str, partial: Any, request_like: dict[str, Any]) -> SweepRun | None:
     """Summarise an interrupted sweep from its partial trace."""
-    trace, _settings = partial
+    trace = partial.trace
     steps = int(trace.meta.get("steps_done", 0))
     if trace.draw_loss.shape[1] < 2:
         st.info(f"Stopped at step {steps:,}, still in burn-in: nothing to summarise yet.")
@@ -268,7 +270,7 @@ def finish_stopped(kind: str, partial: Any, request_like: dict[str, Any]) -> Swe
         spec=request_like["spec"],
         grid=request_like["grid"],
         budget=request_like["budget"],
-        table=estimators.llc_by_setting(host),
+        table=summarize(host).table,
         theory_llc=theory_for(ui.target_for(request_like["spec"])).llc,
         status=f"stopped at step {steps:,} of {trace.num_steps_total:,}",
         elapsed_s=float("nan"),
@@ -465,8 +467,7 @@ def results_table(run: SweepRun, assessed: pd.DataFrame, key: str) -> None:
 SWEEP_NOTE = (
     "λ̂ is only meaningful where it does **not** depend on the sampler's knobs. Each cell is "
     "one setting (ε, γ, nβ), all run as **one batched computation**. A green box marks a "
-    "**healthy** setting: mean MALA acceptance ≥ 0.9, no diverged chain, R-hat ≤ 1.1, enough "
-    "effective draws.\n\n"
+    f"**healthy** setting. {describe_criteria(CALIBRATION_CRITERIA)}\n\n"
     "- **ε** (columns): too large biases λ̂ upward, then chains diverge; too small and the "
     "chains barely move. Look for a **plateau** of λ̂ across ε inside the green region.\n"
     "- **γ** (rows): the localisation (γ/2)‖w − w\\*‖² pulls chains home. Larger γ shrinks λ̂; "

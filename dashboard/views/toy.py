@@ -16,8 +16,10 @@ from dashboard import history
 from dashboard import running as live_ui
 from lltools import viz as plots
 from lltools.estimation import frames
+from lltools.estimation.health import describe_acceptance
 from lltools.targets.potentials import find_builtin
-from lltools.workflows.estimate import estimate_stream, summarize
+from lltools.targets.specs import TargetSpec
+from lltools.workflows.estimate import estimate_result, estimate_stream
 
 NS = "toy"
 K_POT, K_EXPR = "toy.potential", "toy.expr"
@@ -173,7 +175,7 @@ def draw_metrics(
         )
         if live:
             cols[3].metric(
-                "acceptance so far", ui.fmt(acc, 3), help="Mean MALA acceptance: ≥ 0.9 is healthy."
+                "acceptance so far", ui.fmt(acc, 3), help=describe_acceptance()
             )
         else:
             gap = None if llc is None or finite is None else llc - finite
@@ -328,7 +330,7 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun) -> Non
         "page": "Toy potentials",
         "label": spec,
         "settings": {**params, "device": ui.POTENTIAL_DEVICE},
-        "target": {"kind": "potential", "spec": spec},
+        "target": TargetSpec.potential(spec).to_dict(),
     }
     if cached is not None:
         live_ui.record_cached(cached.result, **saved)
@@ -353,7 +355,7 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun) -> Non
     state = {"n": 0}
 
     def on_chunk(item: Any) -> None:
-        trace = item[0]
+        trace = item.trace
         traces = frames.trace_frame(trace)
         positions = frames.positions_frame(trace) if trace.positions is not None else pd.DataFrame()
         extent = ui.auto_extent(positions) if extent_choice == "auto" else float(extent_choice)
@@ -390,14 +392,14 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun) -> Non
         ),
         **saved,
     )
-    (trace, settings, placed), elapsed = live_ui.stream_live(
+    last, elapsed = live_ui.stream_live(
         stream,
         live=live,
         total_steps=total,
         on_chunk=on_chunk,
         progress_container=slots.progress,
     )
-    result = getattr(stream, "result", None) or summarize(trace, placed, settings)
+    result = last.result
     done = ToyResult(spec, params, result, finite, finite_note, "complete", elapsed)
     done.traces = result.traces
     done.positions = (
@@ -425,12 +427,12 @@ def store(done: ToyResult) -> None:
 
 def finish_stopped(partial: Any) -> None:
     """Summarise the draws of an interrupted run (Stop pressed, or the page was left)."""
-    trace, settings, placed = partial
+    trace, settings, placed = partial.trace, partial.settings, partial.target
     done_steps = int(trace.meta.get("steps_done", 0))
     if trace.draw_loss.shape[1] < 2:
         st.info(f"Stopped at step {done_steps:,}, still in burn-in: no draws to estimate from yet.")
         return
-    result = summarize(trace, placed, settings)
+    result = estimate_result(trace, placed, settings)
     params = {
         k: getattr(settings, k) for k in ("nbeta", "gamma", "epsilon", "chains", "draws", "burnin", "seed")
     }
@@ -499,7 +501,7 @@ def diagnostics_panel(done: ToyResult) -> None:
             (
                 "acceptance",
                 ui.fmt(r.acceptance, 3),
-                "Mean MALA acceptance of the SGLD proposals: ≥ 0.9 is healthy.",
+                describe_acceptance(),
             ),
             ("diverged", f"{n_div} / {r.n_chains}", "Chains whose loss blew up; they are left out of λ̂."),
         ]
@@ -536,7 +538,7 @@ def diagnostics_panel(done: ToyResult) -> None:
         with t1:
             ui.show_figure(
                 plots.chain_llc_figure(
-                    r.summary.assign(diverged=lambda d: d["diverged_at"] >= 0),
+                    r.chains.assign(diverged=lambda d: d["diverged_at"] >= 0),
                     theory_llc=r.theory_llc,
                     finite_target=done.finite_target,
                 ),
@@ -565,7 +567,7 @@ def downloads(done: ToyResult) -> None:
         ]
     )
     ui.download_buttons(
-        {"Summary": settings, "Chains": r.summary, "Traces": done.traces, "Positions": done.positions},
+        {"Summary": settings, "Chains": r.chains, "Traces": done.traces, "Positions": done.positions},
         basename=f"lltools_toy_run{done.record_id}",
         key="toy.dl",
     )

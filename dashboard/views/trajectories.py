@@ -216,16 +216,16 @@ def computed_trajectory(
     kwargs = dict(settings)
     total = int(kwargs["burnin"]) + int(kwargs["draws"])
     table = None
-    for frac, tab in trajectory_stream(
+    for event in trajectory_stream(
         path,
         checkpoints=list(checkpoints) if checkpoints is not None else None,
         report_every=live_ui.report_every(total, updates=100, minimum=5),
         **kwargs,
     ):
         if _progress is not None:
-            _progress(float(frac))
-        if tab is not None:
-            table = tab
+            _progress(event.fraction)
+        if event.result is not None:
+            table = event.result
     if table is None:  # pragma: no cover - the stream always ends with the table
         raise RuntimeError("the trajectory run produced no table")
     out = table.sort_values("step").reset_index(drop=True)

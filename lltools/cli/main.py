@@ -27,15 +27,12 @@ from lltools.cli.output import (
     write_table,
 )
 from lltools.cli.runs import runs_app
-from lltools.estimation import llc as estimators
 from lltools.storage.index import RunStore
 from lltools.storage.recording import record_stream
-from lltools.storage.specs import target_spec
-from lltools.targets.models import load_sample_model
-from lltools.targets.potentials import potential_target
+from lltools.targets.specs import TargetSpec, TargetSpecError
 from lltools.theory.record import theory_for
 from lltools.workflows.distributed import sweep_distributed
-from lltools.workflows.estimate import estimate_stream, summarize
+from lltools.workflows.estimate import estimate_stream
 from lltools.workflows.sweep import sweep_stream
 from lltools.workflows.trajectory import trajectory_stream
 
@@ -54,21 +51,26 @@ NETWORK_FALLBACK = {"gamma": 100.0, "epsilon": 1e-4, "chains": 4, "draws": 500,
                     "burnin": 100, "batch_size": 64}
 
 
+def cli_spec(potential: str | None, model: Path | None, checkpoint: Path | None) -> TargetSpec:
+    """The :class:`~lltools.targets.specs.TargetSpec` of ``--potential`` / ``--model`` / ``--checkpoint``."""
+    try:
+        return TargetSpec.from_cli(potential, model, checkpoint)
+    except TargetSpecError as exc:
+        fail(str(exc))
+
+
 def load_target(potential: str | None, model: Path | None, checkpoint: Path | None):
-    """Build the target from ``--potential`` or ``--model`` (exactly one)."""
-    if (potential is None) == (model is None):
-        fail("give exactly one of --potential EXPR or --model PATH")
-    if potential is not None:
-        if checkpoint is not None:
-            fail("--checkpoint applies only with --model")
-        target = potential_target(potential)
+    """Build the target from ``--potential`` or ``--model`` (exactly one) and its sampler defaults."""
+    spec = cli_spec(potential, model, checkpoint)
+    if spec.kind == "potential":
+        target = spec.build()
         for warning in target.warnings:  # the shared domain checks, before any sampling
             typer.echo(f"warning: {warning}", err=True)
         return target, dict(POTENTIAL_DEFAULTS)
     assert model is not None
     if not model.exists():
         fail(f"model folder not found: {model}")
-    target = load_sample_model(model, None if checkpoint is None else str(checkpoint))
+    target = spec.build()
     defaults = dict(NETWORK_FALLBACK)
     card = target.card  # validated by load_sample_model (lltools.targets.cards)
     defaults.update({k: v for k, v in (card.get("default_sampler") or {}).items() if v is not None})
@@ -84,7 +86,7 @@ def saved_spec(save: bool, potential: str | None, model: Path | None, checkpoint
     """The run store's target spec, when the run is to be saved."""
     if not save:
         return None
-    return target_spec(potential, model, checkpoint)
+    return cli_spec(potential, model, checkpoint).to_dict()
 
 
 def drive(
@@ -97,9 +99,9 @@ def drive(
     kind: str,
     settings: dict[str, Any],
     spec: dict[str, Any] | None,
-) -> tuple[Any, Any]:
+) -> Any:
     """Run ``stream`` to its end behind a progress bar, recording it in the run store when
-    ``save``; returns ``(last item, recorder or None)``."""
+    ``save``; returns the last :class:`~lltools.workflows.events.RunEvent` (with the result)."""
     recorder = None
     if save:
         recorder = record_stream(RunStore(store), stream, kind=kind, settings=settings, target=spec)
@@ -108,11 +110,11 @@ def drive(
     items = started(stream)  # refused settings raise here, before the bar is drawn
     with progress_bar(total, progress) as bar:
         for last in items:
-            bar.update(last[0].meta["steps_done"] - bar.n)
+            bar.update(last.steps_done - bar.n)
     assert last is not None
     if recorder is not None:
         typer.echo(f"saved run {recorder.run_id}", err=True)
-    return last, recorder
+    return last
 
 
 # Options shared by several commands: declared once.
@@ -173,11 +175,10 @@ def estimate(
     }
     total = kwargs["burnin"] + kwargs["draws"] * thinning
     report = max(1, total // 100)
-    last, recorder = drive(estimate_stream(target, report_every=report, **kwargs), total=total,
+    last = drive(estimate_stream(target, report_every=report, **kwargs), total=total,
                            progress=progress, save=save, store=store, kind="estimate", settings=kwargs,
                            spec=saved_spec(save, potential, model, checkpoint))
-    trace, settings, placed = last
-    result = recorder.result if recorder is not None else summarize(trace, placed, settings)
+    result = last.result
     if trace_out is not None:
         write_table(result.traces, trace_out)
     if as_json:
@@ -246,15 +247,14 @@ def sweep(
         if save:
             fail("--save is not supported with --ray yet; save the written table instead")
 
-        result = sweep_distributed(target_spec(potential, model, checkpoint), **sweep_kwargs,
+        result = sweep_distributed(cli_spec(potential, model, checkpoint), **sweep_kwargs,
                                    address=None if ray == "local" else ray)
         write_sweep_table(result.table, target, out)
         return
-    last, recorder = drive(sweep_stream(target, report_every=max(1, total // 100), **sweep_kwargs),
+    last = drive(sweep_stream(target, report_every=max(1, total // 100), **sweep_kwargs),
                            total=total, progress=progress, save=save, store=store, kind="sweep",
                            settings=sweep_kwargs, spec=saved_spec(save, potential, model, checkpoint))
-    table = recorder.result if recorder is not None else estimators.llc_by_setting(last[0].cpu())
-    write_sweep_table(table, target, out)
+    write_sweep_table(last.result.table.copy(), target, out)
 
 
 def write_sweep_table(table: Any, target: Any, out: Path) -> None:
@@ -294,9 +294,9 @@ def trajectory(
     ))
     with tqdm(total=100, desc="trajectory", unit="%", file=sys.stderr, disable=not progress,
               leave=False) as bar:
-        for fraction, partial in stream:
-            bar.update(int(100 * fraction) - bar.n)
-            table = partial if partial is not None else table
+        for event in stream:
+            bar.update(int(100 * event.fraction) - bar.n)
+            table = event.result if event.result is not None else table
     if table is None:
         fail("the trajectory produced no table")
     table = table.sort_values("checkpoint_index").reset_index(drop=True)

@@ -38,49 +38,74 @@ def progress_bar(total: int, enabled: bool) -> tqdm:
 
 
 def theory_lines(result: Any) -> list[str]:
-    """The theory λ (with its caveat when not exact) and T(nβ, γ) (exact or ± its error)."""
+    """The theory λ (with its caveat when not exact) and T(nβ, γ) (exact or ± its error).
+
+    ``result`` is an estimate's ``to_dict()`` (what ``estimate --json`` prints and a saved
+    run stores) or an object with the same attributes."""
+    get = result.get if isinstance(result, dict) else (lambda key: getattr(result, key, None))
     lines = []
-    record = getattr(result, "theory", None)
-    if record is not None and record.llc is not None:
-        m = f", m = {record.multiplicity}" if record.multiplicity is not None else ""
-        how = f"exact{m}; {record.method}; the nβ → ∞ limit" if record.exact else f"NOT exact: {record.note}"
-        lines.append(f"theory λ    {record.llc:.4f}   ({how})")
-    elif record is not None and not record.note.startswith("no closed form"):
-        lines.append(f"theory λ    unknown   ({record.note})")
-    elif result.theory_llc is not None:
-        lines.append(f"theory λ    {result.theory_llc:.4f}   (the nβ → ∞ limit)")
-    if result.expected_llc is not None:
-        err = getattr(result, "expected_llc_error", None)
-        if err is not None and err <= 1e-6 * abs(result.expected_llc):
-            lines.append(f"exact T     {result.expected_llc:.6f}   (nβ·E[L − L(w*)] at this nβ, γ by adaptive "
+    record = get("theory")
+    if record is not None and not isinstance(record, dict):
+        record = record.to_dict()
+    if record is not None and record.get("llc") is not None:
+        m = f", m = {record['multiplicity']}" if record.get("multiplicity") is not None else ""
+        how = (f"exact{m}; {record.get('method')}; the nβ → ∞ limit" if record.get("exact")
+               else f"NOT exact: {record.get('note')}")
+        lines.append(f"theory λ    {record['llc']:.4f}   ({how})")
+    elif record is not None and not str(record.get("note", "")).startswith("no closed form"):
+        lines.append(f"theory λ    unknown   ({record.get('note')})")
+    elif get("theory_llc") is not None:
+        lines.append(f"theory λ    {get('theory_llc'):.4f}   (the nβ → ∞ limit)")
+    expected = get("expected_llc")
+    if expected is not None:
+        err = get("expected_llc_error")
+        if err is not None and err <= 1e-6 * abs(expected):
+            lines.append(f"exact T     {expected:.6f}   (nβ·E[L − L(w*)] at this nβ, γ by adaptive "
                          "cubature, error < 1e-6; λ̂ should match it up to the ε bias)")
         else:
             shown = "?" if err is None else f"{err:.2g}"
-            lines.append(f"approx. T   {result.expected_llc:.4f} ± {shown}   (nβ·E[L − L(w*)] by adaptive cubature; "
+            lines.append(f"approx. T   {expected:.4f} ± {shown}   (nβ·E[L − L(w*)] by adaptive cubature; "
                          "APPROXIMATE: the quadrature did not reach 1e-6)")
     return lines
 
 
-def format_summary(result: Any) -> str:
-    """A readable multi-line summary of an :class:`~lltools.workflows.estimate.EstimateResult`."""
-    s = result.settings
-    lines = [
-        f"target      {result.target_info.get('name')}  (d = {result.target_info.get('dim')}"
-        f", n = {result.target_info.get('n')})",
-        f"settings    nβ = {s.nbeta:g}, γ = {s.gamma:g}, ε = {s.epsilon:g}, chains = {s.chains}, "
-        f"draws = {s.draws}, burn-in = {s.burnin}, seed = {s.seed}, {s.device}/{s.dtype}",
-        f"λ̂ (LLC)     {result.llc_mean:.4f} ± {result.llc_sem:.4f} (SEM)   "
-        f"std across chains {result.llc_std:.4f}",
-    ]
-    lines.extend(theory_lines(result))
+def _num(value: Any, spec: str) -> str:
+    """A stored number (None = NaN) formatted with ``spec``."""
+    return format(float("nan") if value is None else float(value), spec)
+
+
+def result_lines(doc: dict[str, Any], *, header: bool = True, warnings: bool = True) -> list[str]:
+    """The lines of an estimate's result from its ``to_dict()`` — the dict ``estimate --json``
+    prints and a saved run stores as its summary, so ``estimate`` and ``runs show`` print the
+    same lines.  ``header``: the target and settings lines; ``warnings``: the warning lines."""
+    lines = []
+    if header:
+        t, s = doc.get("target") or {}, doc.get("settings") or {}
+        lines += [
+            f"target      {t.get('name')}  (d = {t.get('dim')}, n = {t.get('n')})",
+            f"settings    nβ = {_num(s.get('nbeta'), 'g')}, γ = {_num(s.get('gamma'), 'g')}, "
+            f"ε = {_num(s.get('epsilon'), 'g')}, chains = {s.get('chains')}, draws = {s.get('draws')}, "
+            f"burn-in = {s.get('burnin')}, seed = {s.get('seed')}, {s.get('device')}/{s.get('dtype')}",
+        ]
     lines.append(
-        f"diagnostics R-hat {result.rhat:.3f}   ESS {result.ess:.0f}   "
-        f"acceptance {result.acceptance:.3f}   diverged {len(result.diverged_chains)}"
-        f"/{result.n_chains}"
+        f"λ̂ (LLC)     {_num(doc.get('llc_mean'), '.4f')} ± {_num(doc.get('llc_sem'), '.4f')} (SEM)   "
+        f"std across chains {_num(doc.get('llc_std'), '.4f')}"
     )
-    for w in result.warnings:
-        lines.append(f"warning     {w}")
-    return "\n".join(lines)
+    lines.extend(theory_lines(doc))
+    lines.append(
+        f"diagnostics R-hat {_num(doc.get('rhat'), '.3f')}   ESS {_num(doc.get('ess'), '.0f')}   "
+        f"acceptance {_num(doc.get('acceptance'), '.3f')}   diverged {len(doc.get('diverged_chains') or [])}"
+        f"/{doc.get('n_chains')}"
+    )
+    if warnings:
+        lines += [f"warning     {w}" for w in doc.get("warnings") or []]
+    return lines
+
+
+def format_summary(result: Any) -> str:
+    """A readable multi-line summary of an :class:`~lltools.workflows.estimate.EstimateResult`
+    (:func:`result_lines` of its ``to_dict()``)."""
+    return "\n".join(result_lines(result.to_dict()))
 
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")

@@ -19,7 +19,7 @@ import pandas as pd
 import typer
 
 from lltools.base.untrusted import one_line, terminal_safe
-from lltools.cli.output import format_summary, progress_bar
+from lltools.cli.output import format_summary, progress_bar, result_lines
 from lltools.storage.index import RunStore
 from lltools.storage.recording import resume_stream
 from lltools.storage.specs import total_steps
@@ -145,15 +145,8 @@ def _show_lines(manifest: dict[str, Any], path: Path) -> list[str]:
         f"progress    step {progress.get('steps_done', 0)}/{_fmt(progress.get('num_steps_total'), 'd')}"
         f"   draws {progress.get('draws_done', 0)}   chunks {len(manifest.get('chunks', []))}",
     ]
-    if summary.get("llc_mean") is not None:
-        lines.append(f"λ̂ (LLC)     {_fmt(summary.get('llc_mean'))} ± {_fmt(summary.get('llc_sem'))} (SEM)")
-        if summary.get("theory_llc") is not None:
-            lines.append(f"theory λ    {_fmt(summary['theory_llc'])}")
-        lines.append(
-            f"diagnostics R-hat {_fmt(summary.get('rhat'), '.3f')}   ESS {_fmt(summary.get('ess'), '.0f')}"
-            f"   acceptance {_fmt(summary.get('acceptance'), '.3f')}"
-            f"   diverged {len(summary.get('diverged_chains', []))}/{summary.get('n_chains')}"
-        )
+    if "llc_mean" in summary:  # an estimate: the lines `estimate` prints, from the same to_dict
+        lines += result_lines(summary, header=False, warnings=False)
     elif "table" in summary:
         lines.append(f"result      table of {len(summary['table'])} rows")
     for w in manifest.get("warnings", []):
@@ -247,8 +240,8 @@ def resume(
                f"it had {info['steps_done']} steps)", err=True)
     total = total_steps(info["settings"])
     with progress_bar(total, progress) as bar:
-        for item in recorder:
-            bar.update(int(item[0].meta["steps_done"]) - bar.n)
+        for event in recorder:
+            bar.update(event.steps_done - bar.n)
     if discard_old:
         runs.discard(old)
     _print_result(recorder, as_json)
@@ -259,11 +252,9 @@ def _print_result(recorder: Any, as_json: bool) -> None:
     result = recorder.result
     typer.echo(f"saved run {recorder.run_id}", err=True)
     if as_json:
-        doc = result.to_dict() if hasattr(result, "to_dict") and not isinstance(result, pd.DataFrame) \
-            else {"table": json.loads(result.to_json(orient="records"))}
-        typer.echo(json.dumps({"run_id": recorder.run_id, **doc}))
-    elif isinstance(result, pd.DataFrame):
-        typer.echo(terminal_safe(result.to_string(index=False)))
+        typer.echo(json.dumps({"run_id": recorder.run_id, **result.to_dict()}))
+    elif hasattr(result, "table"):  # a sweep
+        typer.echo(terminal_safe(result.table.to_string(index=False)))
     else:
         typer.echo(terminal_safe(format_summary(result)))
 

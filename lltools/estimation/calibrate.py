@@ -6,10 +6,13 @@ tested on hand-made tables.
 
 The rules follow the failure signatures of the primer (§3):
 
-1. **Healthy** — a setting is usable only if no chain diverged, the mean MALA acceptance
-   is at least ``acceptance_min`` (≈ 0.9: the Langevin step is accurate), R-hat is at most
-   ``rhat_max`` (chains agree), the bulk ESS is at least ``ess_min`` (the chains move), and
-   λ̂ is finite.
+1. **Healthy** — the one health rule of :mod:`lltools.estimation.health`
+   (:class:`~lltools.estimation.health.Criteria`, the same that drives every result's
+   warnings): no chain diverged, the mean MALA acceptance is at least ``acceptance_min``
+   (≈ 0.9: the Langevin step is accurate), R-hat is at most ``rhat_max`` (chains agree),
+   the bulk ESS is at least ``ess_min`` (the chains move), and λ̂ is finite.  The default
+   is :data:`~lltools.estimation.health.CALIBRATION_CRITERIA` (R-hat ≤ 1.1, ESS ≥ 50 for
+   the short runs of a grid).
 2. **Plateau** — for a fixed (γ, nβ), λ̂ should not depend on ε once ε is small enough:
    too large an ε biases λ̂ upward, too small an ε freezes the chains (λ̂ drifts toward 0
    within a short run).  Among the healthy settings of a group, the plateau is the longest
@@ -31,36 +34,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from lltools.estimation.health import CALIBRATION_CRITERIA, Criteria
+
 REQUIRED_COLUMNS = ("setting", "epsilon", "gamma", "nbeta", "llc_mean", "llc_sem", "rhat", "acceptance")
-
-
-@dataclass(frozen=True)
-class Criteria:
-    """Thresholds for a healthy, trustworthy setting.
-
-    Attributes
-    ----------
-    acceptance_min : float
-        Minimum mean MALA acceptance (primer §3: ≈ 0.9 or above indicates a healthy ε).
-    rhat_max : float
-        Maximum split R-hat.  1.1 suits the short calibration runs; use 1.01 for final runs.
-    ess_min : float
-        Minimum bulk ESS: fewer effective draws means the chains barely move (ε too small
-        for this run length), so λ̂ and its error bar are not trustworthy.
-    max_diverged : int
-        Diverged chains tolerated per setting (default none).
-    plateau_rtol : float
-        λ̂ values within this relative distance of each other count as "the same".
-    plateau_nsem : float
-        ... or within this many combined standard errors.
-    """
-
-    acceptance_min: float = 0.9
-    rhat_max: float = 1.1
-    ess_min: float = 50.0
-    max_diverged: int = 0
-    plateau_rtol: float = 0.1
-    plateau_nsem: float = 3.0
 
 
 @dataclass
@@ -175,7 +151,7 @@ def assess(table: pd.DataFrame, criteria: Criteria | None = None) -> pd.DataFram
     chain, or a table without an ``ess`` column) is not held against a setting.
     """
     _check(table)
-    c = criteria or Criteria()
+    c = criteria or CALIBRATION_CRITERIA
     out = table.copy()
     n_div = _diverged(out)
     acc = out["acceptance"].astype(float)
@@ -231,7 +207,7 @@ def find_plateau(group: pd.DataFrame, criteria: Criteria | None = None) -> list[
     which every λ̂ agrees with every other (see :class:`Criteria`).  Ties go to the run
     with the larger step sizes.  Returns ``[]`` when fewer than two healthy settings agree.
     """
-    c = criteria or Criteria()
+    c = criteria or CALIBRATION_CRITERIA
     g = group[group["healthy"]].sort_values("epsilon") if "healthy" in group else group.sort_values("epsilon")
     idx = list(g.index)
     vals = g["llc_mean"].astype(float).to_numpy()
@@ -277,7 +253,7 @@ def recommend(
     -------
     Recommendation
     """
-    c = criteria or Criteria()
+    c = criteria or CALIBRATION_CRITERIA
     if table is None or len(table) == 0:
         raise ValueError("the sweep table is empty: run a calibration grid first")
     assessed = assess(table, c)
@@ -456,7 +432,7 @@ def _diagnose_failure(rows: pd.DataFrame, c: Criteria) -> list[str]:
     if not out:
         out.append(
             "Each setting failed a different check; see the table. Usually: shrink ε until "
-            "acceptance ≥ 0.9, then add draws until R-hat ≈ 1."
+            f"acceptance ≥ {c.acceptance_min:g}, then add draws until R-hat ≤ {c.rhat_max:g}."
         )
     return out
 

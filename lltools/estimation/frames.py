@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lltools.estimation.diagnostics import host
 from lltools.estimation.llc import llc_per_chain, llc_running
+from lltools.estimation.select import host
 from lltools.sampling.driver import Trace
 
 TRACE_COLUMNS = (

@@ -11,8 +11,9 @@ same number of draws).
 
 Functions
 ---------
-llc_per_chain, llc, llc_by_setting, llc_running
-    The estimate, its error bar and its running ("online") trace.
+llc_per_chain, llc, llc_running
+    The estimate, its error bar and its running ("online") trace (the per-setting table of
+    a whole trace is :func:`lltools.estimation.summary.summarize`).
 llc_bias_reduced, llc_temperature_slope
     Multi-temperature estimates from several nβ (regressions over settings).
 wbic
@@ -27,12 +28,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor
 
-from lltools.estimation import diagnostics
-from lltools.estimation.diagnostics import ess_bulk, host, mcse_mean, rhat, setting_chains, valid_chains
+from lltools.estimation.select import host, setting_chains, settings_of, valid_chains
+from lltools.estimation.stats import ess_bulk, mcse_from, pooled_sd
 from lltools.sampling.driver import Trace
 
 
@@ -42,13 +42,20 @@ def excess_loss_draws(trace: Trace) -> np.ndarray:
 
     Diverged chains keep their (NaN-padded) rows; callers select the valid ones.
     """
-    return host(trace).derived("excess_loss_draws", _excess_loss_draws)
-
-
-def _excess_loss_draws(h: Trace) -> np.ndarray:
+    h = host(trace)
     # torch (threaded) and in place: one (C, T) allocation, not two.
     x = torch.sub(h.draw_loss, h.loss_init[:, None]).mul_(h.params.nbeta[:, None])
     return x.numpy()
+
+
+def per_chain_means(excess: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """λ̂_c = mean_t X_{c,t} from the excess-loss draws ``(C, T)``; NaN for invalid chains
+    (``valid`` False) and for every chain while there are no draws.  Shape (C,)."""
+    if excess.shape[1] == 0:
+        return np.full(excess.shape[0], np.nan)
+    lam = torch.from_numpy(excess).mean(dim=1).numpy()  # threaded, unlike numpy's
+    lam[~valid] = np.nan
+    return lam
 
 
 def llc_per_chain(trace: Trace) -> Tensor:
@@ -64,14 +71,8 @@ def llc_per_chain(trace: Trace) -> Tensor:
     Tensor, shape (C,), float64 on the CPU
         λ̂_c, NaN for chains that diverged (and for all chains while there are no draws).
     """
-    return torch.from_numpy(host(trace).derived("llc_per_chain", _llc_per_chain).copy())
-
-
-def _llc_per_chain(h: Trace) -> np.ndarray:
-    x = excess_loss_draws(h)
-    lam = np.full(x.shape[0], np.nan) if x.shape[1] == 0 else x.mean(axis=1)
-    lam[~valid_chains(h)] = np.nan
-    return lam
+    h = host(trace)
+    return torch.from_numpy(per_chain_means(excess_loss_draws(h), valid_chains(h)))
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def llc(trace: Trace, setting: int | None = None) -> LLCResult:
         sem = sd(X) / √ESS_bulk(X)
 
     where sd is over all valid draws and ESS_bulk is arviz-stats' rank-normalised bulk ESS
-    of the (chains, draws) array (:func:`lltools.estimation.diagnostics.mcse_mean`).  When all chains
+    of the (chains, draws) array (:func:`lltools.estimation.stats.mcse_mean`).  When all chains
     share w* and nβ this is exactly nβ × MCSE of the pooled mean loss.  It reflects sampling
     noise only, not the discretisation bias of SGLD or a finite-nβ bias.
 
@@ -137,70 +138,27 @@ def llc(trace: Trace, setting: int | None = None) -> LLCResult:
     """
     h = host(trace)
     if setting is None:
-        ids = diagnostics.settings_of(h)
-        setting = ids[0] if len(ids) == 1 else None  # one cache entry for "the" setting
-    return h.derived(f"llc-{setting}", lambda t: _llc(t, setting))
-
-
-def _llc(h: Trace, setting: int | None) -> LLCResult:
+        ids = settings_of(h)
+        setting = ids[0] if len(ids) == 1 else None
     chains = setting_chains(h, setting)
-    per_chain = llc_per_chain(h).numpy()[chains]
-    ok = valid_chains(h)[chains]
+    valid = valid_chains(h)
     excess = excess_loss_draws(h)
-    whole = ok.all() and chains.size == excess.shape[0] and bool((chains == np.arange(chains.size)).all())
+    per_chain = per_chain_means(excess, valid)[chains]
+    ok = valid[chains]
+    whole = ok.all() and chains.size == excess.shape[0]
     x = excess if whole else excess[chains[ok]]  # no copy of a (C, T) array when every chain counts
     num_valid = int(ok.sum())
     nan = float("nan")
+    ess = float(ess_bulk(x)) if num_valid else nan
     return LLCResult(
         mean=float(per_chain[ok].mean()) if num_valid else nan,
         std=float(per_chain[ok].std(ddof=1)) if num_valid >= 2 else nan,
-        sem=mcse_mean(x) if num_valid else nan,
+        sem=float(mcse_from(pooled_sd(x), ess)) if num_valid else nan,
         per_chain=per_chain,
-        ess=ess_bulk(x) if num_valid else nan,
+        ess=ess,
         num_chains=int(chains.size),
         num_valid=num_valid,
     )
-
-
-LLC_TABLE_COLUMNS = (
-    "setting", "epsilon", "gamma", "nbeta", "llc_mean", "llc_std", "llc_sem",
-    "rhat", "ess", "acceptance", "n_chains", "n_diverged",
-)  # fmt: skip
-
-
-def llc_by_setting(trace: Trace) -> pd.DataFrame:
-    """One row per hyperparameter setting: ε, γ, nβ, λ̂ ± sem, R-hat, ESS, acceptance.
-
-    Columns: ``setting, epsilon, gamma, nbeta, llc_mean, llc_std, llc_sem, rhat, ess,
-    acceptance, n_chains, n_diverged``.  ``rhat`` is the rank-normalised split R-hat of X
-    over the valid chains (NaN with < 2), ``acceptance`` the mean MALA acceptance
-    (:func:`lltools.estimation.diagnostics.acceptance_mean`).
-    """
-    h = host(trace)
-    x_all = excess_loss_draws(h)
-    valid = valid_chains(h)
-    rows: list[dict[str, Any]] = []
-    for s in diagnostics.settings_of(h):
-        chains = setting_chains(h, s)
-        res = llc(h, s)
-        c0 = int(chains[0])
-        rows.append(
-            {
-                "setting": s,
-                "epsilon": float(h.params.epsilon[c0]),
-                "gamma": float(h.params.gamma[c0]),
-                "nbeta": float(h.params.nbeta[c0]),
-                "llc_mean": res.mean,
-                "llc_std": res.std,
-                "llc_sem": res.sem,
-                "rhat": rhat(x_all[chains[valid[chains]]]),
-                "ess": res.ess,
-                "acceptance": diagnostics.acceptance_mean(h, s),
-                "n_chains": res.num_chains,
-                "n_diverged": res.num_chains - res.num_valid,
-            }
-        )
-    return pd.DataFrame(rows, columns=list(LLC_TABLE_COLUMNS))
 
 
 def llc_running(trace: Trace) -> Tensor:
@@ -304,7 +262,7 @@ def llc_bias_reduced(
     nbeta : array-like, shape (k,)
         nβ_j > 1 (so that log nβ_j > 0); at least 2 distinct values.
     llc_mean : array-like, shape (k,)
-        λ̂_j at each nβ_j (e.g. ``llc_by_setting(trace)["llc_mean"]``).
+        λ̂_j at each nβ_j (e.g. ``summarize(trace).table["llc_mean"]``).
     llc_sem : array-like, shape (k,), optional
         Their standard errors (> 0).
 
@@ -418,7 +376,6 @@ def wbic(trace: Trace, n: int, setting: int | None = None, *, rtol: float = 0.01
 
 
 __all__ = [
-    "LLC_TABLE_COLUMNS",
     "BiasReducedResult",
     "LLCResult",
     "LineFit",
@@ -426,9 +383,9 @@ __all__ = [
     "excess_loss_draws",
     "llc",
     "llc_bias_reduced",
-    "llc_by_setting",
     "llc_per_chain",
     "llc_running",
     "llc_temperature_slope",
+    "per_chain_means",
     "wbic",
 ]

@@ -8,11 +8,10 @@ to synchronise (the CLI's progress bar, the app's live plot).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -35,9 +34,10 @@ STAGE_COLUMNS = 16
 STAGE_BYTES = 32 * 1024**2
 
 
-@dataclass
+@dataclass(frozen=True)
 class Trace:
-    """Per-chain, per-step records of one batched run.
+    """Per-chain, per-step records of one batched run (frozen: results are computed from
+    it by :func:`lltools.estimation.summary.summarize`, never cached on it).
 
     Attributes
     ----------
@@ -79,7 +79,6 @@ class Trace:
     position_steps: Tensor | None = None
     complete: bool = True
     meta: dict = field(default_factory=dict)
-    _derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def num_chains(self) -> int:
@@ -104,22 +103,6 @@ class Trace:
     def draw_acceptance(self) -> Tensor:
         """MALA acceptances of the draws, shape (C, T_draws) (a view)."""
         return self.acceptance[:, self.first_draw_column:]
-
-    def derived(self, name: str, compute: Callable[[Trace], T]) -> T:
-        """``compute(self)``, computed once per trace object and kept (e.g. the excess-loss
-        array that several estimators and diagnostics read).  Only for complete host traces;
-        partial traces and device traces are recomputed every time."""
-        if not (self.complete and self.loss.device.type == "cpu"):
-            return compute(self)
-        if name not in self._derived:
-            self._derived[name] = compute(self)
-        return self._derived[name]
-
-    def drop_derived_arrays(self) -> None:
-        """Forget cached (C, T)-sized arrays (keep the small results): a result kept in the
-        app's history should not hold a second copy of its draws."""
-        for name in [k for k, v in self._derived.items() if isinstance(v, np.ndarray) and v.ndim > 1]:
-            del self._derived[name]
 
     def cpu(self) -> Trace:
         """A host copy (float64 for the statistics)."""

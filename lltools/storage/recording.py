@@ -12,42 +12,17 @@ from typing import Any
 
 import pandas as pd
 
-from lltools.estimation.diagnostics import warnings_for
-from lltools.estimation.llc import llc_by_setting
-from lltools.sampling.driver import Trace
 from lltools.storage.files import DEFAULT_FLUSH_INTERVAL_S, RunStoreError, describe_exception, jsonable
 from lltools.storage.index import RunStore
 from lltools.storage.specs import build_target, total_steps
 from lltools.storage.writer import RunWriter
 from lltools.targets.base import Target
-from lltools.workflows.estimate import estimate_stream, summarize
+from lltools.workflows.estimate import estimate_stream
+from lltools.workflows.events import RunEvent
 from lltools.workflows.sweep import sweep_stream
 
 
 # ----------------------------------------------------------------------------- recording
-def _trace_of(item: Any) -> Trace:
-    """The trace inside a stream item: a Trace or a tuple whose first element is one."""
-    return item[0] if isinstance(item, tuple) else item
-
-
-def _default_summarize(kind: str) -> Callable[[Any], Any] | None:
-    """How a finished stream's last item becomes a result, by run kind."""
-    if kind == "estimate":
-
-        def estimate_result(item: Any) -> Any:
-            trace, settings, placed = item  # estimate_stream's (trace, settings, target)
-            return summarize(trace, placed, settings)
-
-        return estimate_result
-    if kind == "sweep":
-
-        def sweep_table(item: Any) -> Any:
-            return llc_by_setting(_trace_of(item).cpu())
-
-        return sweep_table
-    return None
-
-
 def result_dict(result: Any) -> dict[str, Any] | None:
     """A result as the stored summary: ``.to_dict()``, a table as records, or a dict."""
     if result is None:
@@ -77,7 +52,7 @@ class RecordedStream:
         settings: dict[str, Any],
         target: dict[str, Any],
         meta: dict[str, Any] | None,
-        summarize: Callable[[Any], Any] | None,
+        summarize: Callable[[RunEvent], Any] | None,
         flush_interval: float,
     ) -> None:
         self.store = store
@@ -86,7 +61,7 @@ class RecordedStream:
         self.settings = settings
         self.target = target
         self.meta = meta
-        self.summarize = summarize if summarize is not None else _default_summarize(kind)
+        self.summarize = summarize
         self.flush_interval = flush_interval
         self.writer: RunWriter | None = None
         self.result: Any = None
@@ -96,31 +71,31 @@ class RecordedStream:
     def run_id(self) -> str | None:
         return None if self.writer is None else self.writer.run_id
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[RunEvent]:
         if self._iterated:
             raise RuntimeError("a recorded stream can be iterated only once")
         self._iterated = True
         return self._record()
 
-    def _record(self) -> Iterator[Any]:
+    def _record(self) -> Iterator[RunEvent]:
         self.writer = writer = self.store.create_run(
             self.kind, self.settings, self.target, self.meta, flush_interval=self.flush_interval
         )
-        last: Any = None
+        last: RunEvent | None = None
         started = False
         try:
-            for item in self.stream:
+            for event in self.stream:
                 if not started:
-                    self._describe(writer, item)
+                    self._describe(writer, event)
                     started = True
-                writer.append(_trace_of(item))
-                last = item
-                yield item
+                writer.append(event.trace)
+                last = event
+                yield event
             if last is None:
                 raise RuntimeError("the stream produced nothing")
             self._finish(writer, last)
         except GeneratorExit:
-            if last is not None and _trace_of(last).complete:  # stopped after the last trace
+            if last is not None and last.trace.complete:  # stopped after the last trace
                 try:
                     self._finish(writer, last)
                 except Exception as exc:
@@ -139,29 +114,23 @@ class RecordedStream:
             writer.fail(describe_exception(exc))
             raise
 
-    def _finish(self, writer: RunWriter, last: Any) -> None:
-        self.result = self.summarize(last) if self.summarize is not None else None
-        summary = result_dict(self.result)
-        if isinstance(self.result, pd.DataFrame) and last is not None:
-            # A sweep's result is a bare table: keep its plain-language diagnostics too.
-            summary = {**(summary or {}), "warnings": warnings_for(_trace_of(last).cpu())}
-        writer.finish(summary)
+    def _finish(self, writer: RunWriter, last: RunEvent) -> None:
+        self.result = self.summarize(last) if self.summarize is not None else last.result
+        writer.finish(result_dict(self.result))
 
     @staticmethod
-    def _describe(writer: RunWriter, item: Any) -> None:
-        """Store what the stream resolved: sampler settings, target description."""
+    def _describe(writer: RunWriter, event: RunEvent) -> None:
+        """Store what the stream resolved: sampler settings (or a sweep's grid), target description."""
         extra: dict[str, Any] = {}
-        if isinstance(item, tuple) and len(item) >= 2:
-            second = item[1]
-            if hasattr(second, "as_dict"):
-                resolved = second.as_dict()
-                extra["resolved_settings"] = resolved
-                extra["device"] = resolved.get("device")
-                extra["seed"] = resolved.get("seed")
-            elif isinstance(second, pd.DataFrame):
-                extra["grid"] = second
-        if isinstance(item, tuple) and len(item) >= 3 and hasattr(item[2], "describe"):
-            extra["target_info"] = item[2].describe()
+        if hasattr(event.settings, "as_dict"):
+            resolved = event.settings.as_dict()
+            extra["resolved_settings"] = resolved
+            extra["device"] = resolved.get("device")
+            extra["seed"] = resolved.get("seed")
+        elif isinstance(event.settings, pd.DataFrame):
+            extra["grid"] = event.settings
+        if event.target is not None:
+            extra["target_info"] = event.target.describe()
         if extra:
             writer.update(**extra)
 
@@ -174,18 +143,17 @@ def record_stream(
     settings: dict[str, Any] | None = None,
     target: dict[str, Any] | None = None,
     meta: dict[str, Any] | None = None,
-    summarize: Callable[[Any], Any] | None = None,
+    summarize: Callable[[RunEvent], Any] | None = None,
     flush_interval: float = DEFAULT_FLUSH_INTERVAL_S,
 ) -> RecordedStream:
     """Wrap ``estimate_stream`` (or ``sweep_stream``) so the run is saved as it goes.
 
-    Iterate the returned object exactly like the stream; every partial trace is appended,
-    the last item is summarised (``api.summarize`` for estimates, ``llc_by_setting`` for
-    sweeps, or ``summarize``) and stored with status ``complete``.  An exception marks the
-    run ``failed`` and is re-raised; a ``ValueError`` before the first trace (refused
-    settings) leaves no run behind; breaking out of the loop marks it failed ("stopped").
-
-    Items may be Traces or tuples whose first element is a Trace.
+    Iterate the returned object exactly like the stream of
+    :class:`~lltools.workflows.events.RunEvent`: every event's partial trace is appended,
+    the last event's result (or ``summarize(last event)``) is stored (its ``to_dict()``)
+    with status ``complete``.  An exception marks the run ``failed`` and is re-raised; a
+    ``ValueError`` before the first trace (refused settings) leaves no run behind; breaking
+    out of the loop marks it failed ("stopped").
     """
     return RecordedStream(
         store,
@@ -274,8 +242,8 @@ def estimate_and_record(
         target=target_spec,
         meta=meta,
     )
-    for trace, *_ in recorder:
+    for event in recorder:
         if progress is not None:
-            progress(int(trace.meta.get("steps_done", 0)), total)
+            progress(event.steps_done, total)
     assert recorder.run_id is not None
     return recorder.run_id, recorder.result

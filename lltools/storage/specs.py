@@ -1,4 +1,5 @@
-"""Targets of stored runs: the spec dict saved with a run, and rebuilding a target from it."""
+"""Targets of stored runs: the spec dict saved with a run (the stored form of
+:class:`lltools.targets.specs.TargetSpec`), and rebuilding a target from it."""
 
 from __future__ import annotations
 
@@ -8,57 +9,45 @@ from typing import Any
 
 from lltools.storage.files import RunStoreError
 from lltools.targets.base import Target
-from lltools.targets.models import load_sample_model
-from lltools.targets.potentials import potential_target
+from lltools.targets.specs import BUILDABLE, TargetSpec, TargetSpecError
 
 
 def describe_target(spec: dict[str, Any]) -> str:
-    """A short one-line description of a target spec for listings."""
-    kind = spec.get("kind")
-    if kind == "potential":
-        return str(spec.get("spec"))
-    if kind == "model":
-        ckpt = spec.get("checkpoint")
-        return f"{spec.get('path')}" + (f" @ {Path(str(ckpt)).name}" if ckpt else "")
-    return str(spec.get("name") or spec.get("spec") or kind or "")
+    """A short one-line description of a stored target spec for listings
+    (:meth:`lltools.targets.specs.TargetSpec.describe`; unknown kinds by name)."""
+    try:
+        return TargetSpec.from_dict(spec).describe()
+    except TargetSpecError:
+        return str(spec.get("name") or spec.get("spec") or spec.get("kind") or "")
 
 
 # ----------------------------------------------------------------------------- targets
 def target_spec(
     potential: str | None = None, model: str | Path | None = None, checkpoint: str | Path | None = None
 ) -> dict[str, Any]:
-    """The stored description of a CLI target (``--potential`` or ``--model``)."""
-    if potential is not None:
-        return {"kind": "potential", "spec": str(potential)}
-    if model is not None:
-        return {
-            "kind": "model",
-            "path": str(Path(model).resolve()),
-            "checkpoint": None if checkpoint is None else str(Path(checkpoint).resolve()),
-        }
-    raise RunStoreError("a target spec needs a potential or a model")
+    """The stored description of a CLI target (``--potential`` or ``--model``):
+    :meth:`TargetSpec.from_cli(...).to_dict() <lltools.targets.specs.TargetSpec.to_dict>`."""
+    if potential is None and model is None:
+        raise RunStoreError("a target spec needs a potential or a model")
+    try:
+        return TargetSpec.from_cli(potential, model, checkpoint).to_dict()
+    except TargetSpecError as exc:
+        raise RunStoreError(str(exc)) from None
 
 
-def _potential(spec: dict[str, Any]) -> Target:
-    return potential_target(str(spec["spec"]))
-
-
-def _model(spec: dict[str, Any]) -> Target:
-    path = Path(spec["path"])
-    if not path.exists():
-        raise RunStoreError(f"model folder not found: {path}")
-    return load_sample_model(path, spec.get("checkpoint"))
+def _build(spec: dict[str, Any]) -> Target:
+    try:
+        return TargetSpec.from_dict(spec).build()
+    except TargetSpecError as exc:
+        raise RunStoreError(str(exc)) from None
 
 
 #: How each stored target kind is rebuilt (``runs resume``); extendable.
-TARGET_BUILDERS: dict[str, Callable[[dict[str, Any]], Target]] = {
-    "potential": _potential,
-    "model": _model,
-}
+TARGET_BUILDERS: dict[str, Callable[[dict[str, Any]], Target]] = {kind: _build for kind in BUILDABLE}
 
 
 def build_target(spec: dict[str, Any]) -> Target:
-    """Rebuild a :class:`~lltools.targets.base.Target` from a stored spec."""
+    """Rebuild a :class:`~lltools.targets.base.Target` from a stored spec (:class:`TargetSpec`)."""
     kind = spec.get("kind")
     if kind not in TARGET_BUILDERS:
         known = ", ".join(TARGET_BUILDERS)

@@ -42,18 +42,18 @@ from torch import Tensor
 
 from lltools.base import memory
 from lltools.base.devices import resolve_device
-from lltools.estimation import llc as estimators
 from lltools.sampling.driver import MAX_POSITION_DIM, MAX_POSITION_VALUES, Trace, recorded_steps, run
 from lltools.sampling.sgld import SGLDParams
-from lltools.storage.specs import build_target
 from lltools.targets.base import Target
 from lltools.targets.models import list_checkpoints
-from lltools.targets.potentials import potential_target
+from lltools.targets.specs import TargetSpec
 from lltools.workflows.estimate import _validate_counts, prepare_target
 from lltools.workflows.sweep import SweepResult, expand_grid, grid
 from lltools.workflows.trajectory import compute_trajectory, grokking_severity_of
 
-TargetSpec = str | dict[str, Any] | Target
+#: What a Ray task is told to sample: a :class:`TargetSpec` (or its stored dict, or a
+#: potential expression), or a Target object itself (pickled to the workers).
+TargetLike = str | dict[str, Any] | TargetSpec | Target
 
 
 # ---------------------------------------------------------------------------- local chunking
@@ -189,17 +189,13 @@ def run_batched(
 
 
 # ---------------------------------------------------------------------------- targets
-def resolve_target(spec: TargetSpec) -> Target:
-    """A :class:`Target` from a spec: a potential expression or built-in name (str), a run
-    store spec dict (``{"kind": "potential", "spec": ...}`` or ``{"kind": "model", "path":
-    ..., "checkpoint": ...}``, see :func:`lltools.storage.specs.target_spec`), or a Target itself."""
+def resolve_target(spec: TargetLike) -> Target:
+    """A :class:`Target` from a :class:`~lltools.targets.specs.TargetSpec`, its stored dict
+    (``{"kind": "potential", "spec": ...}`` or ``{"kind": "model", "path": ..., "checkpoint":
+    ...}``), a potential expression or built-in name (str), or a Target itself."""
     if isinstance(spec, Target):
         return spec
-    if isinstance(spec, str):
-        return potential_target(spec)
-    if isinstance(spec, dict):
-        return build_target(spec)
-    raise TypeError(f"cannot build a target from {type(spec).__name__}")
+    return TargetSpec.parse(spec).build()
 
 
 def _shard_ranges(count: int, shards: int) -> list[range]:
@@ -217,7 +213,7 @@ def _worker_device(device: str | torch.device | None) -> torch.device:
 
 
 def sweep_shard(
-    target_spec: TargetSpec,
+    target_spec: TargetLike,
     settings: pd.DataFrame,
     *,
     chains: int,
@@ -293,7 +289,7 @@ def _gpus_per_task(ray: Any, device: str | torch.device | None, num_gpus: float 
 
 
 def sweep_distributed(
-    target_spec: TargetSpec,
+    target_spec: TargetLike,
     *,
     epsilon: Sequence[float],
     gamma: Sequence[float],
@@ -352,9 +348,8 @@ def sweep_distributed(
     futures = [task.remote(spec_ref, settings.iloc[list(r)].reset_index(drop=True), **kwargs) for r in shards]
     traces = ray.get(futures)
     trace = concat_traces(traces)
-    table = estimators.llc_by_setting(trace)
     trace.meta["shards"] = len(shards)
-    return SweepResult(settings=settings, table=table, trace=trace)
+    return SweepResult.from_trace(trace, settings)
 
 
 def trajectory_distributed(

@@ -1,31 +1,32 @@
 """The public entry points: ``estimate`` (one setting) and ``estimate_stream`` (live).
 
 These are thin: validate settings, place the target on a device, run the batched sampler
-(:mod:`lltools.sampling.driver`), then apply the pure estimators and diagnostics to the trace.
+(:mod:`lltools.sampling.driver`), then summarise the trace in one pass
+(:func:`lltools.estimation.summary.summarize`): an :class:`EstimateResult` is the single row
+of that summary plus the run's settings, trace and target description.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
 from lltools.base import memory
 from lltools.base.devices import resolve_device, resolve_dtype
-from lltools.estimation import diagnostics, frames
-from lltools.estimation import llc as estimators
+from lltools.estimation import frames
+from lltools.estimation.summary import Summary, plain, summarize
 from lltools.sampling.driver import Trace, last_item, run_chunks
 from lltools.sampling.sgld import make_params
 from lltools.targets.base import Target
 from lltools.theory.quadrature import TemperedExpectation
 from lltools.theory.record import TheoryRecord, finite_nbeta_target, theory_for
+from lltools.workflows.events import RunEvent
 
 #: Hard ceilings that refuse absurd requests before anything is allocated.
 MAX_CHAINS = 1 << 22
@@ -57,7 +58,8 @@ class SamplerSettings:
 
 @dataclass
 class EstimateResult:
-    """λ̂ with its uncertainty, diagnostics and the raw traces.
+    """λ̂ with its uncertainty, diagnostics and the raw traces: the one row of the run's
+    :class:`~lltools.estimation.summary.Summary`, with the settings that produced it.
 
     Attributes
     ----------
@@ -65,11 +67,14 @@ class EstimateResult:
         Mean over valid chains of λ̂_c = nβ(mean_t L_t − L(w*)), its spread across chains,
         and its ESS-based standard error (primer §2).
     rhat, ess, acceptance : float
-        Split R-hat and bulk ESS of the loss draws; mean MALA acceptance.
+        Split R-hat (NaN with < 2 valid chains) and bulk ESS of the excess-loss draws; mean
+        MALA acceptance.
     diverged_chains : list of int
         Chains excluded from λ̂ because they diverged.
     warnings : list of str
-        Plain-language diagnostics saying what to change.
+        The target's own warnings, then the health warnings of the summary (what to change).
+    summary : Summary
+        The one-pass summary the numbers come from (one table row).
     """
 
     llc_mean: float
@@ -88,9 +93,46 @@ class EstimateResult:
     expected_llc: float | None = None
     expected_llc_error: float | None = None
     theory: TheoryRecord | None = None
+    summary: Summary | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_summary(
+        cls,
+        summary: Summary,
+        *,
+        trace: Trace,
+        settings: SamplerSettings,
+        target_warnings: list[str] | None = None,
+        theory_llc: float | None = None,
+        target_info: dict[str, Any] | None = None,
+        expected_llc: float | None = None,
+        expected_llc_error: float | None = None,
+        theory: TheoryRecord | None = None,
+    ) -> EstimateResult:
+        """The result of a single-setting summary (its one row)."""
+        row = summary.row()
+        return cls(
+            llc_mean=float(summary.table["llc_mean"].iloc[0]),
+            llc_std=float(summary.table["llc_std"].iloc[0]),
+            llc_sem=float(summary.table["llc_sem"].iloc[0]),
+            rhat=float(summary.table["rhat"].iloc[0]),
+            ess=float(summary.table["ess"].iloc[0]),
+            acceptance=float(summary.table["acceptance"].iloc[0]),
+            diverged_chains=[int(c) for c in summary.diverged_chains],
+            n_chains=summary.num_chains,
+            theory_llc=theory_llc,
+            warnings=list(target_warnings or []) + row["warnings"],
+            settings=settings,
+            trace=trace,
+            target_info=dict(target_info or {}),
+            expected_llc=expected_llc,
+            expected_llc_error=expected_llc_error,
+            theory=theory,
+            summary=summary,
+        )
 
     @property
-    def summary(self) -> pd.DataFrame:
+    def chains(self) -> pd.DataFrame:
         """One row per chain (λ̂_c, mean loss, acceptance, divergence)."""
         return frames.chain_frame(self.trace)
 
@@ -100,27 +142,19 @@ class EstimateResult:
         return frames.trace_frame(self.trace)
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``--json`` contract: plain JSON types, NaN -> None."""
-
-        def clean(x: Any) -> Any:
-            if isinstance(x, float | np.floating):
-                return None if not math.isfinite(float(x)) else float(x)
-            if isinstance(x, np.integer):
-                return int(x)
-            return x
-
+        """The ``--json`` contract (and the stored summary of a run): plain JSON types, NaN -> None."""
         return {
-            "llc_mean": clean(self.llc_mean),
-            "llc_std": clean(self.llc_std),
-            "llc_sem": clean(self.llc_sem),
-            "rhat": clean(self.rhat),
-            "ess": clean(self.ess),
-            "acceptance": clean(self.acceptance),
+            "llc_mean": plain(self.llc_mean),
+            "llc_std": plain(self.llc_std),
+            "llc_sem": plain(self.llc_sem),
+            "rhat": plain(self.rhat),
+            "ess": plain(self.ess),
+            "acceptance": plain(self.acceptance),
             "diverged_chains": [int(c) for c in self.diverged_chains],
             "n_chains": int(self.n_chains),
-            "theory_llc": clean(self.theory_llc) if self.theory_llc is not None else None,
-            "expected_llc": clean(self.expected_llc) if self.expected_llc is not None else None,
-            "expected_llc_error": None if self.expected_llc_error is None else clean(self.expected_llc_error),
+            "theory_llc": plain(self.theory_llc),
+            "expected_llc": plain(self.expected_llc),
+            "expected_llc_error": plain(self.expected_llc_error),
             "theory": self.theory.to_dict() if self.theory is not None else None,
             "warnings": list(self.warnings),
             "step": str(self.trace.meta.get("step", "eager")),
@@ -220,8 +254,13 @@ def estimate_stream(
     dtype: str | torch.dtype | None = None,
     report_every: int | None = None,
     **run_kwargs: Any,
-) -> Iterator[tuple[Trace, SamplerSettings, Target]]:
-    """Yield ``(partial trace, settings, placed target)`` every ``report_every`` steps."""
+) -> Iterator[RunEvent]:
+    """Yield a :class:`~lltools.workflows.events.RunEvent` every ``report_every`` steps.
+
+    Each event carries the partial trace, the resolved :class:`SamplerSettings` and the
+    placed target; the last one also the :class:`EstimateResult` (``event.result``).
+    Keyword arguments are those of :func:`estimate`.
+    """
     _validate_counts(chains, draws, burnin, thinning)
     placed = prepare_target(target, batch_size=batch_size, device=device, dtype=dtype)
     check_memory(placed, chains, draws, burnin, thinning)
@@ -250,7 +289,15 @@ def estimate_stream(
         report_every=report_every,
         **run_kwargs,
     ):
-        yield trace, settings, placed
+        yield RunEvent(
+            kind="estimate",
+            steps_done=int(trace.meta.get("steps_done", 0)),
+            steps_total=int(trace.num_steps_total),
+            trace=trace,
+            settings=settings,
+            target=placed,
+            result=estimate_result(trace, placed, settings) if trace.complete else None,
+        )
 
 
 def expected_llc(target: Target, nbeta: float, gamma: float) -> TemperedExpectation | None:
@@ -271,36 +318,21 @@ def expected_llc(target: Target, nbeta: float, gamma: float) -> TemperedExpectat
         return None
 
 
-def summarize(trace: Trace, target: Target, settings: SamplerSettings) -> EstimateResult:
-    """Apply the estimators and diagnostics to a finished single-setting trace."""
+def estimate_result(trace: Trace, target: Target, settings: SamplerSettings) -> EstimateResult:
+    """Summarise a (finished or stopped) single-setting trace into an :class:`EstimateResult`.
+
+    The trace is copied to the host once; :func:`lltools.estimation.summary.summarize`
+    makes the one pass over it.
+    """
     host = trace.cpu()
-    result = estimators.llc(host)
-    valid = host.diverged_at.numpy() < 0
-    # R-hat and ESS of X = nβ(L − L(w*)) over the valid chains: the arrays the estimator and
-    # the warnings use too, so each rank normalisation runs once (diagnostics memoises them).
-    if valid.sum() >= 2:
-        excess = estimators.excess_loss_draws(host)
-        rhat = diagnostics.rhat(excess if valid.all() else excess[valid])
-        ess = result.ess
-    else:
-        rhat = ess = float("nan")
-    warnings = list(target.warnings) + diagnostics.warnings_for(host)
-    host.drop_derived_arrays()
     record = theory_for(target)
     expected = expected_llc(target, settings.nbeta, settings.gamma)
-    return EstimateResult(
-        llc_mean=float(result.mean),
-        llc_std=float(result.std),
-        llc_sem=float(result.sem),
-        rhat=float(rhat),
-        ess=float(ess),
-        acceptance=float(diagnostics.acceptance_mean(host)),
-        diverged_chains=[int(i) for i in np.flatnonzero(~valid)],
-        n_chains=host.num_chains,
-        theory_llc=record.llc,
-        warnings=warnings,
-        settings=settings,
+    return EstimateResult.from_summary(
+        summarize(host),
         trace=host,
+        settings=settings,
+        target_warnings=list(target.warnings),
+        theory_llc=record.llc,
         target_info=target.describe(),
         expected_llc=None if expected is None else expected.value,
         expected_llc_error=None if expected is None else expected.error,
@@ -332,5 +364,4 @@ def estimate(target: Target, **kwargs: Any) -> EstimateResult:
     -------
     EstimateResult
     """
-    trace, settings, placed = last_item(estimate_stream(target, **kwargs))
-    return summarize(trace, placed, settings)
+    return last_item(estimate_stream(target, **kwargs)).result

@@ -10,17 +10,18 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 import torch
 
-from lltools.estimation import llc as estimators
+from lltools.estimation.summary import Summary, summarize
 from lltools.sampling.driver import Trace, last_item, run_chunks
 from lltools.sampling.sgld import SGLDParams, make_params
 from lltools.targets.base import Target
 from lltools.workflows.estimate import _validate_counts, check_memory, prepare_target
+from lltools.workflows.events import RunEvent
 
 MAX_SETTINGS = 100_000
 
@@ -63,11 +64,43 @@ def expand_grid(
 
 @dataclass
 class SweepResult:
-    """A finished sweep: one row per setting, plus the full trace."""
+    """A finished sweep: one row per setting (``table`` = ``summary.table``), plus the trace.
+
+    Attributes
+    ----------
+    settings : DataFrame
+        The grid: ``setting, epsilon, gamma, nbeta``.
+    table : DataFrame
+        One row per setting (:data:`lltools.estimation.summary.SUMMARY_COLUMNS`).
+    trace : Trace
+        The whole run's host trace.
+    summary : Summary
+        The one-pass summary (the table and each setting's warnings).
+    """
 
     settings: pd.DataFrame
     table: pd.DataFrame
     trace: Trace
+    summary: Summary | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_trace(cls, trace: Trace, settings: pd.DataFrame) -> SweepResult:
+        """Summarise a sweep's trace (copied to the host once)."""
+        host = trace.cpu()
+        summary = summarize(host)
+        return cls(settings=settings, table=summary.table, trace=host, summary=summary)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Each setting's warnings, prefixed with the setting."""
+        return [] if self.summary is None else self.summary.warnings
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored summary: ``{"table": [row, …], "warnings": [...]}`` in plain JSON types."""
+        if self.summary is not None:
+            out = self.summary.to_dict()
+            return {"table": out["table"], "warnings": out["warnings"]}
+        return {"table": summarize(self.trace).to_dict()["table"], "warnings": []}
 
 
 def sweep_stream(
@@ -86,8 +119,12 @@ def sweep_stream(
     dtype: str | torch.dtype | None = None,
     report_every: int | None = None,
     **run_kwargs: Any,
-) -> Iterator[tuple[Trace, pd.DataFrame]]:
-    """Yield ``(partial trace, settings frame)`` while the batched grid runs."""
+) -> Iterator[RunEvent]:
+    """Yield a :class:`~lltools.workflows.events.RunEvent` while the batched grid runs.
+
+    ``event.settings`` is the grid (``setting, epsilon, gamma, nbeta``); the last event
+    carries the :class:`SweepResult`.
+    """
     settings = grid(epsilon, gamma, nbeta)
     _validate_counts(chains * len(settings), draws, burnin, thinning)
     placed = prepare_target(target, batch_size=batch_size, device=device, dtype=dtype)
@@ -107,18 +144,22 @@ def sweep_stream(
         report_every=report_every,
         **run_kwargs,
     ):
-        yield trace, settings
+        yield RunEvent(
+            kind="sweep",
+            steps_done=int(trace.meta.get("steps_done", 0)),
+            steps_total=int(trace.num_steps_total),
+            trace=trace,
+            settings=settings,
+            target=placed,
+            result=SweepResult.from_trace(trace, settings) if trace.complete else None,
+        )
 
 
 def sweep(target: Target, **kwargs: Any) -> SweepResult:
     """Run a γ × ε × nβ grid as one batched computation; one table row per setting.
 
-    Keyword arguments are those of :func:`sweep_stream`.  The table has the columns of
-    :func:`lltools.estimation.llc.llc_by_setting` (λ̂ mean/std/SEM, R-hat, ESS, acceptance,
+    Keyword arguments are those of :func:`sweep_stream`.  The table is
+    :func:`lltools.estimation.summary.summarize`'s (λ̂ mean/std/SEM, R-hat, ESS, acceptance,
     divergences per setting).
     """
-    trace, settings = last_item(sweep_stream(target, **kwargs))
-    host = trace.cpu()
-    table = estimators.llc_by_setting(host)
-    host.drop_derived_arrays()
-    return SweepResult(settings=settings, table=table, trace=host)
+    return last_item(sweep_stream(target, **kwargs)).result

@@ -19,13 +19,14 @@ from typing import Any
 import pandas as pd
 import torch
 
-from lltools.estimation import llc as estimators
+from lltools.estimation.summary import summarize
 from lltools.sampling.driver import last_item, run_chunks
 from lltools.sampling.sgld import make_params
 from lltools.targets.checkpoints import load_checkpoint
 from lltools.targets.models import build_module, list_checkpoints, load_sample_model, read_card
 from lltools.theory.training import geometric_complexity, grokking_severity
 from lltools.workflows.estimate import _validate_counts, prepare_target, resolve_nbeta
+from lltools.workflows.events import RunEvent
 
 TRAJECTORY_FILE = "trajectory.parquet"
 
@@ -70,8 +71,10 @@ def trajectory_stream(
     max_chains: int | None = None,
     with_geometric_complexity: bool = True,
     checkpoints: Sequence[int] | None = None,
-) -> Iterator[tuple[float, pd.DataFrame | None]]:
-    """Yield ``(fraction done, None)`` while sampling, then ``(1.0, table)``.
+) -> Iterator[RunEvent]:
+    """Yield a :class:`~lltools.workflows.events.RunEvent` per report while sampling; the
+    last one carries the table (``event.result``, one row per checkpoint: the rows of each
+    group's :func:`~lltools.estimation.summary.summarize` table, joined with the logs).
 
     Parameters default to the model card's ``default_sampler``; ``checkpoints`` selects
     positions in the step-sorted checkpoint list (default: all).  See
@@ -104,6 +107,7 @@ def trajectory_stream(
     groups = _groups(len(paths), chains_, limit)
     total_steps = (burnin_ + draws_) * len(groups)
     tables = []
+    warned: dict[str, list[str]] = {}
     for g_idx, group in enumerate(groups):
         k = len(group)
         params = make_params(
@@ -119,10 +123,17 @@ def trajectory_stream(
         trace = None
         for trace in stream:
             if not trace.complete:
-                yield (g_idx * (burnin_ + draws_) + trace.meta["steps_done"]) / total_steps, None
+                yield RunEvent(
+                    kind="trajectory",
+                    steps_done=g_idx * (burnin_ + draws_) + int(trace.meta["steps_done"]),
+                    steps_total=total_steps, trace=trace, settings=s, target=target,
+                )
         assert trace is not None
-        table = estimators.llc_by_setting(trace.cpu())
+        summary = summarize(trace)  # one Summary per group: a row per checkpoint
+        table = summary.table.copy()
         table["checkpoint_index"] = [group.start + i for i in table["setting"]]
+        warned.update({paths[group.start + int(sid)].name: list(msgs)
+                       for sid, msgs in zip(table["setting"], summary.setting_warnings, strict=True)})
         tables.append(table)
 
     result = pd.concat(tables, ignore_index=True).drop(columns=["setting"])
@@ -139,7 +150,9 @@ def trajectory_stream(
     result["gsm"] = grokking_severity_of(_full_metrics(model_dir, result))
     result.attrs["settings"] = {**s, "nbeta": nb, "seed": seed, "device": str(target.device)}
     result.attrs["model"] = card.get("name", model_dir.name)
-    yield 1.0, result
+    result.attrs["warnings"] = warned  # checkpoint file -> its health warnings (health.advice)
+    yield RunEvent(kind="trajectory", steps_done=total_steps, steps_total=total_steps, trace=trace,
+                   settings=result.attrs["settings"], target=target, result=result)
 
 
 def _join_metrics(table: pd.DataFrame, model_dir: Path) -> pd.DataFrame:
@@ -176,6 +189,5 @@ def compute_trajectory(model_dir: str | Path, **kwargs: Any) -> pd.DataFrame:
     ``train_loss, val_loss, train_acc, val_acc``, ``geometric_complexity`` and ``gsm``.
     Keyword arguments are those of :func:`trajectory_stream`.
     """
-    _, table = last_item(trajectory_stream(model_dir, **kwargs))
-    assert table is not None
+    table = last_item(trajectory_stream(model_dir, **kwargs)).result
     return table.sort_values("checkpoint_index").reset_index(drop=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from lltools.estimation.llc import llc_by_setting
+from lltools.estimation.summary import llc_by_setting
 from lltools.sampling.driver import run
 from lltools.sampling.sgld import make_params
 from lltools.targets.models import list_checkpoints, load_sample_model

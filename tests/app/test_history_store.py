@@ -65,8 +65,7 @@ def _incomplete(store: RunStore) -> str:
         {"page": "Toy potentials", "label": "x**2 + y**2"},
         flush_interval=0,
     )
-    trace, *_ = next(stream)
-    writer.append(trace)
+    writer.append(next(stream).trace)
     proc = subprocess.Popen(["true"])
     proc.wait()
     manifest = json.loads((writer.path / MANIFEST).read_text())

@@ -41,8 +41,7 @@ def _incomplete(store: RunStore, label: str) -> str:
     stream = estimate_stream(potential_target("x**2 + y**2"), report_every=10, **TINY)
     writer = store.create_run("estimate", TINY, {"kind": "model", "path": "/nowhere", "checkpoint": None},
                               {"page": "Networks", "label": label}, flush_interval=0)
-    trace, *_ = next(stream)
-    writer.append(trace)
+    writer.append(next(stream).trace)
     proc = subprocess.Popen(["true"])
     proc.wait()
     manifest = json.loads((writer.path / MANIFEST).read_text())

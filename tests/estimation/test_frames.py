@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
+import helpers
 import numpy as np
 import pytest
 import torch
@@ -12,43 +14,20 @@ from lltools import FunctionTarget, make_params, run
 from lltools.estimation.frames import CHAIN_COLUMNS, TRACE_COLUMNS, chain_frame, positions_frame, trace_frame
 from lltools.estimation.llc import llc_per_chain, llc_running
 from lltools.sampling.driver import Trace
-from lltools.sampling.sgld import SGLDParams
 
 
 def synthetic_trace(num_chains=3, num_cols=6, num_burnin=2, dim=2) -> Trace:
     """Loss[c, t] = c + t/10; chain 2 diverged at step 4; two settings; acceptance NaN on
     odd steps; positions w[c, t, i] = 100c + t + i/10."""
-    loss = torch.tensor([[c + t / 10 for t in range(num_cols)] for c in range(num_chains)],
-                        dtype=torch.float64)
-    diverged_at = torch.tensor([-1, -1, 4])
-    steps = torch.arange(num_cols)
-    dead = (diverged_at[:, None] >= 0) & (steps[None, :] >= diverged_at[:, None])
-    loss[dead] = math.nan
-    acc = torch.full_like(loss, 0.9)
-    acc[:, 1::2] = math.nan
+    loss = np.array([[c + t / 10 for t in range(num_cols)] for c in range(num_chains)])
+    acc = np.full_like(loss, 0.9)
+    acc[:, 1::2] = np.nan
     acc[0, 2] = 0.5
-    acc[dead] = math.nan
-    pos = torch.tensor(
-        [[[100 * c + t + i / 10 for i in range(dim)] for t in range(num_cols)] for c in range(num_chains)],
-        dtype=torch.float64,
-    )
-    return Trace(
-        loss=loss,
-        acceptance=acc,
-        steps=steps,
-        loss_init=torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64),
-        diverged_at=diverged_at,
-        params=SGLDParams(
-            torch.tensor([1e-3, 1e-3, 1e-2], dtype=torch.float64),
-            torch.tensor([1.0, 1.0, 2.0], dtype=torch.float64),
-            torch.tensor([10.0, 10.0, 20.0], dtype=torch.float64),
-        ),
-        chain_index=torch.tensor([0, 1, 0]),
-        setting_index=torch.tensor([0, 0, 1]),
-        num_burnin=num_burnin,
-        num_steps_total=num_cols,
-        positions=pos,
-        position_steps=steps.clone(),
+    pos = [[[100 * c + t + i / 10 for i in range(dim)] for t in range(num_cols)] for c in range(num_chains)]
+    return helpers.synthetic_trace(
+        loss, acceptance=acc, diverged_at=[-1, -1, 4], loss_init=[0.0, 1.0, 2.0],
+        epsilon=[1e-3, 1e-3, 1e-2], gamma=[1.0, 1.0, 2.0], nbeta=[10.0, 10.0, 20.0],
+        setting_index=[0, 0, 1], num_burnin=num_burnin, positions=pos,
     )
 
 
@@ -120,7 +99,7 @@ def test_positions_frame_general_d_and_missing() -> None:
     tr = synthetic_trace(dim=3)
     df = positions_frame(tr)
     assert list(df.columns)[4:] == ["w1", "w2", "w3"]
-    tr.positions = None
+    tr = dataclasses.replace(tr, positions=None, position_steps=None)
     with pytest.raises(ValueError, match="no recorded positions"):
         positions_frame(tr)
 

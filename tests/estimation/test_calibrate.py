@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
+from helpers import synthetic_trace
 
 from lltools.estimation.calibrate import Criteria, assess, default_grid, find_plateau, recommend
+from lltools.estimation.health import CALIBRATION_CRITERIA, DEFAULT_CRITERIA, describe_criteria
+from lltools.estimation.summary import summarize
 
 
 def _row(
@@ -167,3 +171,18 @@ def test_default_grid_is_log_spaced_around_current() -> None:
     assert default_grid(1e-3, 0.0)["gamma"] == [0.0]
     with pytest.raises(ValueError):
         default_grid(0.0, 1.0)
+
+
+def test_one_health_rule_for_warnings_calibration_and_help_text() -> None:
+    """Acceptance 0.85 fails the same threshold in the calibration flags, the result warnings
+    and the help sentence; 0.95 passes all three."""
+    assert CALIBRATION_CRITERIA.acceptance_min == DEFAULT_CRITERIA.acceptance_min == 0.9
+    assert "acceptance ≥ 0.9," in describe_criteria() and "R-hat ≤ 1.01" in describe_criteria()
+    assert "R-hat ≤ 1.1 " in describe_criteria(CALIBRATION_CRITERIA)
+    gen = np.random.default_rng(0)
+    loss = gen.gamma(1.0, 1.0, size=(8, 1000)) / 10.0
+    for acc, bad in ((0.85, True), (0.95, False)):
+        summary = summarize(synthetic_trace(loss, nbeta=10.0, acceptance=acc))
+        warned = any("Mean MALA acceptance" in w for w in summary.warnings)
+        flagged = not bool(assess(summary.table)["acceptance_ok"].iloc[0])
+        assert warned == flagged == bad

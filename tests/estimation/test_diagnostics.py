@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import helpers
 import numpy as np
 import pytest
 import torch
@@ -12,44 +13,18 @@ from arviz_stats.base import array_stats
 from scipy import stats
 
 from lltools.estimation import diagnostics as D
+from lltools.estimation import stats as S
+from lltools.estimation import summary
+from lltools.estimation.health import DEFAULT_CRITERIA
 from lltools.sampling.driver import Trace
-from lltools.sampling.sgld import SGLDParams
 
 
-def synthetic_trace(loss, *, nbeta=10.0, epsilon=1e-3, gamma=1.0, loss_init=0.0,
-                    acceptance=None, diverged_at=None, setting_index=None) -> Trace:
-    """A Trace from a (C, T) loss array, no burn-in; diverged chains' later losses NaN."""
-    loss = torch.as_tensor(np.array(loss, dtype=np.float64))
-    num_chains, num_cols = loss.shape
-
-    def per_chain(value, dtype=torch.float64):
-        return torch.as_tensor(np.broadcast_to(np.asarray(value), (num_chains,)).copy(), dtype=dtype)
-
-    steps = torch.arange(num_cols)
-    div = per_chain(-1 if diverged_at is None else diverged_at, torch.int64)
-    dead = (div[:, None] >= 0) & (steps[None, :] >= div[:, None])
-    loss = torch.where(dead, math.nan, loss)
-    acc = torch.full_like(loss, 0.95) if acceptance is None else torch.as_tensor(acceptance).double()
-    acc = torch.where(dead, math.nan, acc)
-    return Trace(
-        loss=loss,
-        acceptance=acc,
-        steps=steps,
-        loss_init=per_chain(loss_init),
-        diverged_at=div,
-        params=SGLDParams(per_chain(epsilon), per_chain(gamma), per_chain(nbeta)),
-        chain_index=torch.arange(num_chains),
-        setting_index=per_chain(0 if setting_index is None else setting_index, torch.int64),
-        num_burnin=0,
-        num_steps_total=num_cols,
-    )
+def synthetic_trace(loss, **kwargs) -> Trace:
+    """The shared builder with nβ = 10 by default."""
+    return helpers.synthetic_trace(loss, **{"nbeta": 10.0, **kwargs})
 
 
-def healthy_trace(num_chains=8, num_draws=1000, nbeta=10.0, seed=0, **kwargs) -> Trace:
-    """iid draws with nβ(L − L*) ~ Gamma(1, 1): λ̂ ≈ 1, no warnings expected."""
-    gen = np.random.default_rng(seed)
-    loss = gen.gamma(1.0, 1.0, size=(num_chains, num_draws)) / nbeta
-    return synthetic_trace(loss, nbeta=nbeta, **kwargs)
+healthy_trace = helpers.gamma_draws_trace  # iid nβ(L − L*) ~ Gamma(1, 1): λ̂ ≈ 1, no warnings
 
 
 def ar1(shape, phi, rng):
@@ -96,45 +71,50 @@ TINY = np.array(
 def test_rhat_matches_hand_computation_tiny() -> None:
     """3 chains × 9 draws (odd: the middle draw is dropped by the split)."""
     expected = hand_rank_rhat(TINY)
-    assert D.rhat(TINY) == pytest.approx(expected, rel=1e-12)
+    assert S.rhat(TINY) == pytest.approx(expected, rel=1e-12)
     assert expected > 1.1  # chain 2 sits higher: a real disagreement
-    assert D.rhat(TINY, method="identity") == pytest.approx(classic_rhat(TINY), rel=1e-12)
+    assert S.rhat(TINY, method="identity") == pytest.approx(classic_rhat(TINY), rel=1e-12)
 
 
 def test_rhat_matches_hand_computation_random() -> None:
     x = np.random.default_rng(0).standard_normal((4, 101))
-    assert D.rhat(x) == pytest.approx(hand_rank_rhat(x), rel=1e-12)
-    assert D.rhat(torch.from_numpy(x)) == D.rhat(x)
+    assert S.rhat(x) == pytest.approx(hand_rank_rhat(x), rel=1e-12)
+    assert S.rhat(torch.from_numpy(x)) == S.rhat(x)
 
 
 def test_rhat_behaviour() -> None:
     gen = np.random.default_rng(1)
     iid = gen.standard_normal((4, 2000))
-    assert D.rhat(iid) < 1.01
+    assert S.rhat(iid) < 1.01
     shifted = iid + np.array([[0.0], [0.0], [0.0], [0.5]])
-    assert D.rhat(shifted) > D.RHAT_MAX  # a 0.5 sd shift of one chain in four: ≈ 1.026
+    assert S.rhat(shifted) > DEFAULT_CRITERIA.rhat_max  # a 0.5 sd shift of one chain in four: ≈ 1.026
     wider = iid * np.array([[1.0], [1.0], [1.0], [3.0]])  # same mean, different scale:
-    assert D.rhat(wider) > D.RHAT_MAX  # caught by the folded (tail) part only
-    assert D.rhat(wider, method="z_scale") < 1.01
+    assert S.rhat(wider) > DEFAULT_CRITERIA.rhat_max  # caught by the folded (tail) part only
+    assert S.rhat(wider, method="z_scale") < 1.01
 
 
 def test_rhat_edge_cases_and_method_validation() -> None:
-    assert math.isnan(D.rhat(np.zeros((1, 100))))
-    assert math.isnan(D.rhat(np.ones((2, 3))))
+    assert math.isnan(S.rhat(np.zeros((1, 100))))
+    assert math.isnan(S.rhat(np.ones((2, 3))))
     bad = np.ones((2, 10))
     bad[0, 3] = np.nan
-    assert math.isnan(D.rhat(bad))
+    assert math.isnan(S.rhat(bad))
     with pytest.raises(ValueError, match="rank, split, folded, z_scale, identity"):
-        D.rhat(TINY, method="bogus")
+        S.rhat(TINY, method="bogus")
     with pytest.raises(ValueError, match="shape"):
-        D.rhat(np.zeros((2, 3, 4)))
+        S.rhat(np.float64(1.0))
+    # Leading axes are batch axes: one value per entry, NaN only where that entry has NaN.
+    both = np.stack([TINY, TINY + 1.0, TINY * np.nan])
+    batched = S.rhat(both)
+    assert batched.shape == (3,) and batched[0] == pytest.approx(S.rhat(TINY), rel=1e-12)
+    assert batched[1] == pytest.approx(S.rhat(TINY + 1.0), rel=1e-12) and math.isnan(batched[2])
 
 
 # ---------------------------------------------------------------------------- ESS / MCSE
 def test_ess_bulk_equals_arviz() -> None:
     x = np.random.default_rng(2).standard_normal((4, 300))
-    assert D.ess_bulk(x) == pytest.approx(float(array_stats.ess(x, method="bulk")), rel=1e-12)
-    assert D.ess_bulk(x[0]) == pytest.approx(float(array_stats.ess(x[:1], method="bulk")), rel=1e-12)
+    assert S.ess_bulk(x) == pytest.approx(float(array_stats.ess(x, method="bulk")), rel=1e-12)
+    assert S.ess_bulk(x[0]) == pytest.approx(float(array_stats.ess(x[:1], method="bulk")), rel=1e-12)
 
 
 def test_ess_ar1_known_behaviour() -> None:
@@ -144,21 +124,21 @@ def test_ess_ar1_known_behaviour() -> None:
     for phi in (0.0, 0.5, 0.9):
         x = ar1((4, 20_000), phi, gen)
         theory = x.size * (1 - phi) / (1 + phi)
-        assert D.ess_bulk(x) == pytest.approx(theory, rel=0.15), phi
+        assert S.ess_bulk(x) == pytest.approx(theory, rel=0.15), phi
 
 
 def test_mcse_mean_methods() -> None:
     gen = np.random.default_rng(4)
     x = ar1((4, 2000), 0.7, gen)
-    bulk = D.mcse_mean(x)
-    assert bulk == pytest.approx(x.std(ddof=1) / math.sqrt(D.ess_bulk(x)), rel=1e-12)
-    assert D.mcse_mean(x, method="mean") == pytest.approx(float(array_stats.mcse(x, method="mean")))
+    bulk = S.mcse_mean(x)
+    assert bulk == pytest.approx(x.std(ddof=1) / math.sqrt(S.ess_bulk(x)), rel=1e-12)
+    assert S.mcse_mean(x, method="mean") == pytest.approx(float(array_stats.mcse(x, method="mean")))
     # Theory: sd·√((1+φ)/(1−φ)/N).
     theory = math.sqrt((1 + 0.7) / (1 - 0.7) / x.size)
     assert bulk == pytest.approx(theory, rel=0.15)
-    assert D.mcse_mean(x, method="mean") == pytest.approx(theory, rel=0.15)
+    assert S.mcse_mean(x, method="mean") == pytest.approx(theory, rel=0.15)
     with pytest.raises(ValueError, match="bulk, mean"):
-        D.mcse_mean(x, method="median")
+        S.mcse_mean(x, method="median")
 
 
 def test_mcse_is_calibrated_over_replicates() -> None:
@@ -167,17 +147,17 @@ def test_mcse_is_calibrated_over_replicates() -> None:
     gen = np.random.default_rng(5)
     reps = ar1((300, 4, 400), 0.9, gen)
     means = reps.mean(axis=(1, 2))
-    mcse = np.array([D.mcse_mean(r) for r in reps])
+    mcse = np.array([S.mcse_mean(r) for r in reps])
     assert mcse.mean() / means.std(ddof=1) == pytest.approx(1.0, abs=0.15)
 
 
 def test_short_or_nan_draws_give_nan() -> None:
-    assert math.isnan(D.ess_bulk(np.zeros((2, 3))))
-    assert math.isnan(D.mcse_mean(np.zeros((2, 3))))
-    assert math.isnan(D.ess_bulk(np.zeros((2, 0))))
+    assert math.isnan(S.ess_bulk(np.zeros((2, 3))))
+    assert math.isnan(S.mcse_mean(np.zeros((2, 3))))
+    assert math.isnan(S.ess_bulk(np.zeros((2, 0))))
     x = np.ones((2, 10))
     x[1, 1] = np.inf
-    assert math.isnan(D.ess_bulk(x)) and math.isnan(D.mcse_mean(x))
+    assert math.isnan(S.ess_bulk(x)) and math.isnan(S.mcse_mean(x))
 
 
 # ---------------------------------------------------------------------------- acceptance
@@ -231,7 +211,7 @@ def test_frozen_chains() -> None:
 
 # ---------------------------------------------------------------------------- warnings
 def test_healthy_trace_has_no_warnings() -> None:
-    assert D.warnings_for(healthy_trace()) == []
+    assert summary.warnings_for(healthy_trace()) == []
 
 
 def _one(messages: list[str], needle: str) -> str:
@@ -242,43 +222,43 @@ def _one(messages: list[str], needle: str) -> str:
 
 def test_warning_negative_llc() -> None:
     tr = healthy_trace(loss_init=0.5)  # sampled loss well below L(w*)
-    msg = _one(D.warnings_for(tr), "w* may not be a local minimum")
+    msg = _one(summary.warnings_for(tr), "w* may not be a local minimum")
     assert "the sampler found lower loss" in msg and msg.startswith("λ̂ = -")
 
 
 def test_warning_low_acceptance() -> None:
     tr = healthy_trace(acceptance=np.full((8, 1000), 0.3))
-    assert "ε too large: lower it" in _one(D.warnings_for(tr), "acceptance 0.30")
+    assert "ε too large: lower it" in _one(summary.warnings_for(tr), "acceptance 0.30")
 
 
 def test_warning_rhat() -> None:
     gen = np.random.default_rng(7)
     loss = gen.gamma(1.0, 1.0, size=(8, 1000)) / 10.0
     loss[0] += 0.05  # one chain stuck elsewhere
-    assert "chains disagree: more draws/burn-in" in _one(D.warnings_for(synthetic_trace(loss)), "R-hat")
+    assert "chains disagree: more draws/burn-in" in _one(summary.warnings_for(synthetic_trace(loss)), "R-hat")
 
 
 def test_warning_frozen() -> None:
     gen = np.random.default_rng(8)
     loss = gen.gamma(1.0, 1.0, size=(8, 1000)) / 10.0
     loss[2] = 0.0
-    msg = _one(D.warnings_for(synthetic_trace(loss)), "barely moved")
+    msg = _one(summary.warnings_for(synthetic_trace(loss)), "barely moved")
     assert "1 of 8 chains" in msg and "ε too small or γ too large" in msg
 
 
 def test_warning_divergences_and_all_diverged() -> None:
     tr = healthy_trace(diverged_at=[-1, -1, -1, -1, -1, -1, 30, 70])
-    msg = _one(D.warnings_for(tr), "chains diverged")
+    msg = _one(summary.warnings_for(tr), "chains diverged")
     assert msg.startswith("2 of 8 chains diverged (at steps 30, 70)") and "Lower ε" in msg
     dead = healthy_trace(num_chains=3, diverged_at=[5, 6, 7])
-    (only,) = D.warnings_for(dead)
+    (only,) = summary.warnings_for(dead)
     assert "all chains diverged" in only.lower() and "Lower ε" in only
 
 
 def test_warning_small_ess() -> None:
     gen = np.random.default_rng(9)
     loss = 0.1 + 0.01 * ar1((4, 400), 0.98, gen)
-    msgs = D.warnings_for(synthetic_trace(loss, loss_init=0.0))
+    msgs = summary.warnings_for(synthetic_trace(loss, loss_init=0.0))
     assert "run more draws" in _one(msgs, "Effective sample size")
 
 
@@ -290,10 +270,10 @@ def test_warnings_per_setting_are_prefixed() -> None:
     tr = synthetic_trace(
         loss, acceptance=acc, epsilon=[1e-3] * 4 + [0.1] * 4, setting_index=[0] * 4 + [1] * 4
     )
-    msgs = D.warnings_for(tr)
+    msgs = summary.warnings_for(tr)
     msg = _one(msgs, "ε too large")
     assert msg.startswith("Setting 1 (ε=0.1, γ=1, nβ=10): Mean MALA acceptance 0.20")
-    assert D.warnings_for(tr, 0) == [m for m in msgs if m.startswith("Setting 0")]
+    assert summary.warnings_for(tr, 0) == [m for m in msgs if m.startswith("Setting 0")]
 
 
 def test_many_chains_use_a_scaled_subset() -> None:
@@ -301,22 +281,22 @@ def test_many_chains_use_a_scaled_subset() -> None:
     arviz on all C chains (it would be 4× too small without the scaling), and R-hat of iid
     draws stays ≈ 1 while a shifted half of the chains is still caught."""
     rng = np.random.default_rng(3)
-    num_chains, num_draws = 4 * D.MAX_DIAGNOSTIC_CHAINS, 40
+    num_chains, num_draws = 4 * S.MAX_DIAGNOSTIC_CHAINS, 40
     iid = rng.standard_normal((num_chains, num_draws))
-    sub, scale = D.chain_subset(iid)
-    assert sub.shape == (D.MAX_DIAGNOSTIC_CHAINS, num_draws) and scale == pytest.approx(4.0, rel=1e-3)
-    ess = D.ess_bulk(iid)
+    sub, scale = S.chain_subset(iid)
+    assert sub.shape == (S.MAX_DIAGNOSTIC_CHAINS, num_draws) and scale == pytest.approx(4.0, rel=1e-3)
+    ess = S.ess_bulk(iid)
     # The subset's ESS estimate has a relative sd of well under 1 % here; 3 % is a wide margin.
     assert ess == pytest.approx(float(array_stats.ess(iid, method="bulk")), rel=0.03)
-    assert abs(D.rhat(iid) - 1.0) < 0.01
+    assert abs(S.rhat(iid) - 1.0) < 0.01
     shifted = iid.copy()
     shifted[::2] += 1.0
-    assert D.rhat(shifted) > 1.1
+    assert S.rhat(shifted) > 1.1
 
 
-def test_rhat_and_ess_are_memoised_by_content(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same draws (even a fresh copy) are rank-normalised once; different draws are not
-    served from the cache."""
+def test_summarize_ranks_once_for_all_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One pass: a sweep of 3 equal settings costs ONE arviz R-hat and ONE ESS call (batched
+    over settings), and the batched values equal the setting-by-setting ones."""
     calls = {"ess": 0, "rhat": 0}
     real_ess, real_rhat = array_stats.ess, array_stats.rhat
 
@@ -328,13 +308,15 @@ def test_rhat_and_ess_are_memoised_by_content(monkeypatch: pytest.MonkeyPatch) -
         calls["rhat"] += 1
         return real_rhat(*args, **kwargs)
 
-    monkeypatch.setattr(D.array_stats, "ess", counting_ess)
-    monkeypatch.setattr(D.array_stats, "rhat", counting_rhat)
-    draws = np.random.default_rng(11).standard_normal((4, 100))
-    first = (D.ess_bulk(draws), D.rhat(draws))
-    again = (D.ess_bulk(draws.copy()), D.rhat(draws.copy()))
-    assert first == again and calls == {"ess": 1, "rhat": 1}
-    other = draws + 1e-9
-    D.ess_bulk(other)
-    D.rhat(other)
-    assert calls == {"ess": 2, "rhat": 2}
+    gen = np.random.default_rng(11)
+    loss = gen.gamma(1.0, 1.0, size=(12, 200)) / 10.0
+    loss[4:8] += 0.02 * np.arange(4)[:, None]  # setting 1: chains disagree
+    tr = synthetic_trace(loss, setting_index=np.repeat([0, 1, 2], 4))
+    expected = [(S.rhat(10.0 * loss[k:k + 4]), S.ess_bulk(10.0 * loss[k:k + 4])) for k in (0, 4, 8)]
+    monkeypatch.setattr(S.array_stats, "ess", counting_ess)
+    monkeypatch.setattr(S.array_stats, "rhat", counting_rhat)
+    table = summary.summarize(tr).table
+    assert calls == {"ess": 1, "rhat": 1}
+    for (r, e), (_, row) in zip(expected, table.iterrows(), strict=True):
+        assert row["rhat"] == pytest.approx(r, rel=1e-12) and row["ess"] == pytest.approx(e, rel=1e-12)
+    assert table["rhat"].iloc[1] > DEFAULT_CRITERIA.rhat_max > table["rhat"].iloc[0]

@@ -17,7 +17,7 @@ import pytest
 from lltools.targets.models import list_checkpoints
 from lltools.workflows.trajectory import compute_trajectory
 
-MODEL = Path(__file__).resolve().parents[1] / "sample_models" / "modular_addition"
+MODEL = Path(__file__).resolve().parents[2] / "sample_models" / "modular_addition"
 
 
 def index_of_step(step: int) -> int:
@@ -74,6 +74,12 @@ def test_batched_checkpoints_equal_single_checkpoint_runs() -> None:
     both = compute_trajectory(MODEL, checkpoints=idx, **kwargs).set_index("step")
     alone = compute_trajectory(MODEL, checkpoints=[idx[1]], **kwargs).set_index("step")
     np.testing.assert_allclose(both.loc[6000, "llc_mean"], alone.loc[6000, "llc_mean"], rtol=1e-4)
+    # Each checkpoint's row is a Summary row: its health warnings come with the table.
+    warned = both.attrs["warnings"]
+    assert set(warned) == set(both["checkpoint"])
+    for _, row in both.iterrows():
+        low_ess = any(w.startswith("Effective sample size") for w in warned[row["checkpoint"]])
+        assert low_ess == (row["ess"] < 100)
 
 
 def test_out_of_range_checkpoint_is_a_clear_error() -> None:

@@ -8,65 +8,20 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from helpers import synthetic_trace
 from scipy import optimize, stats
 
-from lltools.estimation.diagnostics import ess_bulk, mcse_mean, rhat
 from lltools.estimation.llc import (
-    LLC_TABLE_COLUMNS,
     LLCResult,
     llc,
     llc_bias_reduced,
-    llc_by_setting,
     llc_per_chain,
     llc_running,
     llc_temperature_slope,
     wbic,
 )
-from lltools.sampling.driver import Trace
-from lltools.sampling.sgld import SGLDParams
-
-
-def synthetic_trace(
-    loss,
-    *,
-    nbeta=100.0,
-    epsilon=1e-3,
-    gamma=1.0,
-    loss_init=0.0,
-    acceptance=None,
-    diverged_at=None,
-    setting_index=None,
-    num_burnin=0,
-) -> Trace:
-    """A Trace from a (C, T) loss array; burn-in = the first ``num_burnin`` columns.
-    Losses of diverged chains at and after their step are set to NaN, as the kernel does."""
-    loss = torch.as_tensor(np.array(loss, dtype=np.float64))
-    num_chains, num_cols = loss.shape
-
-    def per_chain(value, dtype=torch.float64):
-        return torch.as_tensor(np.broadcast_to(np.asarray(value), (num_chains,)).copy(), dtype=dtype)
-
-    steps = torch.arange(num_cols)
-    div = per_chain(-1 if diverged_at is None else diverged_at, torch.int64)
-    loss = torch.where((div[:, None] >= 0) & (steps[None, :] >= div[:, None]), math.nan, loss)
-    acc = torch.full_like(loss, 0.95) if acceptance is None else torch.as_tensor(acceptance)
-    settings = per_chain(0 if setting_index is None else setting_index, torch.int64)
-    chain_index = torch.zeros(num_chains, dtype=torch.int64)
-    for s in torch.unique(settings):
-        members = settings == s
-        chain_index[members] = torch.arange(int(members.sum()))
-    return Trace(
-        loss=loss,
-        acceptance=acc.double(),
-        steps=steps,
-        loss_init=per_chain(loss_init),
-        diverged_at=div,
-        params=SGLDParams(per_chain(epsilon), per_chain(gamma), per_chain(nbeta)),
-        chain_index=chain_index,
-        setting_index=settings,
-        num_burnin=num_burnin,
-        num_steps_total=num_cols,
-    )
+from lltools.estimation.stats import ess_bulk, mcse_mean, rhat
+from lltools.estimation.summary import LLC_TABLE_COLUMNS, llc_by_setting, summarize
 
 
 def known_trace(num_chains=4, num_draws=200, nbeta=50.0, loss_init=0.2, num_burnin=10):
@@ -351,20 +306,20 @@ def test_wbic_value_and_checks() -> None:
         assert math.isnan(wbic(dead, n))
 
 
-def test_estimates_are_computed_once_per_complete_trace_only() -> None:
-    """llc() on the same complete host trace is served from the trace (the summary and the
-    warnings both ask); a partial trace is recomputed, so a growing live trace never sees a
-    stale value; a fresh trace built from the same arrays has its own cache."""
+def test_trace_is_frozen_and_summary_rows_equal_llc() -> None:
+    """Nothing is cached on a Trace (it is frozen); the one-pass summary's row of a setting
+    equals llc() of that setting, and a trace with other values gives other numbers."""
+    import dataclasses
+
     trace = known_trace()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        trace.complete = False  # type: ignore[misc]
     first = llc(trace)
-    assert llc(trace) is first and llc(trace, 0) is first
-    trace.drop_derived_arrays()  # the (C, T) excess array goes, the small results stay
-    assert llc(trace) is first
-    assert not any(isinstance(v, np.ndarray) and v.ndim > 1 for v in trace._derived.values())
+    row = summarize(trace).row()
+    assert row["llc_mean"] == pytest.approx(first.mean, rel=1e-12)
+    assert row["llc_sem"] == pytest.approx(first.sem, rel=1e-12)
+    assert row["ess"] == pytest.approx(first.ess, rel=1e-12)
     assert first.mean == pytest.approx(np.mean([0.1, 0.2, 0.3, 0.4]), abs=1e-9)
-    partial = known_trace()
-    partial.complete = False
-    assert llc(partial) is not llc(partial)
-    shifted = known_trace()  # same shape, other values: no cross-talk between traces
-    shifted.loss += 1e-3
+    shifted = dataclasses.replace(trace, loss=trace.loss + 1e-3)
     assert llc(shifted).mean == pytest.approx(first.mean + 50.0 * 1e-3, abs=1e-9)
+    assert summarize(shifted).row()["llc_mean"] == pytest.approx(first.mean + 50.0 * 1e-3, abs=1e-9)

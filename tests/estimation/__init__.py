@@ -1,0 +1,1 @@
+"""Tests of lltools.estimation (mirrors the package)."""

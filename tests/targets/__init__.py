@@ -1,0 +1,1 @@
+"""Tests of lltools.targets (mirrors the package)."""

@@ -1,0 +1,1 @@
+"""Tests of lltools.workflows (mirrors the package)."""
