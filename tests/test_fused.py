@@ -290,5 +290,5 @@ def test_normal_chain_minor_is_the_transposed_stream() -> None:
     for size in (1, 2, 3, 8):
         for dtype in (torch.float32, torch.float64):
             word = torch.tensor(rng.step_word(123, rng.STREAM_NOISE))
-            got = fused.normal_chain_minor(keys, word, size, dtype)
+            got = rng.normal_chain_minor(keys, word, size, dtype)
             assert torch.equal(got, rng.normal(keys, 123, rng.STREAM_NOISE, size, dtype).t())

@@ -28,7 +28,7 @@ from lltools.estimation.diagnostics import divergence_report
 from lltools.estimation.llc import llc
 from lltools.estimation.stats import mcse_mean
 from lltools.estimation.summary import llc_by_setting, warnings_for
-from lltools.sampling import sgld
+from lltools.sampling import kernel
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -292,14 +292,14 @@ def break_noise(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def break_drift_sign(monkeypatch: pytest.MonkeyPatch) -> None:
     """w ← w + (ε/2)∇U: climbing the potential."""
-    grad = sgld.potential_grad
-    monkeypatch.setattr(sgld, "potential_grad", lambda *a, **k: -grad(*a, **k))
+    grad = kernel.potential_grad
+    monkeypatch.setattr(kernel, "potential_grad", lambda *a, **k: -grad(*a, **k))
 
 
 def break_drop_half(monkeypatch: pytest.MonkeyPatch) -> None:
     """w ← w − ε∇U + N(0, ε): the ½ dropped (samples exp(−2U))."""
-    grad = sgld.potential_grad
-    monkeypatch.setattr(sgld, "potential_grad", lambda *a, **k: 2.0 * grad(*a, **k))
+    grad = kernel.potential_grad
+    monkeypatch.setattr(kernel, "potential_grad", lambda *a, **k: 2.0 * grad(*a, **k))
 
 
 @pytest.mark.parametrize("check", [check_gaussian, check_quartic, check_x2y4])

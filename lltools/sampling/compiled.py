@@ -8,23 +8,24 @@ operations on (C, d) tensors: the counter-based normal draw (:mod:`lltools.base.
 and float ops per number), the gradient, the update, the MALA acceptance and the divergence
 bookkeeping.  Eager PyTorch runs each one as a separate pass over memory with a fresh
 allocation.  :class:`FusedPotentialStep` traces the *same* computation — the same
-:func:`lltools.base.rng.normal_from_word`, :func:`lltools.sampling.sgld.potential_grad`,
-:func:`lltools.sampling.sgld.mala_acceptance` and the potential's own ``loss``, differentiated with
-``torch.func.grad_and_value`` — and lets ``torch.compile`` (inductor: C++/OpenMP on CPU,
+counter-based noise (:func:`lltools.base.rng.normal_chain_minor`), the same kernel maths
+(:func:`lltools.sampling.kernel.propose` and :func:`~lltools.sampling.kernel.settle`, which
+the eager step calls too) and the potential's own loss (``Target.traceable_loss``),
+differentiated with ``torch.func.grad_and_value`` — and lets ``torch.compile`` (inductor: C++/OpenMP on CPU,
 Triton on CUDA) fuse it into a few loops.  It is a drop-in replacement for
 :func:`lltools.sampling.sgld.step` (same signature, same state and info), numerically the same chains
 up to floating-point rounding of the fused arithmetic (``tests/test_fused.py`` checks
 ``allclose`` over whole runs, divergence included).
 
-For minibatch networks (:class:`~lltools.targets.networks.NetworkTarget` with a ``batch_size``)
-:class:`FusedNetworkStep` compiles the whole step as well: the gather of each chain's
-minibatch (indices from the target's own ``sample_batch``), the per-chain loss and gradient
-as ``vmap(grad_and_value(target._chain_loss))``, the update, the acceptance (with its second
-gradient) and the bookkeeping.  For other data targets :class:`FusedDataStep` keeps the
-target's own ``loss_and_grad`` and compiles the elementwise rest — the counter-based noise for
-every parameter of every chain (about 30 integer operations per number in eager mode), the
-update, the acceptance and the divergence bookkeeping — which in eager mode costs more than
-the gradient itself for a 10k-parameter MLP.
+For minibatch targets (``Target.kernel_kind == "minibatch"``, e.g. a network with a
+``batch_size``) :class:`FusedNetworkStep` compiles the whole step as well: the gather of each
+chain's rows of ``target.data`` (indices from the target's own ``sample_batch``), the
+per-chain loss and gradient as ``vmap(grad_and_value(target.chain_loss))``, the update,
+the acceptance (with its second gradient) and the bookkeeping.  For other data targets
+:class:`FusedDataStep` keeps the target's own ``loss_and_grad`` and compiles the elementwise
+rest — the counter-based noise for every parameter of every chain (about 30 integer
+operations per number in eager mode), the update, the acceptance and the divergence
+bookkeeping — which in eager mode costs more than the gradient itself for a 10k-parameter MLP.
 
 When they are used
 ------------------
@@ -57,11 +58,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import functools
 import itertools
 import logging
-import math
 import os
+import shutil
 import sys
 import threading
 import time
@@ -75,9 +75,9 @@ import torch
 from torch import Tensor
 
 from lltools.base import rng
-from lltools.sampling import sgld
+from lltools.sampling import kernel, sgld
 from lltools.sampling.sgld import SGLDInfo, SGLDParams, SGLDState
-from lltools.targets.base import FunctionTarget, Target
+from lltools.targets.base import Target
 
 logger = logging.getLogger("lltools")
 
@@ -137,33 +137,15 @@ def tune_host_allocator(device: torch.device | str = "cpu") -> bool:
 # ---------------------------------------------------------------------------- fused step
 def supports_fused(target: Target) -> bool:
     """Whether :class:`FusedPotentialStep` applies: a target without data (a potential)."""
-    return not target.has_data
+    return target.kernel_kind == "potential"
 
 
 def compile_available() -> bool:
     """Whether ``torch.compile`` exists and, on CPU, a C++ compiler is on the PATH."""
-    import shutil
-
     if not hasattr(torch, "compile"):
         return False
     cxx = os.environ.get("CXX")
     return bool((cxx and shutil.which(cxx)) or shutil.which("g++") or shutil.which("clang++"))
-
-
-def normal_chain_minor(keys: Tensor, word: Tensor | int, size: int, dtype: torch.dtype) -> Tensor:
-    """:func:`lltools.base.rng.normal_from_word` transposed: shape (size, C), the same numbers.
-
-    The counters are the same hashes of ``keys[c]``, ``word`` and element ``j``, laid out
-    with the chain index innermost so that a compiled kernel vectorises along the chains.
-    """
-    half = (size + 1) // 2
-    base = rng._hash32(keys ^ word)  # (C,)
-    j = torch.arange(2 * half, device=keys.device, dtype=torch.int64) * rng._GOLDEN
-    u = rng._unit_interval(rng._hash32(rng._hash32(base[None, :] + j[:, None])), dtype)  # (2h, C)
-    radius = torch.sqrt(-2.0 * torch.log(u[:half]))
-    angle = (2.0 * math.pi) * u[half:]
-    z = torch.cat((radius * torch.cos(angle), radius * torch.sin(angle)), dim=0)
-    return z[:size]
 
 
 def _potential_kernel(
@@ -183,22 +165,22 @@ def _potential_kernel(
     threshold: Tensor,
     compute_acceptance: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """The body of :func:`lltools.sampling.sgld.step` for a target without data, chain-minor.
+    """:func:`lltools.sampling.sgld.step` for a target without data, chain-minor.
 
     Positions, centres and gradients come *transposed*, shape (d, C) contiguous, so every
     elementwise loop runs along the chains (for d = 2 a row-major (C, d) layout leaves the
-    vector lanes mostly empty).  The formulas are those of :func:`lltools.sampling.sgld.potential`,
-    :func:`~lltools.sampling.sgld.potential_grad` and :func:`~lltools.sampling.sgld.mala_acceptance` with the
-    sums over parameters taken along dim 0.  ``word`` is :func:`lltools.base.rng.step_word` of
-    this step's noise stream and ``step`` the step index, both 0-d int64 tensors, so a
-    compiled version does not specialise on them.  Per-chain vectors are (C,).
+    vector lanes mostly empty); the maths is :func:`lltools.sampling.kernel.propose` and
+    :func:`~lltools.sampling.kernel.settle` with ``param_dim=CHAIN_MINOR``.  ``word`` is
+    :func:`lltools.base.rng.step_word` of this step's noise stream and ``step`` the step
+    index, both 0-d int64 tensors, so a compiled version does not specialise on them.
+    Per-chain vectors are (C,).
 
     Returns ``(w_t, loss, grad_t, diverged_at)`` of the new state and the info ``(loss,
     acceptance)``.
     """
-    grad_u = nbeta * grad_t + gamma * (w_t - centre_t)  # ∇U, (d, C)
-    noise = normal_chain_minor(keys, word, w_t.shape[0], w_t.dtype)
-    w_new = w_t - 0.5 * epsilon * grad_u + torch.sqrt(epsilon) * noise
+    noise = rng.normal_chain_minor(keys, word, w_t.shape[0], w_t.dtype)
+    w_new, grad_u = kernel.propose(w_t, centre_t, grad_t, noise, epsilon, gamma, nbeta,
+                                   param_dim=kernel.CHAIN_MINOR)
 
     # Differentiate with respect to each coordinate row (C,) separately: the gradient then
     # comes out chain-minor as well (through w.t() it would be materialised as (C, d)).
@@ -211,35 +193,9 @@ def _potential_kernel(
         total, argnums=tuple(range(len(rows))), has_aux=True
     )(*rows)
     grad_new = torch.stack(grads, dim=0)
-    if compute_acceptance:
-        u = nbeta * loss + 0.5 * gamma * ((w_t - centre_t) ** 2).sum(dim=0)
-        u_new = nbeta * loss_new + 0.5 * gamma * ((w_new - centre_t) ** 2).sum(dim=0)
-        grad_u_new = nbeta * grad_new + gamma * (w_new - centre_t)
-        half_eps = 0.5 * epsilon
-        diff = 2.0 * (w_new - w_t) + half_eps * (grad_u - grad_u_new)
-        both = half_eps * (grad_u + grad_u_new)
-        log_a = u - u_new + (diff * both).sum(dim=0) / (2.0 * epsilon)
-        acceptance = torch.nan_to_num(torch.exp(torch.clamp(log_a, max=0.0)), nan=0.0)
-    else:
-        acceptance = torch.full_like(loss, float("nan"))
-
-    excess = nbeta * (loss - loss_init)
-    bad = (
-        ~torch.isfinite(loss)
-        | (excess > threshold)
-        | ~torch.isfinite(w_new).all(dim=0)
-        | ~torch.isfinite(loss_new)
-    )
-    newly = bad & (diverged_at < 0)
-    diverged = torch.where(newly, step, diverged_at)
-    dead = diverged >= 0
-    nan = torch.full_like(loss, float("nan"))
-    info_loss = torch.where(dead, nan, loss)
-    info_acc = torch.where(dead, nan, acceptance)
-    w_out = torch.where(dead, centre_t, w_new)
-    loss_out = torch.where(dead, loss_init, loss_new)
-    grad_out = torch.where(dead, torch.zeros_like(grad_new), grad_new)
-    return w_out, loss_out, grad_out, diverged, info_loss, info_acc
+    return kernel.settle(w_t, w_new, centre_t, loss, loss_new, grad_u, grad_new, loss_init, diverged_at,
+                         epsilon, gamma, nbeta, step, threshold, compute_acceptance=compute_acceptance,
+                         check_new_loss=True, param_dim=kernel.CHAIN_MINOR)
 
 
 def _chain_minor(x: Tensor) -> Tensor:
@@ -248,33 +204,13 @@ def _chain_minor(x: Tensor) -> Tensor:
     return x_t if x_t.is_contiguous() else x_t.contiguous()
 
 
-def _loss_callable(target: Target) -> Callable[[Tensor], Tensor]:
-    """The batched loss to trace: a :class:`FunctionTarget`'s plain ``fn`` (stable identity,
-    so the compiled kernel is re-used across copies of the target), else ``target.loss``."""
-    fn = getattr(target, "fn", None)
-    if isinstance(target, FunctionTarget) and callable(fn):
-        return functools.partial(_function_loss, fn)
-    return target.loss
-
-
-def _function_loss(fn: Callable[[Tensor], Tensor], w: Tensor) -> Tensor:
-    """:meth:`FunctionTarget.loss` without the argument checks (done by ``init``)."""
-    out = fn(w)
-    if out.shape != (w.shape[0],):
-        out = out.expand(w.shape[0]) if out.numel() == 1 else out.reshape(w.shape[0])
-    return out
-
-
 def _update_kernel(
     w: Tensor, centre: Tensor, grad: Tensor, keys: Tensor, epsilon: Tensor, gamma: Tensor,
     nbeta: Tensor, word: Tensor,
 ) -> tuple[Tensor, Tensor]:
     """The proposal of :func:`lltools.sampling.sgld.step` on (C, d) tensors: ``(w_new, ∇U(w))``."""
-    params = SGLDParams(epsilon, gamma, nbeta)
-    grad_u = sgld.potential_grad(grad, w, centre, params)
     noise = rng.normal_from_word(keys, word, w.shape[1], w.dtype)
-    eps = epsilon[:, None]
-    return w - 0.5 * eps * grad_u + torch.sqrt(eps) * noise, grad_u
+    return kernel.propose(w, centre, grad, noise, epsilon, gamma, nbeta)
 
 
 def _finish_kernel(
@@ -282,34 +218,12 @@ def _finish_kernel(
     grad_new: Tensor, loss_init: Tensor, diverged_at: Tensor, epsilon: Tensor, gamma: Tensor,
     nbeta: Tensor, step: Tensor, threshold: Tensor, compute_acceptance: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Acceptance and divergence bookkeeping of :func:`lltools.sampling.sgld.step` for a data target.
-
-    Returns ``(w, loss, grad, diverged_at)`` of the new state and the info ``(loss,
-    acceptance)``, exactly as ``sgld.step`` builds them.
-    """
-    params = SGLDParams(epsilon, gamma, nbeta)
-    if compute_acceptance:
-        u = sgld.potential(loss, w, centre, params)
-        u_new = sgld.potential(loss_new, w_new, centre, params)
-        grad_u_new = sgld.potential_grad(grad_new, w_new, centre, params)
-        acceptance = sgld.mala_acceptance(w, w_new, u, u_new, grad_u, grad_u_new, epsilon)
-    else:
-        acceptance = torch.full_like(loss, float("nan"))
-    excess = nbeta * (loss - loss_init)
-    bad = ~torch.isfinite(loss) | (excess > threshold) | ~torch.isfinite(w_new).all(dim=1)
-    newly = bad & (diverged_at < 0)
-    diverged = torch.where(newly, step, diverged_at)
-    dead = diverged >= 0
-    nan = torch.full_like(loss, float("nan"))
-    dead_col = dead[:, None]
-    return (
-        torch.where(dead_col, centre, w_new),
-        torch.where(dead, loss_init, loss_new),
-        torch.where(dead_col, torch.zeros_like(grad_new), grad_new),
-        diverged,
-        torch.where(dead, nan, loss),
-        torch.where(dead, nan, acceptance),
-    )
+    """:func:`lltools.sampling.kernel.settle` for a data target on (C, d) tensors: acceptance
+    and divergence bookkeeping, ``(w, loss, grad, diverged_at)`` and the info ``(loss,
+    acceptance)``, exactly as ``sgld.step`` builds them."""
+    return kernel.settle(w, w_new, centre, loss, loss_new, grad_u, grad_new, loss_init, diverged_at,
+                         epsilon, gamma, nbeta, step, threshold, compute_acceptance=compute_acceptance,
+                         check_new_loss=False)
 
 
 _KERNEL_IDS = itertools.count()
@@ -440,7 +354,7 @@ class FusedPotentialStep(_FusedStepBase):
     def __init__(self, target: Target, *, compile: bool = True, dynamic: bool | None = None) -> None:
         if not supports_fused(target):
             raise ValueError("FusedPotentialStep applies only to targets without data (potentials)")
-        self._loss_fn = _loss_callable(target)
+        self._loss_fn = target.traceable_loss()
         self._kernel = _Kernel(_potential_kernel, compile=compile, dynamic=dynamic)
         self._kernels = (self._kernel,)
 
@@ -517,38 +431,39 @@ class FusedDataStep(_FusedStepBase):
 
 
 def _network_kernel(
-    chain_loss: Callable[[Tensor, Tensor, Tensor], Tensor], w: Tensor, centre: Tensor, loss_prev: Tensor,
-    grad_prev: Tensor, loss_init: Tensor, diverged_at: Tensor, keys: Tensor, inputs: Tensor,
-    targets: Tensor, batch: Tensor, epsilon: Tensor, gamma: Tensor, nbeta: Tensor, word: Tensor,
+    chain_loss: Callable[..., Tensor], w: Tensor, centre: Tensor, loss_prev: Tensor,
+    grad_prev: Tensor, loss_init: Tensor, diverged_at: Tensor, keys: Tensor, data: tuple[Tensor, ...],
+    batch: Tensor, epsilon: Tensor, gamma: Tensor, nbeta: Tensor, word: Tensor,
     step: Tensor, threshold: Tensor, compute_acceptance: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """A whole minibatch SGLD step of a network: gather, per-chain loss and gradient
-    (``vmap(grad_and_value(chain_loss))``), proposal, acceptance, bookkeeping."""
+    """A whole minibatch SGLD step: gather each chain's rows of every data array, per-chain
+    loss and gradient (``vmap(grad_and_value(chain_loss))``), proposal, acceptance,
+    bookkeeping."""
     value_and_grad = torch.func.vmap(torch.func.grad_and_value(chain_loss))
-    x, y = inputs[batch], targets[batch]
-    grad, loss = value_and_grad(w, x, y)
+    rows = tuple(array[batch] for array in data)
+    grad, loss = value_and_grad(w, *rows)
     w_new, grad_u = _update_kernel(w, centre, grad, keys, epsilon, gamma, nbeta, word)
     if compute_acceptance:
-        grad_new, loss_new = value_and_grad(w_new, x, y)
+        grad_new, loss_new = value_and_grad(w_new, *rows)
     else:
         loss_new, grad_new = loss_prev, grad_prev
     return _finish_kernel(w, w_new, centre, loss, loss_new, grad_u, grad_new, loss_init, diverged_at,
                           epsilon, gamma, nbeta, step, threshold, compute_acceptance)
 
 
-def _is_minibatch_network(target: Target) -> bool:
-    """A :class:`~lltools.targets.networks.NetworkTarget` sampled on minibatches (its per-chain loss
-    can be traced whole); full-batch networks evaluate in row chunks and stay eager."""
-    from lltools.targets.networks import NetworkTarget
-
-    return isinstance(target, NetworkTarget) and target.batch_size is not None
+def _is_minibatch(target: Target) -> bool:
+    """A target sampled on minibatches of row indices whose per-chain loss can be traced
+    whole (``kernel_kind == "minibatch"``, e.g. a network with a ``batch_size``); full-batch
+    networks evaluate in row chunks and stay eager."""
+    return target.kernel_kind == "minibatch"
 
 
 class FusedNetworkStep(_FusedStepBase):
-    """A compiled drop-in for :func:`lltools.sampling.sgld.step` on a minibatch network target.
+    """A compiled drop-in for :func:`lltools.sampling.sgld.step` on a minibatch target (e.g. a
+    network with a ``batch_size``).
 
     The minibatch indices are the target's own (``sample_batch``); the gather, the per-chain
-    loss and gradient — ``vmap(grad_and_value(target._chain_loss))`` instead of a backward
+    loss and gradient — ``vmap(grad_and_value(target.chain_loss))`` instead of a backward
     pass through the vmapped loss (the same numbers up to rounding) — and the proposal,
     acceptance and bookkeeping are one compiled graph, with the acceptance's second gradient
     inside it on the steps that need one.
@@ -557,8 +472,9 @@ class FusedNetworkStep(_FusedStepBase):
     """
 
     def __init__(self, target: Target, *, compile: bool = True, dynamic: bool | None = None) -> None:
-        if not _is_minibatch_network(target):
-            raise ValueError("FusedNetworkStep applies to NetworkTargets with a batch_size")
+        if not _is_minibatch(target):
+            raise ValueError("FusedNetworkStep applies to minibatch targets "
+                             "(e.g. a network with a batch_size)")
         self._kernel = _Kernel(_network_kernel, compile=compile, dynamic=dynamic)
         self._kernels = (self._kernel,)
 
@@ -577,9 +493,9 @@ class FusedNetworkStep(_FusedStepBase):
         batch = target.sample_batch(state.keys, state.step)
         key = (tuple(w.shape), tuple(batch.shape), w.dtype, w.device, bool(compute_acceptance))
         w_out, loss_out, grad_out, diverged, info_loss, info_acc = self._kernel(
-            key, target._chain_loss, w, state.centre, state.loss, state.grad,  # type: ignore[attr-defined]
-            state.loss_init, state.diverged_at, state.keys, target.inputs, target.targets,  # type: ignore[attr-defined]
-            batch, params.epsilon, params.gamma, params.nbeta, word, step_t, threshold,
+            key, target.chain_loss, w, state.centre, state.loss, state.grad,
+            state.loss_init, state.diverged_at, state.keys, target.data, batch, params.epsilon,
+            params.gamma, params.nbeta, word, step_t, threshold,
             bool(compute_acceptance),
         )
         new_state = _next_state(state, w_out, loss_out, grad_out, diverged)
@@ -593,24 +509,20 @@ _DATA_STEP: FusedDataStep | None = None
 def fused_step_for(target: Target) -> FusedPotentialStep | FusedNetworkStep | FusedDataStep:
     """The fused step for ``target``, cached so that repeated runs re-use compiled kernels.
 
-    Potentials: one :class:`FusedPotentialStep` per loss function (a :class:`FunctionTarget`'s
-    ``fn``, shared by its copies).  Minibatch networks: one :class:`FusedNetworkStep` per
-    module (shared by the copies ``prepare_target`` makes).  Other data targets (full-batch
-    networks, custom targets): one shared :class:`FusedDataStep` (its kernels do not depend
-    on the target).
+    Cached per ``target.kernel_owner``: potentials get one :class:`FusedPotentialStep` per
+    loss function (a ``FunctionTarget``'s ``fn``, shared by its copies), minibatch targets
+    one :class:`FusedNetworkStep` per module.  Other data targets (full-batch networks,
+    custom targets): one shared :class:`FusedDataStep` (its kernels do not depend on the
+    target).
     """
     global _DATA_STEP
-    if target.has_data and not _is_minibatch_network(target):
+    kind = target.kernel_kind
+    if kind not in ("potential", "minibatch"):
         if _DATA_STEP is None:
             _DATA_STEP = FusedDataStep()
         return _DATA_STEP
-    if target.has_data:
-        owner: Any = target.module  # type: ignore[attr-defined]
-        make: Callable[[Target], Any] = FusedNetworkStep
-    else:
-        fn = getattr(target, "fn", None)
-        owner = fn if isinstance(target, FunctionTarget) and callable(fn) else target
-        make = FusedPotentialStep
+    owner = target.kernel_owner
+    make: Callable[[Target], Any] = FusedNetworkStep if kind == "minibatch" else FusedPotentialStep
     try:
         step = _STEP_CACHE.get(owner)
     except TypeError:  # not weak-referenceable
@@ -628,7 +540,8 @@ StepFn = Callable[..., tuple[SGLDState, SGLDInfo]]
 AUTO_MIN_SECONDS_SAVED = 4.0
 #: Measured compiled ÷ eager speed-ups (benchmarks/RESULTS.md): potentials 4–8×, minibatch
 #: networks 3–4×, full-batch networks (only the elementwise part compiles) 1.6×.
-EXPECTED_SPEEDUP = {"potential": 4.0, "minibatch network": 3.0, "full-batch network": 1.6}
+#: Keyed by :attr:`lltools.targets.base.Target.kernel_kind`; "custom" data targets have none.
+EXPECTED_SPEEDUP = {"potential": 4.0, "minibatch": 3.0, "full-batch": 1.6}
 #: Eager cost model, measured on one CPU thread (benchmarks/RESULTS.md §1–§3): a fixed cost
 #: per step (dispatch of ~40 small ops) ...
 EAGER_SECONDS_PER_STEP = 5e-4
@@ -646,24 +559,13 @@ def estimated_eager_seconds(target: Target, num_chains: int, total_steps: int) -
     return total_steps * per_step
 
 
-def _fused_kind(target: Target) -> str | None:
-    """Which :data:`EXPECTED_SPEEDUP` entry applies; None for custom data targets."""
-    from lltools.targets.networks import NetworkTarget
-
-    if not target.has_data:
-        return "potential"
-    if isinstance(target, NetworkTarget):
-        return "minibatch network" if target.batch_size is not None else "full-batch network"
-    return None
-
-
 def estimated_seconds_saved(target: Target, num_chains: int, total_steps: int) -> float:
     """Eager time × (1 − 1/expected speed-up): what compiling the step should save (0 for
     targets without a measured speed-up)."""
-    kind = _fused_kind(target)
-    if kind is None:
+    speedup = EXPECTED_SPEEDUP.get(target.kernel_kind)
+    if speedup is None:
         return 0.0
-    return estimated_eager_seconds(target, num_chains, total_steps) * (1.0 - 1.0 / EXPECTED_SPEEDUP[kind])
+    return estimated_eager_seconds(target, num_chains, total_steps) * (1.0 - 1.0 / speedup)
 
 
 def should_fuse(target: Target, num_chains: int, total_steps: int) -> bool:

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from lltools.base import rng
+from lltools.sampling import kernel
 from lltools.targets.base import Target
 
 
@@ -102,41 +103,6 @@ def make_params(
     return params
 
 
-def potential(loss: Tensor, w: Tensor, centre: Tensor, params: SGLDParams) -> Tensor:
-    """U(w) = nβ·L(w) + (γ/2)‖w − w*‖², shape (C,)."""
-    return params.nbeta * loss + 0.5 * params.gamma * ((w - centre) ** 2).sum(dim=1)
-
-
-def potential_grad(grad_loss: Tensor, w: Tensor, centre: Tensor, params: SGLDParams) -> Tensor:
-    """∇U(w) = nβ·∇L(w) + γ·(w − w*), shape (C, d)."""
-    return params.nbeta[:, None] * grad_loss + params.gamma[:, None] * (w - centre)
-
-
-def mala_acceptance(
-    w: Tensor,
-    w_new: Tensor,
-    u: Tensor,
-    u_new: Tensor,
-    grad_u: Tensor,
-    grad_u_new: Tensor,
-    epsilon: Tensor,
-) -> Tensor:
-    """MALA acceptance probability of the Langevin proposal w → w' (primer §3), shape (C,).
-
-        a = min(1, exp( U(w) − U(w') + [‖w' − w + (ε/2)g‖² − ‖w − w' + (ε/2)g'‖²] / (2ε) ))
-
-    The bracket is evaluated as (a−b)·(a+b) to avoid cancelling two O(d) norms.
-    """
-    delta = w_new - w
-    half_eps = 0.5 * epsilon[:, None]
-    diff = 2.0 * delta + half_eps * (grad_u - grad_u_new)  # a − b
-    total = half_eps * (grad_u + grad_u_new)  # a + b
-    log_q_ratio = (diff * total).sum(dim=1) / (2.0 * epsilon)
-    log_a = u - u_new + log_q_ratio
-    accept = torch.exp(torch.clamp(log_a, max=0.0))
-    return torch.nan_to_num(accept, nan=0.0)
-
-
 def init(
     target: Target,
     params: SGLDParams,
@@ -197,7 +163,6 @@ def step(
     """
     t = state.step
     w, centre = state.w, state.centre
-    dtype = w.dtype
     if target.has_data:
         batch = target.sample_batch(state.keys, t)
         loss, grad = target.loss_and_grad(w, batch)
@@ -205,48 +170,17 @@ def step(
         batch = None
         loss, grad = state.loss, state.grad
 
-    grad_u = potential_grad(grad, w, centre, params)
-    noise = rng.normal(state.keys, t, rng.STREAM_NOISE, w.shape[1], dtype)
-    eps = params.epsilon[:, None]
-    w_new = w - 0.5 * eps * grad_u + torch.sqrt(eps) * noise
-
+    noise = rng.normal(state.keys, t, rng.STREAM_NOISE, w.shape[1], w.dtype)
+    w_new, grad_u = kernel.propose(w, centre, grad, noise, params.epsilon, params.gamma, params.nbeta)
     if compute_acceptance or not target.has_data:
         loss_new, grad_new = target.loss_and_grad(w_new, batch)
-        if compute_acceptance:
-            u = potential(loss, w, centre, params)
-            u_new = potential(loss_new, w_new, centre, params)
-            grad_u_new = potential_grad(grad_new, w_new, centre, params)
-            acceptance = mala_acceptance(w, w_new, u, u_new, grad_u, grad_u_new, params.epsilon)
-        else:
-            acceptance = torch.full_like(loss, float("nan"))
     else:
         loss_new, grad_new = state.loss, state.grad
-        acceptance = torch.full_like(loss, float("nan"))
-
-    # Divergence: non-finite loss/position, or an exploding excess loss.
-    excess = params.nbeta * (loss - state.loss_init)
-    bad = ~torch.isfinite(loss) | (excess > divergence_threshold) | ~torch.isfinite(w_new).all(dim=1)
-    if not target.has_data:
-        bad = bad | ~torch.isfinite(loss_new)
-    healthy_before = state.diverged_at < 0
-    newly = bad & healthy_before
-    diverged_at = torch.where(newly, torch.full_like(state.diverged_at, t), state.diverged_at)
-    dead = diverged_at >= 0  # (C,)
-
-    nan = torch.full_like(loss, float("nan"))
-    info = SGLDInfo(
-        loss=torch.where(dead, nan, loss),
-        acceptance=torch.where(dead, nan, acceptance),
+    w_out, loss_out, grad_out, diverged_at, info_loss, info_acc = kernel.settle(
+        w, w_new, centre, loss, loss_new, grad_u, grad_new, state.loss_init, state.diverged_at,
+        params.epsilon, params.gamma, params.nbeta, torch.full_like(state.diverged_at, t),
+        divergence_threshold, compute_acceptance=compute_acceptance, check_new_loss=not target.has_data,
     )
-    dead_col = dead[:, None]
-    new_state = SGLDState(
-        w=torch.where(dead_col, centre, w_new),
-        centre=centre,
-        loss=torch.where(dead, state.loss_init, loss_new),
-        grad=torch.where(dead_col, torch.zeros_like(grad_new), grad_new),
-        loss_init=state.loss_init,
-        diverged_at=diverged_at,
-        keys=state.keys,
-        step=t + 1,
-    )
-    return new_state, info
+    new_state = SGLDState(w=w_out, centre=centre, loss=loss_out, grad=grad_out, loss_init=state.loss_init,
+                          diverged_at=diverged_at, keys=state.keys, step=t + 1)
+    return new_state, SGLDInfo(loss=info_loss, acceptance=info_acc)

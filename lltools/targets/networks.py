@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
 from lltools.base import rng
-from lltools.targets.base import Target, TargetError
+from lltools.targets.base import KernelKind, Target, TargetError
 
 #: The built-in loss names (a callable is accepted too).
 LOSSES: tuple[str, ...] = ("mse", "cross_entropy")
@@ -221,7 +221,7 @@ class NetworkTarget(Target):
         """Evaluate the loss on two samples so that shape errors surface at construction."""
         try:
             with torch.no_grad():
-                value = self._chain_loss(self.w_star, self.inputs[:2], self.targets[:2])
+                value = self.chain_loss(self.w_star, self.inputs[:2], self.targets[:2])
         except (RuntimeError, ValueError, IndexError) as exc:
             raise TargetError(
                 f"the module and loss {self.loss_name!r} cannot be evaluated on these inputs/targets "
@@ -259,8 +259,8 @@ class NetworkTarget(Target):
         return next(self.module.parameters()).dtype
 
     # ------------------------------------------------------------------ one chain
-    def _chain_loss(self, w: Tensor, x: Tensor, y: Tensor) -> Tensor:
-        """Mean loss of one chain: w (d,), x (m, ...), y (m, ...) -> scalar."""
+    def chain_loss(self, w: Tensor, x: Tensor, y: Tensor) -> Tensor:  # type: ignore[override]
+        """Mean loss of one chain: w (d,), its inputs x (m, ...) and targets y (m, ...) -> scalar."""
         out = functional_call(self.module, self.unflatten(w), (x,))
         return self.per_sample_loss(out, y).mean()
 
@@ -293,12 +293,12 @@ class NetworkTarget(Target):
         self._check_width(w, "w", batched=True)
         if batch is None:
             total = torch.zeros(w.shape[0], dtype=w.dtype, device=w.device)
-            fn = vmap(self._chain_loss, in_dims=(0, None, None))
+            fn = vmap(self.chain_loss, in_dims=(0, None, None))
             for x, y in self._chunks(w.shape[0]):
                 total = total + fn(w, x, y) * (x.shape[0] / self.n)
             return total
         x, y = self._gather(batch, w.shape[0])
-        return vmap(self._chain_loss)(w, x, y)
+        return vmap(self.chain_loss)(w, x, y)
 
     def loss_and_grad(self, w: Tensor, batch: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """L_B(w) (C,) and ∇_w L_B(w) (C, d) for every chain.
@@ -329,11 +329,11 @@ class NetworkTarget(Target):
         self, w: Tensor, x: Tensor, y: Tensor, in_dims: tuple[int | None, ...]
     ) -> tuple[Tensor, Tensor]:
         if self.grad_method == "vmap":
-            grad, value = vmap(grad_and_value(self._chain_loss), in_dims=in_dims)(w, x, y)
+            grad, value = vmap(grad_and_value(self.chain_loss), in_dims=in_dims)(w, x, y)
             return value, grad
         with torch.enable_grad():
             w_ = w.requires_grad_(True)
-            value = vmap(self._chain_loss, in_dims=in_dims)(w_, x, y)
+            value = vmap(self.chain_loss, in_dims=in_dims)(w_, x, y)
             (grad,) = torch.autograd.grad(value.sum(), w_)
         return value.detach(), grad
 
@@ -363,6 +363,22 @@ class NetworkTarget(Target):
     @property
     def has_data(self) -> bool:
         return True
+
+    @property
+    def kernel_kind(self) -> KernelKind:
+        """``"minibatch"`` with a ``batch_size`` (a compiled step traces :meth:`chain_loss` on
+        the gathered rows), else ``"full-batch"`` (evaluated in row chunks, eagerly)."""
+        return "minibatch" if self.batch_size is not None else "full-batch"
+
+    @property
+    def kernel_owner(self) -> nn.Module:
+        """The module: compiled steps are cached per module."""
+        return self.module
+
+    @property
+    def data(self) -> tuple[Tensor, Tensor]:
+        """``(inputs, targets)``, each (n, ...)."""
+        return self.inputs, self.targets
 
     # ------------------------------------------------------------------ outputs
     def outputs(self, w: Tensor, inputs: Tensor | None = None) -> Tensor:
