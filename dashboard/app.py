@@ -13,9 +13,11 @@ import torch
 
 from dashboard import common as ui
 from dashboard import sidebar
-from lltools.base.devices import server_thread_count
+from lltools.base.devices import thread_count
 
-torch.set_num_threads(server_thread_count())
+# Sessions run in parallel: cap every computation at a share of the cores (lltools' one thread
+# policy; each run then lowers it further for small steps).
+torch.set_num_threads(thread_count(shared=True))
 
 VIEWS = Path(__file__).resolve().parent / "views"
 

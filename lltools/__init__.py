@@ -16,8 +16,9 @@ Quick use::
 
 from lltools.estimation.health import Criteria
 from lltools.estimation.summary import Summary, summarize
-from lltools.sampling.driver import Trace, run, run_chunks
+from lltools.sampling.driver import run, run_chunks
 from lltools.sampling.sgld import SGLDParams, make_params
+from lltools.sampling.trace import Trace
 from lltools.targets.base import FunctionTarget, Target, TargetError
 from lltools.targets.models import load_sample_model
 from lltools.targets.potentials import potential_target

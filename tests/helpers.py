@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from lltools.sampling.driver import Trace
 from lltools.sampling.sgld import SGLDParams
+from lltools.sampling.trace import Trace
 
 
 def synthetic_trace(

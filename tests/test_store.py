@@ -17,7 +17,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lltools.sampling.driver import Trace
+from lltools.sampling.trace import Trace
 from lltools.storage import files as files_mod
 from lltools.storage import index as index_mod
 from lltools.storage.files import MANIFEST, RunStoreError, write_json

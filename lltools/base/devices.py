@@ -1,6 +1,12 @@
-"""Explicit device and dtype resolution (CUDA when present, else CPU; float32 default)."""
+"""Explicit device and dtype resolution (CUDA when present, else CPU; float32 default) and the
+CPU thread policy (:func:`thread_count`)."""
 
 from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -50,18 +56,92 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
-def server_thread_count(cpu_count: int | None = None) -> int:
-    """Intra-op torch threads for a multi-session server (the dashboard).
+#: Environment override of the intra-op thread count (a positive integer).
+THREADS_ENV = "LLTOOLS_THREADS"
+#: Older name of :data:`THREADS_ENV`, still read.
+_LEGACY_THREADS_ENV = "LLTOOLS_TORCH_THREADS"
+#: Work per step (≈ multiply-adds, see :func:`step_work`) that repays one more thread.  Below
+#: it a step is too small to split: on a busy 2-core machine a 75-parameter network at 8
+#: chains × batch 500 (work ≈ 3·10⁵) ran ~10× faster on one thread than on two.
+WORK_PER_THREAD = 2**23
+#: Elementwise operations per parameter in one step (noise hash, update, acceptance): the
+#: work of a potential's step, and what a data target adds to its matrix products.
+ELEMENTWISE_OPS = 64
 
-    Sessions already run in parallel, so each computation gets a share of the cores: one
-    thread on small machines (2 cores), a quarter of the cores on larger ones.  Over-
-    subscribed OpenMP threads made small-network sampling ~25× slower on a loaded 2-core
-    machine.  ``LLTOOLS_TORCH_THREADS`` overrides.
+
+def step_work(num_chains: int, dim: int, rows: int = 0) -> float:
+    """Work of one SGLD step ≈ C · d · (rows + :data:`ELEMENTWISE_OPS`) multiply-adds.
+
+    ``rows`` is the number of data rows one chain's gradient reads (its minibatch size, or
+    n for full-batch gradients; 0 for a potential): a dense network costs about d
+    multiply-adds per row.
     """
-    import os
+    return float(num_chains) * float(dim) * float(rows + ELEMENTWISE_OPS)
 
-    override = os.environ.get("LLTOOLS_TORCH_THREADS")
-    if override and override.isdigit() and int(override) > 0:
-        return int(override)
-    cores = cpu_count or os.cpu_count() or 1
-    return max(1, cores // 4)
+
+def _threads_override() -> int | None:
+    for name in (THREADS_ENV, _LEGACY_THREADS_ENV):
+        value = os.environ.get(name, "").strip()
+        if not value:
+            continue
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+        warnings.warn(f"lltools: ignoring {name}={value!r} (expected a positive integer)",
+                      RuntimeWarning, stacklevel=3)
+    return None
+
+
+def thread_count(
+    work_per_step: float | None = None,
+    *,
+    ceiling: int | None = None,
+    shared: bool = False,
+    cpu_count: int | None = None,
+) -> int:
+    """Intra-op torch threads for CPU sampling: the one thread policy of lltools.
+
+    ``LLTOOLS_THREADS`` (a positive integer) overrides everything.  Otherwise the ceiling is
+    ``ceiling`` if given, else the machine's cores — a quarter of them (at least one) when
+    ``shared`` (the dashboard, whose sessions already run in parallel; over-subscribed OpenMP
+    threads made small-network sampling ~25× slower on a loaded 2-core machine).  Within
+    it, a step gets one thread per :data:`WORK_PER_THREAD` of ``work_per_step``
+    (:func:`step_work`): small steps run on one thread, where thread hand-offs would cost
+    more than they save.  ``work_per_step=None`` returns the ceiling.
+
+    Returns
+    -------
+    int, >= 1
+    """
+    override = _threads_override()
+    if override is not None:
+        return override
+    if ceiling is None:
+        cores = cpu_count or os.cpu_count() or 1
+        ceiling = max(1, cores // 4) if shared else cores
+    ceiling = max(1, int(ceiling))
+    if work_per_step is None:
+        return ceiling
+    return int(min(ceiling, max(1, work_per_step // WORK_PER_THREAD)))
+
+
+@contextmanager
+def threads_for_step(work_per_step: float, device: torch.device | str = "cpu") -> Iterator[int]:
+    """Run a block with :func:`thread_count` intra-op threads for steps of ``work_per_step``.
+
+    The ceiling is torch's thread count on entry (so ``OMP_NUM_THREADS``, a caller's
+    ``torch.set_num_threads`` and the dashboard's cap are never exceeded); the count on entry
+    is restored on exit unless someone else changed it meanwhile.  CUDA devices: no change.
+    Yields the thread count in force.
+    """
+    before = torch.get_num_threads()
+    if torch.device(device).type != "cpu":
+        yield before
+        return
+    threads = thread_count(work_per_step, ceiling=before)
+    if threads != before:
+        torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        if threads != before and torch.get_num_threads() == threads:
+            torch.set_num_threads(before)

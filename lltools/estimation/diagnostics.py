@@ -21,7 +21,7 @@ import torch
 from lltools.estimation.health import DEFAULT_CRITERIA, steps_text
 from lltools.estimation.llc import excess_loss_draws, per_chain_means
 from lltools.estimation.select import host, setting_chains, setting_label, valid_chains
-from lltools.sampling.driver import Trace
+from lltools.sampling.trace import Trace
 
 
 # ---------------------------------------------------------------------------- arrays

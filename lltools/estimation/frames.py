@@ -16,7 +16,7 @@ import pandas as pd
 
 from lltools.estimation.llc import llc_per_chain, llc_running
 from lltools.estimation.select import host
-from lltools.sampling.driver import Trace
+from lltools.sampling.trace import Trace
 
 TRACE_COLUMNS = (
     "chain", "chain_in_setting", "setting", "step", "is_draw", "loss", "llc_running",

@@ -1,4 +1,4 @@
-"""LLC estimators: pure functions of a :class:`~lltools.sampling.driver.Trace` (primer §2).
+"""LLC estimators: pure functions of a :class:`~lltools.sampling.trace.Trace` (primer §2).
 
 All of them work on a host float64 copy of the trace (:meth:`Trace.cpu`) and exclude chains
 that diverged (``diverged_at >= 0``).  The central quantity is the per-draw excess loss
@@ -33,7 +33,7 @@ from torch import Tensor
 
 from lltools.estimation.select import host, setting_chains, settings_of, valid_chains
 from lltools.estimation.stats import ess_bulk, mcse_from, pooled_sd
-from lltools.sampling.driver import Trace
+from lltools.sampling.trace import Trace
 
 
 # ---------------------------------------------------------------------------- per chain

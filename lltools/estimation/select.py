@@ -1,7 +1,7 @@
 """Trace selection helpers: host copies, settings, the chains of a setting, valid chains.
 
 Every estimator and diagnostic works on a host float64 copy of a
-:class:`~lltools.sampling.driver.Trace` and selects chains by hyperparameter setting
+:class:`~lltools.sampling.trace.Trace` and selects chains by hyperparameter setting
 (``trace.setting_index``) and validity (``trace.diverged_at < 0``); these helpers say how.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lltools.sampling.driver import Trace
+from lltools.sampling.trace import Trace
 
 
 def host(trace: Trace) -> Trace:

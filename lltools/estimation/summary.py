@@ -28,7 +28,7 @@ from lltools.estimation.health import DEFAULT_CRITERIA, Criteria, SettingHealth,
 from lltools.estimation.llc import excess_loss_draws, per_chain_means
 from lltools.estimation.select import host, params_label, valid_chains
 from lltools.estimation.stats import ess_bulk, mcse_from, pooled_sd, rhat
-from lltools.sampling.driver import Trace
+from lltools.sampling.trace import Trace
 
 #: The columns of :attr:`Summary.table`, in order.
 SUMMARY_COLUMNS = (

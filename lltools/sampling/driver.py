@@ -1,30 +1,35 @@
-"""The only sampling loop: ``run_chunks`` streams partial traces, ``run`` returns the last.
+"""The only sampling loop: plan a run (sizes, memory, chain batching, threads), step every
+chain, and stream :class:`~lltools.sampling.trace.Trace` objects.
 
-Buffers for the whole run are preallocated on the target's device; each step writes one
-column.  Nothing is copied to the host inside the loop: a partial :class:`Trace` (views of
-the filled columns) is yielded every ``report_every`` steps, and the consumer decides when
-to synchronise (the CLI's progress bar, the app's live plot).
+:func:`plan_run` sizes a run before anything is allocated: the recorded columns, the
+positions kept, the chain batch that fits the device's memory (:mod:`lltools.base.memory`)
+and the CPU threads (:func:`lltools.base.devices.thread_count`).  :func:`run_chunks` then
+preallocates the trace buffers on the target's device and writes one column per recorded
+step.  Nothing is copied to the host inside the loop: a partial trace (views of the filled
+columns) is yielded every ``report_every`` steps, and the consumer decides when to
+synchronise (the CLI's progress bar, the app's live plot).  :func:`run` returns the last.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
 
-from lltools.base import memory, rng
+from lltools.base import devices, memory, rng
 from lltools.sampling import compiled as fused_steps
 from lltools.sampling import sgld
 from lltools.sampling.compiled import StepFn
 from lltools.sampling.sgld import SGLDInfo, SGLDParams, SGLDState
+from lltools.sampling.trace import Trace
 from lltools.targets.base import Target
 
-#: Positions are recorded only for targets with at most this many parameters.
 T = TypeVar("T")
 
+#: Positions are recorded only for targets with at most this many parameters ...
 MAX_POSITION_DIM = 16
 #: ... and at most this many stored values (chains × recorded steps × d).
 MAX_POSITION_VALUES = 4_000_000
@@ -32,103 +37,6 @@ MAX_POSITION_VALUES = 4_000_000
 STAGE_COLUMNS = 16
 #: ... using a staging buffer of at most this many bytes per trace.
 STAGE_BYTES = 32 * 1024**2
-
-
-@dataclass(frozen=True)
-class Trace:
-    """Per-chain, per-step records of one batched run (frozen: results are computed from
-    it by :func:`lltools.estimation.summary.summarize`, never cached on it).
-
-    Attributes
-    ----------
-    loss : Tensor, shape (C, T)
-        Draw losses L_B(w_t) at each recorded step (burn-in included; NaN once diverged).
-    acceptance : Tensor, shape (C, T)
-        MALA acceptance probability of each recorded step's proposal (NaN where not computed).
-    steps : Tensor, shape (T,)
-        The SGLD step index of each recorded column.
-    loss_init : Tensor, shape (C,)
-        L_n(w*) at each chain's centre.
-    diverged_at : Tensor, shape (C,)
-        Step at which each chain diverged, -1 if it never did.
-    params : SGLDParams
-        ε, γ, nβ per chain.
-    chain_index : Tensor, shape (C,)
-        Index of each chain within its hyperparameter setting.
-    setting_index : Tensor, shape (C,)
-        Which hyperparameter setting (sweep row) each chain belongs to.
-    num_burnin : int
-        Steps before the first draw; columns with ``steps >= num_burnin`` are draws.
-    positions : Tensor or None, shape (C, T_pos, d)
-        Positions w_t at ``position_steps`` for low-dimensional targets.
-    complete : bool
-        False for the partial traces yielded while the run is going.
-    """
-
-    loss: Tensor
-    acceptance: Tensor
-    steps: Tensor
-    loss_init: Tensor
-    diverged_at: Tensor
-    params: SGLDParams
-    chain_index: Tensor
-    setting_index: Tensor
-    num_burnin: int
-    num_steps_total: int
-    positions: Tensor | None = None
-    position_steps: Tensor | None = None
-    complete: bool = True
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def num_chains(self) -> int:
-        return int(self.loss.shape[0])
-
-    @property
-    def draw_mask(self) -> Tensor:
-        """Boolean (T,): which recorded columns are draws (after burn-in)."""
-        return self.steps >= self.num_burnin
-
-    @property
-    def first_draw_column(self) -> int:
-        """Index of the first draw column: recorded steps ascend, so the draws are the tail."""
-        return int(self.steps.numel() - int(self.draw_mask.sum()))
-
-    @property
-    def draw_loss(self) -> Tensor:
-        """Loss draws after burn-in, shape (C, T_draws) (a view, no copy)."""
-        return self.loss[:, self.first_draw_column:]
-
-    @property
-    def draw_acceptance(self) -> Tensor:
-        """MALA acceptances of the draws, shape (C, T_draws) (a view)."""
-        return self.acceptance[:, self.first_draw_column:]
-
-    def cpu(self) -> Trace:
-        """A host copy (float64 for the statistics)."""
-
-        def host(x: Tensor | None) -> Tensor | None:
-            if x is None:
-                return None
-            x = x.detach().cpu()
-            return x.double() if x.is_floating_point() else x
-
-        return Trace(
-            loss=host(self.loss),
-            acceptance=host(self.acceptance),
-            steps=host(self.steps),
-            loss_init=host(self.loss_init),
-            diverged_at=host(self.diverged_at),
-            params=SGLDParams(*(host(p) for p in self.params)),
-            chain_index=host(self.chain_index),
-            setting_index=host(self.setting_index),
-            num_burnin=self.num_burnin,
-            num_steps_total=self.num_steps_total,
-            positions=host(self.positions),
-            position_steps=host(self.position_steps),
-            complete=self.complete,
-            meta=dict(self.meta),
-        )
 
 
 def recorded_steps(num_burnin: int, num_draws: int, thinning: int) -> Tensor:
@@ -151,6 +59,116 @@ def validate_run_sizes(num_chains: int, num_draws: int, num_burnin: int, thinnin
         raise ValueError("burn-in cannot be negative")
     if thinning < 1:
         raise ValueError("thinning must be >= 1")
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The sizes of one run, fixed before anything is allocated (:func:`plan_run`).
+
+    Attributes
+    ----------
+    num_chains, num_draws, num_burnin, thinning : int
+        As asked; ``num_steps_total = num_burnin + num_draws·thinning`` steps are taken.
+    steps : Tensor, shape (T,)
+        The step index of each recorded column (:func:`recorded_steps`).
+    position_stride : int
+        Positions are kept every this many recorded columns (0 columns when not recorded).
+    num_positions : int
+        Position columns kept per chain.
+    batch_chains : int
+        Chains one step processes at once (``num_chains`` when everything fits memory).
+    acceptance_every : int
+        The MALA acceptance is computed every this many steps.
+    divergence_threshold : float
+        nβ·(L − L(w*)) above which a chain counts as diverged.
+    work_per_step : float
+        :func:`lltools.base.devices.step_work` of one step (sets the CPU threads).
+    """
+
+    num_chains: int
+    num_draws: int
+    num_burnin: int
+    thinning: int
+    num_steps_total: int
+    steps: Tensor
+    record_positions: bool
+    position_stride: int
+    num_positions: int
+    batch_chains: int
+    acceptance_every: int
+    divergence_threshold: float
+    work_per_step: float
+
+    @property
+    def num_recorded(self) -> int:
+        """Trace columns per chain."""
+        return int(self.steps.numel())
+
+
+def plan_run(
+    target: Target,
+    num_chains: int,
+    *,
+    num_draws: int,
+    num_burnin: int = 0,
+    thinning: int = 1,
+    record_positions: bool | None = None,
+    acceptance_every: int | None = None,
+    divergence_threshold: float | None = None,
+) -> RunPlan:
+    """Size a run of ``num_chains`` chains on ``target`` (see :func:`run_chunks` for the
+    arguments and defaults); announces a split into chain batches.
+
+    Raises
+    ------
+    ValueError
+        For invalid sizes.
+    MemoryBudgetError
+        When not even one chain at a time fits the device's memory.
+    """
+    validate_run_sizes(num_chains, num_draws, num_burnin, thinning)
+    dim, device = target.dim, target.device
+    steps = recorded_steps(num_burnin, num_draws, thinning)
+    num_recorded = int(steps.numel())
+    if record_positions is None:
+        record_positions = dim <= MAX_POSITION_DIM
+    position_stride = 1
+    if record_positions:
+        position_stride = max(1, -(-num_chains * num_recorded * dim // MAX_POSITION_VALUES))
+    num_positions = -(-num_recorded // position_stride) if record_positions else 0
+    itemsize = torch.empty((), dtype=target.dtype).element_size()
+    batch_chains = memory.chain_batch_size(
+        num_chains,
+        dim,
+        num_recorded,
+        itemsize=itemsize,
+        device=device,
+        position_values=num_chains * num_positions * dim,
+        extra_per_chain=int(target.bytes_per_chain),
+    )
+    if batch_chains < num_chains:
+        memory.announce(
+            f"{num_chains:,} chains × {dim:,} parameters do not fit {device} memory in one step; "
+            f"stepping them in {-(-num_chains // batch_chains)} batches of at most {batch_chains:,} "
+            "chains (the same chains, just slower)"
+        )
+    rows = (target.batch_size or target.n or 0) if target.has_data else 0
+    return RunPlan(
+        num_chains=num_chains,
+        num_draws=num_draws,
+        num_burnin=num_burnin,
+        thinning=thinning,
+        num_steps_total=num_burnin + num_draws * thinning,
+        steps=steps,
+        record_positions=bool(record_positions),
+        position_stride=position_stride,
+        num_positions=num_positions,
+        batch_chains=batch_chains,
+        acceptance_every=acceptance_every if acceptance_every is not None else (10 if target.has_data else 1),
+        divergence_threshold=(divergence_threshold if divergence_threshold is not None
+                              else max(1e4, 100.0 * dim)),
+        work_per_step=devices.step_work(min(batch_chains, num_chains), dim, rows),
+    )
 
 
 def run_chunks(
@@ -207,40 +225,36 @@ def run_chunks(
         Views of the columns filled so far (``complete=False``), then the full trace.
     """
     num_chains = params.num_chains
-    validate_run_sizes(num_chains, num_draws, num_burnin, thinning)
-    device, dtype = target.device, target.dtype
-    dim = target.dim
-    steps = recorded_steps(num_burnin, num_draws, thinning)
-    num_recorded = int(steps.numel())
-    total_steps = num_burnin + num_draws * thinning
+    plan = plan_run(target, num_chains, num_draws=num_draws, num_burnin=num_burnin, thinning=thinning,
+                    record_positions=record_positions, acceptance_every=acceptance_every,
+                    divergence_threshold=divergence_threshold)
+    with devices.threads_for_step(plan.work_per_step, target.device):
+        yield from _run_planned(target, params, plan, seed=seed, chain_index=chain_index,
+                                setting_index=setting_index, centre=centre, report_every=report_every,
+                                fused=fused)
 
-    if record_positions is None:
-        record_positions = dim <= MAX_POSITION_DIM
-    position_stride = 1
-    if record_positions:
-        position_stride = max(1, -(-num_chains * num_recorded * dim // MAX_POSITION_VALUES))
-    num_positions = -(-num_recorded // position_stride) if record_positions else 0
+
+def _run_planned(
+    target: Target,
+    params: SGLDParams,
+    plan: RunPlan,
+    *,
+    seed: int,
+    chain_index: Tensor | None,
+    setting_index: Tensor | None,
+    centre: Tensor | None,
+    report_every: int | None,
+    fused: bool | None,
+) -> Iterator[Trace]:
+    """The loop of :func:`run_chunks` for a :class:`RunPlan`."""
+    num_chains = plan.num_chains
+    device, dtype, dim = target.device, target.dtype, target.dim
+    steps, num_recorded, total_steps = plan.steps, plan.num_recorded, plan.num_steps_total
+    num_burnin, thinning = plan.num_burnin, plan.thinning
+    acceptance_every, divergence_threshold = plan.acceptance_every, plan.divergence_threshold
+    batch_chains, position_stride, num_positions = plan.batch_chains, plan.position_stride, plan.num_positions
+    record_positions = plan.record_positions
     itemsize = torch.empty((), dtype=dtype).element_size()
-    batch_chains = memory.chain_batch_size(
-        num_chains,
-        dim,
-        num_recorded,
-        itemsize=itemsize,
-        device=device,
-        position_values=num_chains * num_positions * dim,
-        extra_per_chain=int(getattr(target, "bytes_per_chain", 0)),
-    )
-    if batch_chains < num_chains:
-        memory.announce(
-            f"{num_chains:,} chains × {dim:,} parameters do not fit {device} memory in one step; "
-            f"stepping them in {-(-num_chains // batch_chains)} batches of at most {batch_chains:,} "
-            "chains (the same chains, just slower)"
-        )
-
-    if acceptance_every is None:
-        acceptance_every = 10 if target.has_data else 1
-    if divergence_threshold is None:
-        divergence_threshold = max(1e4, 100.0 * dim)
     if chain_index is None:
         chain_index = torch.arange(num_chains)
     if setting_index is None:
@@ -386,5 +400,6 @@ def last_item(items: Iterable[T]) -> T:
 
 
 def run(target: Target, params: SGLDParams, **kwargs) -> Trace:
-    """Run to the end and return the complete :class:`Trace` (see :func:`run_chunks`)."""
+    """Run to the end and return the complete :class:`~lltools.sampling.trace.Trace` (see
+    :func:`run_chunks`)."""
     return last_item(run_chunks(target, params, **kwargs))

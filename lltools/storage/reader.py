@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import torch
 
 from lltools.base.untrusted import UntrustedInputError, one_line
-from lltools.sampling.driver import Trace
 from lltools.sampling.sgld import SGLDParams
+from lltools.sampling.trace import Trace
 from lltools.storage.files import (
     CHUNK_PATTERN,
     REMOTE_STALE_S,
@@ -99,7 +99,7 @@ class StoredRun:
         return int(self.manifest.get("progress", {}).get("steps_done", 0))
 
     def to_trace(self) -> Trace:
-        """The flushed part of the run as a host :class:`~lltools.sampling.driver.Trace` (float64)."""
+        """The flushed part of the run as a host :class:`~lltools.sampling.trace.Trace` (float64)."""
         if self.damage:
             raise RunStoreError(f"run {self.id} is damaged: {self.damage[0]}")
         if self.chains.empty:

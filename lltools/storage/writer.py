@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from lltools.sampling.driver import Trace
+from lltools.sampling.trace import Trace
 from lltools.storage.files import (
     CHAINS_FILE,
     MANIFEST,

@@ -42,8 +42,9 @@ from torch import Tensor
 
 from lltools.base import memory
 from lltools.base.devices import resolve_device
-from lltools.sampling.driver import MAX_POSITION_DIM, MAX_POSITION_VALUES, Trace, recorded_steps, run
+from lltools.sampling.driver import MAX_POSITION_DIM, MAX_POSITION_VALUES, recorded_steps, run
 from lltools.sampling.sgld import SGLDParams
+from lltools.sampling.trace import Trace
 from lltools.targets.base import Target
 from lltools.targets.models import list_checkpoints
 from lltools.targets.specs import TargetSpec

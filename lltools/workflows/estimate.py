@@ -21,8 +21,9 @@ from lltools.base import memory
 from lltools.base.devices import resolve_device, resolve_dtype
 from lltools.estimation import frames
 from lltools.estimation.summary import Summary, plain, summarize
-from lltools.sampling.driver import Trace, last_item, run_chunks
+from lltools.sampling.driver import last_item, run_chunks
 from lltools.sampling.sgld import make_params
+from lltools.sampling.trace import Trace
 from lltools.targets.base import Target
 from lltools.theory.quadrature import TemperedExpectation
 from lltools.theory.record import TheoryRecord, finite_nbeta_target, theory_for

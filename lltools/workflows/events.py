@@ -1,7 +1,7 @@
 """ONE stream event: what ``estimate_stream``, ``sweep_stream`` and ``trajectory_stream`` yield.
 
 Every stream yields :class:`RunEvent` objects: progress (steps done of the total), the
-partial :class:`~lltools.sampling.driver.Trace` so far, what the run resolved (its sampler
+partial :class:`~lltools.sampling.trace.Trace` so far, what the run resolved (its sampler
 settings and the placed target), and — on the last event only — the finished result
 (:class:`~lltools.workflows.estimate.EstimateResult`, :class:`~lltools.workflows.sweep.SweepResult`
 or a trajectory table).  Consumers (the run store's recording, the CLI's progress bar, the
@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from lltools.sampling.driver import Trace
+from lltools.sampling.trace import Trace
 from lltools.targets.base import Target
 
 #: The kinds of run a stream can be.

@@ -17,8 +17,9 @@ import pandas as pd
 import torch
 
 from lltools.estimation.summary import Summary, summarize
-from lltools.sampling.driver import Trace, last_item, run_chunks
+from lltools.sampling.driver import last_item, run_chunks
 from lltools.sampling.sgld import SGLDParams, make_params
+from lltools.sampling.trace import Trace
 from lltools.targets.base import Target
 from lltools.workflows.estimate import _validate_counts, check_memory, prepare_target
 from lltools.workflows.events import RunEvent

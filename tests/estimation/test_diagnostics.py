@@ -16,7 +16,7 @@ from lltools.estimation import diagnostics as D
 from lltools.estimation import stats as S
 from lltools.estimation import summary
 from lltools.estimation.health import DEFAULT_CRITERIA
-from lltools.sampling.driver import Trace
+from lltools.sampling.trace import Trace
 
 
 def synthetic_trace(loss, **kwargs) -> Trace:

@@ -13,7 +13,7 @@ import torch
 from lltools import FunctionTarget, make_params, run
 from lltools.estimation.frames import CHAIN_COLUMNS, TRACE_COLUMNS, chain_frame, positions_frame, trace_frame
 from lltools.estimation.llc import llc_per_chain, llc_running
-from lltools.sampling.driver import Trace
+from lltools.sampling.trace import Trace
 
 
 def synthetic_trace(num_chains=3, num_cols=6, num_burnin=2, dim=2) -> Trace:
