@@ -165,25 +165,26 @@ def test_default_compiles_only_runs_big_enough_to_repay_it(monkeypatch: pytest.M
     threshold_steps = int(fused.AUTO_MIN_SECONDS_SAVED / per_step) + 1
     assert fused.estimated_seconds_saved(pot, 65_536, threshold_steps) >= fused.AUTO_MIN_SECONDS_SAVED
     assert fused.estimated_seconds_saved(pot, 65_536, threshold_steps - 2) < fused.AUTO_MIN_SECONDS_SAVED
-    assert isinstance(fused.select_step(pot, num_chains=65_536, total_steps=threshold_steps),
+    assert isinstance(fused.select_step(pot, num_chains=65_536, num_steps_total=threshold_steps),
                       fused.FusedPotentialStep)
-    assert fused.select_step(pot, num_chains=65_536, total_steps=threshold_steps - 2) is sgld.step
-    assert fused.select_step(pot, num_chains=4, total_steps=1200) is sgld.step  # the app's toy run
+    assert fused.select_step(pot, num_chains=65_536, num_steps_total=threshold_steps - 2) is sgld.step
+    assert fused.select_step(pot, num_chains=4, num_steps_total=1200) is sgld.step  # the app's toy run
     assert fused.select_step(pot) is sgld.step  # size unknown: eager
     net = NetworkTarget(torch.nn.Linear(100, 100), torch.randn(16, 100), torch.randn(16, 100), batch_size=4)
-    assert isinstance(fused.select_step(net, num_chains=64, total_steps=50_000), fused.FusedNetworkStep)
+    assert isinstance(fused.select_step(net, num_chains=64, num_steps_total=50_000), fused.FusedNetworkStep)
     full_batch = NetworkTarget(torch.nn.Linear(100, 100), torch.randn(16, 100), torch.randn(16, 100))
-    assert isinstance(fused.select_step(full_batch, num_chains=64, total_steps=50_000), fused.FusedDataStep)
+    assert isinstance(fused.select_step(full_batch, num_chains=64, num_steps_total=50_000),
+                      fused.FusedDataStep)
 
     class CustomData(type(pot)):  # a data target that is not a network: never by default
         has_data = True
 
     assert not fused.should_fuse(CustomData.__new__(CustomData), 10**6, 10**6)
     monkeypatch.setenv(fused.FUSED_ENV, "0")
-    assert fused.select_step(pot, num_chains=65_536, total_steps=10**5) is sgld.step
+    assert fused.select_step(pot, num_chains=65_536, num_steps_total=10**5) is sgld.step
     monkeypatch.delenv(fused.FUSED_ENV)
     monkeypatch.setattr(fused, "compile_available", lambda: False)
-    assert fused.select_step(pot, num_chains=65_536, total_steps=10**5) is sgld.step
+    assert fused.select_step(pot, num_chains=65_536, num_steps_total=10**5) is sgld.step
 
 
 def test_trace_says_which_step_ran(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -551,24 +551,24 @@ EAGER_SECONDS_PER_STEP = 5e-4
 EAGER_SECONDS_PER_VALUE = 5e-8
 
 
-def estimated_eager_seconds(target: Target, num_chains: int, total_steps: int) -> float:
+def estimated_eager_seconds(target: Target, num_chains: int, num_steps_total: int) -> float:
     """Rough eager wall time of a run: steps · (fixed cost + C · d · cost per value / threads),
     threads counting only for data targets on the CPU."""
     threads = max(1, torch.get_num_threads()) if target.device.type == "cpu" and target.has_data else 1
     per_step = EAGER_SECONDS_PER_STEP + num_chains * target.dim * EAGER_SECONDS_PER_VALUE / threads
-    return total_steps * per_step
+    return num_steps_total * per_step
 
 
-def estimated_seconds_saved(target: Target, num_chains: int, total_steps: int) -> float:
+def estimated_seconds_saved(target: Target, num_chains: int, num_steps_total: int) -> float:
     """Eager time × (1 − 1/expected speed-up): what compiling the step should save (0 for
     targets without a measured speed-up)."""
     speedup = EXPECTED_SPEEDUP.get(target.kernel_kind)
     if speedup is None:
         return 0.0
-    return estimated_eager_seconds(target, num_chains, total_steps) * (1.0 - 1.0 / speedup)
+    return estimated_eager_seconds(target, num_chains, num_steps_total) * (1.0 - 1.0 / speedup)
 
 
-def should_fuse(target: Target, num_chains: int, total_steps: int) -> bool:
+def should_fuse(target: Target, num_chains: int, num_steps_total: int) -> bool:
     """The default choice: compile when it pays and is possible.
 
     True when the expected saving (:func:`estimated_seconds_saved`: the eager-time model of
@@ -577,7 +577,7 @@ def should_fuse(target: Target, num_chains: int, total_steps: int) -> bool:
     and a C++ compiler are available.  Potentials and network targets only; custom data
     targets stay eager unless asked (``fused=True``).
     """
-    if estimated_seconds_saved(target, num_chains, total_steps) < AUTO_MIN_SECONDS_SAVED:
+    if estimated_seconds_saved(target, num_chains, num_steps_total) < AUTO_MIN_SECONDS_SAVED:
         return False
     return compile_available()
 
@@ -587,12 +587,12 @@ def select_step(
     fused: bool | None = None,
     *,
     num_chains: int | None = None,
-    total_steps: int | None = None,
+    num_steps_total: int | None = None,
 ) -> StepFn:
     """The step function the run loop should use.
 
     ``fused=None`` reads ``LLTOOLS_FUSED``; when that is unset too, :func:`should_fuse`
-    decides from the run's size (``num_chains``, ``total_steps``; eager when they are not
+    decides from the run's size (``num_chains``, ``num_steps_total``; eager when they are not
     given).  When on: :class:`FusedPotentialStep` for potentials, :class:`FusedNetworkStep`
     for minibatch networks, :class:`FusedDataStep` for other data targets; when off,
     :func:`lltools.sampling.sgld.step`.
@@ -600,8 +600,8 @@ def select_step(
     if fused is None:
         fused = _env_flag(FUSED_ENV)
     if fused is None:
-        fused = (num_chains is not None and total_steps is not None
-                 and should_fuse(target, num_chains, total_steps))
+        fused = (num_chains is not None and num_steps_total is not None
+                 and should_fuse(target, num_chains, num_steps_total))
     if fused:
         return fused_step_for(target)
     return sgld.step

@@ -249,7 +249,7 @@ def _run_planned(
     """The loop of :func:`run_chunks` for a :class:`RunPlan`."""
     num_chains = plan.num_chains
     device, dtype, dim = target.device, target.dtype, target.dim
-    steps, num_recorded, total_steps = plan.steps, plan.num_recorded, plan.num_steps_total
+    steps, num_recorded, num_steps_total = plan.steps, plan.num_recorded, plan.num_steps_total
     num_burnin, thinning = plan.num_burnin, plan.thinning
     acceptance_every, divergence_threshold = plan.acceptance_every, plan.divergence_threshold
     batch_chains, position_stride, num_positions = plan.batch_chains, plan.position_stride, plan.num_positions
@@ -263,7 +263,7 @@ def _run_planned(
     setting_index = setting_index.to(device=device, dtype=torch.int64)
 
     fused_steps.tune_host_allocator(device)
-    step_fn = fused_steps.select_step(target, fused, num_chains=num_chains, total_steps=total_steps)
+    step_fn = fused_steps.select_step(target, fused, num_chains=num_chains, num_steps_total=num_steps_total)
     if batch_chains < num_chains:
         step_fn = ChainBatchedStep(step_fn, batch_chains)
     params = SGLDParams(*(p.to(device=device, dtype=dtype) for p in params))
@@ -292,7 +292,7 @@ def _run_planned(
             chain_index=chain_index,
             setting_index=setting_index,
             num_burnin=num_burnin,
-            num_steps_total=total_steps,
+            num_steps_total=num_steps_total,
             positions=None if pos_buf is None else pos_buf[:, :npos],
             position_steps=None if pos_steps is None else pos_steps[:npos],
             complete=complete,
@@ -321,7 +321,7 @@ def _run_planned(
     recorded = steps.tolist()
     next_col = 0
     with torch.no_grad():
-        for t in range(total_steps):
+        for t in range(num_steps_total):
             compute_acc = (t % acceptance_every) == 0
             position_now = state.w
             state, info = step_fn(
@@ -340,14 +340,14 @@ def _run_planned(
                 if pos_buf is not None and next_col % position_stride == 0:
                     pos_buf[:, next_col // position_stride] = position_now
                 next_col += 1
-            if report_every and (t + 1) % report_every == 0 and t + 1 < total_steps:
+            if report_every and (t + 1) % report_every == 0 and t + 1 < num_steps_total:
                 flush()
                 snap = snapshot(next_col, complete=False)
                 snap.meta["steps_done"] = t + 1
                 yield snap
         flush()
     final = snapshot(next_col, complete=True)
-    final.meta["steps_done"] = total_steps
+    final.meta["steps_done"] = num_steps_total
     yield final
 
 
