@@ -14,7 +14,7 @@ the eager step calls too) and the potential's own loss (``Target.traceable_loss`
 differentiated with ``torch.func.grad_and_value`` — and lets ``torch.compile`` (inductor: C++/OpenMP on CPU,
 Triton on CUDA) fuse it into a few loops.  It is a drop-in replacement for
 :func:`lltools.sampling.sgld.step` (same signature, same state and info), numerically the same chains
-up to floating-point rounding of the fused arithmetic (``tests/test_fused.py`` checks
+up to floating-point rounding of the fused arithmetic (``tests/sampling/test_compiled.py`` checks
 ``allclose`` over whole runs, divergence included).
 
 For minibatch targets (``Target.kernel_kind == "minibatch"``, e.g. a network with a

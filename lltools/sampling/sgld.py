@@ -6,7 +6,11 @@ a whole grid of settings is just more chains in one batched computation.  The up
     w ← w − (ε/2)·[ nβ·∇L_B(w) + γ·(w − w*) ] + N(0, ε·I)
 
 i.e. a Langevin step on the localised tempered potential
-U(w) = nβ·L(w) + (γ/2)‖w − w*‖² with step size ε.
+U(w) = nβ·L(w) + (γ/2)‖w − w*‖² with step size ε.  The maths — U, ∇U, the update, the MALA
+acceptance, the divergence mask — is :mod:`lltools.sampling.kernel`, shared with the
+compiled steps of :mod:`lltools.sampling.compiled`; this module holds the state types and
+the eager step, which evaluates the target through its :class:`~lltools.targets.base.Target`
+contract.
 
 Alongside each step the kernel reports the MALA acceptance probability of the proposal
 (primer §3) — SGLD never rejects; the number is a step-size health signal.  It is computed

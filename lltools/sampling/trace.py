@@ -1,5 +1,5 @@
-"""The record of one batched run: :class:`Trace`, per-chain, per-step arrays (frozen once
-complete; partial traces are views into the run's buffers).
+"""The record of one batched run: :class:`Trace`, per-chain, per-step arrays (partial traces
+are views into the running buffers; the complete one is the run's result).
 
 Written by :mod:`lltools.sampling.driver`, read by :mod:`lltools.estimation` and stored by
 :mod:`lltools.storage`.

@@ -32,7 +32,7 @@ from lltools.targets.potentials import potential_target
 from lltools.workflows.estimate import MAX_CHAINS, MAX_STEPS, estimate
 from lltools.workflows.sweep import sweep
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY_MODEL = ROOT / "sample_models" / "deep_linear" / "rrr_6_4_5_r2"
 #: A refused call may grow the process's peak RSS by at most this much.
 MAX_GROWTH = 32 * 2**20

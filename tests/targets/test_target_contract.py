@@ -24,7 +24,7 @@ from lltools.targets.base import KERNEL_KINDS, FunctionTarget, Target
 from lltools.targets.networks import NetworkTarget
 from lltools.targets.potentials import potential_target
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Regression(Target):
