@@ -1,1 +1,2 @@
-"""base."""
+"""Low-level helpers with no project imports: counter-based random numbers (``rng``), devices,
+dtypes and the CPU thread policy (``devices``), memory budgets (``memory``)."""

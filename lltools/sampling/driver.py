@@ -27,6 +27,19 @@ from lltools.sampling.sgld import SGLDInfo, SGLDParams, SGLDState
 from lltools.sampling.trace import Trace
 from lltools.targets.base import Target
 
+__all__ = [
+    "MAX_POSITION_DIM",
+    "MAX_POSITION_VALUES",
+    "ChainBatchedStep",
+    "RunPlan",
+    "last_item",
+    "plan_run",
+    "recorded_steps",
+    "run",
+    "run_chunks",
+    "validate_run_sizes",
+]
+
 T = TypeVar("T")
 
 #: Positions are recorded only for targets with at most this many parameters ...
@@ -51,6 +64,7 @@ def recorded_steps(num_burnin: int, num_draws: int, thinning: int) -> Tensor:
 
 
 def validate_run_sizes(num_chains: int, num_draws: int, num_burnin: int, thinning: int) -> None:
+    """Raise ``ValueError`` (one line) for sizes no run can have."""
     if num_chains < 1:
         raise ValueError("need at least 1 chain")
     if num_draws < 2:
