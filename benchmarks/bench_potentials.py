@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from common import base_parser, devices, print_header, print_table, setup_threads, timed, write_csv
 
+from lltools.base import memory
 from lltools.base.memory import MemoryBudgetError
 from lltools.sampling import compiled as fused_steps
 from lltools.sampling.driver import run
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_threads(args.threads)
     info = print_header("bench_potentials: SGLD chain-steps/s on 2-D potentials",
                         {"compiler_available": fused_steps.compile_available(),
-                         "allocator_tuned": fused_steps.tune_host_allocator("cpu")})
+                         "allocator_tuned": memory.tune_host_allocator("cpu")})
     chain_counts = args.chains or (QUICK_CHAINS if args.quick else FULL_CHAINS)
     budget = 2e6 if args.quick else 3e7
     rows = []

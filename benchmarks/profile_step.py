@@ -12,7 +12,7 @@ Measures process CPU time per call (robust on a shared machine) of the pieces of
 - the whole loop (:func:`lltools.sampling.driver.run`, 200 steps), eager and compiled.
 
 Each configuration runs in a child process twice: with the glibc allocator tweak of
-:func:`lltools.sampling.compiled.tune_host_allocator` and without it (``LLTOOLS_MALLOPT=0``) — the
+:func:`lltools.base.memory.tune_host_allocator` and without it (``LLTOOLS_MALLOPT=0``) — the
 tweak is process-wide, so the comparison needs separate processes.
 
 Run:  python benchmarks/profile_step.py [--quick] [--threads N] [--chains C]
@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from common import base_parser, print_header, print_table, write_csv
 
-from lltools.base import rng
+from lltools.base import memory, rng
 from lltools.sampling import compiled as fused
 from lltools.sampling import sgld
 from lltools.sampling.driver import run
@@ -72,7 +72,7 @@ def cpu_ms(fn: Callable[[], Any], repeats: int) -> float:
 
 
 def child(chains: int, quick: bool) -> list[dict[str, Any]]:
-    tuned = fused.tune_host_allocator("cpu")
+    tuned = memory.tune_host_allocator("cpu")
     target = potential_target("x**2 + y**2")
     params = make_params(1e-3, 1.0, 100.0, chains)
     keys = rng.chain_keys(0, torch.arange(chains))

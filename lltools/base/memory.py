@@ -6,13 +6,17 @@ of available host RAM.  When all chains do not fit at once, :func:`chain_batch_s
 the largest chain batch whose temporaries fit next to the resident traces and state, and the
 run loop steps the chains batch by batch (announced with :func:`announce`).  When not even
 that fits, :class:`MemoryBudgetError` says the estimate, the limit, and what to change.
+:func:`tune_host_allocator` keeps glibc from mapping a fresh page for every CPU temporary.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
 import sys
+import threading
 from typing import Any
 
 import torch
@@ -186,3 +190,59 @@ def sampling_bytes(
     traces = 2 * num_chains * num_recorded * itemsize
     working = WORKING_VECTORS * num_chains * dim * itemsize
     return traces + working + position_values * itemsize + num_chains * extra_per_chain
+
+
+# ---------------------------------------------------------------------------- host allocator
+# Out-of-place ops on ~0.5–1 MB CPU tensors (65 536 chains × 2 floats) sit right at glibc's
+# mmap threshold, so every temporary is a fresh ``mmap`` and its first touch page-faults.
+# :func:`tune_host_allocator` raises ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD`` to 1 GiB once
+# per process (Linux/glibc only; a no-op elsewhere), so temporaries are recycled from the heap.
+# The cost: up to 1 GiB of freed heap may stay mapped to the process instead of being handed
+# back to the OS immediately.  Disable with ``LLTOOLS_MALLOPT=0``.
+
+#: Environment switch for the allocator tweak ("0"/"false"/"off" disables it).
+MALLOPT_ENV = "LLTOOLS_MALLOPT"
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_ALLOCATOR_BYTES = 1 << 30
+
+_allocator_lock = threading.Lock()
+_allocator_tuned: bool | None = None  # None: not tried yet
+
+
+def _mallopt_enabled() -> bool:
+    value = os.environ.get(MALLOPT_ENV, "").strip().lower()
+    return value == "" or value in ("1", "true", "yes", "on")
+
+
+def tune_host_allocator(device: torch.device | str = "cpu") -> bool:
+    """Raise glibc's mmap and trim thresholds to 1 GiB, once per process (CPU runs only).
+
+    Returns True when the thresholds are (now or already) set; False on CUDA devices,
+    non-Linux systems, non-glibc C libraries, when ``LLTOOLS_MALLOPT=0``, or if ``mallopt``
+    refuses.  Never raises.
+    """
+    global _allocator_tuned
+    if torch.device(device).type != "cpu":
+        return False
+    if _allocator_tuned is not None:
+        return _allocator_tuned
+    with _allocator_lock:
+        if _allocator_tuned is not None:
+            return _allocator_tuned
+        ok = False
+        if _mallopt_enabled() and sys.platform.startswith("linux"):
+            try:
+                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+                mallopt = getattr(libc, "mallopt", None)
+                if mallopt is not None:
+                    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+                    mallopt.restype = ctypes.c_int
+                    ok = bool(mallopt(_M_MMAP_THRESHOLD, _ALLOCATOR_BYTES)) and bool(
+                        mallopt(_M_TRIM_THRESHOLD, _ALLOCATOR_BYTES)
+                    )
+            except (OSError, AttributeError, TypeError):  # pragma: no cover - exotic libc
+                ok = False
+        _allocator_tuned = ok
+        return ok

@@ -1,5 +1,4 @@
-"""Optional fast paths for the sampling loop: a compiled SGLD step for potentials, and a
-host-allocator tweak for large CPU batches.
+"""Optional fast paths for the sampling loop: compiled SGLD steps, and when to use them.
 
 Fused potential step
 --------------------
@@ -44,26 +43,15 @@ On CUDA the default inductor mode is used (no CUDA graphs): the run loop keeps t
 step's position (``position_now``) alive across the next call, which CUDA-graph output
 buffers would overwrite.
 
-Host allocator
---------------
-Out-of-place ops on ~0.5–1 MB CPU tensors (65 536 chains × 2 floats) sit right at glibc's
-mmap threshold, so every temporary is a fresh ``mmap`` and its first touch page-faults.
-:func:`tune_host_allocator` raises ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD`` to 1 GiB once
-per process (Linux/glibc only; a no-op elsewhere), so temporaries are recycled from the heap.
-The cost: up to 1 GiB of freed heap may stay mapped to the process instead of being handed
-back to the OS immediately.  Disable with ``LLTOOLS_MALLOPT=0``.
+The host-allocator tweak for large CPU batches is :func:`lltools.base.memory.tune_host_allocator`.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import itertools
 import logging
 import os
 import shutil
-import sys
-import threading
 import time
 import types
 import warnings
@@ -83,55 +71,11 @@ logger = logging.getLogger("lltools")
 
 #: Environment switch for the fused step ("1"/"true"/"on" enables it by default).
 FUSED_ENV = "LLTOOLS_FUSED"
-#: Environment switch for the allocator tweak ("0"/"false"/"off" disables it).
-MALLOPT_ENV = "LLTOOLS_MALLOPT"
-
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-_ALLOCATOR_BYTES = 1 << 30
-
-_allocator_lock = threading.Lock()
-_allocator_tuned: bool | None = None  # None: not tried yet
-
-
 def _env_flag(name: str) -> bool | None:
     value = os.environ.get(name)
     if value is None or value.strip() == "":
         return None
     return value.strip().lower() in ("1", "true", "yes", "on")
-
-
-# ---------------------------------------------------------------------------- allocator
-def tune_host_allocator(device: torch.device | str = "cpu") -> bool:
-    """Raise glibc's mmap and trim thresholds to 1 GiB, once per process (CPU runs only).
-
-    Returns True when the thresholds are (now or already) set; False on CUDA devices,
-    non-Linux systems, non-glibc C libraries, when ``LLTOOLS_MALLOPT=0``, or if ``mallopt``
-    refuses.  Never raises.
-    """
-    global _allocator_tuned
-    if torch.device(device).type != "cpu":
-        return False
-    if _allocator_tuned is not None:
-        return _allocator_tuned
-    with _allocator_lock:
-        if _allocator_tuned is not None:
-            return _allocator_tuned
-        ok = False
-        if _env_flag(MALLOPT_ENV) is not False and sys.platform.startswith("linux"):
-            try:
-                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-                mallopt = getattr(libc, "mallopt", None)
-                if mallopt is not None:
-                    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-                    mallopt.restype = ctypes.c_int
-                    ok = bool(mallopt(_M_MMAP_THRESHOLD, _ALLOCATOR_BYTES)) and bool(
-                        mallopt(_M_TRIM_THRESHOLD, _ALLOCATOR_BYTES)
-                    )
-            except (OSError, AttributeError, TypeError):  # pragma: no cover - exotic libc
-                ok = False
-        _allocator_tuned = ok
-        return ok
 
 
 # ---------------------------------------------------------------------------- fused step

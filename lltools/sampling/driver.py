@@ -276,7 +276,7 @@ def _run_planned(
     chain_index = chain_index.to(device=device, dtype=torch.int64)
     setting_index = setting_index.to(device=device, dtype=torch.int64)
 
-    fused_steps.tune_host_allocator(device)
+    memory.tune_host_allocator(device)
     step_fn = fused_steps.select_step(target, fused, num_chains=num_chains, num_steps_total=num_steps_total)
     if batch_chains < num_chains:
         step_fn = ChainBatchedStep(step_fn, batch_chains)

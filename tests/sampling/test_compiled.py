@@ -9,7 +9,7 @@ import warnings
 import pytest
 import torch
 
-from lltools.base import rng
+from lltools.base import memory, rng
 from lltools.sampling import compiled as fused
 from lltools.sampling import sgld
 from lltools.sampling.driver import run
@@ -206,10 +206,10 @@ def test_fused_step_is_cached_per_potential() -> None:
 
 
 def test_tune_host_allocator_is_safe_and_idempotent() -> None:
-    first = fused.tune_host_allocator("cpu")
+    first = memory.tune_host_allocator("cpu")
     assert isinstance(first, bool)
-    assert fused.tune_host_allocator("cpu") is first
-    assert fused.tune_host_allocator(torch.device("cuda", 0)) is False
+    assert memory.tune_host_allocator("cpu") is first
+    assert memory.tune_host_allocator(torch.device("cuda", 0)) is False
     # Allocation still works (and gives correct numbers) afterwards.
     x = torch.arange(300_000, dtype=torch.float64)
     assert float((x + 1).sum()) == pytest.approx(300_000 * 300_001 / 2)
