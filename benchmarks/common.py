@@ -129,8 +129,11 @@ def base_parser(description: str, default_out: str) -> argparse.ArgumentParser:
 
 
 def setup_threads(threads: int | None) -> None:
+    """``--threads N``: torch's intra-op threads, and lltools' thread policy fixed to N
+    (``LLTOOLS_THREADS``); without it lltools picks threads from the work per step."""
     if threads is not None:
         torch.set_num_threads(max(1, threads))
+        os.environ["LLTOOLS_THREADS"] = str(max(1, threads))
 
 
 def devices(include_cuda: bool = True) -> list[str]:
