@@ -1,0 +1,1 @@
+"""Tests of lltools.base (mirrors the package)."""

@@ -1,0 +1,1 @@
+"""Tests of lltools.sampling (mirrors the package)."""
