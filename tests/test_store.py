@@ -297,7 +297,7 @@ def test_export_formats(tmp_path: Path) -> None:
     pq_path = runs.export(recorder.run_id, tmp_path / "run.parquet")
     table = pq.read_table(pq_path)
     pd.testing.assert_frame_equal(table.to_pandas(), run.traces)
-    assert json.loads(table.schema.metadata[b"lltools.sampling.driver"])["id"] == recorder.run_id
+    assert json.loads(table.schema.metadata[b"lltools.run"])["id"] == recorder.run_id
 
     csv = pd.read_csv(runs.export(recorder.run_id, tmp_path / "run.csv"))
     np.testing.assert_allclose(csv["loss"].to_numpy(), run.traces["loss"].to_numpy(), rtol=1e-15)

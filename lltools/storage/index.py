@@ -258,7 +258,7 @@ class RunStore:
             atomic_write(out, lambda fh: fh.write(text.encode()))
         else:
             table = pa.Table.from_pandas(run.traces, preserve_index=False)
-            meta = {b"lltools.sampling.driver": json.dumps(jsonable(run.manifest), allow_nan=False).encode()}
+            meta = {b"lltools.run": json.dumps(jsonable(run.manifest), allow_nan=False).encode()}
             write_parquet(out, table.replace_schema_metadata({**(table.schema.metadata or {}), **meta}))
         return out
 
