@@ -290,15 +290,8 @@ def estimate_stream(
         report_every=report_every,
         **run_kwargs,
     ):
-        yield RunEvent(
-            kind="estimate",
-            steps_done=int(trace.meta.get("steps_done", 0)),
-            steps_total=int(trace.num_steps_total),
-            trace=trace,
-            settings=settings,
-            target=placed,
-            result=estimate_result(trace, placed, settings) if trace.complete else None,
-        )
+        result = estimate_result(trace, placed, settings) if trace.complete else None
+        yield RunEvent.of_trace("estimate", trace, settings, placed, result)
 
 
 def expected_llc(target: Target, nbeta: float, gamma: float) -> TemperedExpectation | None:

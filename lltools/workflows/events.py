@@ -53,6 +53,15 @@ class RunEvent:
     target: Target | None
     result: Any = None
 
+    @classmethod
+    def of_trace(
+        cls, kind: EventKind, trace: Trace, settings: Any, target: Target | None, result: Any = None
+    ) -> RunEvent:
+        """The event for one chunk of a single run: its progress is the trace's own."""
+        return cls(kind=kind, steps_done=int(trace.meta.get("steps_done", 0)),
+                   steps_total=int(trace.num_steps_total), trace=trace, settings=settings, target=target,
+                   result=result)
+
     @property
     def complete(self) -> bool:
         """True on the last event, which carries the result."""

@@ -145,15 +145,8 @@ def sweep_stream(
         report_every=report_every,
         **run_kwargs,
     ):
-        yield RunEvent(
-            kind="sweep",
-            steps_done=int(trace.meta.get("steps_done", 0)),
-            steps_total=int(trace.num_steps_total),
-            trace=trace,
-            settings=settings,
-            target=placed,
-            result=SweepResult.from_trace(trace, settings) if trace.complete else None,
-        )
+        result = SweepResult.from_trace(trace, settings) if trace.complete else None
+        yield RunEvent.of_trace("sweep", trace, settings, placed, result)
 
 
 def sweep(target: Target, **kwargs: Any) -> SweepResult:
