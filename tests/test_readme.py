@@ -6,9 +6,22 @@ import re
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
+from lltools.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), flags=re.S)
+
+
+def save_and_export_a_run(out: Path) -> None:
+    """What the README's shell lines before the ArviZ example do: a saved run, exported."""
+    runner = CliRunner()
+    saved = runner.invoke(app, ["estimate", "--potential", "x**2 + y**2", "--draws", "200",
+                                "--burnin", "50", "--chains", "3", "--save"])
+    assert saved.exit_code == 0, saved.output
+    exported = runner.invoke(app, ["runs", "export", "latest", str(out)])
+    assert exported.exit_code == 0, exported.output
 
 
 def test_the_readme_has_python_examples() -> None:
@@ -20,5 +33,7 @@ def test_the_readme_has_python_examples() -> None:
 def test_readme_python_example_runs(index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # examples that write files write them here
     monkeypatch.setenv("LLTOOLS_HOME", str(tmp_path / "home"))
+    if '"run.nc"' in BLOCKS[index]:  # the ArviZ example opens an exported run
+        save_and_export_a_run(tmp_path / "run.nc")
     program = compile(BLOCKS[index], f"README.md python block {index}", "exec")
     exec(program, {"__name__": "__readme__"})  # safe: our own README, not user input

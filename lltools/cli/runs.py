@@ -184,10 +184,10 @@ def show(
 @one_line_errors
 def export(
     run_id: RunId,
-    out: Annotated[Path, typer.Argument(help="Output file: .parquet, .csv or .json.")],
+    out: Annotated[Path, typer.Argument(help="Output file: .parquet, .csv, .json or .nc (netCDF that ArviZ opens).")],
     store: StoreOption = None,
 ) -> None:
-    """Export a run's traces (.csv / .parquet) or everything (.json)."""
+    """Export a run's traces (.csv / .parquet), everything (.json), or an ArviZ-ready netCDF DataTree (.nc)."""
     path = RunStore(store).export(run_id, out)
     typer.echo(one_line(f"wrote {path}"), err=True)
 

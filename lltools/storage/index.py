@@ -67,6 +67,7 @@ from lltools.storage.files import (
     write_json,
     write_parquet,
 )
+from lltools.storage.netcdf import write_netcdf
 from lltools.storage.reader import StoredRun, chunk_files, read_manifest, read_traces
 from lltools.storage.specs import TARGET_BUILDERS, describe_target
 from lltools.storage.writer import RunWriter
@@ -78,6 +79,10 @@ LIST_COLUMNS = (
 
 
 # ----------------------------------------------------------------------------- the store
+#: File types :meth:`RunStore.export` writes.
+EXPORT_SUFFIXES = (".parquet", ".pq", ".csv", ".json", ".nc")
+
+
 class RunStore:
     """Runs saved under ``root`` (default ``$LLTOOLS_HOME`` or ``~/.lltools``).
 
@@ -242,15 +247,20 @@ class RunStore:
     # .............................................................. export / remove
     def export(self, run_id: str, out: str | Path) -> Path:
         """Write a run to ``out``: ``.parquet`` (traces + manifest in the schema metadata),
-        ``.csv`` (tidy traces) or ``.json`` (manifest, chains and traces, columnar)."""
+        ``.csv`` (tidy traces), ``.json`` (manifest, chains and traces, columnar) or ``.nc``
+        (an ArviZ-convention netCDF-4 DataTree, :mod:`lltools.storage.netcdf`)."""
         out = Path(out)
         suffix = out.suffix.lower()
-        if suffix not in (".parquet", ".pq", ".csv", ".json"):
-            raise RunStoreError(f"unsupported export extension {out.suffix!r}; use .parquet, .csv or .json")
+        if suffix not in EXPORT_SUFFIXES:
+            raise RunStoreError(
+                f"unsupported export extension {out.suffix!r}; use .parquet, .csv, .json or .nc"
+            )
         run = self.load_run(run_id)
         if run.damage:
             raise RunStoreError(f"run {run.id} is damaged, not exported: {run.manifest['error']}")
-        if suffix == ".csv":
+        if suffix == ".nc":
+            write_netcdf(run, out)
+        elif suffix == ".csv":
             atomic_write(out, lambda fh: run.traces.to_csv(fh, index=False))
         elif suffix == ".json":
             doc = {"run": run.manifest, "chains": _columnar(run.chains), "traces": _columnar(run.traces)}
