@@ -97,7 +97,7 @@ def max_chains_that_fit(
     budget = memory.available_bytes(device) if budget_bytes is None else int(budget_bytes)
     fixed = MAX_POSITION_VALUES * itemsize if record_positions else 0
     per_chain = 2 * num_recorded * itemsize + memory.WORKING_VECTORS * target.dim * itemsize
-    per_chain += int(getattr(target, "bytes_per_chain", 0))
+    per_chain += target.bytes_per_chain
     return max(1, int((budget - fixed) // max(per_chain, 1)))
 
 

@@ -217,7 +217,7 @@ def check_memory(target: Target, chains: int, draws: int, burnin: int, thinning:
     itemsize = torch.empty((), dtype=target.dtype).element_size()
     batch = memory.chain_batch_size(
         chains, target.dim, recorded, itemsize=itemsize, device=target.device,
-        extra_per_chain=int(getattr(target, "bytes_per_chain", 0)),
+        extra_per_chain=target.bytes_per_chain,
     )
     # The summary works on host float64 copies of the whole trace: refuse a run whose traces
     # would fit on the device but whose summary would not fit in host memory afterwards.
@@ -275,7 +275,7 @@ def estimate_stream(
         draws=int(draws),
         burnin=int(burnin),
         thinning=int(thinning),
-        batch_size=getattr(placed, "batch_size", None) if placed.has_data else None,
+        batch_size=placed.batch_size if placed.has_data else None,
         seed=int(seed),
         device=str(placed.device),
         dtype=str(placed.dtype).removeprefix("torch."),
