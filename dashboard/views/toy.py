@@ -17,6 +17,7 @@ from dashboard import running as live_ui
 from lltools import viz as plots
 from lltools.estimation import frames
 from lltools.estimation.health import describe_acceptance
+from lltools.estimation.live import live_estimate, z_score
 from lltools.targets.potentials import find_builtin
 from lltools.targets.specs import TargetSpec
 from lltools.workflows.estimate import estimate_result, estimate_stream
@@ -179,7 +180,7 @@ def draw_metrics(
             )
         else:
             gap = None if llc is None or finite is None else llc - finite
-            z = None if gap is None or not sem else gap / sem
+            z = z_score(llc, sem, finite)
             cols[3].metric(
                 "λ̂ − T",
                 ui.fmt(gap, 2),
@@ -359,17 +360,16 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun) -> Non
         traces = frames.trace_frame(trace)
         positions = frames.positions_frame(trace) if trace.positions is not None else pd.DataFrame()
         extent = ui.auto_extent(positions) if extent_choice == "auto" else float(extent_choice)
-        draws = traces[traces["is_draw"]]
-        current = draws.groupby("chain")["llc_running"].last().mean() if not draws.empty else None
+        now = live_estimate(trace)
         state["n"] += 1
         draw_metrics(
             slots.metrics,
-            llc=current,
+            llc=now.llc,
             sem=None,
             theory=theory,
             theory_label=_theory_label(spec),
             finite=finite,
-            acc=float(traces["acceptance"].mean()) if not traces.empty else None,
+            acc=now.acceptance,
             live=True,
         )
         draw_figures(
@@ -517,11 +517,11 @@ def diagnostics_panel(done: ToyResult) -> None:
                 "healthy acceptance, no divergences.",
                 icon=":material/check_circle:",
             )
-        if done.finite_target is not None and r.llc_sem and r.llc_sem > 0:
-            # an approximate T brings its own error bar (the quadrature's estimate)
-            quad, _ = ui.finite_nbeta(done.spec, done.params["nbeta"], done.params["gamma"])
-            t_err = 0.0 if quad is None or quad.exact else quad.error
-            z = (r.llc_mean - done.finite_target) / (r.llc_sem**2 + t_err**2) ** 0.5
+        # an approximate T brings its own error bar (the quadrature's estimate)
+        quad, _ = ui.finite_nbeta(done.spec, done.params["nbeta"], done.params["gamma"])
+        t_err = 0.0 if quad is None or quad.exact else quad.error
+        z = z_score(r.llc_mean, r.llc_sem, done.finite_target, t_err)
+        if done.finite_target is not None and z is not None:
             verdict = "consistent with" if abs(z) < 3 else "significantly different from"
             which = "exact" if t_err == 0.0 else "approximate"
             st.markdown(
