@@ -15,7 +15,8 @@ Sections
   switches pages; :func:`load_query_params` / :func:`save_query_params` make settings
   shareable through the URL.
 - **Targets and caching** — :func:`potential_target` (``st.cache_resource``),
-  :func:`potential_grid`, :func:`finite_nbeta_target` (``st.cache_data``) and
+  :func:`potential_grid` (``st.cache_data``; λ and T(nβ, γ) live in :mod:`dashboard.theory`,
+  computed in the background) and
   :class:`ResultCache` for streamed runs (keyed by their settings).
 - **Live runs** — :class:`LiveRun`: Run/Stop buttons, a request/stop protocol over
   ``st.session_state``, a progress bar with rate and ETA, and the partial trace kept for
@@ -54,9 +55,6 @@ from lltools import viz as plots
 from lltools.base.untrusted import terminal_safe
 from lltools.targets.models import list_sample_models, load_sample_model
 from lltools.targets.potentials import potential_target as build
-from lltools.theory.quadrature import TemperedExpectation
-from lltools.theory.record import TheoryRecord, theory_for
-from lltools.theory.record import finite_nbeta_target as adapted_tempered_expectation
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -669,58 +667,6 @@ def potential_grid(spec: str, extent: float, n: int = 121) -> pd.DataFrame:
     with torch.no_grad():
         loss = target.loss(w).detach().cpu().double().numpy()
     return pd.DataFrame({"x": gx.ravel(), "y": gy.ravel(), "loss": loss})
-
-
-def theory_record(spec: str) -> TheoryRecord:
-    """The theory record of a potential spec (:func:`lltools.theory.record.theory_for`, cached per target)."""
-    return theory_for(potential_target(spec))
-
-
-@st.cache_data(max_entries=256, show_spinner="Integrating T(nβ, γ)…")
-def finite_nbeta(spec: str, nbeta: float, gamma: float) -> tuple[TemperedExpectation | None, str | None]:
-    """T(nβ, γ) with its error estimate — the same adaptive cubature as the CLI — or ``(None, reason)``."""
-    try:
-        expr = getattr(potential_target(spec), "expression", None)
-        if expr is None:
-            return None, "not an expression"
-        res = adapted_tempered_expectation(expr, float(nbeta), float(gamma))
-        if not math.isfinite(res.value):
-            return None, "the tempered expectation is not finite here (γ = 0 with flat directions?)"
-        return res, None
-    except Exception as exc:
-        return None, f"{type(exc).__name__}: {exc}"
-
-
-def finite_nbeta_target(spec: str, nbeta: float, gamma: float) -> tuple[float | None, str | None]:
-    """The finite-nβ value T(nβ, γ) = nβ·E_p[L − L(w*)] and a note.
-
-    The note is ``None`` when T is exact (error estimate < 1e-6 relative), says
-    "approximate: ± error" otherwise, and gives the reason when T could not be computed
-    (``(None, reason)``: e.g. γ = 0 with a non-compact minimum set, or a potential that is
-    not 2-D).
-    """
-    res, reason = finite_nbeta(spec, nbeta, gamma)
-    if res is None:
-        return None, reason
-    if res.exact:
-        return res.value, None
-    return res.value, (
-        f"T is approximate: ± {res.error:.2g} (the quadrature's error estimate did not reach 1e-6); "
-        "allow for it when comparing λ̂ with T"
-    )
-
-
-def finite_target_curve(spec: str, nbeta: float, gammas: Iterable[float]) -> pd.DataFrame:
-    """T(nβ, γ) for each γ (columns ``gamma, target``), skipping values it cannot compute."""
-    rows: list[dict[str, float]] = []
-    if spec.startswith(MODEL_PREFIX):
-        return pd.DataFrame(rows, columns=["gamma", "target"])
-    for g in gammas:
-        value, _ = finite_nbeta_target(spec, float(nbeta), float(g))
-        if value is not None:
-            rows.append({"gamma": float(g), "target": value})
-    return pd.DataFrame(rows, columns=["gamma", "target"])
-
 
 
 # ============================================================================ downloads

@@ -13,7 +13,7 @@ from test_cli import run_cli
 from lltools.cli.output import theory_lines
 from lltools.targets.expressions import parse_expression
 from lltools.targets.potentials import domain_warnings, potential_target
-from lltools.theory.record import TheoryRecord, theory_for
+from lltools.theory.record import TheoryRecord, card_theory, theory_for
 
 SMALL = ("--chains", "2", "--draws", "50", "--burnin", "10", "--json", "--no-progress", "--device", "cpu")
 
@@ -125,3 +125,33 @@ def test_learn_newton_view_shows_each_coordinate_change():
     view = newton_view("(y - x**2)**2 + x**6")
     assert [s.change for s in view.steps] == ["y → y + x^2", ""]
     assert view.llc == pytest.approx(2 / 3) and view.exact and view.t == 1.5
+
+
+# ---------------------------------------------------------------------------- model cards (issue 11)
+def test_card_theory_deep_linear_is_exact_aoyagi():
+    card = {"architecture": {"kind": "deep_linear", "widths": [8, 6, 6, 4]}, "data": {"rank": 2}}
+    record = card_theory(card, "checkpoints/teacher.safetensors")
+    assert record.llc == 13.5 and record.exact and record.label == "exact λ (Aoyagi)"
+    assert "teacher w* you selected" in record.note
+
+
+def test_card_theory_quadratic_is_a_reference_never_exact():
+    arch = {"kind": "quadratic", "d": 46, "width": 64, "p": 23}
+    card = {"architecture": arch, "theory": {"source": "paper"}}
+    record = card_theory(card, "checkpoints/step_06000.safetensors")
+    assert record.llc == 2176.0 and not record.exact
+    assert record.label == "Cullen et al. formula" and not record.label.startswith("exact")
+
+
+def test_card_theory_unknown_architecture_and_hostile_cards():
+    for card in [{"architecture": {"kind": "mlp"}}, {"architecture": ["x"]}, {},
+                 {"architecture": {"kind": "quadratic", "d": "x"}},
+                 {"architecture": {"kind": "deep_linear", "widths": "ab"}, "data": {"rank": 2}}]:
+        record = card_theory(card)
+        assert record.llc is None and not record.exact and not record.label.startswith("exact")
+
+
+def test_label_says_exact_only_when_exact():
+    assert TheoryRecord(0.5, 1, True, "closed form", "").label == "exact λ"
+    assert TheoryRecord(0.5, 1, False, "Newton polyhedron", "").label == "theory λ (not exact)"
+    assert TheoryRecord(2176.0, None, False, "model card", "").label == "paper λ (not exact)"

@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import common as ui
+from dashboard import theory as bg_theory
 from lltools import viz as plots
 from lltools.targets.expressions import parse_expression
 from lltools.targets.potentials import domain_warnings
@@ -175,12 +176,12 @@ def volume_panel() -> None:
         table, slope, stderr = volume_scaling_table(
             spec, float(st.session_state[K_VS_RADIUS]), int(st.session_state[K_VS_SAMPLES])
         )
-        record = ui.theory_record(spec)
+        record = bg_theory.theory_record(spec)
         theory = record.llc
         ui.metric_row(
             [
                 ("fitted slope", f"{ui.fmt(slope)} ± {ui.fmt(stderr, 2)}", "Slope of log V against log ε."),
-                ("exact λ" if record.exact else "theory λ (not exact)", ui.fmt(theory), record.note),
+                (record.label, ui.fmt(theory), record.note),
                 ("samples below the largest ε", f"{int(table['count'].max()):,}", None),
             ]
         )

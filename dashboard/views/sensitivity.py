@@ -17,6 +17,7 @@ import streamlit as st
 
 from dashboard import common as ui
 from dashboard import running as live_ui
+from dashboard import theory as bg_theory
 from dashboard.views import networks as nw
 from dashboard.views.toy import K_EPS as T_EPS
 from dashboard.views.toy import K_EXPR as T_EXPR
@@ -337,7 +338,7 @@ def gamma_and_temperature(run: SweepRun, healthy: pd.Series) -> None:
     with left:
         nb = sorted(table["nbeta"].unique())[0]
         sub = table[np.isclose(table["nbeta"], nb)]
-        finite = ui.finite_target_curve(run.spec, float(nb), sorted(sub["gamma"].unique()))
+        finite = bg_theory.finite_target_curve(run.spec, float(nb), sorted(sub["gamma"].unique()))
         ui.show_figure(
             plots.llc_vs_param_figure(
                 sub,

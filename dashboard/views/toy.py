@@ -14,9 +14,11 @@ import streamlit as st
 from dashboard import common as ui
 from dashboard import history
 from dashboard import running as live_ui
+from dashboard import theory as bg_theory
 from lltools import viz as plots
 from lltools.estimation import frames
 from lltools.estimation.health import describe_acceptance
+from lltools.estimation.live import live_estimate, z_score
 from lltools.targets.potentials import find_builtin
 from lltools.targets.specs import TargetSpec
 from lltools.workflows.estimate import estimate_result, estimate_stream
@@ -179,7 +181,7 @@ def draw_metrics(
             )
         else:
             gap = None if llc is None or finite is None else llc - finite
-            z = None if gap is None or not sem else gap / sem
+            z = z_score(llc, sem, finite)
             cols[3].metric(
                 "λ̂ − T",
                 ui.fmt(gap, 2),
@@ -235,7 +237,7 @@ def _theory_label(spec: str) -> str:
     target, _ = ui.try_potential(spec)
     if target is None:
         return "exact λ"
-    return "exact λ" if ui.theory_record(spec).exact else "theory λ (not exact)"
+    return bg_theory.theory_record(spec).label
 
 
 def teaching_text(
@@ -322,7 +324,7 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun) -> Non
     spec = request["spec"]
     params = {k: v for k, v in request.items() if k != "spec"}
     target = ui.potential_target(spec)
-    finite, finite_note = ui.finite_nbeta_target(spec, params["nbeta"], params["gamma"])
+    finite, finite_note = bg_theory.finite_nbeta_target(spec, params["nbeta"], params["gamma"])
     key = live_ui.settings_key("toy", spec, **params)
     cache = live_ui.result_cache()
     cached = cache.get(key)
@@ -351,7 +353,7 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun) -> Non
 
     total = params["burnin"] + params["draws"]
     extent_choice = st.session_state.get(K_VIEW, "auto")
-    theory = ui.theory_record(spec).llc
+    theory = bg_theory.theory_record(spec).llc
     state = {"n": 0}
 
     def on_chunk(item: Any) -> None:
@@ -359,17 +361,16 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun) -> Non
         traces = frames.trace_frame(trace)
         positions = frames.positions_frame(trace) if trace.positions is not None else pd.DataFrame()
         extent = ui.auto_extent(positions) if extent_choice == "auto" else float(extent_choice)
-        draws = traces[traces["is_draw"]]
-        current = draws.groupby("chain")["llc_running"].last().mean() if not draws.empty else None
+        now = live_estimate(trace)
         state["n"] += 1
         draw_metrics(
             slots.metrics,
-            llc=current,
+            llc=now.llc,
             sem=None,
             theory=theory,
             theory_label=_theory_label(spec),
             finite=finite,
-            acc=float(traces["acceptance"].mean()) if not traces.empty else None,
+            acc=now.acceptance,
             live=True,
         )
         draw_figures(
@@ -437,7 +438,7 @@ def finish_stopped(partial: Any) -> None:
         k: getattr(settings, k) for k in ("nbeta", "gamma", "epsilon", "chains", "draws", "burnin", "seed")
     }
     spec = spec_of(st.session_state)
-    finite, note = ui.finite_nbeta_target(spec, params["nbeta"], params["gamma"])
+    finite, note = bg_theory.finite_nbeta_target(spec, params["nbeta"], params["gamma"])
     done = ToyResult(
         spec,
         params,
@@ -517,11 +518,11 @@ def diagnostics_panel(done: ToyResult) -> None:
                 "healthy acceptance, no divergences.",
                 icon=":material/check_circle:",
             )
-        if done.finite_target is not None and r.llc_sem and r.llc_sem > 0:
-            # an approximate T brings its own error bar (the quadrature's estimate)
-            quad, _ = ui.finite_nbeta(done.spec, done.params["nbeta"], done.params["gamma"])
-            t_err = 0.0 if quad is None or quad.exact else quad.error
-            z = (r.llc_mean - done.finite_target) / (r.llc_sem**2 + t_err**2) ** 0.5
+        # an approximate T brings its own error bar (the quadrature's estimate)
+        quad, _ = bg_theory.finite_nbeta(done.spec, done.params["nbeta"], done.params["gamma"])
+        t_err = 0.0 if quad is None or quad.exact else quad.error
+        z = z_score(r.llc_mean, r.llc_sem, done.finite_target, t_err)
+        if done.finite_target is not None and z is not None:
             verdict = "consistent with" if abs(z) < 3 else "significantly different from"
             which = "exact" if t_err == 0.0 else "approximate"
             st.markdown(
@@ -605,11 +606,11 @@ def main() -> None:
                 ui.teaching_note(
                     teaching_text(
                         request["spec"],
-                        ui.theory_record(request["spec"]).llc,
-                        ui.finite_nbeta_target(request["spec"], request["nbeta"], request["gamma"])[0],
+                        bg_theory.theory_record(request["spec"]).llc,
+                        bg_theory.finite_nbeta_target(request["spec"], request["nbeta"], request["gamma"])[0],
                         request["nbeta"],
                         request["gamma"],
-                        ui.theory_record(request["spec"]).note,
+                        bg_theory.theory_record(request["spec"]).note,
                     )
                 )
             try:
@@ -631,19 +632,26 @@ def main() -> None:
                     container=slots.contour,
                     key="toy.fig.preview",
                 )
-                finite, finite_note = ui.finite_nbeta_target(spec, current["nbeta"], current["gamma"])
+                # λ and T are computed in the background: the page is drawn (and usable) at once.
+                ready = bg_theory.theory_now(spec, current["nbeta"], current["gamma"])
                 with slots.note:
-                    ui.teaching_note(
-                        teaching_text(
-                            spec,
-                            ui.theory_record(spec).llc,
-                            finite,
-                            current["nbeta"],
-                            current["gamma"],
-                            ui.theory_record(spec).note,
-                            finite_note,
+                    if ready is None:
+                        bg_theory.refresh_when_ready(spec, current["nbeta"], current["gamma"])
+                    else:
+                        finite, finite_note = bg_theory.finite_nbeta_target(
+                            spec, current["nbeta"], current["gamma"]
                         )
-                    )
+                        ui.teaching_note(
+                            teaching_text(
+                                spec,
+                                ready.record.llc,
+                                finite,
+                                current["nbeta"],
+                                current["gamma"],
+                                ready.record.note,
+                                finite_note,
+                            )
+                        )
                     st.info(
                         "Press **Run** to sample. The traces update live while the chains move.",
                         icon=":material/play_arrow:",
@@ -657,7 +665,7 @@ def main() -> None:
                     done.finite_target,
                     done.params["nbeta"],
                     done.params["gamma"],
-                    ui.theory_record(done.spec).note if ui.try_potential(done.spec)[0] else None,
+                    bg_theory.theory_record(done.spec).note if ui.try_potential(done.spec)[0] else None,
                     done.finite_note,
                 )
             )

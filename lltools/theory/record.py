@@ -29,6 +29,7 @@ from typing import Any
 
 from lltools.targets.expressions import CompiledExpression
 from lltools.theory.closed_forms import deep_linear_llc
+from lltools.theory.networks import quadratic_network_llc
 from lltools.theory.newton import newton_polyhedron_llc
 from lltools.theory.puiseux import PlaneResult, plane_llc
 from lltools.theory.quadrature import TemperedExpectation, tempered_expectation
@@ -37,6 +38,7 @@ from lltools.theory.series import NotExpandable, is_polynomial_tree, taylor_poly
 __all__ = [
     "DEFAULT_BUDGET_S",
     "TheoryRecord",
+    "card_theory",
     "expression_theory",
     "finite_nbeta_target",
     "plane_result",
@@ -79,9 +81,25 @@ class TheoryRecord:
         return asdict(self)
 
     @property
+    def label(self) -> str:
+        """What to call the value beside λ̂: "exact λ" only when it is exact (e.g. "exact λ (Aoyagi)"),
+        else the method's name (e.g. "Cullen et al. formula") or "theory λ (not exact)"."""
+        if self.exact:
+            return _EXACT_LABELS.get(self.method, "exact λ")
+        return _INEXACT_LABELS.get(self.method, "theory λ (not exact)")
+
+    @property
     def caveat(self) -> str | None:
         """The one-line caveat to print beside λ when it is not exact (``None`` when exact)."""
         return None if self.exact else self.note
+
+
+_EXACT_LABELS = {"Aoyagi (2024)": "exact λ (Aoyagi)"}
+_INEXACT_LABELS = {
+    "Cullen et al. formula": "Cullen et al. formula",
+    "model card": "paper λ (not exact)",
+    "no closed form": "closed-form λ",
+}
 
 
 def _unknown(note: str, method: str = "none") -> TheoryRecord:
@@ -289,3 +307,68 @@ def _compute(target: Any, budget_s: float) -> TheoryRecord:
             float(stated), None, False, "model card", "stated by the model card (not derived by lltools)"
         )
     return _unknown("no closed form for this target (compare with rank(J)/2 or volume scaling)")
+
+
+# ---------------------------------------------------------------------------- model cards
+def card_theory(card: dict[str, Any], checkpoint: str | None = None) -> TheoryRecord:
+    """The closed form (primer §4) that applies to a sample model's card, at a checkpoint.
+
+    Parameters
+    ----------
+    card : dict
+        The model card (``model.json``): ``architecture.kind`` selects the closed form —
+        ``deep_linear`` (Aoyagi, exact at a rank-r teacher), ``quadratic`` (the Cullen et al.
+        formula, a reference checked against rank(J)/2, never exact); anything else has none.
+    checkpoint : str, optional
+        The checkpoint's file name (a ``teacher`` file is the true parameter itself): it only
+        changes the note's wording.
+    """
+    arch = card.get("architecture") or {}
+    arch = arch if isinstance(arch, dict) else {}
+    kind = arch.get("kind")
+    stated = card.get("theory") or {}
+    stated = stated if isinstance(stated, dict) else {}
+    source = str(stated.get("source") or "")
+    teacher = checkpoint is not None and "teacher" in str(checkpoint).rsplit("/", 1)[-1]
+    if kind == "deep_linear":
+        value = stated.get("llc")
+        data = card.get("data") or {}
+        data = data if isinstance(data, dict) else {}
+        if value is None and "rank" in data:
+            try:
+                value, _ = deep_linear_llc(arch["widths"], int(data["rank"]), bool(arch.get("bias")))
+            except (ValueError, KeyError, TypeError):
+                value = None
+        where = (
+            "This is the LLC at the teacher w* you selected (every layer of rank r)."
+            if teacher
+            else "It is the LLC at the teacher w* (every layer of rank r). A trained student is near a true "
+            "parameter only once its loss is ≈ 0; early checkpoints are not minima, and the LLC can be "
+            "larger at other true parameters."
+            if checkpoint is not None
+            else "It is the LLC at a teacher whose every layer has rank r."
+        )
+        widths = "-".join(str(w) for w in arch.get("widths", []))
+        note = (
+            f"Aoyagi (2024) closed form for the deep linear network {widths} with true rank "
+            f"r = {data.get('rank', '?')}. {where}"
+        )
+        llc = None if value is None else float(value)
+        return TheoryRecord(llc, None, llc is not None, "Aoyagi (2024)", note)
+    if kind == "quadratic":
+        try:
+            q = quadratic_network_llc(int(arch["d"]), int(arch["p"]), int(arch["width"]))
+        except (KeyError, ValueError, TypeError):
+            return TheoryRecord(None, None, False, "Cullen et al. formula", source)
+        validity = {True: "it agrees with rank(J)/2", False: "it does NOT agree with rank(J)/2",
+                    None: "not checked against rank(J)/2"}[q.valid]
+        note = f"Cullen et al. (2026) formula, {q.regime} regime ({validity} at a generic teacher): "
+        note += f"{q.note}. " + (source if source else "")
+        return TheoryRecord(float(q.formula), None, False, "Cullen et al. formula", note)
+    return TheoryRecord(
+        None,
+        None,
+        False,
+        "no closed form",
+        "No closed form is known for this architecture: compare λ̂ with d/2 and rank(J)/2.",
+    )

@@ -27,6 +27,14 @@ def metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
 
+def settle(at: AppTest) -> AppTest:
+    """Let the background theory jobs finish, then rerun the page (what its polling fragment does)."""
+    from dashboard import theory
+
+    assert theory.wait_idle(timeout=TIMEOUT)
+    return at.run()
+
+
 def assert_healthy(at: AppTest) -> None:
     """No uncaught exception and no "something went wrong" error."""
     assert not at.exception, [e.value for e in at.exception]
@@ -41,7 +49,7 @@ def tiny_toy() -> AppTest:
     at.session_state["toy.chains"] = 3
     at.session_state["toy.draws"] = 60
     at.session_state["toy.burnin"] = 20
-    return at.run()
+    return settle(at.run())
 
 
 def shown(value: float | None, digits: int = 4) -> str:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import lltools
-from tests.app.conftest import assert_healthy, metrics, page, shown
+from dashboard import theory
+from tests.app.conftest import assert_healthy, metrics, page, settle, shown
 
 
 def _core_llc(at, spec: str) -> str:
@@ -23,7 +27,7 @@ def _run(at):
 
 
 def test_loads_with_preview_and_teaching_note() -> None:
-    at = page("toy").run()
+    at = settle(page("toy").run())
     assert_healthy(at)
     assert any("Press **Run**" in i.value for i in at.info)
     assert any("What am I looking at?" in m.value for m in at.markdown)
@@ -156,3 +160,36 @@ def test_history_compare_two_runs(tiny_toy) -> None:
     a, b = hist.records()
     diff = settings_diff(a, b)
     assert list(diff["setting"]) == ["gamma"]
+
+
+def test_theory_is_computed_off_the_page_path(monkeypatch) -> None:
+    """A slow theory computation (a hostile expression past its budget) never holds up the page:
+    it is drawn at once with a "computing" note, and the theory fills in when the job is done."""
+    release = threading.Event()
+    real = theory.compute_theory
+
+    def slow(*args, **kwargs):
+        release.wait(timeout=60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(theory, "compute_theory", slow)
+    at = page("toy")
+    at.session_state["toy.potential"] = "custom"
+    at.session_state["toy.expr"] = "x**4 + y**4 + 0.125*x**2*y**2"  # used by no other test
+    started = time.perf_counter()
+    at.run()
+    drawn = time.perf_counter() - started
+    assert_healthy(at)
+    try:
+        assert any("Computing λ and T(nβ, γ) in the background" in c.value for c in at.caption)
+        assert not any("What am I looking at?" in m.value for m in at.markdown)
+        assert any("Press **Run**" in i.value for i in at.info)  # the page is usable meanwhile
+        assert not at.button(key="toy.run").disabled
+        assert drawn < 30  # the first run imports plotly etc.; the job itself waits 60 s
+    finally:
+        release.set()
+    settle(at)
+    assert_healthy(at)
+    assert not any("in the background" in c.value for c in at.caption)
+    assert any("What am I looking at?" in m.value for m in at.markdown)
+    assert any("exact λ = 0.5**" in m.value for m in at.markdown)  # x⁴ + y⁴ + x²y²/8: λ = 1/2

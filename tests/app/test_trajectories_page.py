@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.app.conftest import ROOT, assert_healthy, metrics, page
+from dashboard.views import trajectories as traj_page
+from lltools.workflows.trajectory import trajectory_stream
+from tests.app.conftest import ROOT, assert_healthy, metrics, page, shown
 
 MODELS = ROOT / "sample_models"
 TINY = {"traj.chains": 1, "traj.draws": 10, "traj.burnin": 0, "traj.stride": 8}
@@ -131,16 +133,30 @@ def test_recompute_with_tiny_settings_gives_lambda_and_is_cached(models, monkeyp
     assert len(calls) == 2
 
 
+def _core_table(at, model: str) -> pd.DataFrame:
+    """The trajectory the core computes for the page's model and settings (no page involved)."""
+    settings = traj_page.request_settings(at.session_state)
+    stride = settings.pop("stride")
+    card = traj_page.card_of(model)
+    subset = traj_page.checkpoint_subset(int(card["num_checkpoints"]), stride)
+    *_, last = trajectory_stream(model, checkpoints=list(subset) if subset else None, **settings)
+    return last.result.sort_values("step").reset_index(drop=True)
+
+
 def test_shipped_and_recomputed_can_be_compared(models) -> None:
     at = _open(models["rrr"])
-    shipped = metrics(at)["final λ̂"]
+    assert metrics(at)["final λ̂"] == "7"  # the synthetic shipped table ends at 7
     _compute(at)
     assert at.session_state["traj.view"] == "mine"
-    mine = metrics(at)["final λ̂"]
-    assert mine != shipped
+    core = _core_table(at, models["rrr"])
+    m = metrics(at)
+    # "mine" shows the recomputed table: its final and peak λ̂ are the core's, at these settings.
+    assert m["final λ̂"] == shown(core["llc_mean"].iloc[-1])
+    assert m["peak λ̂"] == shown(core["llc_mean"].max())
     at.segmented_control(key="traj.view").set_value("shipped").run()
     assert_healthy(at)
-    assert metrics(at)["final λ̂"] == shipped
+    m = metrics(at)
+    assert m["final λ̂"] == "7" and m["peak λ̂"] == "9"  # back to the shipped table
 
 
 def test_garbage_checkpoint_is_an_error_not_an_exception(models) -> None:

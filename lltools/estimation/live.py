@@ -1,0 +1,95 @@
+"""What a page shows while a run is still sampling, and how far an estimate is from a reference.
+
+The live numbers are the same statistics as the final :func:`lltools.estimation.summary.summarize`
+(so the value shown at the last chunk is the value shown when the run finishes): λ̂ is the mean
+over the valid chains of the running estimate at their latest draw, and the acceptance is the
+mean over the *draws* of the valid chains (burn-in excluded, as in the final number; during
+burn-in, the burn-in steps so far).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from lltools.estimation.diagnostics import acceptance_mean, nanmean
+from lltools.estimation.llc import llc_per_chain
+from lltools.estimation.select import host, valid_chains
+from lltools.sampling.trace import Trace
+
+__all__ = ["LiveEstimate", "live_estimate", "z_score"]
+
+
+@dataclass(frozen=True)
+class LiveEstimate:
+    """The numbers of a partial trace.
+
+    Attributes
+    ----------
+    llc : float or None
+        λ̂ so far (mean over valid chains of λ̂_c); ``None`` in burn-in or when every chain diverged.
+    acceptance : float or None
+        Mean MALA acceptance so far (draws only once there are draws); ``None`` when not computed.
+    diverged : int
+        Chains that have diverged so far.
+    num_chains : int
+        Chains in the trace.
+    num_draws : int
+        Draws recorded so far (columns after burn-in).
+    """
+
+    llc: float | None
+    acceptance: float | None
+    diverged: int
+    num_chains: int
+    num_draws: int
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def live_estimate(trace: Trace) -> LiveEstimate:
+    """λ̂ so far, acceptance so far and divergences of a partial (or finished) trace.
+
+    Parameters
+    ----------
+    trace : Trace
+        Losses of shape ``(C, T)`` recorded so far (burn-in columns included).
+    """
+    h = host(trace)
+    num_draws = int(h.draw_mask.sum())
+    valid = valid_chains(h)
+    llc = _finite(float(np.nanmean(llc_per_chain(h).numpy()))) if num_draws and valid.any() else None
+    if num_draws:
+        acc = _finite(acceptance_mean(h))
+    elif valid.any():
+        acc = _finite(nanmean(h.acceptance[valid]))
+    else:
+        acc = None
+    return LiveEstimate(
+        llc=llc,
+        acceptance=acc,
+        diverged=int((h.diverged_at >= 0).sum()),
+        num_chains=h.num_chains,
+        num_draws=num_draws,
+    )
+
+
+def z_score(
+    estimate: float | None, sem: float | None, reference: float | None, reference_err: float = 0.0
+) -> float | None:
+    """(λ̂ − reference) / √(sem² + reference_err²), or ``None`` when it cannot be formed.
+
+    ``reference_err`` is the reference's own error bar (0 for an exact value; a quadrature's
+    error estimate for an approximate T).  ``None`` when any input is missing or non-finite,
+    or the combined error is not positive.
+    """
+    if estimate is None or sem is None or reference is None:
+        return None
+    err = math.sqrt(sem**2 + reference_err**2) if math.isfinite(sem) else float("nan")
+    if not (math.isfinite(estimate) and math.isfinite(reference) and math.isfinite(err)) or err <= 0:
+        return None
+    return (estimate - reference) / err

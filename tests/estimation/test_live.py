@@ -1,0 +1,54 @@
+"""Live numbers of a partial trace (what the pages show while sampling) and the z-score."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lltools.estimation.live import live_estimate, z_score
+from lltools.estimation.summary import summarize
+from tests.helpers import synthetic_trace
+
+
+def _trace(**kwargs):
+    # chain 0: excess nβ(L − L*) = 1 on every draw; chain 1: 3; burn-in columns have excess 50.
+    loss = np.array([[0.5] * 4 + [0.01] * 6, [0.5] * 4 + [0.03] * 6])
+    acc = np.array([[0.2] * 4 + [0.9] * 6, [0.2] * 4 + [0.7] * 6])
+    return synthetic_trace(loss, nbeta=100.0, acceptance=acc, num_burnin=4, **kwargs)
+
+
+def test_live_llc_and_acceptance_exclude_burn_in() -> None:
+    now = live_estimate(_trace(filled=7))
+    assert now.llc == pytest.approx(2.0)  # mean of the chains' λ̂_c = 1 and 3, burn-in excluded
+    assert now.acceptance == pytest.approx(0.8)  # draws only: the final number counts no burn-in
+    assert (now.diverged, now.num_chains, now.num_draws) == (0, 2, 3)
+
+
+def test_live_equals_the_final_summary_on_a_complete_trace() -> None:
+    trace = _trace()
+    now, final = live_estimate(trace), summarize(trace).row()
+    assert now.llc == pytest.approx(final["llc_mean"])
+    assert now.acceptance == pytest.approx(final["acceptance"])
+
+
+def test_in_burn_in_there_is_no_llc_but_an_acceptance() -> None:
+    now = live_estimate(_trace(filled=3))
+    assert now.llc is None and now.num_draws == 0
+    assert now.acceptance == pytest.approx(0.2)
+
+
+def test_diverged_chains_are_left_out() -> None:
+    now = live_estimate(_trace(diverged_at=[-1, 5]))
+    assert now.llc == pytest.approx(1.0) and now.diverged == 1
+    assert now.acceptance == pytest.approx(0.9)
+    assert live_estimate(_trace(diverged_at=[5, 5])).llc is None
+
+
+def test_z_score() -> None:
+    assert z_score(2.0, 0.5, 1.0) == pytest.approx(2.0)
+    assert z_score(2.0, 0.3, 1.0, 0.4) == pytest.approx(2.0)  # √(0.3² + 0.4²) = 0.5
+    for args in [(None, 0.5, 1.0), (2.0, None, 1.0), (2.0, 0.5, None), (2.0, 0.0, 1.0),
+                 (math.nan, 0.5, 1.0), (2.0, math.nan, 1.0)]:
+        assert z_score(*args) is None
