@@ -33,7 +33,7 @@ from lltools.targets.specs import TargetSpec, TargetSpecError
 from lltools.theory.record import theory_for
 from lltools.workflows.distributed import sweep_distributed
 from lltools.workflows.estimate import estimate_stream
-from lltools.workflows.sweep import sweep_stream
+from lltools.workflows.sweep import sampler_axis, sweep_stream
 from lltools.workflows.trajectory import trajectory_stream
 
 app = typer.Typer(
@@ -132,6 +132,18 @@ SaveOpt = Annotated[bool, typer.Option("--save", help="Record the run in the run
 StoreOpt = Annotated[str | None, typer.Option("--store", help="Run store directory (default $LLTOOLS_HOME or ~/.lltools).")]
 GammaOpt = Annotated[float | None, typer.Option(help="Localisation strength γ.")]
 EpsilonOpt = Annotated[float | None, typer.Option(help="Step size ε.")]
+SamplerOpt = Annotated[str, typer.Option(help="Sampler: sgld (plain SGLD) or rmsprop (RMSProp-preconditioned SGLD).")]
+
+
+def parse_samplers(text: str, *, single: bool) -> list[str]:
+    """``--sampler`` as a list of names (one only when ``single``); a one-line error otherwise."""
+    try:
+        names = sampler_axis(text)
+    except ValueError as exc:
+        fail(f"--sampler: {exc}")
+    if single and len(names) != 1:
+        fail("--sampler takes one of sgld, rmsprop here (a comma list only for sweep)")
+    return names
 
 
 @app.command()
@@ -150,6 +162,7 @@ def estimate(
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "float32",
+    sampler: SamplerOpt = "sgld",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     trace_out: Annotated[Path | None, typer.Option("--trace-out", help="Write per-step traces (.csv/.parquet).")] = None,
     progress: ProgressOpt = True,
@@ -159,6 +172,7 @@ def estimate(
     """Estimate λ̂ at w* for a potential or a sample model."""
     if trace_out is not None:
         check_output(trace_out, "--trace-out")
+    sampler_name = parse_samplers(sampler, single=True)[0]
     target, defaults = load_target(potential, model, checkpoint)
     kwargs = {
         "nbeta": pick(nbeta, defaults, "nbeta"),
@@ -172,6 +186,7 @@ def estimate(
         "seed": seed,
         "device": device,
         "dtype": dtype,
+        "sampler": sampler_name,
     }
     total = kwargs["burnin"] + kwargs["draws"] * thinning
     report = max(1, total // 100)
@@ -212,15 +227,17 @@ def sweep(
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "float32",
+    sampler: Annotated[str, typer.Option(help="Comma-separated samplers: sgld, rmsprop (both: one more grid axis).")] = "sgld",
     out: Annotated[Path, typer.Option(help="Output table (.csv or .parquet), one row per setting.")] = Path("sweep.csv"),
     progress: ProgressOpt = True,
     save: SaveOpt = False,
     store: StoreOpt = None,
     ray: Annotated[str | None, typer.Option("--ray", help="Shard the grid over a Ray cluster at ADDRESS ('auto' or 'local' to start one); needs the `distributed` extra.")] = None,
 ) -> None:
-    """Run a grid over ε × γ × nβ as one batched computation; write one row per setting."""
+    """Run a grid over ε × γ × nβ (× sampler) as one batched computation; write one row per setting."""
 
     check_output(out, "--out")
+    samplers = parse_samplers(sampler, single=False)
     target, defaults = load_target(potential, model, checkpoint)
     nb_default = defaults.get("nbeta") or target.default_nbeta
     if nbeta is None and nb_default is None:
@@ -229,6 +246,7 @@ def sweep(
         "epsilon": parse_floats(epsilon, "epsilon") if epsilon else [defaults["epsilon"]],
         "gamma": parse_floats(gamma, "gamma") if gamma else [defaults["gamma"]],
         "nbeta": parse_floats(nbeta, "nbeta") if nbeta else [nb_default],
+        "sampler": samplers,
     }
     n_draws = int(pick(draws, defaults, "draws"))
     n_burn = int(pick(burnin, defaults, "burnin"))

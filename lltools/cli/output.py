@@ -85,7 +85,8 @@ def result_lines(doc: dict[str, Any], *, header: bool = True, warnings: bool = T
             f"target      {t.get('name')}  (d = {t.get('dim')}, n = {t.get('n')})",
             f"settings    nβ = {_num(s.get('nbeta'), 'g')}, γ = {_num(s.get('gamma'), 'g')}, "
             f"ε = {_num(s.get('epsilon'), 'g')}, chains = {s.get('chains')}, draws = {s.get('draws')}, "
-            f"burn-in = {s.get('burnin')}, seed = {s.get('seed')}, {s.get('device')}/{s.get('dtype')}",
+            f"burn-in = {s.get('burnin')}, seed = {s.get('seed')}, {s.get('device')}/{s.get('dtype')}"
+            + (f", sampler = {s['sampler']}" if s.get("sampler", "sgld") != "sgld" else ""),
         ]
     lines.append(
         f"λ̂ (LLC)     {_num(doc.get('llc_mean'), '.4f')} ± {_num(doc.get('llc_sem'), '.4f')} (SEM)   "

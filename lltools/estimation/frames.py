@@ -16,6 +16,7 @@ import pandas as pd
 
 from lltools.estimation.llc import llc_per_chain, llc_running
 from lltools.estimation.select import host
+from lltools.sampling.kernel import SAMPLER_NAMES
 from lltools.sampling.trace import Trace
 
 TRACE_COLUMNS = (
@@ -23,7 +24,7 @@ TRACE_COLUMNS = (
     "acceptance", "epsilon", "gamma", "nbeta", "diverged",
 )  # fmt: skip
 CHAIN_COLUMNS = (
-    "chain", "setting", "chain_in_setting", "epsilon", "gamma", "nbeta", "llc", "loss_init",
+    "chain", "setting", "chain_in_setting", "epsilon", "gamma", "nbeta", "sampler", "llc", "loss_init",
     "mean_loss", "acceptance", "diverged_at",
 )  # fmt: skip
 
@@ -37,6 +38,7 @@ def _per_chain(h: Trace) -> dict[str, np.ndarray]:
         "epsilon": h.params.epsilon.numpy(),
         "gamma": h.params.gamma.numpy(),
         "nbeta": h.params.nbeta.numpy(),
+        "sampler": np.asarray(SAMPLER_NAMES, dtype=object)[h.params.sampler_codes.numpy()],
     }
 
 

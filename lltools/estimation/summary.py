@@ -28,11 +28,12 @@ from lltools.estimation.health import DEFAULT_CRITERIA, Criteria, SettingHealth,
 from lltools.estimation.llc import excess_loss_draws, per_chain_means
 from lltools.estimation.select import host, params_label, valid_chains
 from lltools.estimation.stats import ess_bulk, mcse_from, pooled_sd, rhat
+from lltools.sampling.kernel import sampler_name
 from lltools.sampling.trace import Trace
 
 #: The columns of :attr:`Summary.table`, in order.
 SUMMARY_COLUMNS = (
-    "setting", "epsilon", "gamma", "nbeta", "llc_mean", "llc_std", "llc_sem",
+    "setting", "epsilon", "gamma", "nbeta", "sampler", "llc_mean", "llc_std", "llc_sem",
     "rhat", "ess", "acceptance", "n_chains", "n_diverged",
 )  # fmt: skip
 #: Former name of :data:`SUMMARY_COLUMNS`.
@@ -56,7 +57,8 @@ class Summary:
     ----------
     table : DataFrame
         One row per setting, columns :data:`SUMMARY_COLUMNS`: ``setting, epsilon, gamma,
-        nbeta, llc_mean, llc_std, llc_sem, rhat, ess, acceptance, n_chains, n_diverged``.
+        nbeta, sampler, llc_mean, llc_std, llc_sem, rhat, ess, acceptance, n_chains,
+        n_diverged`` (``sampler``: "sgld" or "rmsprop").
         ``llc_mean`` is the mean of λ̂_c over the valid chains, ``llc_std`` their spread
         (ddof=1), ``llc_sem`` = sd(X)/√ESS_bulk(X) over the valid draws (primer §2),
         ``rhat`` the rank-normalised split R-hat of X (NaN with < 2 valid chains), ``ess``
@@ -182,7 +184,8 @@ def summarize(trace: Trace, criteria: Criteria | None = None) -> Summary:
     lam = per_chain_means(excess, valid)
     frozen = frozen_mask(excess, valid, c.frozen_atol)
     diverged_at = h.diverged_at.numpy()
-    eps, gam, nb = (p.numpy() for p in h.params)
+    eps, gam, nb = (p.numpy() for p in h.params[:3])
+    samplers = h.params.sampler_codes.numpy()
     acc = h.draw_acceptance
     ids, groups, blocks = _groups(h.setting_index.numpy())
     num_settings = ids.size
@@ -218,6 +221,7 @@ def summarize(trace: Trace, criteria: Criteria | None = None) -> Summary:
         rows.append({
             "setting": int(ids[i]),
             "epsilon": float(eps[first]), "gamma": float(gam[first]), "nbeta": float(nb[first]),
+            "sampler": sampler_name(int(samplers[first])),
             "llc_mean": mean,
             "llc_std": float(lam_ok.std(ddof=1)) if k >= 2 else math.nan,
             "llc_sem": float(sem[i]) if k else math.nan,

@@ -108,7 +108,9 @@ def _potential_kernel(
     step: Tensor,
     threshold: Tensor,
     compute_acceptance: bool,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    moment_t: Tensor | None = None,
+    rmsprop: tuple[Tensor, Tensor, Tensor] | None = None,
+) -> tuple[Tensor, ...]:
     """:func:`lltools.sampling.sgld.step` for a target without data, chain-minor.
 
     Positions, centres and gradients come *transposed*, shape (d, C) contiguous, so every
@@ -119,11 +121,16 @@ def _potential_kernel(
     index, both 0-d int64 tensors, so a compiled version does not specialise on them.
     Per-chain vectors are (C,).
 
-    Returns ``(w_t, loss, grad_t, diverged_at)`` of the new state and the info ``(loss,
-    acceptance)``.
+    ``moment_t`` (d, C) and ``rmsprop`` (``SGLDParams.rmsprop``) are the RMSProp second
+    moment and the per-chain sampler codes, decay and stabiliser (None when every chain is
+    plain SGLD).
+
+    Returns ``(w_t, loss, grad_t, diverged_at)`` of the new state, the info ``(loss,
+    acceptance)`` and the new ``moment_t``.
     """
     noise = rng.normal_chain_minor(keys, word, w_t.shape[0], w_t.dtype)
-    w_new, grad_u = kernel.propose(w_t, centre_t, grad_t, noise, epsilon, gamma, nbeta,
+    moment_t, precond = kernel.precondition(moment_t, grad_t, nbeta, rmsprop, param_dim=kernel.CHAIN_MINOR)
+    w_new, grad_u = kernel.propose(w_t, centre_t, grad_t, noise, epsilon, gamma, nbeta, precond=precond,
                                    param_dim=kernel.CHAIN_MINOR)
 
     # Differentiate with respect to each coordinate row (C,) separately: the gradient then
@@ -137,9 +144,10 @@ def _potential_kernel(
         total, argnums=tuple(range(len(rows))), has_aux=True
     )(*rows)
     grad_new = torch.stack(grads, dim=0)
-    return kernel.settle(w_t, w_new, centre_t, loss, loss_new, grad_u, grad_new, loss_init, diverged_at,
-                         epsilon, gamma, nbeta, step, threshold, compute_acceptance=compute_acceptance,
-                         check_new_loss=True, param_dim=kernel.CHAIN_MINOR)
+    out = kernel.settle(w_t, w_new, centre_t, loss, loss_new, grad_u, grad_new, loss_init, diverged_at,
+                        epsilon, gamma, nbeta, step, threshold, compute_acceptance=compute_acceptance,
+                        check_new_loss=True, precond=precond, param_dim=kernel.CHAIN_MINOR)
+    return (*out, moment_t)
 
 
 def _chain_minor(x: Tensor) -> Tensor:
@@ -150,24 +158,29 @@ def _chain_minor(x: Tensor) -> Tensor:
 
 def _update_kernel(
     w: Tensor, centre: Tensor, grad: Tensor, keys: Tensor, epsilon: Tensor, gamma: Tensor,
-    nbeta: Tensor, word: Tensor,
-) -> tuple[Tensor, Tensor]:
-    """The proposal of :func:`lltools.sampling.sgld.step` on (C, d) tensors: ``(w_new, ∇U(w))``."""
+    nbeta: Tensor, word: Tensor, moment: Tensor | None = None,
+    rmsprop: tuple[Tensor, Tensor, Tensor] | None = None,
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    """The proposal of :func:`lltools.sampling.sgld.step` on (C, d) tensors: ``(w_new, ∇U(w),
+    V, G)`` (V, G: the RMSProp second moment and preconditioner, :func:`kernel.precondition`)."""
     noise = rng.normal_from_word(keys, word, w.shape[1], w.dtype)
-    return kernel.propose(w, centre, grad, noise, epsilon, gamma, nbeta)
+    moment, precond = kernel.precondition(moment, grad, nbeta, rmsprop)
+    w_new, grad_u = kernel.propose(w, centre, grad, noise, epsilon, gamma, nbeta, precond=precond)
+    return w_new, grad_u, moment, precond
 
 
 def _finish_kernel(
     w: Tensor, w_new: Tensor, centre: Tensor, loss: Tensor, loss_new: Tensor, grad_u: Tensor,
     grad_new: Tensor, loss_init: Tensor, diverged_at: Tensor, epsilon: Tensor, gamma: Tensor,
     nbeta: Tensor, step: Tensor, threshold: Tensor, compute_acceptance: bool,
+    precond: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """:func:`lltools.sampling.kernel.settle` for a data target on (C, d) tensors: acceptance
     and divergence bookkeeping, ``(w, loss, grad, diverged_at)`` and the info ``(loss,
     acceptance)``, exactly as ``sgld.step`` builds them."""
     return kernel.settle(w, w_new, centre, loss, loss_new, grad_u, grad_new, loss_init, diverged_at,
                          epsilon, gamma, nbeta, step, threshold, compute_acceptance=compute_acceptance,
-                         check_new_loss=False)
+                         check_new_loss=False, precond=precond)
 
 
 _KERNEL_IDS = itertools.count()
@@ -264,13 +277,13 @@ def _scalars(state: SGLDState, divergence_threshold: float) -> tuple[Tensor, Ten
 
 
 def _next_state(state: SGLDState, w: Tensor, loss: Tensor, grad: Tensor, diverged_at: Tensor,
-                centre: Tensor | None = None) -> SGLDState:
-    """The state after one step: new position, loss, gradient and divergence steps; the
-    centres (``centre`` when given, e.g. as a chain-minor view), reference losses and keys
-    carried over."""
+                centre: Tensor | None = None, moment: Tensor | None = None) -> SGLDState:
+    """The state after one step: new position, loss, gradient, divergence steps and RMSProp
+    moment; the centres (``centre`` when given, e.g. as a chain-minor view), reference
+    losses and keys carried over."""
     return SGLDState(w=w, centre=state.centre if centre is None else centre, loss=loss, grad=grad,
                      loss_init=state.loss_init, diverged_at=diverged_at, keys=state.keys,
-                     step=state.step + 1)
+                     step=state.step + 1, moment=moment)
 
 
 class FusedPotentialStep(_FusedStepBase):
@@ -314,14 +327,17 @@ class FusedPotentialStep(_FusedStepBase):
         """One step for every chain; the same contract as :func:`lltools.sampling.sgld.step`."""
         word, step_t, threshold = _scalars(state, divergence_threshold)
         centre_t = _chain_minor(state.centre)
-        key = (tuple(state.w.shape), state.w.dtype, state.w.device, bool(compute_acceptance))
-        w_out, loss_out, grad_out, diverged, info_loss, info_acc = self._kernel(
+        key = (tuple(state.w.shape), state.w.dtype, state.w.device, bool(compute_acceptance),
+               params.sampler is not None)
+        moment_t = None if state.moment is None else _chain_minor(state.moment)
+        w_out, loss_out, grad_out, diverged, info_loss, info_acc, moment_out = self._kernel(
             key, self._loss_fn, _chain_minor(state.w), centre_t, state.loss, _chain_minor(state.grad),
             state.loss_init, state.diverged_at, state.keys, params.epsilon, params.gamma,
-            params.nbeta, word, step_t, threshold, bool(compute_acceptance),
+            params.nbeta, word, step_t, threshold, bool(compute_acceptance), moment_t, params.rmsprop,
         )
         # (C, d) views of the chain-minor buffers: the next call finds them already laid out.
-        new_state = _next_state(state, w_out.t(), loss_out, grad_out.t(), diverged, centre=centre_t.t())
+        new_state = _next_state(state, w_out.t(), loss_out, grad_out.t(), diverged, centre=centre_t.t(),
+                                moment=None if moment_out is None else moment_out.t())
         return new_state, SGLDInfo(loss=info_loss, acceptance=info_acc)
 
 
@@ -358,9 +374,10 @@ class FusedDataStep(_FusedStepBase):
         w = state.w
         batch = target.sample_batch(state.keys, state.step)
         loss, grad = target.loss_and_grad(w, batch)
-        key = (tuple(w.shape), w.dtype, w.device)
-        w_new, grad_u = self._update(key, w, state.centre, grad, state.keys, params.epsilon,
-                                     params.gamma, params.nbeta, word)
+        key = (tuple(w.shape), w.dtype, w.device, params.sampler is not None)
+        w_new, grad_u, moment, precond = self._update(key, w, state.centre, grad, state.keys, params.epsilon,
+                                                      params.gamma, params.nbeta, word, state.moment,
+                                                      params.rmsprop)
         if compute_acceptance:
             loss_new, grad_new = target.loss_and_grad(w_new, batch)
         else:
@@ -368,9 +385,9 @@ class FusedDataStep(_FusedStepBase):
         w_out, loss_out, grad_out, diverged, info_loss, info_acc = self._finish(
             (*key, bool(compute_acceptance)), w, w_new, state.centre, loss, loss_new, grad_u,
             grad_new, state.loss_init, state.diverged_at, params.epsilon, params.gamma,
-            params.nbeta, step_t, threshold, bool(compute_acceptance),
+            params.nbeta, step_t, threshold, bool(compute_acceptance), precond,
         )
-        new_state = _next_state(state, w_out, loss_out, grad_out, diverged)
+        new_state = _next_state(state, w_out, loss_out, grad_out, diverged, moment=moment)
         return new_state, SGLDInfo(loss=info_loss, acceptance=info_acc)
 
 
@@ -378,21 +395,24 @@ def _network_kernel(
     chain_loss: Callable[..., Tensor], w: Tensor, centre: Tensor, loss_prev: Tensor,
     grad_prev: Tensor, loss_init: Tensor, diverged_at: Tensor, keys: Tensor, data: tuple[Tensor, ...],
     batch: Tensor, epsilon: Tensor, gamma: Tensor, nbeta: Tensor, word: Tensor,
-    step: Tensor, threshold: Tensor, compute_acceptance: bool,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    step: Tensor, threshold: Tensor, compute_acceptance: bool, moment: Tensor | None = None,
+    rmsprop: tuple[Tensor, Tensor, Tensor] | None = None,
+) -> tuple[Tensor, ...]:
     """A whole minibatch SGLD step: gather each chain's rows of every data array, per-chain
     loss and gradient (``vmap(grad_and_value(chain_loss))``), proposal, acceptance,
-    bookkeeping."""
+    bookkeeping; the new RMSProp moment last."""
     value_and_grad = torch.func.vmap(torch.func.grad_and_value(chain_loss))
     rows = tuple(array[batch] for array in data)
     grad, loss = value_and_grad(w, *rows)
-    w_new, grad_u = _update_kernel(w, centre, grad, keys, epsilon, gamma, nbeta, word)
+    w_new, grad_u, moment, precond = _update_kernel(w, centre, grad, keys, epsilon, gamma, nbeta, word,
+                                                    moment, rmsprop)
     if compute_acceptance:
         grad_new, loss_new = value_and_grad(w_new, *rows)
     else:
         loss_new, grad_new = loss_prev, grad_prev
-    return _finish_kernel(w, w_new, centre, loss, loss_new, grad_u, grad_new, loss_init, diverged_at,
-                          epsilon, gamma, nbeta, step, threshold, compute_acceptance)
+    out = _finish_kernel(w, w_new, centre, loss, loss_new, grad_u, grad_new, loss_init, diverged_at,
+                         epsilon, gamma, nbeta, step, threshold, compute_acceptance, precond)
+    return (*out, moment)
 
 
 def _is_minibatch(target: Target) -> bool:
@@ -435,14 +455,15 @@ class FusedNetworkStep(_FusedStepBase):
         word, step_t, threshold = _scalars(state, divergence_threshold)
         w = state.w
         batch = target.sample_batch(state.keys, state.step)
-        key = (tuple(w.shape), tuple(batch.shape), w.dtype, w.device, bool(compute_acceptance))
-        w_out, loss_out, grad_out, diverged, info_loss, info_acc = self._kernel(
+        key = (tuple(w.shape), tuple(batch.shape), w.dtype, w.device, bool(compute_acceptance),
+               params.sampler is not None)
+        w_out, loss_out, grad_out, diverged, info_loss, info_acc, moment = self._kernel(
             key, target.chain_loss, w, state.centre, state.loss, state.grad,
             state.loss_init, state.diverged_at, state.keys, target.data, batch, params.epsilon,
             params.gamma, params.nbeta, word, step_t, threshold,
-            bool(compute_acceptance),
+            bool(compute_acceptance), state.moment, params.rmsprop,
         )
-        new_state = _next_state(state, w_out, loss_out, grad_out, diverged)
+        new_state = _next_state(state, w_out, loss_out, grad_out, diverged, moment=moment)
         return new_state, SGLDInfo(loss=info_loss, acceptance=info_acc)
 
 

@@ -280,7 +280,7 @@ def _run_planned(
     step_fn = fused_steps.select_step(target, fused, num_chains=num_chains, num_steps_total=num_steps_total)
     if batch_chains < num_chains:
         step_fn = ChainBatchedStep(step_fn, batch_chains)
-    params = SGLDParams(*(p.to(device=device, dtype=dtype) for p in params))
+    params = params.to(device=device, dtype=dtype)
     keys = rng.chain_keys(seed, chain_index)
     state = sgld.init(target, params, keys, centre)
 
@@ -390,16 +390,20 @@ class ChainBatchedStep:
         w, grad = torch.empty_like(state.w), torch.empty_like(state.grad)
         loss, info_loss, info_acc = (torch.empty_like(state.loss) for _ in range(3))
         diverged_at = torch.empty_like(state.diverged_at)
+        moment = None if state.moment is None else torch.empty_like(state.moment)
         for start in range(0, num_chains, self.batch_chains):
             sl = slice(start, min(start + self.batch_chains, num_chains))
             part = SGLDState(w=state.w[sl], centre=state.centre[sl], loss=state.loss[sl], grad=state.grad[sl],
                              loss_init=state.loss_init[sl], diverged_at=state.diverged_at[sl],
-                             keys=state.keys[sl], step=state.step)
-            new, info = self.step_fn(part, target, SGLDParams(*(p[sl] for p in params)), **kwargs)
+                             keys=state.keys[sl], step=state.step,
+                             moment=None if state.moment is None else state.moment[sl])
+            new, info = self.step_fn(part, target, params.take(sl), **kwargs)
             w[sl], loss[sl], grad[sl], diverged_at[sl] = new.w, new.loss, new.grad, new.diverged_at
+            if moment is not None:
+                moment[sl] = new.moment
             info_loss[sl], info_acc[sl] = info.loss, info.acceptance
         new_state = SGLDState(w=w, centre=state.centre, loss=loss, grad=grad, loss_init=state.loss_init,
-                              diverged_at=diverged_at, keys=state.keys, step=state.step + 1)
+                              diverged_at=diverged_at, keys=state.keys, step=state.step + 1, moment=moment)
         return new_state, SGLDInfo(loss=info_loss, acceptance=info_acc)
 
 

@@ -18,6 +18,12 @@ with the *same* minibatch at both ends of the proposal (exact for potentials, wh
 minibatch), and only on steps where it is asked for, because for data targets it costs a
 second gradient evaluation.
 
+Each chain also has a sampler (``SGLDParams.sampler``, per-chain codes of
+:data:`lltools.sampling.kernel.SAMPLER_NAMES`): plain SGLD, or RMSProp-preconditioned SGLD,
+whose running second moment V rides in the state (``SGLDState.moment``).  A grid can mix
+them: one batched run compares both samplers across ε × γ × nβ.  ``sampler=None`` (the
+default) means every chain is plain SGLD and runs the original code path.
+
 A chain whose loss or position becomes non-finite, or whose nβ·(L − L(w*)) exceeds
 ``divergence_threshold``, is marked diverged at that step: it is frozen at w*, its later
 losses are NaN, and estimators exclude it.  No step ever synchronises with the host.
@@ -37,15 +43,73 @@ from lltools.targets.base import Target
 
 
 class SGLDParams(NamedTuple):
-    """Per-chain hyperparameters, each a Tensor of shape (C,)."""
+    """Per-chain hyperparameters, each a Tensor of shape (C,).
+
+    ``sampler`` holds int64 sampler codes (:data:`lltools.sampling.kernel.SGLD`,
+    :data:`~lltools.sampling.kernel.RMSPROP`), or is None: every chain plain SGLD.  With it
+    come the RMSProp decay α (``rms_decay``) and stabiliser δ (``rms_delta``), per chain.
+    """
 
     epsilon: Tensor
     gamma: Tensor
     nbeta: Tensor
+    sampler: Tensor | None = None
+    rms_decay: Tensor | None = None
+    rms_delta: Tensor | None = None
+
+    @property
+    def rmsprop(self) -> tuple[Tensor, Tensor, Tensor] | None:
+        """``(sampler codes, α, δ)`` for the kernel, or None when every chain is plain SGLD."""
+        if self.sampler is None or self.rms_decay is None or self.rms_delta is None:
+            return None
+        return self.sampler, self.rms_decay, self.rms_delta
 
     @property
     def num_chains(self) -> int:
         return int(self.epsilon.shape[0])
+
+    @property
+    def sampler_codes(self) -> Tensor:
+        """The per-chain sampler codes, shape (C,) int64 (zeros when ``sampler`` is None)."""
+        if self.sampler is None:
+            return torch.zeros(self.num_chains, dtype=torch.int64, device=self.epsilon.device)
+        return self.sampler
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> SGLDParams:
+        """The same params on ``device``, ε/γ/nβ in ``dtype`` (the sampler codes stay int64)."""
+        def move(x: Tensor | None) -> Tensor | None:
+            if x is None:
+                return None
+            return x.to(device=device, dtype=torch.int64 if x is self.sampler else dtype)
+
+        return SGLDParams(*(move(x) for x in self))
+
+    def take(self, index: slice | Tensor) -> SGLDParams:
+        """The params of the chains ``index`` (a slice or an index tensor)."""
+        return SGLDParams(*(None if x is None else x[index] for x in self))
+
+    @staticmethod
+    def cat(parts: Sequence[SGLDParams]) -> SGLDParams:
+        """The chains of ``parts`` in order, as one :class:`SGLDParams` (plain-SGLD parts of a
+        mix get code 0 and the default α, δ)."""
+        fields = [torch.cat([getattr(p, k) for p in parts]) for k in ("epsilon", "gamma", "nbeta")]
+        if all(p.sampler is None for p in parts):
+            return SGLDParams(*fields)
+        rms = [p if p.sampler is not None else p.with_rmsprop_defaults() for p in parts]
+        extra = [torch.cat([getattr(p, k).to(fields[0].device) for p in rms])
+                 for k in ("sampler", "rms_decay", "rms_delta")]
+        return SGLDParams(*fields, *extra)
+
+    def with_rmsprop_defaults(self) -> SGLDParams:
+        """These params with explicit sampler codes (0 where None) and α, δ (defaults where None)."""
+        def full(value: float) -> Tensor:
+            return torch.full_like(self.epsilon, value)
+
+        return SGLDParams(
+            self.epsilon, self.gamma, self.nbeta, self.sampler_codes,
+            full(kernel.RMSPROP_DECAY) if self.rms_decay is None else self.rms_decay,
+            full(kernel.RMSPROP_DELTA) if self.rms_delta is None else self.rms_delta,
+        )
 
 
 class SGLDState(NamedTuple):
@@ -59,6 +123,7 @@ class SGLDState(NamedTuple):
     diverged_at: Tensor  # (C,) int64 step of divergence, -1 while healthy
     keys: Tensor  # (C,) int64 per-chain random keys
     step: int  # index of the next step
+    moment: Tensor | None = None  # (C, d) RMSProp second moment V (None: no RMSProp chain)
 
 
 class SGLDInfo(NamedTuple):
@@ -76,11 +141,19 @@ def make_params(
     *,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
+    sampler: str | Sequence[str] | Sequence[int] | Tensor | None = None,
+    rmsprop_decay: float | Sequence[float] | Tensor = kernel.RMSPROP_DECAY,
+    rmsprop_delta: float | Sequence[float] | Tensor = kernel.RMSPROP_DELTA,
 ) -> SGLDParams:
     """Broadcast scalars or per-chain sequences to an :class:`SGLDParams` of shape (C,).
 
-    Raises ``ValueError`` for non-positive ε or nβ, negative γ, or a length that is
-    neither 1 nor ``num_chains``.
+    ``sampler`` is "sgld" (the default, also None) or "rmsprop", or one per chain (names or
+    codes).  When every chain is plain SGLD the params carry ``sampler=None``, so the step
+    is the original one, bit for bit.  ``rmsprop_decay`` α ∈ [0, 1) and ``rmsprop_delta``
+    δ > 0 (scalars or per chain) set RMSProp's V ← αV + (1−α)(nβ∇L)², G = 1/(√V + δ).
+
+    Raises ``ValueError`` for non-positive ε or nβ, negative γ, an unknown sampler, α
+    outside [0, 1), δ ≤ 0, or a length that is neither 1 nor ``num_chains``.
     """
 
     def as_chain_tensor(value: Any, name: str) -> Tensor:
@@ -93,11 +166,20 @@ def make_params(
             raise ValueError(f"{name} must be finite")
         return t
 
+    codes = sampler_codes(sampler, num_chains, device=device)
     params = SGLDParams(
         epsilon=as_chain_tensor(epsilon, "epsilon"),
         gamma=as_chain_tensor(gamma, "gamma"),
         nbeta=as_chain_tensor(nbeta, "nbeta"),
     )
+    if codes is not None:
+        decay = as_chain_tensor(rmsprop_decay, "rmsprop_decay")
+        delta = as_chain_tensor(rmsprop_delta, "rmsprop_delta")
+        if ((decay < 0) | (decay >= 1)).any():
+            raise ValueError("rmsprop_decay (α) must be in [0, 1)")
+        if (delta <= 0).any():
+            raise ValueError("rmsprop_delta (δ) must be > 0")
+        params = SGLDParams(*params[:3], codes, decay, delta)
     if (params.epsilon <= 0).any():
         raise ValueError("epsilon (step size) must be > 0")
     if (params.nbeta <= 0).any():
@@ -105,6 +187,31 @@ def make_params(
     if (params.gamma < 0).any():
         raise ValueError("gamma (localisation strength) must be >= 0")
     return params
+
+
+def sampler_codes(
+    sampler: str | Sequence[str] | Sequence[int] | Tensor | None, num_chains: int, *,
+    device: torch.device | str | None = None,
+) -> Tensor | None:
+    """Per-chain sampler codes (C,) int64 from a name, names or codes; None when every chain
+    is plain SGLD.  ``ValueError`` (one line) for an unknown name or a wrong length."""
+    if sampler is None:
+        return None
+    if isinstance(sampler, str):
+        sampler = [sampler]
+    if isinstance(sampler, Tensor):
+        codes = sampler.to(dtype=torch.int64).reshape(-1).tolist()
+    else:
+        codes = [kernel.sampler_code(s) if isinstance(s, str) else int(s) for s in sampler]
+    if any(c not in (kernel.SGLD, kernel.RMSPROP) for c in codes):
+        raise ValueError(f"sampler codes must be {kernel.SGLD} (sgld) or {kernel.RMSPROP} (rmsprop)")
+    if len(codes) == 1:
+        codes = codes * num_chains
+    if len(codes) != num_chains:
+        raise ValueError(f"sampler must be one name or have {num_chains} entries, got {len(codes)}")
+    if all(c == kernel.SGLD for c in codes):
+        return None
+    return torch.tensor(codes, dtype=torch.int64, device=device)
 
 
 def init(
@@ -147,6 +254,7 @@ def init(
         diverged_at=torch.full((num_chains,), -1, dtype=torch.int64, device=centre.device),
         keys=keys.to(centre.device),
         step=0,
+        moment=None if params.sampler is None else torch.zeros_like(centre),
     )
 
 
@@ -175,7 +283,9 @@ def step(
         loss, grad = state.loss, state.grad
 
     noise = rng.normal(state.keys, t, rng.STREAM_NOISE, w.shape[1], w.dtype)
-    w_new, grad_u = kernel.propose(w, centre, grad, noise, params.epsilon, params.gamma, params.nbeta)
+    moment, precond = kernel.precondition(state.moment, grad, params.nbeta, params.rmsprop)
+    w_new, grad_u = kernel.propose(w, centre, grad, noise, params.epsilon, params.gamma, params.nbeta,
+                                   precond=precond)
     if compute_acceptance or not target.has_data:
         loss_new, grad_new = target.loss_and_grad(w_new, batch)
     else:
@@ -184,7 +294,8 @@ def step(
         w, w_new, centre, loss, loss_new, grad_u, grad_new, state.loss_init, state.diverged_at,
         params.epsilon, params.gamma, params.nbeta, torch.full_like(state.diverged_at, t),
         divergence_threshold, compute_acceptance=compute_acceptance, check_new_loss=not target.has_data,
+        precond=precond,
     )
     new_state = SGLDState(w=w_out, centre=centre, loss=loss_out, grad=grad_out, loss_init=state.loss_init,
-                          diverged_at=diverged_at, keys=state.keys, step=t + 1)
+                          diverged_at=diverged_at, keys=state.keys, step=t + 1, moment=moment)
     return new_state, SGLDInfo(loss=info_loss, acceptance=info_acc)

@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 import torch
 
 from lltools.base.untrusted import UntrustedInputError, one_line
-from lltools.sampling.sgld import SGLDParams
+from lltools.sampling.kernel import RMSPROP_DECAY, RMSPROP_DELTA
+from lltools.sampling.sgld import SGLDParams, sampler_codes
 from lltools.sampling.trace import Trace
 from lltools.storage.files import (
     CHUNK_PATTERN,
@@ -98,6 +99,22 @@ class StoredRun:
     def steps_done(self) -> int:
         return int(self.manifest.get("progress", {}).get("steps_done", 0))
 
+    def _params(self, col: dict[str, torch.Tensor]) -> SGLDParams:
+        """The stored per-chain params; runs written before the sampler column are plain SGLD."""
+        floats = (col["epsilon"].double(), col["gamma"].double(), col["nbeta"].double())
+        if "sampler" not in self.chains.columns:
+            return SGLDParams(*floats)
+        names = self.chains["sampler"].astype(str).tolist()
+        try:
+            codes = sampler_codes(names, len(names))
+        except ValueError as exc:
+            raise RunStoreError(f"run {self.id}: chains.parquet has {one_line(exc, 80)}") from exc
+        if codes is None:
+            return SGLDParams(*floats)
+        rms = [col[k].double() if k in col else torch.full_like(floats[0], default)
+               for k, default in (("rms_decay", RMSPROP_DECAY), ("rms_delta", RMSPROP_DELTA))]
+        return SGLDParams(*floats, codes, *rms)
+
     def to_trace(self) -> Trace:
         """The flushed part of the run as a host :class:`~lltools.sampling.trace.Trace` (float64)."""
         if self.damage:
@@ -119,7 +136,7 @@ class StoredRun:
             steps=torch.from_numpy(steps.astype(np.int64)),
             loss_init=col["loss_init"].double(),
             diverged_at=col["diverged_at"].long(),
-            params=SGLDParams(col["epsilon"].double(), col["gamma"].double(), col["nbeta"].double()),
+            params=self._params(col),
             chain_index=col["chain_in_setting"].long(),
             setting_index=col["setting"].long(),
             num_burnin=int(progress.get("num_burnin", 0)),

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from lltools.sampling.kernel import SAMPLER_NAMES
 from lltools.sampling.trace import Trace
 from lltools.storage.files import (
     CHAINS_FILE,
@@ -54,7 +55,8 @@ def trace_rows(trace: Trace, start: int, stop: int) -> pa.Table:
 
 
 def chain_rows(trace: Trace) -> pa.Table:
-    """One row per chain: identifiers, hyperparameters, L(w*) and divergence step."""
+    """One row per chain: identifiers, hyperparameters (with the sampler, and RMSProp's α
+    and δ when a chain uses it), L(w*) and divergence step."""
     frame = pd.DataFrame(
         {
             "chain": np.arange(trace.num_chains, dtype=np.int32),
@@ -65,8 +67,12 @@ def chain_rows(trace: Trace) -> pa.Table:
             "nbeta": _host(trace.params.nbeta).astype(np.float64),
             "loss_init": _host(trace.loss_init).astype(np.float64),
             "diverged_at": _host(trace.diverged_at).astype(np.int64),
+            "sampler": np.asarray(SAMPLER_NAMES, dtype=object)[_host(trace.params.sampler_codes)],
         }
     )
+    if trace.params.rmsprop is not None:
+        frame["rms_decay"] = _host(trace.params.rms_decay).astype(np.float64)
+        frame["rms_delta"] = _host(trace.params.rms_delta).astype(np.float64)
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 

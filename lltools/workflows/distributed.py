@@ -43,6 +43,7 @@ from torch import Tensor
 from lltools.base import memory
 from lltools.base.devices import resolve_device
 from lltools.sampling.driver import MAX_POSITION_DIM, MAX_POSITION_VALUES, recorded_steps, run
+from lltools.sampling.kernel import RMSPROP_DECAY, RMSPROP_DELTA
 from lltools.sampling.sgld import SGLDParams
 from lltools.sampling.trace import Trace
 from lltools.targets.base import Target
@@ -130,7 +131,7 @@ def concat_traces(traces: Sequence[Trace]) -> Trace:
         steps=first.steps,
         loss_init=cat("loss_init"),
         diverged_at=cat("diverged_at"),
-        params=SGLDParams(*(torch.cat([t.params[i] for t in traces]) for i in range(3))),
+        params=SGLDParams.cat([t.params for t in traces]),
         chain_index=cat("chain_index"),
         setting_index=cat("setting_index"),
         num_burnin=first.num_burnin,
@@ -183,7 +184,7 @@ def run_batched(
     for start in range(0, num_chains, max_chains):
         sl = slice(start, min(start + max_chains, num_chains))
         part_centre = centre[sl] if centre is not None and centre.ndim == 2 else centre
-        trace = run(target, SGLDParams(*(p[sl] for p in params)), chain_index=chain_index[sl],
+        trace = run(target, params.take(sl), chain_index=chain_index[sl],
                     setting_index=setting_index[sl], centre=part_centre, **common)
         parts.append(trace)
     return concat_traces(parts)
@@ -226,13 +227,16 @@ def sweep_shard(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     max_chains: int | None = None,
+    rmsprop_decay: float = RMSPROP_DECAY,
+    rmsprop_delta: float = RMSPROP_DELTA,
     **run_kwargs: Any,
 ) -> Trace:
     """Run some rows of a sweep's settings frame (with their global ``setting`` numbers) as
     one batched computation on this machine; the host trace (what a Ray task returns)."""
     target = prepare_target(resolve_target(target_spec), batch_size=batch_size,
                             device=_worker_device(device), dtype=dtype)
-    params, chain_index, _ = expand_grid(settings, chains, device=target.device, dtype=target.dtype)
+    params, chain_index, _ = expand_grid(settings, chains, device=target.device, dtype=target.dtype,
+                                         rmsprop_decay=rmsprop_decay, rmsprop_delta=rmsprop_delta)
     setting_numbers = torch.tensor(settings["setting"].to_list(), dtype=torch.int64)
     setting_index = setting_numbers.repeat_interleave(chains)
     trace = run_batched(target, params, num_draws=draws, num_burnin=burnin, thinning=thinning, seed=seed,
@@ -295,6 +299,7 @@ def sweep_distributed(
     epsilon: Sequence[float],
     gamma: Sequence[float],
     nbeta: Sequence[float],
+    sampler: str | Sequence[str] | None = None,
     chains: int = 4,
     draws: int = 1000,
     burnin: int = 200,
@@ -336,7 +341,7 @@ def sweep_distributed(
     **run_kwargs
         Passed to :func:`lltools.sampling.driver.run` in each task (e.g. ``fused=True``).
     """
-    settings = grid(epsilon, gamma, nbeta)
+    settings = grid(epsilon, gamma, nbeta, sampler)
     _validate_counts(chains * len(settings), draws, burnin, thinning)
     ray = connect(address)
     gpus = _gpus_per_task(ray, device, num_gpus)

@@ -22,6 +22,7 @@ from lltools.base.devices import resolve_device, resolve_dtype
 from lltools.estimation import frames
 from lltools.estimation.summary import Summary, plain, summarize
 from lltools.sampling.driver import last_item, run_chunks
+from lltools.sampling.kernel import RMSPROP_DECAY, RMSPROP_DELTA, SAMPLER_NAMES, sampler_code
 from lltools.sampling.sgld import make_params
 from lltools.sampling.trace import Trace
 from lltools.targets.base import Target
@@ -52,9 +53,17 @@ class SamplerSettings:
     seed: int = 0
     device: str = "cpu"
     dtype: str = "float32"
+    sampler: str = "sgld"
+    rmsprop_decay: float | None = None
+    rmsprop_delta: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        """The settings as plain values (RMSProp's α and δ only for the rmsprop sampler)."""
+        out = dict(self.__dict__)
+        if self.sampler != "rmsprop":
+            out.pop("rmsprop_decay")
+            out.pop("rmsprop_delta")
+        return out
 
 
 @dataclass
@@ -254,6 +263,9 @@ def estimate_stream(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     report_every: int | None = None,
+    sampler: str = "sgld",
+    rmsprop_decay: float = RMSPROP_DECAY,
+    rmsprop_delta: float = RMSPROP_DELTA,
     **run_kwargs: Any,
 ) -> Iterator[RunEvent]:
     """Yield a :class:`~lltools.workflows.events.RunEvent` every ``report_every`` steps.
@@ -263,10 +275,12 @@ def estimate_stream(
     Keyword arguments are those of :func:`estimate`.
     """
     _validate_counts(chains, draws, burnin, thinning)
+    sampler = SAMPLER_NAMES[sampler_code(sampler)]
     placed = prepare_target(target, batch_size=batch_size, device=device, dtype=dtype)
     check_memory(placed, chains, draws, burnin, thinning)
     nb = resolve_nbeta(placed, nbeta)
-    params = make_params(epsilon, gamma, nb, chains, device=placed.device, dtype=placed.dtype)
+    params = make_params(epsilon, gamma, nb, chains, device=placed.device, dtype=placed.dtype,
+                         sampler=sampler, rmsprop_decay=rmsprop_decay, rmsprop_delta=rmsprop_delta)
     settings = SamplerSettings(
         nbeta=nb,
         gamma=float(gamma),
@@ -279,6 +293,9 @@ def estimate_stream(
         seed=int(seed),
         device=str(placed.device),
         dtype=str(placed.dtype).removeprefix("torch."),
+        sampler=sampler,
+        rmsprop_decay=float(rmsprop_decay) if sampler == "rmsprop" else None,
+        rmsprop_delta=float(rmsprop_delta) if sampler == "rmsprop" else None,
     )
     for trace in run_chunks(
         placed,
@@ -347,6 +364,9 @@ def estimate(target: Target, **kwargs: Any) -> EstimateResult:
         Effective inverse temperature nβ; default n/log n when the target has data.
     gamma, epsilon : float
         Localisation strength γ and step size ε.
+    sampler : str
+        "sgld" (default) or "rmsprop" (RMSProp-preconditioned SGLD, primer §7), with its
+        ``rmsprop_decay`` α (0.99) and ``rmsprop_delta`` δ (0.1).
     chains, draws, burnin, thinning : int
     batch_size : int, optional
         Minibatch size m for network targets.

@@ -1,8 +1,10 @@
 """Hyperparameter grids as ONE batched run: every setting is just more chains.
 
-A grid of S settings × C chains becomes S·C chains whose ε, γ, nβ tensors repeat each
-setting C times.  Chain k of every setting uses the random stream of chain k of a single
-run with the same seed, so a sweep row equals the same setting run on its own.
+A grid of S settings × C chains becomes S·C chains whose ε, γ, nβ (and sampler) tensors
+repeat each setting C times; a grid over ``sampler=["sgld", "rmsprop"]`` compares plain and
+RMSProp-preconditioned SGLD in the same batched run.  Chain k of every setting uses the
+random stream of chain k of a single run with the same seed, so a sweep row equals the same
+setting run on its own.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 
 from lltools.estimation.summary import Summary, summarize
 from lltools.sampling.driver import last_item, run_chunks
+from lltools.sampling.kernel import RMSPROP_DECAY, RMSPROP_DELTA, SAMPLER_NAMES, sampler_code
 from lltools.sampling.sgld import SGLDParams, make_params
 from lltools.sampling.trace import Trace
 from lltools.targets.base import Target
@@ -27,18 +30,36 @@ from lltools.workflows.events import RunEvent
 MAX_SETTINGS = 100_000
 
 
+def sampler_axis(sampler: str | Sequence[str] | None) -> list[str]:
+    """The sampler values of a grid: a name, a comma list ("sgld,rmsprop") or a sequence of
+    names; default ``["sgld"]``.  ``ValueError`` (one line) for an unknown or repeated name."""
+    if sampler is None:
+        return ["sgld"]
+    items = sampler.split(",") if isinstance(sampler, str) else list(sampler)
+    names = [SAMPLER_NAMES[sampler_code(str(s))] for s in items]
+    if not names:
+        raise ValueError("sampler needs at least one value")
+    if len(set(names)) != len(names):
+        raise ValueError(f"sampler lists a value twice: {', '.join(names)}")
+    return names
+
+
 def grid(
-    epsilon: Sequence[float], gamma: Sequence[float], nbeta: Sequence[float]
+    epsilon: Sequence[float], gamma: Sequence[float], nbeta: Sequence[float],
+    sampler: str | Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """All combinations as a DataFrame with columns ``setting, epsilon, gamma, nbeta``."""
-    axes = [list(map(float, values)) for values in (epsilon, gamma, nbeta)]
+    """All combinations as a DataFrame with columns ``setting, epsilon, gamma, nbeta,
+    sampler`` (the sampler the innermost axis; default "sgld" only, so the numbering of a
+    single-sampler grid is unchanged)."""
+    axes: list[list[Any]] = [list(map(float, values)) for values in (epsilon, gamma, nbeta)]
+    axes.append(sampler_axis(sampler))
     size = math.prod(len(a) for a in axes)  # checked before the product is built
     if size == 0:
         raise ValueError("each of epsilon, gamma and nbeta needs at least one value")
     if size > MAX_SETTINGS:
         raise ValueError(f"grid has {size:,} settings; the limit is {MAX_SETTINGS:,}")
     rows = list(itertools.product(*axes))
-    frame = pd.DataFrame(rows, columns=["epsilon", "gamma", "nbeta"])
+    frame = pd.DataFrame(rows, columns=["epsilon", "gamma", "nbeta", "sampler"])
     frame.insert(0, "setting", range(len(frame)))
     return frame
 
@@ -49,14 +70,22 @@ def expand_grid(
     *,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
+    rmsprop_decay: float = RMSPROP_DECAY,
+    rmsprop_delta: float = RMSPROP_DELTA,
 ) -> tuple[SGLDParams, torch.Tensor, torch.Tensor]:
-    """Per-chain params, ``chain_index`` and ``setting_index`` for S settings × ``chains``."""
+    """Per-chain params, ``chain_index`` and ``setting_index`` for S settings × ``chains``
+    (a ``sampler`` column, when present, sets each setting's sampler; RMSProp chains use
+    ``rmsprop_decay`` α and ``rmsprop_delta`` δ)."""
     num_settings = len(settings)
     reps = {k: torch.tensor(settings[k].to_numpy(), dtype=dtype).repeat_interleave(chains)
             for k in ("epsilon", "gamma", "nbeta")}
+    samplers = None
+    if "sampler" in settings.columns:
+        samplers = [str(s) for s in settings["sampler"] for _ in range(chains)]
     params = make_params(
         reps["epsilon"], reps["gamma"], reps["nbeta"], num_settings * chains,
-        device=device, dtype=dtype,
+        device=device, dtype=dtype, sampler=samplers, rmsprop_decay=rmsprop_decay,
+        rmsprop_delta=rmsprop_delta,
     )
     chain_index = torch.arange(chains).repeat(num_settings)
     setting_index = torch.arange(num_settings).repeat_interleave(chains)
@@ -70,7 +99,7 @@ class SweepResult:
     Attributes
     ----------
     settings : DataFrame
-        The grid: ``setting, epsilon, gamma, nbeta``.
+        The grid: ``setting, epsilon, gamma, nbeta, sampler``.
     table : DataFrame
         One row per setting (:data:`lltools.estimation.summary.SUMMARY_COLUMNS`).
     trace : Trace
@@ -110,6 +139,7 @@ def sweep_stream(
     epsilon: Sequence[float],
     gamma: Sequence[float],
     nbeta: Sequence[float],
+    sampler: str | Sequence[str] | None = None,
     chains: int = 4,
     draws: int = 1000,
     burnin: int = 200,
@@ -119,19 +149,24 @@ def sweep_stream(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     report_every: int | None = None,
+    rmsprop_decay: float = RMSPROP_DECAY,
+    rmsprop_delta: float = RMSPROP_DELTA,
     **run_kwargs: Any,
 ) -> Iterator[RunEvent]:
     """Yield a :class:`~lltools.workflows.events.RunEvent` while the batched grid runs.
 
-    ``event.settings`` is the grid (``setting, epsilon, gamma, nbeta``); the last event
-    carries the :class:`SweepResult`.
+    ``event.settings`` is the grid (``setting, epsilon, gamma, nbeta, sampler``); the last
+    event carries the :class:`SweepResult`.  ``sampler``: "sgld" (default), "rmsprop", a
+    list or a comma list of both (one more grid axis); ``rmsprop_decay``/``rmsprop_delta``
+    are RMSProp's α and δ (:func:`lltools.sampling.sgld.make_params`).
     """
-    settings = grid(epsilon, gamma, nbeta)
+    settings = grid(epsilon, gamma, nbeta, sampler)
     _validate_counts(chains * len(settings), draws, burnin, thinning)
     placed = prepare_target(target, batch_size=batch_size, device=device, dtype=dtype)
     check_memory(placed, chains * len(settings), draws, burnin, thinning)
     params, chain_index, setting_index = expand_grid(
-        settings, chains, device=placed.device, dtype=placed.dtype
+        settings, chains, device=placed.device, dtype=placed.dtype, rmsprop_decay=rmsprop_decay,
+        rmsprop_delta=rmsprop_delta,
     )
     for trace in run_chunks(
         placed,
