@@ -31,7 +31,8 @@ GOOD_BUILD = "def build():\n    return torch.nn.Linear(3, 2)\n"
 GOOD_DATA = "def data():\n    return torch.randn(10, 3), torch.randn(10, 2)\n"
 BROKEN = {
     "build() raised": GOOD_DATA + "def build():\n    raise RuntimeError('out of coffee')\n",
-    "disagree on the number of samples": GOOD_BUILD + "def data():\n    return torch.randn(10, 3), torch.randn(9, 2)\n",
+    "disagree on the number of samples": GOOD_BUILD
+    + "def data():\n    return torch.randn(10, 3), torch.randn(9, 2)\n",
     "per-sample losses": GOOD_BUILD + GOOD_DATA
     + "def loss(outputs, batch):\n    return ((outputs - batch[1]) ** 2).mean()\n",
     "defines no build": GOOD_DATA,
@@ -60,7 +61,9 @@ def test_folder_problems_are_one_line_naming_the_folder(tmp_path: Path, problem:
     assert "\n" not in message and str(folder) in message and problem in message, message
 
 
-@pytest.mark.parametrize("problem", ["build() raised", "disagree on the number of samples", "per-sample losses", "syntax error"])
+@pytest.mark.parametrize(
+    "problem", ["build() raised", "disagree on the number of samples", "per-sample losses", "syntax error"]
+)
 def test_the_cli_prints_folder_problems_in_one_line(tmp_path: Path, problem: str) -> None:
     folder = write_folder(tmp_path, BROKEN[problem])
     out = run_cli("estimate", "--model", str(folder), "--json", "--no-progress", "--draws", "5")
@@ -76,7 +79,8 @@ def test_a_folder_without_card_or_weights_centres_at_build(tmp_path: Path) -> No
     folder = shutil.copytree(USER_DLN, tmp_path / "user_dln")
     target = load_model_folder(folder)
     assert target.card == {} and target.checkpoint_path is None and target.name == "user_dln"
-    assert target.n == 1000 and target.default_nbeta == pytest.approx(1000 / torch.log(torch.tensor(1000.0)).item())
+    assert target.n == 1000
+    assert target.default_nbeta == pytest.approx(1000 / torch.log(torch.tensor(1000.0)).item())
     assert float(target.full_loss(target.w_star[None])) < 1e-12
     assert [c["name"] for c in list_sample_models(tmp_path)] == ["user_dln"]
     state = {k: v + 0.5 for k, v in target.module.state_dict().items()}
@@ -231,7 +235,7 @@ def test_a_module_needs_data_and_a_target_takes_none() -> None:
     target = load_model_folder(USER_DLN)
     with pytest.raises(TargetError, match="give the model's data"):
         lltools.estimate(target.module, **FAST)
-    with pytest.raises(TargetError, match="apply to an nn.Module"):
+    with pytest.raises(TargetError, match=r"apply to an nn\.Module"):
         lltools.estimate(target, (target.inputs, target.targets), **FAST)
 
 
