@@ -465,15 +465,21 @@ def list_sample_models(root: str | Path = "sample_models") -> list[dict[str, Any
 
 
 def folder_card(folder: str | Path) -> dict[str, Any] | None:
-    """A model folder's card with its ``"path"`` (and ``"name"`` defaulting to the folder's
-    name), or ``None`` with a warning when the card cannot be read."""
+    """A model folder's card with its ``"path"``, ``"name"`` defaulting to the folder's name and
+    ``"final_checkpoint"`` to :func:`default_checkpoint` (relative; ``""``: the weights
+    ``build()`` returns), or ``None`` with a warning when the card cannot be read."""
     folder = Path(folder)
     try:
         card = read_card(folder)
     except (ValueError, OSError) as exc:
         warnings.warn(f"skipping {folder}: {exc}", stacklevel=2)
         return None
-    return {**card, "name": card.get("name") or folder.name, "path": str(folder)}
+    out = {**card, "name": card.get("name") or folder.name, "path": str(folder)}
+    if not out.get("final_checkpoint"):  # the default centre, relative to the folder ("" = build()'s)
+        ckpt = default_checkpoint(folder, card)
+        out["final_checkpoint"] = "" if ckpt is None else (
+            str(ckpt.relative_to(folder)) if ckpt.is_relative_to(folder) else str(ckpt))
+    return out
 
 
 def _step_of(path: Path) -> int | None:
