@@ -24,8 +24,15 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || ( $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null )
 
+# Extra model folders for the app: make app MODELS="DIR1 DIR2" (appended to $LLTOOLS_MODELS,
+# which is os.pathsep-separated). Loading a folder runs its model.py: only folders you trust.
+MODELS ?=
+EMPTY  :=
+SPACE  := $(EMPTY) $(EMPTY)
+APP_MODELS := $(subst $(SPACE),:,$(strip $(MODELS) $(subst :, ,$(LLTOOLS_MODELS))))
+
 app: $(STAMP)
-	$(BIN)/streamlit run dashboard/app.py --server.port $(PORT) --server.headless true
+	LLTOOLS_MODELS="$(APP_MODELS)" $(BIN)/streamlit run dashboard/app.py --server.port $(PORT) --server.headless true
 
 test: $(STAMP) browser
 	$(BIN)/ruff check .

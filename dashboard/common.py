@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import os
 import string
 import traceback
 from collections.abc import Callable, Iterable, Mapping
@@ -53,7 +54,7 @@ import streamlit as st
 
 from lltools import viz as plots
 from lltools.base.untrusted import terminal_safe
-from lltools.targets.models import list_sample_models, load_sample_model
+from lltools.targets.models import folder_card, list_sample_models, load_sample_model
 from lltools.targets.potentials import potential_target as build
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -400,13 +401,26 @@ def sampler_values(state: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     }
 
 
+def card_n(card: Mapping[str, Any]) -> int | None:
+    """The training-set size n of a model: its card's ``n``, else that of the loaded folder
+    (a folder given by ``model.py`` alone; loading it is cached), else None."""
+    if card.get("n"):
+        return int(card["n"])
+    if not card.get("path"):
+        return None
+    try:
+        return int(sample_model_target(str(card["path"])).n)
+    except Exception:  # shown by the page that loads the target
+        return None
+
+
 def card_sampler_values(prefix: str, card: Mapping[str, Any], sampler: Mapping[str, Any]) -> dict[str, Any]:
     """Widget values (keys ``f"{prefix}.nbeta"`` … ``.burnin`` and ``.batch``) for a model.
 
     ``sampler`` is the model card's ``default_sampler`` (possibly updated); a missing nβ
     is n/log n (100 without a usable n), a missing batch size is 0 (full batch).
     """
-    n = card.get("n")
+    n = card_n(card)
     nbeta = sampler.get("nbeta")
     if nbeta is None:
         nbeta = float(n) / math.log(float(n)) if n and n > 1 else 100.0
@@ -626,13 +640,44 @@ def potential_picker(
 MODEL_PREFIX = "model:"
 
 
+#: Model folders given at launch (``make app MODELS="DIR1 DIR2"``), ``os.pathsep``-separated.
+MODELS_ENV = "LLTOOLS_MODELS"
+
+
+def launch_model_paths() -> list[str]:
+    """The model folders named by :data:`MODELS_ENV` (absolute; folders that do not exist are
+    left out).  Only the person who starts the app chooses them: never the browser or a URL."""
+    raw = os.environ.get(MODELS_ENV, "")
+    paths = [Path(p).expanduser().resolve() for p in raw.split(os.pathsep) if p.strip()]
+    return [str(p) for p in paths if p.is_dir()]
+
+
+def model_cards(root: str | Path | None = None) -> list[dict[str, Any]]:
+    """The shipped model folders under ``root`` (default ``sample_models/``), then the folders
+    given at launch (:func:`launch_model_paths`; ``"user": True``), each a card with ``path``.
+    A folder whose card cannot be read is skipped (never takes a page down)."""
+    try:
+        cards = list_sample_models(root or ROOT / "sample_models")
+    except Exception:  # a broken card must not take a page down
+        cards = []
+    seen = {str(c["path"]) for c in cards}
+    for path in launch_model_paths():
+        if path in seen:
+            continue
+        try:
+            card = folder_card(path)
+        except Exception:
+            card = None
+        if card is not None:
+            cards.append({**card, "user": True})
+            seen.add(path)
+    return cards
+
+
 @st.cache_data(ttl=120, show_spinner=False)
 def sample_model_cards() -> list[dict[str, Any]]:
-    """The shipped sample models' cards (``sample_models/**/model.json``), with ``path``."""
-    try:
-        return list_sample_models(ROOT / "sample_models")
-    except Exception:  # a broken card must not take a page down
-        return []
+    """The shipped model folders' cards and those given at launch (:func:`model_cards`)."""
+    return model_cards()
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the model and its data…")

@@ -12,6 +12,10 @@ Quick use::
     result = lltools.estimate(lltools.potential_target("x**2 * y**4"), nbeta=100, gamma=1.0,
                               epsilon=1e-3, chains=8, draws=2000, burnin=500)
     result.llc_mean, result.llc_sem, result.warnings
+
+Your own model: ``lltools.estimate(model, data, loss=..., batch_size=...)`` with an
+``nn.Module`` and tensors, a Dataset or a DataLoader (see README, "Your own model"), or a
+model folder: ``lltools.load_model_folder("my_model")``.
 """
 
 from lltools.estimation.health import Criteria
@@ -20,7 +24,9 @@ from lltools.sampling.driver import run, run_chunks
 from lltools.sampling.sgld import SGLDParams, make_params
 from lltools.sampling.trace import Trace
 from lltools.targets.base import FunctionTarget, Target, TargetError
-from lltools.targets.models import load_sample_model
+from lltools.targets.folders import ModelFolderError
+from lltools.targets.models import load_model_folder, load_sample_model
+from lltools.targets.networks import NetworkTarget
 from lltools.targets.potentials import potential_target
 from lltools.targets.specs import TargetSpec
 from lltools.workflows.estimate import EstimateResult, estimate, estimate_stream
@@ -34,6 +40,8 @@ __all__ = [
     "Criteria",
     "EstimateResult",
     "FunctionTarget",
+    "ModelFolderError",
+    "NetworkTarget",
     "RunEvent",
     "SGLDParams",
     "Summary",
@@ -45,6 +53,7 @@ __all__ = [
     "__version__",
     "estimate",
     "estimate_stream",
+    "load_model_folder",
     "load_sample_model",
     "make_params",
     "potential_target",

@@ -36,9 +36,10 @@ FILES = settings(max_examples=40, deadline=None, database=None,
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A private copy of a small sample model (the card is rewritten by the tests)."""
+    """A private copy of a small sample model (the card is rewritten by the tests), without its
+    model.py: a card-only folder, whose card must describe the whole model."""
     folder = tmp_path_factory.mktemp("model") / "dln"
-    shutil.copytree(MODEL, folder, ignore=shutil.ignore_patterns("*.parquet", "*.csv"))
+    shutil.copytree(MODEL, folder, ignore=shutil.ignore_patterns("*.parquet", "*.csv", "model.py"))
     return folder
 
 

@@ -37,3 +37,25 @@ def test_readme_python_example_runs(index: int, tmp_path: Path, monkeypatch: pyt
         save_and_export_a_run(tmp_path / "run.nc")
     program = compile(BLOCKS[index], f"README.md python block {index}", "exec")
     exec(program, {"__name__": "__readme__"})  # safe: our own README, not user input
+
+
+def _own_model_block() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Your own model", 1)[1]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)[0]
+
+
+def test_the_own_model_example_is_complete_and_short() -> None:
+    block = _own_model_block()
+    assert "import lltools" in block and "lltools.estimate(model, loader" in block
+    assert len([ln for ln in block.splitlines() if ln.strip()]) <= 22
+
+
+@pytest.mark.slow
+def test_the_own_model_example_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """README "Your own model": an nn.Module + DataLoader + per-sample loss, as a user copies it."""
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {"__name__": "__readme__"}
+    exec(compile(_own_model_block(), "README.md own-model example", "exec"), scope)  # our own README
+    result = scope["result"]
+    assert result.n_chains == 4 and result.settings.batch_size == 64 and 0 < result.llc_mean < 81 / 2

@@ -61,13 +61,14 @@ def pick_model(cards: list[dict[str, Any]], running: bool) -> Selection:
     paths = [str(c["path"]) for c in cards]
     labels = {str(c["path"]): model_label(c) for c in cards}
     st.selectbox(
-        "Sample model",
+        "Model",
         paths,
         key=K_MODEL,
         format_func=lambda p: labels.get(p, p),
         on_change=_on_model_change,
         disabled=running,
-        help="Networks trained by the scripts in sample_models/ (see the model card below).",
+        help="The sample models in sample_models/ and the model folders given at launch "
+        "(make app MODELS=\"DIR …\" or LLTOOLS_MODELS); see the model card below.",
     )
     path = str(st.session_state[K_MODEL])
     st.radio(
@@ -94,7 +95,7 @@ def pick_model(cards: list[dict[str, Any]], running: bool) -> Selection:
         try:
             target = shipped_target(path, rel)
         except Exception as exc:  # a broken shipped file must not take the page down
-            msg = f"Could not load {rel}: {ui.plain(str(exc))}"
+            msg = f"Could not load {rel or path}: {ui.plain(str(exc))}"
             ui.user_error(msg)
             return Selection(path, rel, f"ckpt:{rel}", None, msg)
         return Selection(path, rel, f"ckpt:{rel}", target, None)

@@ -14,7 +14,7 @@ import streamlit as st
 
 from dashboard import common as ui
 from lltools.targets.checkpoints import CheckpointError
-from lltools.targets.models import list_checkpoints, list_sample_models, load_sample_model, read_card
+from lltools.targets.models import folder_card, list_checkpoints, load_sample_model, read_card
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,13 +74,15 @@ MAX_UPLOAD_BYTES = 256 * 1024**2
 
 @st.cache_data(ttl=120, show_spinner=False)
 def sample_models(root: str | None = None) -> list[dict[str, Any]]:
-    """Every sample model's card (``model.json`` plus ``path``), sorted; cached briefly."""
-    return list_sample_models(root or models_root())
+    """Every model folder's card (plus ``path``): the shipped ones, then those given at
+    launch (``make app MODELS=…``); cached briefly."""
+    return ui.model_cards(root or models_root())
 
 
 def model_label(card: dict[str, Any]) -> str:
     d = card.get("num_parameters")
-    return f"{card['name']}" + (f"  ·  d = {int(d):,}" if d else "")
+    mine = "  ·  your folder" if card.get("user") else ""
+    return f"{card['name']}" + (f"  ·  d = {int(d):,}" if d else "") + mine
 
 
 def default_model(cards: list[dict[str, Any]]) -> str | None:
@@ -96,7 +98,7 @@ def card_of(path: str) -> dict[str, Any]:
         if str(c["path"]) == path:
             return c
 
-    return {**read_card(path), "path": path}
+    return folder_card(path) or {**read_card(path), "path": path}
 
 
 def sampler_defaults(card: dict[str, Any]) -> dict[str, Any]:
@@ -121,6 +123,8 @@ def checkpoint_label(path: str, rel: str) -> str:
     card = card_of(path)
     name = Path(rel).stem
     final = rel == str(card["final_checkpoint"])
+    if not rel:
+        return "weights from build()" + ("  (final)" if final else "")
     if "teacher" in name:
         return "teacher w* (true parameter)"
     digits = "".join(ch for ch in name if ch.isdigit())
@@ -131,7 +135,7 @@ def checkpoint_label(path: str, rel: str) -> str:
 @st.cache_resource(max_entries=24, show_spinner="Loading the model and its data…")
 def shipped_target(path: str, checkpoint: str) -> Any:
     """The sample model centred at a shipped checkpoint (cached per server)."""
-    return load_sample_model(path, checkpoint=checkpoint)
+    return load_sample_model(path, checkpoint=checkpoint or None)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Checking the uploaded checkpoint…")

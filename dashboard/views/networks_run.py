@@ -38,7 +38,7 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun, th: Th
         "target": (
             TargetSpec("upload", path=path, sha256=ckpt.removeprefix("upload:"))
             if ckpt.startswith("upload:")
-            else TargetSpec.model(path, Path(path) / ckpt.removeprefix("ckpt:"))
+            else TargetSpec.model(path, Path(path) / rel if (rel := ckpt.removeprefix("ckpt:")) else None)
         ).to_dict(),
     }
     if cached is not None:

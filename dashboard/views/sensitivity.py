@@ -7,6 +7,7 @@ the recommendation logic lives in :mod:`lltools.estimation.calibrate`.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -614,7 +615,8 @@ def _centre_on_model() -> None:
         return
     d = card.get("default_sampler") or {}
     eps, gamma = float(d.get("epsilon", 1e-4)), float(d.get("gamma", 1.0))
-    nbeta = float(d.get("nbeta") or 100.0)
+    n = ui.card_n(card)
+    nbeta = float(d.get("nbeta") or (n / math.log(n) if n and n > 1 else 100.0))
     ui.set_values(
         {
             K_EPS: ui.format_float_list(calibrate._round_sig(eps * f) for f in (0.1, 0.3, 1.0, 3.0)),

@@ -22,7 +22,7 @@ import streamlit as st
 
 from dashboard import common as ui
 from dashboard import running as live_ui
-from lltools.targets.models import list_checkpoints, list_sample_models, read_card
+from lltools.targets.models import folder_card, list_checkpoints, read_card
 from lltools.viz import training as plots_training
 from lltools.workflows.trajectory import grokking_severity_of, trajectory_stream
 
@@ -94,9 +94,10 @@ GSM_HELP = (
 
 @st.cache_data(ttl=120, show_spinner=False)
 def trajectory_models(root: str | None = None) -> list[dict[str, Any]]:
-    """Sample models with at least two training checkpoints (cards + ``path``)."""
+    """Model folders (shipped, and given at launch) with at least two training checkpoints
+    (cards + ``path``)."""
     out = []
-    for card in list_sample_models(root or models_root()):
+    for card in ui.model_cards(root or models_root()):
         n_ckpt = len(list_checkpoints(card["path"]))
         if n_ckpt >= 2:
             out.append({**card, "num_checkpoints": n_ckpt})
@@ -108,7 +109,7 @@ def card_of(path: str) -> dict[str, Any]:
         if str(c["path"]) == path:
             return c
 
-    return {**read_card(path), "path": path}
+    return folder_card(path) or {**read_card(path), "path": path}
 
 
 def default_model(cards: list[dict[str, Any]]) -> str | None:

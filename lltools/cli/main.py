@@ -31,10 +31,10 @@ from lltools.storage.index import RunStore
 from lltools.storage.recording import record_stream
 from lltools.targets.specs import TargetSpec, TargetSpecError
 from lltools.theory.record import theory_for
-from lltools.workflows.distributed import sweep_distributed
+from lltools.workflows.distributed import sweep_distributed, trajectory_distributed
 from lltools.workflows.estimate import estimate_stream
 from lltools.workflows.sweep import sampler_axis, sweep_stream
-from lltools.workflows.trajectory import trajectory_stream
+from lltools.workflows.trajectory import NETWORK_DEFAULTS, trajectory_stream
 
 app = typer.Typer(
     name="lltools",
@@ -47,8 +47,7 @@ app = typer.Typer(
 #: Sampler defaults for analytic potentials (no dataset: nβ is a free parameter).
 POTENTIAL_DEFAULTS = {"nbeta": 100.0, "gamma": 1.0, "epsilon": 1e-3, "chains": 8,
                       "draws": 2000, "burnin": 500, "batch_size": None}
-NETWORK_FALLBACK = {"gamma": 100.0, "epsilon": 1e-4, "chains": 4, "draws": 500,
-                    "burnin": 100, "batch_size": 64}
+NETWORK_FALLBACK = dict(NETWORK_DEFAULTS)
 
 
 def cli_spec(potential: str | None, model: Path | None, checkpoint: Path | None) -> TargetSpec:
@@ -119,7 +118,7 @@ def drive(
 
 # Options shared by several commands: declared once.
 PotentialOpt = Annotated[str | None, typer.Option(help="Built-in name or expression in x, y (or w1..wd).")]
-ModelOpt = Annotated[Path | None, typer.Option(help="A sample model folder (sample_models/<name>).")]
+ModelOpt = Annotated[Path | None, typer.Option(help="A model folder: model.py (build, data, optional loss) and/or model.json, optional *.safetensors weights. Loading model.py runs that folder's code.")]
 CheckpointOpt = Annotated[Path | None, typer.Option(help="Checkpoint file for --model (safetensors).")]
 DrawsOpt = Annotated[int | None, typer.Option(help="Draws after burn-in.")]
 BurninOpt = Annotated[int | None, typer.Option(help="Burn-in steps.")]
@@ -286,7 +285,7 @@ def write_sweep_table(table: Any, target: Any, out: Path) -> None:
 
 @app.command()
 def trajectory(
-    model_dir: Annotated[Path, typer.Argument(help="A sample model folder with checkpoints/ and metrics.csv.")],
+    model_dir: Annotated[Path, typer.Argument(help="A model folder with checkpoints (checkpoints/*.safetensors), optionally metrics.csv.")],
     out: Annotated[Path, typer.Option(help="Output table (.parquet or .csv), one row per checkpoint.")] = Path("trajectory.parquet"),
     nbeta: Annotated[float | None, typer.Option(help="Inverse temperature nβ (default: model card, else n/log n).")] = None,
     gamma: GammaOpt = None,
@@ -299,11 +298,19 @@ def trajectory(
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "float32",
     progress: ProgressOpt = True,
+    ray: Annotated[str | None, typer.Option("--ray", help="Shard the checkpoints over a Ray cluster at ADDRESS ('auto' or 'local' to start one); needs the `distributed` extra.")] = None,
 ) -> None:
-    """λ̂ at every checkpoint of a sample model, joined with the training logs."""
+    """λ̂ at every checkpoint of a model folder, joined with the training logs."""
     check_output(out, "--out")
-    if not (model_dir / "model.json").exists():
-        fail(f"not a sample model folder (no model.json): {model_dir}")
+    if not ((model_dir / "model.json").exists() or (model_dir / "model.py").exists()):
+        fail(f"not a model folder (no model.py or model.json): {model_dir}")
+    if ray is not None:
+        table = trajectory_distributed(
+            model_dir, address=None if ray == "local" else ray, nbeta=nbeta, gamma=gamma, epsilon=epsilon,
+            chains=chains, draws=draws, burnin=burnin, batch_size=batch_size, seed=seed, device=device,
+            dtype=dtype)
+        write_trajectory_table(table, out)
+        return
     table = None
     stream = started(trajectory_stream(
         model_dir, nbeta=nbeta, gamma=gamma, epsilon=epsilon, chains=chains, draws=draws,
@@ -317,7 +324,11 @@ def trajectory(
             table = event.result if event.result is not None else table
     if table is None:
         fail("the trajectory produced no table")
-    table = table.sort_values("checkpoint_index").reset_index(drop=True)
+    write_trajectory_table(table.sort_values("checkpoint_index").reset_index(drop=True), out)
+
+
+def write_trajectory_table(table: Any, out: Path) -> None:
+    """Write a per-checkpoint table and print its main columns."""
     write_table(table, out)
     typer.echo(f"wrote {len(table)} checkpoints to {out}", err=True)
     cols = [c for c in ("step", "llc_mean", "llc_sem", "train_loss", "val_loss", "train_acc", "val_acc",

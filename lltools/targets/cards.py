@@ -112,15 +112,24 @@ class SamplerDefaults(_Block):
     batch_size: PosInt | None = None
 
 
+#: Card fields a folder WITHOUT ``model.py`` must have (the built-in architecture, data,
+#: loss and centre); with ``model.py`` (:mod:`lltools.targets.folders`) they are optional.
+BUILTIN_FIELDS: tuple[str, ...] = ("architecture", "data", "loss", "final_checkpoint")
+
+
 class ModelCard(_Block):
-    """What ``model.json`` must hold (unknown extra keys are kept)."""
+    """What ``model.json`` may hold (unknown extra keys are kept).
+
+    Only ``name`` is required by the schema; a card of a folder without ``model.py`` must
+    also give :data:`BUILTIN_FIELDS` (checked by :func:`validate_card`).
+    """
 
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
-    architecture: LinearArchitecture | QuadraticArchitecture = Field(discriminator="kind")
-    data: TeacherData | DigitsData | ModularData = Field(discriminator="kind")
-    loss: Literal["mse", "cross_entropy", "centred_mse"]
-    final_checkpoint: str = Field(min_length=1, max_length=4096)
+    architecture: LinearArchitecture | QuadraticArchitecture | None = Field(None, discriminator="kind")
+    data: TeacherData | DigitsData | ModularData | None = Field(None, discriminator="kind")
+    loss: Literal["mse", "cross_entropy", "centred_mse"] | None = None
+    final_checkpoint: str | None = Field(None, min_length=1, max_length=4096)
     n: Annotated[int, Field(ge=0)] | None = None
     num_parameters: Annotated[int, Field(ge=0)] | None = None
     theory: Theory | None = None
@@ -128,10 +137,10 @@ class ModelCard(_Block):
 
     @model_validator(mode="after")
     def _sizes(self) -> ModelCard:
-        params = self.architecture.num_parameters()
+        params = self.architecture.num_parameters() if self.architecture is not None else 0
         if params > MAX_PARAMETERS:
             raise ValueError(f"architecture declares {params:,} parameters; the limit is {MAX_PARAMETERS:,}")
-        values = self.data.num_values()
+        values = self.data.num_values() if self.data is not None else 0
         if values > MAX_DATA_VALUES:
             raise ValueError(f"data declares {values:,} values; the limit is {MAX_DATA_VALUES:,}")
         return self
@@ -151,8 +160,11 @@ def _describe(exc: ValidationError) -> str:
     return one_line(f"{where}: {msg}" if where else msg, 240)
 
 
-def validate_card(data: Any, *, where: str = "model.json") -> dict[str, Any]:
+def validate_card(data: Any, *, where: str = "model.json", builtin: bool = True) -> dict[str, Any]:
     """``data`` checked against :class:`ModelCard`; returns it as a plain dict (extras kept).
+
+    ``builtin``: the card describes the model by itself (no ``model.py``), so
+    :data:`BUILTIN_FIELDS` are required.
 
     Raises
     ------
@@ -165,6 +177,11 @@ def validate_card(data: Any, *, where: str = "model.json") -> dict[str, Any]:
         card = ModelCard.model_validate(data)
     except ValidationError as exc:
         raise CardError(f"{where}: {_describe(exc)}") from None
+    if builtin:
+        for key in BUILTIN_FIELDS:
+            if getattr(card, key) is None:
+                raise CardError(f"{where}: {key}: Field required "
+                                "(or add a model.py defining build() and data())")
     out = dict(data)
     for key in ("architecture", "data", "default_sampler", "theory"):
         block = getattr(card, key)
@@ -172,11 +189,12 @@ def validate_card(data: Any, *, where: str = "model.json") -> dict[str, Any]:
     return out
 
 
-def read_card_file(path: Path) -> dict[str, Any]:
-    """Parse and validate the ``model.json`` at ``path`` (size, nesting, schema)."""
+def read_card_file(path: Path, *, builtin: bool = True) -> dict[str, Any]:
+    """Parse and validate the ``model.json`` at ``path`` (size, nesting, schema; ``builtin``
+    as for :func:`validate_card`)."""
     try:
         data = read_json(path, what=str(path), max_bytes=MAX_CARD_BYTES)
     except UntrustedInputError as exc:
         raise CardError(str(exc)) from None
-    return validate_card(data, where=str(path))
+    return validate_card(data, where=str(path), builtin=builtin)
 

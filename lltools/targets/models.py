@@ -4,9 +4,10 @@
   true parameter with every layer of rank exactly r, so λ(w*) is Aoyagi's (primer §4).
 - :func:`build_module` / :func:`build_dataset` — the architecture and data kinds a
   ``model.json`` may name.
-- :func:`load_sample_model`, :func:`list_sample_models`, :func:`list_checkpoints` — the
-  ``sample_models/<name>/`` folder format (``model.json``, ``MODEL_CARD.md``, ``train.py``,
-  ``checkpoints/*.safetensors``, ``metrics.csv``).
+- :func:`load_model_folder` (alias :func:`load_sample_model`), :func:`list_sample_models`,
+  :func:`list_checkpoints` — the model-folder format (``model.py``, ``model.json``,
+  ``checkpoints/*.safetensors``, ``metrics.csv``; :mod:`lltools.targets.folders`), the same
+  for the shipped ``sample_models/<name>/`` and any user's folder.
 
 Deep linear data and noise
 --------------------------
@@ -37,8 +38,17 @@ from torch import Tensor, nn
 from lltools.targets.base import TargetError
 from lltools.targets.cards import read_card_file
 from lltools.targets.checkpoints import CheckpointError, load_checkpoint, read_metadata
+from lltools.targets.folders import (
+    CARD_FILE,
+    ModelFolderError,
+    call_build,
+    call_user,
+    folder_of,
+    has_code,
+    load_model_code,
+)
 from lltools.targets.modular import build_quadratic_network, centred_mse, modular_addition_data
-from lltools.targets.networks import NetworkTarget
+from lltools.targets.networks import NetworkTarget, resolve_loss
 
 ARCHITECTURE_KINDS = ("deep_linear", "mlp", "quadratic")
 DATA_KINDS = ("deep_linear_teacher", "digits", "modular_addition")
@@ -120,6 +130,12 @@ def resolve_card_loss(name: str) -> str | Callable[[Tensor, Tensor], Tensor]:
     if name == "centred_mse":
         return centred_mse
     raise ValueError(f"unknown loss {name!r}; valid losses: {', '.join(LOSS_NAMES)}")
+
+
+def card_loss(name: str) -> Callable[[Tensor, Tensor], Tensor]:
+    """The per-sample loss ``(outputs, targets) -> (m,)`` a ``model.json`` names."""
+    loss = resolve_card_loss(name)
+    return resolve_loss(loss)[1] if isinstance(loss, str) else loss
 
 
 # ---------------------------------------------------------------------- deep linear teacher
@@ -286,24 +302,29 @@ def build_dataset(data: dict[str, Any], dtype: torch.dtype = torch.float32) -> D
     raise ValueError(f"unknown data kind {kind!r}; valid kinds: {', '.join(DATA_KINDS)}")
 
 
-# ---------------------------------------------------------------------- sample models
+# ---------------------------------------------------------------------- model folders
 def _model_dir(path: str | Path) -> Path:
-    path = Path(path)
-    if path.is_file() and path.name == "model.json":
-        path = path.parent
-    if not (path / "model.json").is_file():
-        raise FileNotFoundError(f"no model.json in {path}")
+    path = folder_of(path)
+    if not (path / CARD_FILE).is_file():
+        if has_code(path):
+            return path
+        raise FileNotFoundError(f"no model.py or model.json in {path}")
     return path
 
 
 def read_card(path: str | Path) -> dict[str, Any]:
-    """The validated ``model.json`` of a sample-model folder (:mod:`lltools.targets.cards`).
+    """The validated ``model.json`` of a model folder (:mod:`lltools.targets.cards`); ``{}``
+    for a folder with ``model.py`` and no card.
 
     Raises :class:`~lltools.targets.cards.CardError` (a ``ValueError``, one line naming the
     field) for a card that is not JSON, too large or deep, of the wrong types, or declaring
-    more parameters or data than the limits -- before anything is built.
+    more parameters or data than the limits -- before anything is built.  Without
+    ``model.py`` the card must name the architecture, data, loss and final checkpoint.
     """
-    return read_card_file(_model_dir(path) / "model.json")
+    folder = _model_dir(path)
+    if not (folder / CARD_FILE).is_file():
+        return {}
+    return read_card_file(folder / CARD_FILE, builtin=not has_code(folder))
 
 
 def _resolve_checkpoint(folder: Path, checkpoint: str | Path) -> Path:
@@ -318,7 +339,35 @@ def expected_state(module: nn.Module) -> dict[str, tuple[tuple[int, ...], None]]
     return {k: (tuple(v.shape), None) for k, v in module.state_dict().items()}
 
 
-def load_sample_model(
+def default_checkpoint(folder: str | Path, card: dict[str, Any] | None = None) -> Path | None:
+    """The centre's weights: the card's ``final_checkpoint``, else the last training
+    checkpoint (:func:`list_checkpoints`), else the last ``*.safetensors`` by name (teachers
+    excepted), else ``None`` (w* is the module ``build()`` returns)."""
+    folder = Path(folder)
+    if card and card.get("final_checkpoint"):
+        return _resolve_checkpoint(folder, card["final_checkpoint"])
+    stepped = list_checkpoints(folder)
+    if stepped:
+        return stepped[-1]
+    files = sorted(p for d in (folder, folder / "checkpoints") if d.is_dir() for p in d.glob("*.safetensors")
+                   if _role(p) != "teacher")
+    return files[-1] if files else None
+
+
+def _role(path: Path) -> str | None:
+    try:
+        return read_metadata(path).get("role")
+    except CheckpointError:
+        return None
+
+
+def _load_weights(module: nn.Module, ckpt: Path) -> None:
+    """Load a checkpoint into ``module`` (exact key set and shapes, floating values as float32)."""
+    state = load_checkpoint(ckpt, expected=expected_state(module))
+    module.load_state_dict({k: v.to(torch.float32) if v.is_floating_point() else v for k, v in state.items()})
+
+
+def load_model_folder(
     path: str | Path,
     checkpoint: str | Path | None = None,
     *,
@@ -326,54 +375,83 @@ def load_sample_model(
     dtype: torch.dtype | None = None,
     batch_size: int | None = None,
 ) -> NetworkTarget:
-    """A sample model as a :class:`NetworkTarget` centred at one of its checkpoints.
+    """A model folder as a :class:`NetworkTarget` centred at one of its checkpoints.
+
+    A folder with ``model.py`` (:mod:`lltools.targets.folders`: ``build()``, ``data()``,
+    optionally ``loss``/``evaluate``) RUNS that file; a folder with only ``model.json`` uses
+    the card's built-in architecture and data kinds.  The shipped sample models are folders
+    of the first kind whose ``model.py`` reads their card.
 
     Parameters
     ----------
     path : str or Path
-        The model folder (holding ``model.json``).
+        The model folder (or its ``model.py`` / ``model.json``).
     checkpoint : str or Path, optional
-        A checkpoint file (relative to the folder, or any path); default the card's
-        ``final_checkpoint``.  Validated against the architecture's exact key set and
-        shapes (any floating dtype) with :func:`lltools.targets.checkpoints.load_checkpoint`.
+        A checkpoint file (relative to the folder, or any path); default
+        :func:`default_checkpoint` (none: the weights ``build()`` returns).  Validated
+        against the module's exact key set (parameters and buffers) and shapes with
+        :func:`lltools.targets.checkpoints.load_checkpoint`.
     device, dtype : optional
-        Where to evaluate (default CPU, float32).
+        Where to evaluate (default CPU, the module's dtype).
     batch_size : int, optional
-        SGLD minibatch size; default the card's ``default_sampler.batch_size``.
+        SGLD minibatch size; default the card's ``default_sampler.batch_size``, else a
+        DataLoader's ``batch_size``, else full batch.
 
     Returns
     -------
     NetworkTarget
-        With ``card`` (the parsed ``model.json``), ``model_dir``, ``checkpoint_path``,
-        ``val_inputs`` and ``val_targets`` attached.
+        With ``card`` (the parsed ``model.json``, ``{}`` without one), ``model_dir``,
+        ``checkpoint_path`` (None: build()'s weights) and, with a validation split,
+        ``val_inputs``/``val_targets`` attached.
 
     Raises
     ------
-    CheckpointError
-        For a checkpoint that is unsafe, corrupt or does not match the architecture.
+    ModelFolderError
+        A problem with the folder's code or data (one line naming the folder).
+    CheckpointError, CardError
+        An unsafe, corrupt or mismatched checkpoint; an invalid card.
     """
     folder = _model_dir(path)
     card = read_card(folder)
-    module = build_module(card["architecture"])
-    ckpt = _resolve_checkpoint(folder, checkpoint or card["final_checkpoint"])
-    state = load_checkpoint(ckpt, expected=expected_state(module))
-    module.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
-    data = build_dataset(card["data"], dtype or torch.float32)
     if batch_size is None:
         batch_size = (card.get("default_sampler") or {}).get("batch_size")
     theory = (card.get("theory") or {}).get("llc")
-    target = NetworkTarget(
-        module, data.inputs, data.targets, resolve_card_loss(card["loss"]),
-        batch_size=batch_size, name=str(card["name"]),
-        theory_llc=None if theory is None else float(theory), device=device, dtype=dtype,
-    )
+    common = {"batch_size": batch_size, "name": str(card.get("name") or folder.name),
+              "theory_llc": None if theory is None else float(theory), "device": device, "dtype": dtype}
+    if has_code(folder):
+        code = load_model_code(folder)
+        module = call_build(code)
+        ckpt = _resolve_checkpoint(folder, checkpoint) if checkpoint else default_checkpoint(folder, card)
+        if ckpt is not None:
+            _load_weights(module, ckpt)
+        data = call_user(folder, code.data, "data()")
+        try:
+            target = NetworkTarget.from_data(module, data, loss=code.loss, evaluate=code.evaluate, **common)
+        except ModelFolderError:
+            raise
+        except TargetError as exc:
+            raise ModelFolderError(folder, str(exc)) from None
+    else:
+        module = build_module(card["architecture"])
+        ckpt = _resolve_checkpoint(folder, checkpoint or card["final_checkpoint"])
+        _load_weights(module, ckpt)
+        dataset = build_dataset(card["data"], dtype or torch.float32)
+        target = NetworkTarget(module, dataset.inputs, dataset.targets, resolve_card_loss(card["loss"]),
+                               **common)
+        target.val_inputs, target.val_targets = dataset.val_inputs, dataset.val_targets
+    if card.get("loss"):
+        target.loss_name = str(card["loss"])
     target.card, target.model_dir, target.checkpoint_path = card, folder, ckpt
-    target.val_inputs, target.val_targets = data.val_inputs, data.val_targets
     return target
 
 
+#: The historical name of :func:`load_model_folder` (sample models are model folders).
+load_sample_model = load_model_folder
+
+
 def list_sample_models(root: str | Path = "sample_models") -> list[dict[str, Any]]:
-    """Every ``model.json`` up to two folders below ``root``, with its folder as ``"path"``.
+    """Every model folder (``model.json`` or ``model.py``) up to two folders below ``root``,
+    as its card with the folder as ``"path"``.
 
     A relative ``root`` that does not exist is looked up in the repository.  Folders whose
     card cannot be read are skipped with a warning.  Sorted by path.
@@ -381,16 +459,27 @@ def list_sample_models(root: str | Path = "sample_models") -> list[dict[str, Any
     root = Path(root)
     if not root.exists() and not root.is_absolute():
         root = REPO_SAMPLE_MODELS.parent / root
-    found = sorted({*root.glob("*/model.json"), *root.glob("*/*/model.json")})
-    cards = []
-    for card_path in found:
-        try:
-            card = read_card(card_path.parent)
-        except (ValueError, OSError) as exc:
-            warnings.warn(f"skipping {card_path}: {exc}", stacklevel=2)
-            continue
-        cards.append({**card, "path": str(card_path.parent)})
-    return cards
+    found = sorted({p.parent for pattern in ("*/model.json", "*/*/model.json", "*/model.py", "*/*/model.py")
+                    for p in root.glob(pattern)})
+    return [card for folder in found if (card := folder_card(folder)) is not None]
+
+
+def folder_card(folder: str | Path) -> dict[str, Any] | None:
+    """A model folder's card with its ``"path"``, ``"name"`` defaulting to the folder's name and
+    ``"final_checkpoint"`` to :func:`default_checkpoint` (relative; ``""``: the weights
+    ``build()`` returns), or ``None`` with a warning when the card cannot be read."""
+    folder = Path(folder)
+    try:
+        card = read_card(folder)
+    except (ValueError, OSError) as exc:
+        warnings.warn(f"skipping {folder}: {exc}", stacklevel=2)
+        return None
+    out = {**card, "name": card.get("name") or folder.name, "path": str(folder)}
+    if not out.get("final_checkpoint"):  # the default centre, relative to the folder ("" = build()'s)
+        ckpt = default_checkpoint(folder, card)
+        out["final_checkpoint"] = "" if ckpt is None else (
+            str(ckpt.relative_to(folder)) if ckpt.is_relative_to(folder) else str(ckpt))
+    return out
 
 
 def _step_of(path: Path) -> int | None:
@@ -429,14 +518,18 @@ __all__ = [
     "TargetError",
     "build_dataset",
     "build_module",
+    "card_loss",
     "deep_linear_data",
     "deep_linear_module",
     "deep_linear_target",
     "deep_linear_teacher",
+    "default_checkpoint",
     "digits_data",
     "expected_state",
+    "folder_card",
     "list_checkpoints",
     "list_sample_models",
+    "load_model_folder",
     "load_sample_model",
     "mlp_module",
     "num_parameters",

@@ -14,7 +14,26 @@ Loss conventions (primer §1)
 - ``"mse"``: ℓ = ½‖y − f(x)‖² summed over output coordinates, averaged over samples.
 - ``"cross_entropy"``: ℓ = −log softmax(f(x))_y (mean negative log-likelihood); targets are
   int64 class labels ``(n,)`` or class probabilities ``(n, K)``.
-- a callable ``(outputs, targets) -> per-sample losses (m,)``.
+- a callable ``(outputs, targets) -> per-sample losses (m,)`` (the positional
+  ``NetworkTarget(module, inputs, targets, loss)`` form).
+
+Any data, loss or evaluation (:meth:`NetworkTarget.from_data`)
+---------------------------------------------------------------
+The dataset may be any of :mod:`lltools.targets.batches`' forms (tensors, a dict of
+tensors, a Dataset, a DataLoader; token/integer inputs keep their dtype).  A batch keeps the
+user's structure (a tuple ``(x, y, ...)`` or a dict) and is evaluated as
+
+- ``evaluate(model, batch) -> per-sample losses (m,)`` when given (``model`` is called like
+  the module, with the chain's parameters), else
+- ``outputs = model(x)`` for a tuple batch (``x = batch[0]``), ``model(v)`` for a dict
+  with one non-target key ``v``, else ``model(**inputs)`` (the dict without its target key,
+  :data:`lltools.targets.batches.TARGET_KEYS`); then ``loss(outputs, batch) -> (m,)``,
+  default ½‖y − f(x)‖² for a floating target and cross-entropy for integer class labels
+  (a tuple output uses its first element).
+
+Buffers (batch-norm running statistics) are read, never updated: the module is in eval
+mode.  A loss that returns a scalar instead of per-sample values is refused at
+construction.
 
 Minibatches
 -----------
@@ -28,8 +47,9 @@ dataset, evaluated in chunks so that memory stays bounded.
 from __future__ import annotations
 
 import copy
+import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -39,6 +59,7 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from lltools.base import rng
 from lltools.targets.base import KernelKind, Target, TargetError
+from lltools.targets.batches import Fields, batch_fields, normalise_data
 
 #: The built-in loss names (a callable is accepted too).
 LOSSES: tuple[str, ...] = ("mse", "cross_entropy")
@@ -58,6 +79,12 @@ PARAMETER_COPIES = 4
 GRAD_METHODS: tuple[str, ...] = ("autograd", "vmap")
 
 PerSampleLoss = Callable[[Tensor, Tensor], Tensor]
+#: ``loss(outputs, batch) -> per-sample losses (m,)`` (batch: the user's tuple or dict).
+BatchLoss = Callable[[Any, Any], Tensor]
+#: ``evaluate(model, batch) -> per-sample losses (m,)``.
+Evaluate = Callable[[Any, Any], Tensor]
+#: Most batches one pass of a streamed loader may yield.
+MAX_STREAM_BATCHES = 1_000_000
 
 
 def mse_per_sample(outputs: Tensor, targets: Tensor) -> Tensor:
@@ -82,9 +109,10 @@ def resolve_loss(loss: str | PerSampleLoss) -> tuple[str, PerSampleLoss]:
     raise ValueError(f"unknown loss {loss!r}; valid losses are {', '.join(LOSSES)} or a callable")
 
 
-def _activation_elements(module: nn.Module, x: Tensor) -> int:
-    """Activation elements of one sample: the input plus every leaf module's output."""
-    total = [x[:1].numel()]
+def _activation_elements(module: nn.Module, forward_one: Callable[[], Any], input_elements: int) -> int:
+    """Activation elements of one sample: the input plus every leaf module's output, counted
+    with forward hooks while ``forward_one()`` evaluates the module on one sample."""
+    total = [int(input_elements)]
 
     def hook(_mod: nn.Module, _inp: Any, out: Any) -> None:
         if isinstance(out, Tensor):
@@ -96,17 +124,66 @@ def _activation_elements(module: nn.Module, x: Tensor) -> int:
     handles = [m.register_forward_hook(hook) for m in leaves]
     try:
         with torch.no_grad():
-            out = module(x[:1])
+            out = forward_one()
     finally:
         for h in handles:
             h.remove()
-    if len(total) == 1:  # a module without leaf children: count its output
+    if len(total) == 1 and isinstance(out, Tensor):  # a module without leaf children: count its output
         total.append(out.numel())
     return int(sum(total))
 
 
+class BoundModule:
+    """The module called with one chain's parameters (``functional_call``): what a user's
+    ``evaluate(model, batch)`` receives.  Attributes other than calling are the module's."""
+
+    def __init__(self, module: nn.Module, params: dict[str, Tensor]) -> None:
+        self._module = module
+        self._params = params
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return functional_call(self._module, self._params, args, kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+
+def _first_output(outputs: Any) -> Tensor:
+    """A model's main output: the tensor itself, or the first element of a tuple/list."""
+    if isinstance(outputs, (tuple, list)) and outputs:
+        return outputs[0]
+    return outputs
+
+
+def _targets_loss(fn: PerSampleLoss) -> BatchLoss:
+    """A ``(outputs, targets)`` per-sample loss as a ``(outputs, batch)`` one (target = batch[1])."""
+    return functools.partial(_call_with_targets, fn)
+
+
+def _call_with_targets(fn: PerSampleLoss, outputs: Any, batch: Any) -> Tensor:
+    return fn(outputs, batch[1])
+
+
+def _default_loss(fields: Fields) -> tuple[str, BatchLoss]:
+    """MSE for a floating target, cross-entropy for integer labels (the target field of
+    :meth:`Fields.target_position`)."""
+    pos = fields.target_position
+    if pos is None:
+        raise TargetError("the data has no target to compare the outputs with (give (x, y), a dict "
+                          "with a 'y'/'labels' key, or a loss/evaluate function)")
+    fn = mse_per_sample if fields.tensors[pos].is_floating_point() else cross_entropy_per_sample
+    name = "mse" if fn is mse_per_sample else "cross_entropy"
+    return name, functools.partial(_default_batch_loss, fn, pos, fields.keys)
+
+
+def _default_batch_loss(fn: PerSampleLoss, pos: int, keys: tuple[str, ...] | None, outputs: Any,
+                        batch: Any) -> Tensor:
+    target = batch[pos] if keys is None else batch[keys[pos]]
+    return fn(_first_output(outputs), target)
+
+
 class NetworkTarget(Target):
-    """A network ``module`` on a dataset ``(inputs, targets)`` as a batched target.
+    """A network ``module`` on a dataset as a batched target.
 
     Parameters
     ----------
@@ -118,7 +195,8 @@ class NetworkTarget(Target):
         Regression targets (floating) or class labels (int64, for cross-entropy).
     loss : {"mse", "cross_entropy"} or callable
         See the module docstring; a callable maps ``(outputs (m, ...), targets (m, ...))``
-        to per-sample losses ``(m,)``.
+        to per-sample losses ``(m,)``.  (:meth:`from_data` takes any data and a
+        ``loss(outputs, batch)`` or ``evaluate(model, batch)`` instead.)
     batch_size : int, optional
         Minibatch size m per chain (indices drawn with replacement).  ``None``: full batch.
     w_star : Tensor, shape (d,), optional
@@ -130,12 +208,21 @@ class NetworkTarget(Target):
         Where and in which floating dtype to evaluate (default: the module's).
     grad_method : {"autograd", "vmap"}
         How gradients are taken (same values; see :meth:`loss_and_grad`).
+    fields : Fields, optional
+        Keyword-only, instead of ``inputs``/``targets``: the dataset as
+        :class:`~lltools.targets.batches.Fields` (see :meth:`from_data`).
+    batch_loss : callable, optional
+        ``(outputs, batch) -> (m,)`` (with ``fields``); default by the target's dtype.
+    evaluate : callable, optional
+        ``(model, batch) -> (m,)`` per-sample losses; replaces forward + loss.
 
     Attributes
     ----------
     param_names : list of str
     param_shapes : list of torch.Size
         The flattening order of ``w``.
+    fields : Fields
+        The dataset; ``inputs``/``targets`` are its first two tensors (tuple data).
     bytes_per_chain : int
         Estimated working memory of one chain for one loss+gradient step (see
         :meth:`estimate_memory`); :func:`lltools.sampling.driver.run` adds it per chain.
@@ -144,8 +231,8 @@ class NetworkTarget(Target):
     def __init__(
         self,
         module: nn.Module,
-        inputs: Tensor,
-        targets: Tensor,
+        inputs: Tensor | None = None,
+        targets: Tensor | None = None,
         loss: str | PerSampleLoss = "mse",
         *,
         batch_size: int | None = None,
@@ -155,29 +242,53 @@ class NetworkTarget(Target):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         grad_method: str = "autograd",
+        fields: Fields | None = None,
+        batch_loss: BatchLoss | str | None = None,
+        evaluate: Evaluate | None = None,
     ) -> None:
         if grad_method not in GRAD_METHODS:
             raise ValueError(f"unknown grad_method {grad_method!r}; valid: {', '.join(GRAD_METHODS)}")
-        self.loss_name, self.per_sample_loss = resolve_loss(loss)
+        if not isinstance(module, nn.Module):
+            raise TargetError(f"the model must be a torch.nn.Module, got {type(module).__name__}")
         params = list(module.named_parameters())
         if not params:
             raise TargetError("the module has no parameters")
         dtype = dtype or params[0][1].dtype
         device = torch.device(device) if device is not None else params[0][1].device
+        if fields is None:
+            if inputs is None or targets is None:
+                raise TargetError("give inputs and targets (or fields=...)")
+            fields = self._check_data(inputs, targets)
+            self.loss_name, per_sample = resolve_loss(loss)
+            self.per_sample_loss: PerSampleLoss | None = per_sample
+            self.batch_loss: BatchLoss = _targets_loss(per_sample)
+        else:
+            self.per_sample_loss = None
+            if evaluate is not None:
+                self.loss_name, self.batch_loss = getattr(evaluate, "__name__", "evaluate"), _no_loss
+            elif batch_loss is None:
+                self.loss_name, self.batch_loss = _default_loss(fields)
+            elif isinstance(batch_loss, str):
+                self.loss_name, per_sample = resolve_loss(batch_loss)
+                self.batch_loss = functools.partial(
+                    _default_batch_loss, per_sample, self._target_position(fields), fields.keys)
+            else:
+                self.loss_name, self.batch_loss = getattr(batch_loss, "__name__", "custom"), batch_loss
+        self.evaluate = evaluate
         self.module = copy.deepcopy(module).to(device=device, dtype=dtype).eval()
         for p in self.module.parameters():
             p.requires_grad_(False)
         self.param_names = [k for k, _ in self.module.named_parameters()]
         self.param_shapes = [p.shape for _, p in self.module.named_parameters()]
         self._numels = [math.prod(s) for s in self.param_shapes]
-        self.inputs, self.targets = self._check_data(inputs, targets, device, dtype)
+        self.fields = fields.to(device, dtype)
         if w_star is None:
             w_star = self.flatten(dict(self.module.named_parameters()))
         w_star = torch.as_tensor(w_star).detach().to(device=device, dtype=dtype)
         self._check_width(w_star, "w_star")
         super().__init__(
             w_star.clone(),
-            n=int(self.inputs.shape[0]),
+            n=self.fields.n,
             name=name or type(module).__name__,
             theory_llc=theory_llc,
         )
@@ -185,14 +296,88 @@ class NetworkTarget(Target):
             raise TargetError(f"batch_size must be a positive integer or None, got {batch_size}")
         self.batch_size = None if batch_size is None else int(batch_size)
         self._check_forward()
-        self.activations_per_sample = _activation_elements(self.module, self.inputs)
+        one = self.fields.take(slice(0, 1))
+        self.activations_per_sample = _activation_elements(
+            self.module, lambda: self._forward(self.w_star, one.tensors),
+            sum(t.numel() for t in one.tensors[: max(1, len(one.tensors) - 1)]),
+        )
         self.grad_method = grad_method
+
+    @classmethod
+    def from_data(
+        cls,
+        module: nn.Module,
+        data: Any,
+        *,
+        loss: BatchLoss | str | None = None,
+        evaluate: Evaluate | None = None,
+        batch_size: int | None = None,
+        **kwargs: Any,
+    ) -> NetworkTarget:
+        """A target from any data :func:`lltools.targets.batches.normalise_data` accepts.
+
+        Parameters
+        ----------
+        module : nn.Module
+        data : tensors (x, y, ...), dict of tensors, Dataset, DataLoader, or
+            ``{"train": ..., "val": ...}``
+            An iterable-only loader gives a :class:`StreamingNetworkTarget`.
+        loss : callable or {"mse", "cross_entropy"}, optional
+            ``loss(outputs, batch) -> per-sample losses (m,)``; default by the target dtype.
+        evaluate : callable, optional
+            ``evaluate(model, batch) -> per-sample losses (m,)`` (then ``loss`` is unused).
+        batch_size : int, optional
+            Default: a DataLoader's ``batch_size``; else full batch.
+        **kwargs
+            ``w_star``, ``name``, ``theory_llc``, ``device``, ``dtype``, ``grad_method``.
+        """
+        if loss is not None and evaluate is not None:
+            raise TargetError("give loss or evaluate, not both")
+        norm = normalise_data(data)
+        if batch_size is None:
+            batch_size = norm.batch_size
+        if norm.fields is None:
+            assert norm.loader is not None
+            return StreamingNetworkTarget(module, norm.loader, loss=loss, evaluate=evaluate,
+                                          batch_size=batch_size, **kwargs)
+        target = cls(module, fields=norm.fields, batch_loss=loss, evaluate=evaluate,
+                     batch_size=batch_size, **kwargs)
+        if norm.val is not None:
+            target.val_fields = norm.val.to(target.device, target.dtype)
+            if norm.val.keys is None and len(norm.val.tensors) >= 2:
+                target.val_inputs, target.val_targets = target.val_fields.tensors[:2]
+        return target
+
+    @staticmethod
+    def _target_position(fields: Fields) -> int:
+        pos = fields.target_position
+        if pos is None:
+            raise TargetError("the data has no target for this loss (give (x, y) or a dict with a "
+                              "'y'/'labels' key, or a loss function of (outputs, batch))")
+        return pos
+
+    # ------------------------------------------------------------------ the data
+    @property
+    def inputs(self) -> Tensor:
+        """The first data tensor (the inputs x of tuple data), shape (n, ...)."""
+        return self.fields.tensors[0]
+
+    @inputs.setter
+    def inputs(self, value: Tensor) -> None:
+        self.fields = Fields((value, *self.fields.tensors[1:]), self.fields.keys)
+
+    @property
+    def targets(self) -> Tensor:
+        """The second data tensor (the targets y of tuple data), shape (n, ...)."""
+        return self.fields.tensors[1]
+
+    @targets.setter
+    def targets(self, value: Tensor) -> None:
+        self.fields = Fields((self.fields.tensors[0], value, *self.fields.tensors[2:]), self.fields.keys)
 
     # ------------------------------------------------------------------ validation
     @staticmethod
-    def _check_data(
-        inputs: Tensor, targets: Tensor, device: torch.device, dtype: torch.dtype
-    ) -> tuple[Tensor, Tensor]:
+    def _check_data(inputs: Tensor, targets: Tensor) -> Fields:
         inputs, targets = torch.as_tensor(inputs), torch.as_tensor(targets)
         if inputs.ndim == 0 or targets.ndim == 0:
             raise TargetError("inputs and targets must have a leading sample axis")
@@ -203,9 +388,7 @@ class NetworkTarget(Target):
             )
         if inputs.shape[0] < 1:
             raise TargetError("the dataset is empty")
-        inputs = inputs.to(device=device, dtype=dtype if inputs.is_floating_point() else None)
-        targets = targets.to(device=device, dtype=dtype if targets.is_floating_point() else None)
-        return inputs, targets
+        return Fields((inputs, targets))
 
     def _check_width(self, w: Tensor, what: str, batched: bool = False) -> None:
         d = sum(self._numels)
@@ -218,18 +401,28 @@ class NetworkTarget(Target):
             )
 
     def _check_forward(self) -> None:
-        """Evaluate the loss on two samples so that shape errors surface at construction."""
+        """Evaluate the per-sample losses on two samples so that shape errors surface at
+        construction (a loss returning a scalar, not per-sample values, is refused)."""
+        rows = self.fields.take(slice(0, 2)).tensors
+        m = int(rows[0].shape[0])
         try:
             with torch.no_grad():
-                value = self.chain_loss(self.w_star, self.inputs[:2], self.targets[:2])
-        except (RuntimeError, ValueError, IndexError) as exc:
+                per_sample = self._per_sample(self.w_star, rows)
+        except TargetError:
+            raise
+        except Exception as exc:  # the user's model/loss code may raise anything
             raise TargetError(
-                f"the module and loss {self.loss_name!r} cannot be evaluated on these inputs/targets "
-                f"(inputs {tuple(self.inputs.shape)}, targets {tuple(self.targets.shape)}): {exc}"
+                f"the module and loss {self.loss_name!r} cannot be evaluated on this data "
+                f"({self.fields.describe()}): {type(exc).__name__}: {exc}"
             ) from exc
-        if value.ndim != 0:
-            raise TargetError(f"the per-sample loss must return shape (m,), got a mean of shape "
-                              f"{tuple(value.shape)}")
+        if not isinstance(per_sample, Tensor):
+            raise TargetError(f"the loss must return a tensor of per-sample losses (m,), got "
+                              f"{type(per_sample).__name__}")
+        if per_sample.shape != (m,):
+            what = "a scalar" if per_sample.ndim == 0 else f"shape {tuple(per_sample.shape)}"
+            raise TargetError(f"the loss must return per-sample losses of shape (m,) = ({m},), got {what}")
+        if not per_sample.is_floating_point():
+            raise TargetError(f"the loss must return floating values, got {per_sample.dtype}")
 
     # ------------------------------------------------------------------ (un)flattening
     def unflatten(self, w: Tensor) -> dict[str, Tensor]:
@@ -250,8 +443,13 @@ class NetworkTarget(Target):
             t = torch.as_tensor(state_dict[k])
             if t.shape != s:
                 raise TargetError(f"parameter {k!r}: expected shape {tuple(s)}, got {tuple(t.shape)}")
-            parts.append(t.detach().reshape(-1).to(device=self.inputs.device, dtype=self._param_dtype))
+            parts.append(t.detach().reshape(-1).to(device=self.w_star_device, dtype=self._param_dtype))
         return torch.cat(parts)
+
+    @property
+    def w_star_device(self) -> torch.device:
+        """The device of the module's parameters (and of the data)."""
+        return next(self.module.parameters()).device
 
     @property
     def _param_dtype(self) -> torch.dtype:
@@ -259,10 +457,32 @@ class NetworkTarget(Target):
         return next(self.module.parameters()).dtype
 
     # ------------------------------------------------------------------ one chain
-    def chain_loss(self, w: Tensor, x: Tensor, y: Tensor) -> Tensor:  # type: ignore[override]
-        """Mean loss of one chain: w (d,), its inputs x (m, ...) and targets y (m, ...) -> scalar."""
-        out = functional_call(self.module, self.unflatten(w), (x,))
-        return self.per_sample_loss(out, y).mean()
+    def _forward(self, w: Tensor, rows: Sequence[Tensor]) -> Any:
+        """The model's outputs on a batch of ``rows`` (see the module notes), one chain."""
+        batch = self.fields.batch(rows)
+        model = BoundModule(self.module, self.unflatten(w))
+        if self.evaluate is not None:
+            return self.evaluate(model, batch)
+        if self.fields.keys is None:
+            return model(rows[0])
+        pos = self.fields.target_position
+        inputs = {k: v for i, (k, v) in enumerate(batch.items()) if i != pos}  # type: ignore[union-attr]
+        if len(inputs) == 1:
+            return model(next(iter(inputs.values())))
+        return model(**inputs)
+
+    def _per_sample(self, w: Tensor, rows: Sequence[Tensor]) -> Tensor:
+        """Per-sample losses (m,) of one chain ``w`` (d,) on ``rows``."""
+        if self.evaluate is not None:
+            return self._forward(w, rows)
+        if self.per_sample_loss is not None:  # (inputs, targets) data: the historical path
+            out = functional_call(self.module, self.unflatten(w), (rows[0],))
+            return self.per_sample_loss(out, rows[1])
+        return self.batch_loss(self._forward(w, rows), self.fields.batch(rows))
+
+    def chain_loss(self, w: Tensor, *rows: Tensor) -> Tensor:
+        """Mean loss of one chain: w (d,) and its rows of every data field (m, ...) -> scalar."""
+        return self._per_sample(w, rows).mean()
 
     # ------------------------------------------------------------------ batched losses
     def _chunk_rows(self, num_chains: int) -> int:
@@ -271,7 +491,7 @@ class NetworkTarget(Target):
         rows = min(CHUNK_ELEMENTS_PER_CHAIN // per_row, CHUNK_ELEMENTS_TOTAL // (per_row * num_chains))
         return int(max(1, min(self.n, rows)))
 
-    def _gather(self, batch: Tensor, num_chains: int) -> tuple[Tensor, Tensor]:
+    def _gather(self, batch: Tensor, num_chains: int) -> tuple[Tensor, ...]:
         batch = torch.as_tensor(batch)
         if batch.ndim != 2 or batch.shape[0] != num_chains or batch.dtype != torch.int64:
             raise TargetError(
@@ -279,7 +499,10 @@ class NetworkTarget(Target):
                 f"{batch.dtype} {tuple(batch.shape)}"
             )
         batch = batch.to(self.inputs.device)
-        return self.inputs[batch], self.targets[batch]  # (C, m, ...)
+        return tuple(t[batch] for t in self.fields.tensors)  # each (C, m, ...)
+
+    def _in_dims(self, shared: bool) -> tuple[int | None, ...]:
+        return (0, *([None if shared else 0] * len(self.fields.tensors)))
 
     def loss(self, w: Tensor, batch: Tensor | None = None) -> Tensor:
         """Minibatch mean loss of every chain, shape (C,).
@@ -293,12 +516,11 @@ class NetworkTarget(Target):
         self._check_width(w, "w", batched=True)
         if batch is None:
             total = torch.zeros(w.shape[0], dtype=w.dtype, device=w.device)
-            fn = vmap(self.chain_loss, in_dims=(0, None, None))
-            for x, y in self._chunks(w.shape[0]):
-                total = total + fn(w, x, y) * (x.shape[0] / self.n)
+            fn = vmap(self.chain_loss, in_dims=self._in_dims(True))
+            for rows in self._chunks(w.shape[0]):
+                total = total + fn(w, *rows) * (rows[0].shape[0] / self.n)
             return total
-        x, y = self._gather(batch, w.shape[0])
-        return vmap(self.chain_loss)(w, x, y)
+        return vmap(self.chain_loss)(w, *self._gather(batch, w.shape[0]))
 
     def loss_and_grad(self, w: Tensor, batch: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """L_B(w) (C,) and ∇_w L_B(w) (C, d) for every chain.
@@ -315,31 +537,34 @@ class NetworkTarget(Target):
         self._check_width(w, "w", batched=True)
         w = w.detach()
         if batch is None:
-            value = torch.zeros(w.shape[0], dtype=w.dtype, device=w.device)
-            grad = torch.zeros_like(w)
-            for x, y in self._chunks(w.shape[0]):
-                v, g = self._value_and_grad(w, x, y, in_dims=(0, None, None))
-                frac = x.shape[0] / self.n
-                value, grad = value + frac * v, grad + frac * g
-            return value, grad
-        x, y = self._gather(batch, w.shape[0])
-        return self._value_and_grad(w, x, y, in_dims=(0, 0, 0))
+            return self._accumulate(w, self._chunks(w.shape[0]), self.n)
+        return self._value_and_grad(w, self._gather(batch, w.shape[0]), self._in_dims(False))
+
+    def _accumulate(self, w: Tensor, chunks: Iterable[Sequence[Tensor]], n: int) -> tuple[Tensor, Tensor]:
+        """Row-weighted mean loss and gradient over ``chunks`` of shared rows (n rows in all)."""
+        value = torch.zeros(w.shape[0], dtype=w.dtype, device=w.device)
+        grad = torch.zeros_like(w)
+        for rows in chunks:
+            v, g = self._value_and_grad(w, rows, self._in_dims(True))
+            frac = rows[0].shape[0] / n
+            value, grad = value + frac * v, grad + frac * g
+        return value, grad
 
     def _value_and_grad(
-        self, w: Tensor, x: Tensor, y: Tensor, in_dims: tuple[int | None, ...]
+        self, w: Tensor, rows: Sequence[Tensor], in_dims: tuple[int | None, ...]
     ) -> tuple[Tensor, Tensor]:
         if self.grad_method == "vmap":
-            grad, value = vmap(grad_and_value(self.chain_loss), in_dims=in_dims)(w, x, y)
+            grad, value = vmap(grad_and_value(self.chain_loss), in_dims=in_dims)(w, *rows)
             return value, grad
         with torch.enable_grad():
             w_ = w.requires_grad_(True)
-            value = vmap(self.chain_loss, in_dims=in_dims)(w_, x, y)
+            value = vmap(self.chain_loss, in_dims=in_dims)(w_, *rows)
             (grad,) = torch.autograd.grad(value.sum(), w_)
         return value.detach(), grad
 
-    def _chunks(self, num_chains: int) -> list[tuple[Tensor, Tensor]]:
+    def _chunks(self, num_chains: int) -> list[tuple[Tensor, ...]]:
         rows = self._chunk_rows(num_chains)
-        return [(self.inputs[i : i + rows], self.targets[i : i + rows]) for i in range(0, self.n, rows)]
+        return [self.fields.take(slice(i, i + rows)).tensors for i in range(0, self.n, rows)]
 
     def full_loss(self, w: Tensor) -> Tensor:
         """L_n(w) on the whole dataset for every chain, shape (C,), without gradients.
@@ -376,9 +601,9 @@ class NetworkTarget(Target):
         return self.module
 
     @property
-    def data(self) -> tuple[Tensor, Tensor]:
-        """``(inputs, targets)``, each (n, ...)."""
-        return self.inputs, self.targets
+    def data(self) -> tuple[Tensor, ...]:
+        """The data fields, each (n, ...): ``(inputs, targets)`` for tuple data."""
+        return self.fields.tensors
 
     # ------------------------------------------------------------------ outputs
     def outputs(self, w: Tensor, inputs: Tensor | None = None) -> Tensor:
@@ -386,12 +611,15 @@ class NetworkTarget(Target):
 
         ``w`` has shape (d,).  Differentiable in ``w`` (used for the Jacobian rank in
         :func:`lltools.theory.numeric.jacobian_rank_llc`); evaluated in chunks of rows.
+        Tuple (x, y) data only (the model is called on x).
         """
         self._check_width(w, "w")
+        if self.fields.keys is not None or self.evaluate is not None:
+            raise TargetError("outputs() needs (inputs, targets) data evaluated by the module itself")
         x_all = self.inputs if inputs is None else torch.as_tensor(inputs).to(self.inputs)
         params = self.unflatten(w)
         rows = self._chunk_rows(1)
-        outs = [functional_call(self.module, params, (x_all[i : i + rows],)) for i in
+        outs = [_first_output(functional_call(self.module, params, (x_all[i : i + rows],))) for i in
                 range(0, x_all.shape[0], rows)]
         return torch.cat(outs)
 
@@ -411,8 +639,7 @@ class NetworkTarget(Target):
 
     def estimate_memory(self, num_chains: int) -> int:
         """Estimated bytes of a step for ``num_chains`` chains, including data and module."""
-        data = self.inputs.numel() * self.inputs.element_size()
-        data += self.targets.numel() * self.targets.element_size()
+        data = sum(t.numel() * t.element_size() for t in self.fields.tensors)
         module = sum(t.numel() * t.element_size() for t in self.module.state_dict().values())
         return int(num_chains * self.bytes_per_chain + data + module)
 
@@ -422,10 +649,7 @@ class NetworkTarget(Target):
         new = copy.copy(self)
         new.module = copy.deepcopy(self.module).to(device=device, dtype=dtype)
         new.w_star = self.w_star.to(device=device, dtype=dtype)
-        new.inputs = self.inputs.to(device=device, dtype=dtype if self.inputs.is_floating_point() else None)
-        new.targets = self.targets.to(
-            device=device, dtype=dtype if self.targets.is_floating_point() else None
-        )
+        new.fields = self.fields.to(device, dtype)
         new.warnings = list(self.warnings)
         return new
 
@@ -433,3 +657,128 @@ class NetworkTarget(Target):
         info = super().describe()
         info.update(loss=self.loss_name, batch_size=self.batch_size)
         return info
+
+
+def _no_loss(outputs: Any, batch: Any) -> Tensor:  # pragma: no cover - evaluate replaces it
+    raise AssertionError("evaluate() computes the loss")
+
+
+class StreamingNetworkTarget(NetworkTarget):
+    """A network on an iterable-only loader: batches are streamed, never indexed.
+
+    What is shared across chains: at step t EVERY chain sees the same batch, the loader's
+    t-th batch (cycling through the loader; a step earlier than the last one restarts it,
+    as when a run is split into chain batches).  The loader's own order (and shuffling)
+    decides which batch that is, so a run is reproducible only if the loader is.  ``n`` is
+    the number of samples in one pass (counted once); L_n(w) is the sample-weighted mean
+    over one full pass.  Evaluated eagerly (``kernel_kind == "custom"``).
+
+    Parameters
+    ----------
+    module : nn.Module
+    loader : iterable of batches
+        Re-iterable (``iter()`` starts a new pass); each batch a tuple ``(x, y, ...)`` or a
+        dict of tensors with a leading batch axis.
+    loss, evaluate, batch_size, **kwargs
+        As for :meth:`NetworkTarget.from_data`.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        loader: Iterable[Any],
+        *,
+        loss: BatchLoss | str | None = None,
+        evaluate: Evaluate | None = None,
+        batch_size: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.loader = loader
+        first = None
+        n = 0
+        for i, raw in enumerate(loader):
+            fields = batch_fields(raw, f"batch {i} of the loader")
+            first = first or fields
+            n += fields.n
+            if i + 1 > MAX_STREAM_BATCHES:
+                raise TargetError(f"the loader yields more than {MAX_STREAM_BATCHES:,} batches per pass")
+        if first is None:
+            raise TargetError("the loader yields no batches")
+        super().__init__(module, fields=first, batch_loss=loss, evaluate=evaluate, **kwargs)
+        self.n = n
+        self.batch_size = int(batch_size) if batch_size else first.n
+        self._iter: Iterator[Any] | None = None
+        self._pos = -1
+        self._current: tuple[Tensor, ...] | None = None
+
+    @property
+    def kernel_kind(self) -> KernelKind:
+        """``"custom"``: batches come from the loader, evaluated eagerly."""
+        return "custom"
+
+    @property
+    def data(self) -> tuple[Tensor, ...]:
+        """``()``: nothing is indexed (the loader streams)."""
+        return ()
+
+    def _pass(self) -> Iterator[tuple[Tensor, ...]]:
+        for i, raw in enumerate(self.loader):
+            yield batch_fields(raw, f"batch {i} of the loader").to(self.device, self.dtype).tensors
+
+    def sample_batch(self, keys: Tensor, step: int) -> tuple[Tensor, ...]:
+        """The loader's batch for ``step`` (the same for every chain): a tuple of tensors (m, ...)."""
+        if self._iter is None or step < self._pos:
+            self._iter, self._pos, self._current = self._pass(), -1, None
+        while self._pos < step:
+            try:
+                self._current = next(self._iter)
+            except StopIteration:
+                self._iter = self._pass()
+                self._current = next(self._iter)
+            self._pos += 1
+        assert self._current is not None
+        return self._current
+
+    def loss(self, w: Tensor, batch: Any = None) -> Tensor:
+        """Mean loss (C,) of every chain on the shared ``batch`` (None: one full pass)."""
+        self._check_width(w, "w", batched=True)
+        fn = vmap(self.chain_loss, in_dims=self._in_dims(True))
+        if batch is not None:
+            return fn(w, *batch)
+        total = torch.zeros(w.shape[0], dtype=w.dtype, device=w.device)
+        for rows in self._pass():
+            total = total + fn(w, *rows) * (rows[0].shape[0] / self.n)
+        return total
+
+    def loss_and_grad(self, w: Tensor, batch: Any = None) -> tuple[Tensor, Tensor]:
+        """L_B(w) (C,) and its gradient (C, d) on the shared ``batch`` (None: one full pass)."""
+        self._check_width(w, "w", batched=True)
+        w = w.detach()
+        if batch is None:
+            return self._accumulate(w, self._pass(), self.n)
+        return self._value_and_grad(w, tuple(batch), self._in_dims(True))
+
+    def _chunks(self, num_chains: int) -> list[tuple[Tensor, ...]]:
+        return list(self._pass())
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> NetworkTarget:
+        new = super().to(device, dtype)
+        assert isinstance(new, StreamingNetworkTarget)
+        new._iter, new._pos, new._current = None, -1, None
+        return new
+
+
+def network_target(
+    model: nn.Module,
+    data: Any,
+    *,
+    loss: BatchLoss | str | None = None,
+    evaluate: Evaluate | None = None,
+    batch_size: int | None = None,
+    **kwargs: Any,
+) -> NetworkTarget:
+    """:meth:`NetworkTarget.from_data`: any ``nn.Module`` with tensors, a dict of tensors, a
+    Dataset or a DataLoader, and a per-sample ``loss(outputs, batch)`` or
+    ``evaluate(model, batch)``."""
+    return NetworkTarget.from_data(model, data, loss=loss, evaluate=evaluate, batch_size=batch_size,
+                                   **kwargs)

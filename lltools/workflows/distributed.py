@@ -19,7 +19,8 @@ announcing the batch size when it has to split (logger ``lltools``, and stderr).
 Ray (optional extra ``distributed = ["ray>=2.9"]``)
 ---------------------------------------------------
 :func:`sweep_distributed` shards a γ × ε × nβ grid by settings, :func:`trajectory_distributed`
-shards a sample model's checkpoints; each shard is one Ray task that runs its part as a
+shards a model folder's checkpoints (the folder's files travel with the tasks, so workers
+need not share a file system); each shard is one Ray task that runs its part as a
 batched computation on its worker's device (CUDA when the task was given a GPU and the
 worker has one, else CPU) and returns host tensors; the driver gathers them into the same
 tidy DataFrame as :func:`lltools.workflows.sweep.sweep` /
@@ -47,6 +48,7 @@ from lltools.sampling.kernel import RMSPROP_DECAY, RMSPROP_DELTA
 from lltools.sampling.sgld import SGLDParams
 from lltools.sampling.trace import Trace
 from lltools.targets.base import Target
+from lltools.targets.folders import pack_folder, unpack_folder
 from lltools.targets.models import list_checkpoints
 from lltools.targets.specs import TargetSpec
 from lltools.workflows.estimate import _validate_counts, prepare_target
@@ -191,13 +193,49 @@ def run_batched(
 
 
 # ---------------------------------------------------------------------------- targets
-def resolve_target(spec: TargetLike) -> Target:
+def resolve_target(spec: TargetLike, folder_archive: bytes | None = None) -> Target:
     """A :class:`Target` from a :class:`~lltools.targets.specs.TargetSpec`, its stored dict
     (``{"kind": "potential", "spec": ...}`` or ``{"kind": "model", "path": ..., "checkpoint":
-    ...}``), a potential expression or built-in name (str), or a Target itself."""
+    ...}``), a potential expression or built-in name (str), or a Target itself.
+
+    ``folder_archive`` (:func:`lltools.targets.folders.pack_folder` of a model folder) is
+    unpacked and used when the spec's folder is not readable here (a Ray worker on another
+    machine); a checkpoint inside the folder is found at the same place in the copy."""
     if isinstance(spec, Target):
         return spec
-    return TargetSpec.parse(spec).build()
+    parsed = TargetSpec.parse(spec)
+    if parsed.kind == "model" and folder_archive is not None:
+        parsed = _local_spec(parsed, folder_archive)
+    return parsed.build()
+
+
+def _local_spec(spec: TargetSpec, folder_archive: bytes) -> TargetSpec:
+    """``spec`` pointing at a local copy of its folder when the folder is not here."""
+    folder = Path(str(spec.path))
+    if folder.exists():
+        return spec
+    local = local_folder(str(folder), folder_archive)
+    checkpoint = spec.checkpoint
+    if checkpoint is not None and Path(checkpoint).is_relative_to(folder):
+        checkpoint = str(Path(local) / Path(checkpoint).relative_to(folder))
+    return TargetSpec.model(local, checkpoint)
+
+
+def local_folder(path: str, folder_archive: bytes | None) -> str:
+    """``path`` when readable here, else the unpacked copy of ``folder_archive``."""
+    if folder_archive is None or Path(path).exists():
+        return path
+    return str(unpack_folder(folder_archive))
+
+
+def _archive_of(spec: TargetLike, ship_folder: bool) -> bytes | None:
+    """The packed model folder of a model spec (what travels to the workers), else None."""
+    if not ship_folder or isinstance(spec, Target):
+        return None
+    parsed = TargetSpec.parse(spec)
+    if parsed.kind != "model" or parsed.path is None:
+        return None
+    return pack_folder(parsed.path)
 
 
 def _shard_ranges(count: int, shards: int) -> list[range]:
@@ -229,11 +267,13 @@ def sweep_shard(
     max_chains: int | None = None,
     rmsprop_decay: float = RMSPROP_DECAY,
     rmsprop_delta: float = RMSPROP_DELTA,
+    folder_archive: bytes | None = None,
     **run_kwargs: Any,
 ) -> Trace:
     """Run some rows of a sweep's settings frame (with their global ``setting`` numbers) as
-    one batched computation on this machine; the host trace (what a Ray task returns)."""
-    target = prepare_target(resolve_target(target_spec), batch_size=batch_size,
+    one batched computation on this machine; the host trace (what a Ray task returns).
+    ``folder_archive``: see :func:`resolve_target`."""
+    target = prepare_target(resolve_target(target_spec, folder_archive), batch_size=batch_size,
                             device=_worker_device(device), dtype=dtype)
     params, chain_index, _ = expand_grid(settings, chains, device=target.device, dtype=target.dtype,
                                          rmsprop_decay=rmsprop_decay, rmsprop_delta=rmsprop_delta)
@@ -245,11 +285,14 @@ def sweep_shard(
     return trace.cpu()
 
 
-def trajectory_shard(model_dir: str | Path, checkpoints: Sequence[int], **kwargs: Any) -> pd.DataFrame:
-    """:func:`lltools.workflows.trajectory.compute_trajectory` for some checkpoints (global indices)."""
+def trajectory_shard(model_dir: str | Path, checkpoints: Sequence[int], folder_archive: bytes | None = None,
+                     **kwargs: Any) -> pd.DataFrame:
+    """:func:`lltools.workflows.trajectory.compute_trajectory` for some checkpoints (global
+    indices); ``folder_archive`` is used when ``model_dir`` is not readable here."""
     if kwargs.get("device") in (None, "auto"):
         kwargs["device"] = _worker_device(None)
-    table = compute_trajectory(model_dir, checkpoints=list(checkpoints), **kwargs)
+    table = compute_trajectory(local_folder(str(model_dir), folder_archive), checkpoints=list(checkpoints),
+                               **kwargs)
     table["checkpoint_index"] = [int(checkpoints[i]) for i in table["checkpoint_index"]]
     return table
 
@@ -313,6 +356,7 @@ def sweep_distributed(
     num_cpus: float = 1,
     num_gpus: float | None = None,
     max_chains: int | None = None,
+    ship_folder: bool = True,
     **run_kwargs: Any,
 ) -> Any:
     """A γ × ε × nβ sweep sharded by settings over a Ray cluster; the same
@@ -338,6 +382,9 @@ def sweep_distributed(
         Ray resources per task.
     max_chains : int, optional
         Chain-batch limit inside each task (default: what fits the worker's memory).
+    ship_folder : bool
+        For a model folder: send the folder's files with the tasks (put once in Ray's
+        object store), used by workers that cannot read it at its path.
     **run_kwargs
         Passed to :func:`lltools.sampling.driver.run` in each task (e.g. ``fused=True``).
     """
@@ -350,6 +397,9 @@ def sweep_distributed(
     kwargs = {"chains": chains, "draws": draws, "burnin": burnin, "thinning": thinning,
               "batch_size": batch_size, "seed": seed, "device": device, "dtype": dtype,
               "max_chains": max_chains, **run_kwargs}
+    archive = _archive_of(target_spec, ship_folder)
+    if archive is not None:
+        kwargs["folder_archive"] = ray.put(archive)
     spec_ref = ray.put(target_spec)
     futures = [task.remote(spec_ref, settings.iloc[list(r)].reset_index(drop=True), **kwargs) for r in shards]
     traces = ray.get(futures)
@@ -365,6 +415,7 @@ def trajectory_distributed(
     num_shards: int | None = None,
     num_cpus: float = 1,
     num_gpus: float | None = None,
+    ship_folder: bool = True,
     **kwargs: Any,
 ) -> pd.DataFrame:
     """:func:`lltools.workflows.trajectory.compute_trajectory` sharded by checkpoints over Ray.
@@ -372,7 +423,8 @@ def trajectory_distributed(
     Each task computes the rows of its checkpoints (``compute_trajectory(...,
     checkpoints=...)``); the driver concatenates them in checkpoint order and recomputes the
     run-level grokking severity ``gsm`` over all rows — the same table as a local run.
-    ``model_dir`` must be readable at the same path on every worker.  Other keyword
+    The folder's files travel with the tasks (``ship_folder``) and are used by workers
+    that cannot read ``model_dir`` at its path.  Other keyword
     arguments are those of ``compute_trajectory`` (``draws``, ``chains``, ``seed``,
     ``device``, ...).
     """
@@ -384,7 +436,8 @@ def trajectory_distributed(
     gpus = _gpus_per_task(ray, kwargs.get("device"), num_gpus)
     shards = _shard_ranges(count, num_shards or _default_shards(ray, gpus))
     task = ray.remote(num_cpus=num_cpus, num_gpus=gpus)(trajectory_shard)
-    tables = ray.get([task.remote(str(model_dir), list(r), **kwargs) for r in shards])
+    archive = ray.put(pack_folder(model_dir)) if ship_folder else None
+    tables = ray.get([task.remote(str(model_dir), list(r), archive, **kwargs) for r in shards])
     result = pd.concat(tables, ignore_index=True).sort_values("checkpoint_index").reset_index(drop=True)
     if "gsm" in result.columns:
         result["gsm"] = grokking_severity_of(result)

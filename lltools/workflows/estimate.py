@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 import torch
+from torch import nn
 
 from lltools.base import memory
 from lltools.base.devices import resolve_device, resolve_dtype
@@ -25,7 +26,8 @@ from lltools.sampling.driver import last_item, run_chunks
 from lltools.sampling.kernel import RMSPROP_DECAY, RMSPROP_DELTA, SAMPLER_NAMES, sampler_code
 from lltools.sampling.sgld import make_params
 from lltools.sampling.trace import Trace
-from lltools.targets.base import Target
+from lltools.targets.base import Target, TargetError
+from lltools.targets.networks import network_target
 from lltools.theory.quadrature import TemperedExpectation
 from lltools.theory.record import TheoryRecord, finite_nbeta_target, theory_for
 from lltools.workflows.events import RunEvent
@@ -189,6 +191,45 @@ def _validate_counts(chains: int, draws: int, burnin: int, thinning: int) -> Non
         )
 
 
+def as_target(
+    target: Target | nn.Module,
+    data: Any = None,
+    *,
+    loss: Any = None,
+    evaluate: Any = None,
+    batch_size: int | None = None,
+) -> Target:
+    """``target`` itself, or a model with its data as a network target.
+
+    Parameters
+    ----------
+    target : Target or nn.Module
+    data : tensors (x, y, ...), dict of tensors, Dataset or DataLoader
+        Required with a module (:mod:`lltools.targets.batches`).
+    loss : callable or {"mse", "cross_entropy"}, optional
+        ``loss(outputs, batch) -> per-sample losses (m,)``; default by the target's dtype.
+    evaluate : callable, optional
+        ``evaluate(model, batch) -> per-sample losses (m,)``.
+    batch_size : int, optional
+        Default: a DataLoader's batch size.
+
+    Raises
+    ------
+    TargetError
+        A module without data, data/loss/evaluate given with a Target, or anything else.
+    """
+    if isinstance(target, Target):
+        if data is not None or loss is not None or evaluate is not None:
+            raise TargetError("data, loss and evaluate apply to an nn.Module, not to a Target")
+        return target
+    if isinstance(target, nn.Module):
+        if data is None:
+            raise TargetError("give the model's data: estimate(model, data, ...) with tensors (x, y), "
+                              "a dict of tensors, a Dataset or a DataLoader")
+        return network_target(target, data, loss=loss, evaluate=evaluate, batch_size=batch_size)
+    raise TargetError(f"expected a Target or a torch.nn.Module, got {type(target).__name__}")
+
+
 def prepare_target(
     target: Target,
     *,
@@ -249,8 +290,11 @@ def resolve_nbeta(target: Target, nbeta: float | None) -> float:
 
 
 def estimate_stream(
-    target: Target,
+    target: Target | nn.Module,
+    data: Any = None,
     *,
+    loss: Any = None,
+    evaluate: Any = None,
     nbeta: float | None = None,
     gamma: float = 1.0,
     epsilon: float = 1e-3,
@@ -276,6 +320,7 @@ def estimate_stream(
     """
     _validate_counts(chains, draws, burnin, thinning)
     sampler = SAMPLER_NAMES[sampler_code(sampler)]
+    target = as_target(target, data, loss=loss, evaluate=evaluate, batch_size=batch_size)
     placed = prepare_target(target, batch_size=batch_size, device=device, dtype=dtype)
     check_memory(placed, chains, draws, burnin, thinning)
     nb = resolve_nbeta(placed, nbeta)
@@ -351,7 +396,7 @@ def estimate_result(trace: Trace, target: Target, settings: SamplerSettings) -> 
     )
 
 
-def estimate(target: Target, **kwargs: Any) -> EstimateResult:
+def estimate(target: Target | nn.Module, data: Any = None, **kwargs: Any) -> EstimateResult:
     """Estimate the LLC λ̂ of ``target`` at its centre w* with SGLD.
 
     λ̂ = nβ·(E_p[L] − L(w*)) over the localised tempered posterior
@@ -359,7 +404,18 @@ def estimate(target: Target, **kwargs: Any) -> EstimateResult:
 
     Parameters
     ----------
-    target : Target
+    target : Target or nn.Module
+        A target, or any module: then w* is its current parameters (buffers are kept,
+        eval mode) and ``data`` is required.
+    data : optional
+        With a module: tensors ``(x, y, ...)``, a dict of tensors, a Dataset or a
+        DataLoader (:mod:`lltools.targets.batches`; an indexable loader's dataset and batch
+        size are used, so the same seed gives the same λ̂ as its tensors).
+    loss : callable or {"mse", "cross_entropy"}, optional
+        With a module: ``loss(outputs, batch) -> per-sample losses (m,)``; default ½‖y − f(x)‖²
+        for floating targets, cross-entropy for integer labels.
+    evaluate : callable, optional
+        With a module: ``evaluate(model, batch) -> per-sample losses (m,)`` instead of loss.
     nbeta : float, optional
         Effective inverse temperature nβ; default n/log n when the target has data.
     gamma, epsilon : float
@@ -378,4 +434,4 @@ def estimate(target: Target, **kwargs: Any) -> EstimateResult:
     -------
     EstimateResult
     """
-    return last_item(estimate_stream(target, **kwargs)).result
+    return last_item(estimate_stream(target, data, **kwargs)).result

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 import torch
+from torch import nn
 
 from lltools.estimation.summary import Summary, summarize
 from lltools.sampling.driver import last_item, run_chunks
@@ -24,7 +25,7 @@ from lltools.sampling.kernel import RMSPROP_DECAY, RMSPROP_DELTA, SAMPLER_NAMES,
 from lltools.sampling.sgld import SGLDParams, make_params
 from lltools.sampling.trace import Trace
 from lltools.targets.base import Target
-from lltools.workflows.estimate import _validate_counts, check_memory, prepare_target
+from lltools.workflows.estimate import _validate_counts, as_target, check_memory, prepare_target
 from lltools.workflows.events import RunEvent
 
 MAX_SETTINGS = 100_000
@@ -134,8 +135,11 @@ class SweepResult:
 
 
 def sweep_stream(
-    target: Target,
+    target: Target | nn.Module,
+    data: Any = None,
     *,
+    loss: Any = None,
+    evaluate: Any = None,
     epsilon: Sequence[float],
     gamma: Sequence[float],
     nbeta: Sequence[float],
@@ -158,10 +162,13 @@ def sweep_stream(
     ``event.settings`` is the grid (``setting, epsilon, gamma, nbeta, sampler``); the last
     event carries the :class:`SweepResult`.  ``sampler``: "sgld" (default), "rmsprop", a
     list or a comma list of both (one more grid axis); ``rmsprop_decay``/``rmsprop_delta``
-    are RMSProp's α and δ (:func:`lltools.sampling.sgld.make_params`).
+    are RMSProp's α and δ (:func:`lltools.sampling.sgld.make_params`).  ``target`` may be
+    an ``nn.Module`` with ``data`` and ``loss``/``evaluate``, as for
+    :func:`lltools.workflows.estimate.estimate`.
     """
     settings = grid(epsilon, gamma, nbeta, sampler)
     _validate_counts(chains * len(settings), draws, burnin, thinning)
+    target = as_target(target, data, loss=loss, evaluate=evaluate, batch_size=batch_size)
     placed = prepare_target(target, batch_size=batch_size, device=device, dtype=dtype)
     check_memory(placed, chains * len(settings), draws, burnin, thinning)
     params, chain_index, setting_index = expand_grid(
@@ -184,11 +191,11 @@ def sweep_stream(
         yield RunEvent.of_trace("sweep", trace, settings, placed, result)
 
 
-def sweep(target: Target, **kwargs: Any) -> SweepResult:
+def sweep(target: Target | nn.Module, data: Any = None, **kwargs: Any) -> SweepResult:
     """Run a γ × ε × nβ grid as one batched computation; one table row per setting.
 
     Keyword arguments are those of :func:`sweep_stream`.  The table is
     :func:`lltools.estimation.summary.summarize`'s (λ̂ mean/std/SEM, R-hat, ESS, acceptance,
     divergences per setting).
     """
-    return last_item(sweep_stream(target, **kwargs)).result
+    return last_item(sweep_stream(target, data, **kwargs)).result

@@ -1,0 +1,1 @@
+"""Tests of lltools.cli (mirrors the package)."""
