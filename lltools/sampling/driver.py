@@ -12,7 +12,7 @@ synchronise (the CLI's progress bar, the app's live plot).  :func:`run` returns 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -41,6 +41,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+#: ``observe(step, w (C, d), chains (C,), alive (C,) bool)`` — see :func:`run_chunks`.
+Observer = Callable[[int, Tensor, Tensor, Tensor], None]
 
 #: Positions are recorded only for targets with at most this many parameters ...
 MAX_POSITION_DIM = 16
@@ -201,6 +203,8 @@ def run_chunks(
     acceptance_every: int | None = None,
     divergence_threshold: float | None = None,
     fused: bool | None = None,
+    mask: Tensor | None = None,
+    observe: Observer | None = None,
 ) -> Iterator[Trace]:
     """Run SGLD for every chain and yield partial traces as the run goes.
 
@@ -232,6 +236,14 @@ def run_chunks(
         Default: the ``LLTOOLS_FUSED`` environment variable, else compiled only when the run
         is big enough to repay compiling (:func:`lltools.sampling.compiled.should_fuse`).  Same chains up
         to rounding; the trace's ``meta["step"]`` says which step ran.
+    mask : Tensor (C, d), optional
+        Per-chain weight restrictions (1 where a chain moves, 0 where it stays at its
+        centre; :mod:`lltools.targets.restrictions`).  Runs the eager step.
+    observe : callable, optional
+        Called at every recorded step as ``observe(step, w, chains, alive)`` with the
+        positions ``w`` (C, d) whose losses the trace records at that step, the chain
+        numbers (C,) and which chains are still healthy (C,) bool — e.g. to stream
+        per-sample losses (:mod:`lltools.workflows.refined`) without storing positions.
 
     Yields
     ------
@@ -245,7 +257,7 @@ def run_chunks(
     with devices.threads_for_step(plan.work_per_step, target.device):
         yield from _run_planned(target, params, plan, seed=seed, chain_index=chain_index,
                                 setting_index=setting_index, centre=centre, report_every=report_every,
-                                fused=fused)
+                                fused=fused, mask=mask, observe=observe)
 
 
 def _run_planned(
@@ -259,6 +271,8 @@ def _run_planned(
     centre: Tensor | None,
     report_every: int | None,
     fused: bool | None,
+    mask: Tensor | None = None,
+    observe: Observer | None = None,
 ) -> Iterator[Trace]:
     """The loop of :func:`run_chunks` for a :class:`RunPlan`."""
     num_chains = plan.num_chains
@@ -277,12 +291,15 @@ def _run_planned(
     setting_index = setting_index.to(device=device, dtype=torch.int64)
 
     memory.tune_host_allocator(device)
+    if mask is not None:
+        fused = False  # the compiled steps do not carry restrictions
     step_fn = fused_steps.select_step(target, fused, num_chains=num_chains, num_steps_total=num_steps_total)
     if batch_chains < num_chains:
         step_fn = ChainBatchedStep(step_fn, batch_chains)
     params = params.to(device=device, dtype=dtype)
     keys = rng.chain_keys(seed, chain_index)
-    state = sgld.init(target, params, keys, centre)
+    state = sgld.init(target, params, keys, centre, mask)
+    all_chains = torch.arange(num_chains, device=device)
 
     loss_buf = torch.full((num_chains, num_recorded), float("nan"), dtype=dtype, device=device)
     acc_buf = torch.full_like(loss_buf, float("nan"))
@@ -353,6 +370,8 @@ def _run_planned(
                     flush()
                 if pos_buf is not None and next_col % position_stride == 0:
                     pos_buf[:, next_col // position_stride] = position_now
+                if observe is not None:
+                    observe(t, position_now, all_chains, state.diverged_at < 0)
                 next_col += 1
             if report_every and (t + 1) % report_every == 0 and t + 1 < num_steps_total:
                 flush()
@@ -396,14 +415,16 @@ class ChainBatchedStep:
             part = SGLDState(w=state.w[sl], centre=state.centre[sl], loss=state.loss[sl], grad=state.grad[sl],
                              loss_init=state.loss_init[sl], diverged_at=state.diverged_at[sl],
                              keys=state.keys[sl], step=state.step,
-                             moment=None if state.moment is None else state.moment[sl])
+                             moment=None if state.moment is None else state.moment[sl],
+                             mask=None if state.mask is None else state.mask[sl])
             new, info = self.step_fn(part, target, params.take(sl), **kwargs)
             w[sl], loss[sl], grad[sl], diverged_at[sl] = new.w, new.loss, new.grad, new.diverged_at
             if moment is not None:
                 moment[sl] = new.moment
             info_loss[sl], info_acc[sl] = info.loss, info.acceptance
         new_state = SGLDState(w=w, centre=state.centre, loss=loss, grad=grad, loss_init=state.loss_init,
-                              diverged_at=diverged_at, keys=state.keys, step=state.step + 1, moment=moment)
+                              diverged_at=diverged_at, keys=state.keys, step=state.step + 1, moment=moment,
+                              mask=state.mask)
         return new_state, SGLDInfo(loss=info_loss, acceptance=info_acc)
 
 

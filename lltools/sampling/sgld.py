@@ -124,6 +124,7 @@ class SGLDState(NamedTuple):
     keys: Tensor  # (C,) int64 per-chain random keys
     step: int  # index of the next step
     moment: Tensor | None = None  # (C, d) RMSProp second moment V (None: no RMSProp chain)
+    mask: Tensor | None = None  # (C, d) 1 where a restricted chain moves, 0: stays at w* (None: all)
 
 
 class SGLDInfo(NamedTuple):
@@ -219,6 +220,7 @@ def init(
     params: SGLDParams,
     keys: Tensor,
     centre: Tensor | None = None,
+    mask: Tensor | None = None,
 ) -> SGLDState:
     """Start every chain at its centre w* (default: the target's ``w_star``).
 
@@ -228,6 +230,9 @@ def init(
     params : SGLDParams, each (C,)
     keys : Tensor, shape (C,), int64 — per-chain random keys (:func:`lltools.base.rng.chain_keys`)
     centre : Tensor, shape (d,) or (C, d), optional — per-chain centres (e.g. checkpoints)
+    mask : Tensor, shape (C, d), bool or 0/1, optional — per-chain weight restrictions
+        (:mod:`lltools.targets.restrictions`): a chain moves only where its mask is 1; the
+        other coordinates stay at its centre, so it samples the restricted posterior
     """
     num_chains = params.num_chains
     if centre is None:
@@ -255,7 +260,14 @@ def init(
         keys=keys.to(centre.device),
         step=0,
         moment=None if params.sampler is None else torch.zeros_like(centre),
+        mask=None if mask is None else _as_mask(mask, centre),
     )
+
+
+def _as_mask(mask: Tensor, centre: Tensor) -> Tensor:
+    if mask.shape != centre.shape:
+        raise ValueError(f"mask must have shape {tuple(centre.shape)}, got {tuple(mask.shape)}")
+    return mask.to(device=centre.device, dtype=centre.dtype).contiguous()
 
 
 def step(
@@ -283,11 +295,15 @@ def step(
         loss, grad = state.loss, state.grad
 
     noise = rng.normal(state.keys, t, rng.STREAM_NOISE, w.shape[1], w.dtype)
+    if state.mask is not None:  # a restricted chain: no drift and no noise off its slice
+        grad, noise = grad * state.mask, noise * state.mask
     moment, precond = kernel.precondition(state.moment, grad, params.nbeta, params.rmsprop)
     w_new, grad_u = kernel.propose(w, centre, grad, noise, params.epsilon, params.gamma, params.nbeta,
                                    precond=precond)
     if compute_acceptance or not target.has_data:
         loss_new, grad_new = target.loss_and_grad(w_new, batch)
+        if state.mask is not None:
+            grad_new = grad_new * state.mask
     else:
         loss_new, grad_new = state.loss, state.grad
     w_out, loss_out, grad_out, diverged_at, info_loss, info_acc = kernel.settle(
@@ -297,5 +313,6 @@ def step(
         precond=precond,
     )
     new_state = SGLDState(w=w_out, centre=centre, loss=loss_out, grad=grad_out, loss_init=state.loss_init,
-                          diverged_at=diverged_at, keys=state.keys, step=t + 1, moment=moment)
+                          diverged_at=diverged_at, keys=state.keys, step=t + 1, moment=moment,
+                          mask=state.mask)
     return new_state, SGLDInfo(loss=info_loss, acceptance=info_acc)

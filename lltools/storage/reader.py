@@ -129,7 +129,8 @@ class StoredRun:
             wide = wide.reindex(index=self.chains["chain"], columns=steps)
             return torch.tensor(wide.to_numpy(dtype=np.float64))
 
-        col = {k: torch.tensor(self.chains[k].to_numpy()) for k in self.chains.columns}
+        col = {k: torch.tensor(self.chains[k].to_numpy()) for k in self.chains.columns
+               if pd.api.types.is_numeric_dtype(self.chains[k])}
         return Trace(
             loss=grid("loss"),
             acceptance=grid("acceptance"),

@@ -643,6 +643,47 @@ class NetworkTarget(Target):
         module = sum(t.numel() * t.element_size() for t in self.module.state_dict().values())
         return int(num_chains * self.bytes_per_chain + data + module)
 
+    # ------------------------------------------------------------------ refined LLCs
+    def per_sample_losses(self, w: Tensor, index: Tensor) -> Tensor:
+        """Per-sample losses ℓ_i(w_c) of the samples ``index`` (S,) for every chain ``w``
+        (C, d): shape (C, S), without gradients, evaluated in row chunks."""
+        self._check_width(w, "w", batched=True)
+        index = torch.as_tensor(index, dtype=torch.int64, device=self.fields.tensors[0].device).reshape(-1)
+        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= self.n):
+            raise TargetError(f"probe sample indices must be in 0..{self.n - 1}")
+        rows = self._chunk_rows(w.shape[0])
+        fn = vmap(self._per_sample, in_dims=(0, None))
+        with torch.no_grad():
+            parts = [fn(w, self.fields.take(index[i:i + rows]).tensors)
+                     for i in range(0, index.numel(), rows)]
+        return torch.cat(parts, dim=1) if parts else w.new_zeros((w.shape[0], 0))
+
+    def restrict_data(self, index: Tensor, name: str | None = None) -> NetworkTarget:
+        """The same model and w* with the loss measured on the samples ``index`` only (a
+        data-restricted LLC, primer §7): a copy whose dataset is those rows (n = their count).
+
+        Raises
+        ------
+        TargetError
+            For an empty subset or indices outside 0..n−1.
+        """
+        index = torch.as_tensor(index).reshape(-1)
+        if index.dtype == torch.bool:
+            if index.numel() != self.n:
+                raise TargetError(f"a data mask needs {self.n} entries, got {index.numel()}")
+            index = torch.nonzero(index).flatten()
+        index = index.to(dtype=torch.int64, device=self.fields.tensors[0].device)
+        if index.numel() == 0:
+            raise TargetError("the data restriction selects no samples")
+        if int(index.min()) < 0 or int(index.max()) >= self.n:
+            raise TargetError(f"data restriction indices must be in 0..{self.n - 1}")
+        new = copy.copy(self)
+        new.fields = self.fields.take(index)
+        new.n = new.fields.n
+        new.name = name or f"{self.name} [{new.n} of {self.n} samples]"
+        new.warnings = list(self.warnings)
+        return new
+
     # ------------------------------------------------------------------ device
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> NetworkTarget:
         """A copy on ``device`` with floating tensors (weights, data, w*) cast to ``dtype``."""

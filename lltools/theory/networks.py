@@ -183,3 +183,75 @@ def output_jacobian_rank(
         return 0
     tol = (rtol if rtol is not None else max(mat.shape) * torch.finfo(torch.float64).eps) * sv[0]
     return int((sv > tol).sum().item())
+
+
+def _layer_factors(weights: list[Tensor], layer: int) -> tuple[Tensor, Tensor]:
+    """``(A, B)``: the products of the layers above and below ``layer`` (float64)."""
+    if not 0 <= layer < len(weights):
+        raise ValueError(f"layer must be in 0..{len(weights) - 1}, got {layer}")
+    ws = [w.detach().double() for w in weights]
+    above = torch.eye(ws[-1].shape[0], dtype=torch.float64)
+    for w in reversed(ws[layer + 1:]):
+        above = above @ w
+    below = torch.eye(ws[0].shape[1], dtype=torch.float64)
+    for w in ws[:layer]:
+        below = w @ below
+    return above, below
+
+
+def _numerical_rank(m: Tensor, rtol: float) -> int:
+    s = torch.linalg.svdvals(m)
+    return int((s > rtol * float(s.max())).sum()) if s.numel() and float(s.max()) > 0 else 0
+
+
+def restricted_deep_linear_llc(weights: list[Tensor], layer: int, *, rtol: float | None = None) -> float:
+    """Exact λ of a deep linear network restricted to one layer (primer §7).
+
+    With every other layer held at its value, f(x) = A·W_k·B·x is linear in W_k (A the
+    product of the layers above, B of those below), so the MSE loss around w* is the
+    quadratic form ½ E‖A·ΔW_k·B·x‖²; for inputs of full-rank covariance its rank is
+    rank(A)·rank(B) and λ_k = rank(A)·rank(B)/2 (a regular model on that slice).
+
+    Parameters
+    ----------
+    weights : list of Tensor
+        Layer matrices W_1 … W_L (input → output), shapes (d_1, d_0), …, (d_L, d_{L−1}).
+    layer : int
+        Which layer is sampled (0-based: 0 is W_1).
+    rtol : float, optional
+        Singular values below ``rtol``·σ_max count as zero (default: 100·dimension·the
+        machine epsilon of the weights' dtype, so float32 rounding is not mistaken for rank).
+
+    Returns
+    -------
+    float
+        rank(A)·rank(B)/2 (A = I for the last layer, B = I for the first).
+    """
+    above, below = _layer_factors(weights, layer)
+    if rtol is None:
+        rtol = 100 * max(max(w.shape) for w in weights) * torch.finfo(weights[0].dtype).eps
+    return _numerical_rank(above, rtol) * _numerical_rank(below, rtol) / 2
+
+
+def restricted_deep_linear_expectation(
+    weights: list[Tensor], layer: int, inputs: Tensor, nbeta: float, gamma: float
+) -> float:
+    """Exact E[nβ(L − L(w*))] of the localised tempered posterior restricted to one layer of
+    a deep linear network at an exact minimum (noiseless teacher), for finite γ > 0.
+
+    The restricted loss is exactly quadratic, L − L* = ½ tr(A ΔW B Σ̂ Bᵀ ΔWᵀ Aᵀ) with
+    Σ̂ = XᵀX/n (the ``"mse"`` convention ½‖y − f‖², mean over samples), whose Hessian
+    (B Σ̂ Bᵀ) ⊗ (AᵀA) has eigenvalues μ_a·ν_b.  The posterior ∝ exp(−nβ L − γ‖ΔW‖²/2)
+    is Gaussian, so E[nβ(L − L*)] = ½ Σ_j nβ h_j / (nβ h_j + γ), which tends to
+    :func:`restricted_deep_linear_llc` as γ → 0.  This is what SGLD's λ̂ estimates at finite
+    γ, up to the step size's discretisation bias.
+    """
+    if gamma <= 0:
+        raise ValueError("gamma must be > 0 (at γ = 0 use restricted_deep_linear_llc)")
+    above, below = _layer_factors(weights, layer)
+    x = inputs.detach().double()
+    sigma = x.T @ x / x.shape[0]
+    mu = torch.linalg.eigvalsh(below @ sigma @ below.T).clamp(min=0.0)
+    nu = torch.linalg.eigvalsh(above.T @ above).clamp(min=0.0)
+    h = torch.outer(mu, nu).reshape(-1)
+    return float(0.5 * (nbeta * h / (nbeta * h + gamma)).sum())
