@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
 import torch
 
+from lltools.cli.main import main
 from lltools.sampling.sgld import SGLDParams
 from lltools.sampling.trace import Trace
 
@@ -100,3 +105,19 @@ def gamma_draws_trace(num_chains: int = 8, num_draws: int = 1000, nbeta: float =
     gen = np.random.default_rng(seed)
     loss = gen.gamma(1.0, 1.0, size=(num_chains, num_draws)) / nbeta
     return synthetic_trace(loss, nbeta=nbeta, **kwargs)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """Run ``lltools`` in-process through its console entry point ``main()``."""
+    out, err = io.StringIO(), io.StringIO()
+    argv = sys.argv
+    sys.argv = ["lltools", *args]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        sys.argv = argv
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())

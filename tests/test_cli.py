@@ -9,33 +9,13 @@ import sys
 
 import pandas as pd
 import pytest
+from helpers import run_cli
 
 REQUIRED_KEYS = {
     "llc_mean", "llc_std", "llc_sem", "rhat", "ess", "acceptance", "diverged_chains",
     "n_chains", "theory_llc", "warnings", "settings",
 }
 SETTING_KEYS = {"nbeta", "gamma", "epsilon", "chains", "draws", "burnin", "seed", "device", "dtype"}
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    """Run ``lltools`` in-process through its console entry point ``main()``."""
-    import contextlib
-    import io
-
-    from lltools.cli.main import main
-
-    out, err = io.StringIO(), io.StringIO()
-    argv = sys.argv
-    sys.argv = ["lltools", *args]
-    code = 0
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        sys.argv = argv
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def test_console_script_runs_as_a_real_process() -> None:

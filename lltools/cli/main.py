@@ -29,10 +29,13 @@ from lltools.cli.output import (
 from lltools.cli.runs import runs_app
 from lltools.storage.index import RunStore
 from lltools.storage.recording import record_stream
+from lltools.targets.models import data_subsets
+from lltools.targets.restrictions import RestrictionError, resolve
 from lltools.targets.specs import TargetSpec, TargetSpecError
 from lltools.theory.record import theory_for
 from lltools.workflows.distributed import sweep_distributed, trajectory_distributed
 from lltools.workflows.estimate import estimate_stream
+from lltools.workflows.refined import refined_stream, refined_trajectory
 from lltools.workflows.sweep import sampler_axis, sweep_stream
 from lltools.workflows.trajectory import NETWORK_DEFAULTS, trajectory_stream
 
@@ -132,6 +135,49 @@ StoreOpt = Annotated[str | None, typer.Option("--store", help="Run store directo
 GammaOpt = Annotated[float | None, typer.Option(help="Localisation strength γ.")]
 EpsilonOpt = Annotated[float | None, typer.Option(help="Step size ε.")]
 SamplerOpt = Annotated[str, typer.Option(help="Sampler: sgld (plain SGLD) or rmsprop (RMSProp-preconditioned SGLD).")]
+RestrictOpt = Annotated[list[str] | None, typer.Option("--restrict", help="Sample only the parameters matching this glob (e.g. 'layers.0.*'); repeatable: one refined λ̂ per glob, all in one batched run.")]
+RestrictEachOpt = Annotated[str | None, typer.Option("--restrict-each", help="One refined λ̂ per layer or per attention head: layer or head.")]
+DataSubsetOpt = Annotated[str | None, typer.Option("--data-subset", help="Measure the loss on a named data subset that the folder's model.py declares in subsets().")]
+
+
+def restricted_target(target: Any, model: Path, data_subset: str | None) -> Any:
+    """The model target, restricted to ``--data-subset`` when given (a one-line error for
+    an unknown name)."""
+    if data_subset is None:
+        return target
+    subsets = data_subsets(model)
+    if data_subset not in subsets:
+        known = ", ".join(sorted(subsets)) or "none (model.py defines no subsets())"
+        fail(f"--data-subset {data_subset!r} is not a subset of {model}; its subsets: {known}")
+    return target.restrict_data(subsets[data_subset], name=f"{target.name} [{data_subset}]")
+
+
+def resolve_restrictions(target: Any, globs: list[str], each: str | None) -> list[Any]:
+    """``--restrict``/``--restrict-each`` as restrictions of the target's module."""
+    try:
+        return resolve(target.module, globs, each)
+    except RestrictionError as exc:
+        fail(str(exc))
+    raise AssertionError  # fail() raised
+
+
+def echo_refined(result: Any, as_json: bool, data_subset: str | None) -> None:
+    """Print a refined run: one JSON object ``{"table": [row, …], "warnings": […]}`` (each row
+    an estimate's fields plus ``restriction``, ``restricted_dim`` and ``data_subset``), or a
+    table."""
+    table = result.table.drop(columns=["centre"]).assign(data_subset=data_subset)
+    if as_json:
+        doc = result.to_dict()
+        for row in doc["table"]:
+            row.pop("centre", None)
+            row["data_subset"] = data_subset
+        typer.echo(json.dumps(doc))
+        return
+    cols = [c for c in ("restriction", "restricted_dim", "llc_mean", "llc_sem", "rhat", "ess", "acceptance",
+                        "n_diverged") if c in table.columns]
+    typer.echo(terminal_safe(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}")))
+    for warning in result.warnings:
+        typer.echo(terminal_safe(f"warning: {warning}"), err=True)
 
 
 def parse_samplers(text: str, *, single: bool) -> list[str]:
@@ -162,6 +208,9 @@ def estimate(
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "float32",
     sampler: SamplerOpt = "sgld",
+    restrict: RestrictOpt = None,
+    restrict_each: RestrictEachOpt = None,
+    data_subset: DataSubsetOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     trace_out: Annotated[Path | None, typer.Option("--trace-out", help="Write per-step traces (.csv/.parquet).")] = None,
     progress: ProgressOpt = True,
@@ -173,6 +222,13 @@ def estimate(
         check_output(trace_out, "--trace-out")
     sampler_name = parse_samplers(sampler, single=True)[0]
     target, defaults = load_target(potential, model, checkpoint)
+    refined = bool(restrict) or restrict_each is not None or data_subset is not None
+    if refined:
+        if model is None:
+            fail("--restrict, --restrict-each and --data-subset need --model")
+        if trace_out is not None:
+            fail("--trace-out is not available with --restrict/--restrict-each/--data-subset")
+        target = restricted_target(target, model, data_subset)
     kwargs = {
         "nbeta": pick(nbeta, defaults, "nbeta"),
         "gamma": pick(gamma, defaults, "gamma"),
@@ -189,6 +245,15 @@ def estimate(
     }
     total = kwargs["burnin"] + kwargs["draws"] * thinning
     report = max(1, total // 100)
+    if refined:
+        restrictions = resolve_restrictions(target, restrict or [], restrict_each)
+        stream = refined_stream(target, restrictions, report_every=report, **kwargs)
+        last = drive(stream, total=total, progress=progress, save=save, store=store, kind="sweep",
+                     settings={**kwargs, "restrict": list(restrict or []), "restrict_each": restrict_each,
+                               "data_subset": data_subset},
+                     spec=saved_spec(save, potential, model, checkpoint))
+        echo_refined(last.result, as_json, data_subset)
+        return
     last = drive(estimate_stream(target, report_every=report, **kwargs), total=total,
                            progress=progress, save=save, store=store, kind="estimate", settings=kwargs,
                            spec=saved_spec(save, potential, model, checkpoint))
@@ -299,11 +364,34 @@ def trajectory(
     dtype: DtypeOpt = "float32",
     progress: ProgressOpt = True,
     ray: Annotated[str | None, typer.Option("--ray", help="Shard the checkpoints over a Ray cluster at ADDRESS ('auto' or 'local' to start one); needs the `distributed` extra.")] = None,
+    restrict: RestrictOpt = None,
+    restrict_each: RestrictEachOpt = None,
+    checkpoints: Annotated[str | None, typer.Option(help="Comma-separated positions in the step-sorted checkpoint list (default: all), e.g. 0,10,-1.")] = None,
 ) -> None:
-    """λ̂ at every checkpoint of a model folder, joined with the training logs."""
+    """λ̂ at every checkpoint of a model folder, joined with the training logs (with
+    --restrict/--restrict-each: one refined λ̂ per restriction and checkpoint, one batched run)."""
     check_output(out, "--out")
     if not ((model_dir / "model.json").exists() or (model_dir / "model.py").exists()):
         fail(f"not a model folder (no model.py or model.json): {model_dir}")
+    positions = None if checkpoints is None else [int(v) for v in parse_floats(checkpoints, "checkpoints")]
+    if ray is not None and positions is not None:
+        fail("--checkpoints is not available with --ray yet; it shards every checkpoint")
+    if restrict or restrict_each is not None:
+        if ray is not None:
+            fail("--ray is not available with --restrict/--restrict-each (a refined trajectory is one batched run)")
+        try:
+            table = refined_trajectory(model_dir, restrict=restrict or [], restrict_each=restrict_each,
+                                       checkpoints=positions, nbeta=nbeta, gamma=gamma, epsilon=epsilon,
+                                       chains=chains, draws=draws,
+                                       burnin=burnin, batch_size=batch_size, seed=seed, device=device,
+                                       dtype=dtype)
+        except RestrictionError as exc:
+            fail(str(exc))
+        write_table(table, out)
+        typer.echo(f"wrote {len(table)} rows (restriction × checkpoint) to {out}", err=True)
+        cols = [c for c in ("restriction", "step", "checkpoint", "llc_mean", "llc_sem") if c in table.columns]
+        typer.echo(terminal_safe(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}")))
+        return
     if ray is not None:
         table = trajectory_distributed(
             model_dir, address=None if ray == "local" else ray, nbeta=nbeta, gamma=gamma, epsilon=epsilon,
@@ -315,7 +403,7 @@ def trajectory(
     stream = started(trajectory_stream(
         model_dir, nbeta=nbeta, gamma=gamma, epsilon=epsilon, chains=chains, draws=draws,
         burnin=burnin, batch_size=batch_size, seed=seed, device=device, dtype=dtype,
-        report_every=25,
+        report_every=25, checkpoints=positions,
     ))
     with tqdm(total=100, desc="trajectory", unit="%", file=sys.stderr, disable=not progress,
               leave=False) as bar:

@@ -7,6 +7,8 @@ The one model-folder format (shipped sample models and users' folders alike)::
                                          tensors, or {"train": ..., "val": ...}
                                optionally loss(outputs, batch) -> per-sample losses (m,)
                                or evaluate(model, batch) -> per-sample losses (m,)
+                               optionally subsets() -> {name: bool mask (n,) or indices}
+                                         (named data subsets for data-restricted LLCs)
     <folder>/model.json        optional card (:mod:`lltools.targets.cards`)
     <folder>/*.safetensors or <folder>/checkpoints/*.safetensors   optional weights
 
@@ -70,6 +72,7 @@ class ModelCode:
     data: Callable[[], Any]
     loss: Callable[..., Any] | None = None
     evaluate: Callable[..., Any] | None = None
+    subsets: Callable[[], Any] | None = None
 
 
 def folder_of(path: str | Path) -> Path:
@@ -127,7 +130,7 @@ def load_model_code(folder: str | Path) -> ModelCode:
     folder = Path(folder)
     module = import_model_file(folder)
     found: dict[str, Any] = {}
-    for name in ("build", "data", "loss", "evaluate"):
+    for name in ("build", "data", "loss", "evaluate", "subsets"):
         value = getattr(module, name, None)
         if value is not None and not callable(value):
             raise ModelFolderError(folder, f"{MODEL_FILE}: {name} is not a function")
@@ -137,7 +140,8 @@ def load_model_code(folder: str | Path) -> ModelCode:
             raise ModelFolderError(folder, f"{MODEL_FILE} defines no {name}() function")
     if found["loss"] is not None and found["evaluate"] is not None:
         raise ModelFolderError(folder, f"{MODEL_FILE} defines both loss() and evaluate(); keep one")
-    return ModelCode(folder, found["build"], found["data"], found["loss"], found["evaluate"])
+    return ModelCode(folder, found["build"], found["data"], found["loss"], found["evaluate"],
+                     found["subsets"])
 
 
 def call_user(folder: str | Path, fn: Callable[[], Any], what: str) -> Any:

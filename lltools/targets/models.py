@@ -535,3 +535,31 @@ __all__ = [
     "num_parameters",
     "read_card",
 ]
+
+
+def data_subsets(path: str | Path) -> dict[str, Tensor]:
+    """The named data subsets a folder's ``model.py`` declares with ``subsets()`` (for
+    data-restricted LLCs, :meth:`NetworkTarget.restrict_data`): name → bool mask (n,) or
+    int64 indices.  ``{}`` when it declares none.
+
+    Raises
+    ------
+    ModelFolderError
+        When ``subsets()`` raises or returns something other than a dict of tensors.
+    """
+    folder = _model_dir(path)
+    if not has_code(folder):
+        return {}
+    code = load_model_code(folder)
+    if code.subsets is None:
+        return {}
+    found = call_user(folder, code.subsets, "subsets()")
+    if not isinstance(found, dict) or not all(isinstance(k, str) for k in found):
+        raise ModelFolderError(folder, "subsets() must return a dict of name -> mask or indices")
+    out = {}
+    for name, value in found.items():
+        tensor = torch.as_tensor(value)
+        if tensor.ndim != 1 or not (tensor.dtype == torch.bool or not tensor.is_floating_point()):
+            raise ModelFolderError(folder, f"subsets()[{name!r}] must be a 1-D bool mask or integer indices")
+        out[name] = tensor
+    return out

@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -29,10 +30,12 @@ from lltools.estimation.summary import Summary, summarize
 from lltools.sampling.driver import last_item, run_chunks
 from lltools.sampling.trace import Trace
 from lltools.targets.base import Target, TargetError
-from lltools.targets.restrictions import Restriction
+from lltools.targets.checkpoints import load_checkpoint
+from lltools.targets.models import list_checkpoints, load_model_folder, read_card
+from lltools.targets.restrictions import Restriction, resolve
 from lltools.workflows.estimate import _validate_counts, check_memory, prepare_target, resolve_nbeta
 from lltools.workflows.events import RunEvent
-from lltools.workflows.sweep import MAX_SETTINGS, expand_grid
+from lltools.workflows.sweep import MAX_SETTINGS, expand_grid, sampler_axis
 
 #: Columns a refined table adds to the summary's.
 REFINED_COLUMNS = ("restriction", "restricted_dim", "centre")
@@ -48,20 +51,22 @@ def refined_grid(
     epsilon: Sequence[float],
     gamma: Sequence[float],
     nbeta: Sequence[float],
+    sampler: str | Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """All (restriction, centre, ε, γ, nβ) combinations: ``setting, restriction,
-    restricted_dim, centre, epsilon, gamma, nbeta`` (and the private ``_restriction``,
-    ``_centre`` indices)."""
-    size = len(restrictions) * len(centres) * len(epsilon) * len(gamma) * len(nbeta)
+    """All (restriction, centre, ε, γ, nβ, sampler) combinations: ``setting, restriction,
+    restricted_dim, centre, epsilon, gamma, nbeta, sampler`` (and the private
+    ``_restriction``, ``_centre`` indices)."""
+    samplers = sampler_axis(sampler)
+    size = len(restrictions) * len(centres) * len(epsilon) * len(gamma) * len(nbeta) * len(samplers)
     if size == 0:
         raise ValueError("a refined run needs at least one restriction, centre and setting")
     if size > MAX_SETTINGS:
         raise ValueError(f"refined grid has {size:,} cells; the limit is {MAX_SETTINGS:,}")
     rows = [
         {"restriction": restrictions[r].name, "restricted_dim": restrictions[r].dim, "centre": centres[k],
-         "epsilon": e, "gamma": g, "nbeta": b, "_restriction": r, "_centre": k}
-        for r, k, e, g, b in itertools.product(range(len(restrictions)), range(len(centres)),
-                                               epsilon, gamma, nbeta)
+         "epsilon": e, "gamma": g, "nbeta": b, "sampler": name, "_restriction": r, "_centre": k}
+        for r, k, e, g, b, name in itertools.product(range(len(restrictions)), range(len(centres)),
+                                                     epsilon, gamma, nbeta, samplers)
     ]
     frame = pd.DataFrame(rows)
     frame.insert(0, "setting", range(len(frame)))
@@ -148,6 +153,7 @@ def refined_stream(
     dtype: str | torch.dtype | None = None,
     report_every: int | None = None,
     probe: Any = None,
+    sampler: str | Sequence[str] | None = None,
     **run_kwargs: Any,
 ) -> Iterator[RunEvent]:
     """Yield a :class:`RunEvent` (kind ``"sweep"``, settings = the refined grid) while every
@@ -164,6 +170,7 @@ def refined_stream(
         Centres w* to run every restriction at (e.g. checkpoints); default the target's w*.
     epsilon, gamma, nbeta : float or sequence of float
         The sampler settings (grid axes); nβ defaults to the target's n/log n.
+    sampler : "sgld", "rmsprop" or both (one more grid axis), optional
     probe : Tensor (S,) int64, optional
         Indices of samples whose per-sample losses are tracked across the posterior
         (:meth:`lltools.targets.networks.NetworkTarget.per_sample_losses`).
@@ -175,7 +182,7 @@ def refined_stream(
     centre_list = list(centres) if centres else [("w*", target.w_star)]
     nbeta_values = _values(resolve_nbeta(target, nbeta) if nbeta is None else nbeta)
     settings = refined_grid(restrictions, [c[0] for c in centre_list], _values(epsilon), _values(gamma),
-                            nbeta_values)
+                            nbeta_values, sampler)
     num_chains = chains * len(settings)
     _validate_counts(num_chains, draws, burnin, thinning)
     placed = prepare_target(target, batch_size=batch_size, device=device, dtype=dtype)
@@ -203,3 +210,69 @@ def refined_stream(
 def refined(target: Target, restrictions: Sequence[Restriction], **kwargs: Any) -> RefinedResult:
     """Run :func:`refined_stream` to the end and return its :class:`RefinedResult`."""
     return last_item(refined_stream(target, restrictions, **kwargs)).result
+
+
+#: The refined-trajectory table a model folder may ship (computed by its training script).
+REFINED_TRAJECTORY_FILE = "refined_trajectory.parquet"
+
+
+def refined_trajectory(
+    model_dir: str | Path,
+    *,
+    restrict: Sequence[str] = (),
+    restrict_each: str | None = None,
+    checkpoints: Sequence[int] | None = None,
+    epsilon: float | None = None,
+    gamma: float | None = None,
+    nbeta: float | None = None,
+    chains: int | None = None,
+    draws: int | None = None,
+    burnin: int | None = None,
+    batch_size: int | None = None,
+    seed: int = 0,
+    **run_kwargs: Any,
+) -> pd.DataFrame:
+    """Restricted λ̂ of every restriction at every checkpoint of a model folder, as ONE
+    batched run (restrictions × checkpoints × chains).
+
+    ``restrict`` (globs) and ``restrict_each`` ("layer" or "head") name the restrictions
+    (:func:`lltools.targets.restrictions.resolve`); ``checkpoints`` selects positions in the
+    step-sorted checkpoint list.  Sampler settings default to the card's ``default_sampler``.
+
+    Returns
+    -------
+    DataFrame
+        One row per (restriction, checkpoint): ``restriction, restricted_dim, checkpoint``,
+        the summary columns, and the folder's ``metrics.csv`` columns for that checkpoint
+        (``step``, train/validation loss, …).
+    """
+    folder = Path(model_dir)
+    card = read_card(folder)
+    defaults = {**{"chains": 4, "draws": 400, "burnin": 100}, **(card.get("default_sampler") or {})}
+    chosen = {"epsilon": epsilon, "gamma": gamma, "nbeta": nbeta, "chains": chains, "draws": draws,
+              "burnin": burnin, "batch_size": batch_size}
+    s = {**defaults, **{k: v for k, v in chosen.items() if v is not None}}
+    for key in ("epsilon", "gamma"):
+        if s.get(key) is None:
+            raise ValueError(f"{key} is not set and the model card gives no default")
+    base = load_model_folder(folder, batch_size=s.get("batch_size"))
+    paths = list_checkpoints(folder)
+    if not paths:
+        raise ValueError(f"no checkpoints found in {folder}")
+    if checkpoints is not None:
+        bad = [i for i in checkpoints if not -len(paths) <= i < len(paths)]
+        if bad:
+            raise ValueError(f"checkpoint indices {bad} out of range (model has {len(paths)})")
+        paths = [paths[i] for i in checkpoints]
+    centres = [(p.name, base.flatten(load_checkpoint(p))) for p in paths]
+    restrictions = resolve(base.module, restrict, restrict_each)
+    result = refined(base, restrictions, centres=centres, epsilon=s["epsilon"], gamma=s["gamma"],
+                     nbeta=s.get("nbeta"), chains=int(s["chains"]), draws=int(s["draws"]),
+                     burnin=int(s["burnin"]), seed=seed, **run_kwargs)
+    table = result.table.rename(columns={"centre": "checkpoint"})
+    metrics_path = folder / "metrics.csv"
+    if metrics_path.exists():
+        metrics = pd.read_csv(metrics_path)
+        metrics["checkpoint"] = metrics["checkpoint"].map(lambda p: Path(str(p)).name)
+        table = table.merge(metrics, on="checkpoint", how="left")
+    return table

@@ -82,10 +82,8 @@ def build() -> nn.Module:
     return AttentionOnly()
 
 
-def make_sequences(num: int, seed: int) -> tuple[Tensor, Tensor]:
-    """``num`` sequences from the seeded generator: inputs (num, SEQ_LEN) int64 and next-token
-    targets (num, SEQ_LEN).  Each starts with ``prefix`` random tokens, then a random span of
-    ``SPAN_MIN``…``SPAN_MAX`` tokens repeated until the sequence is full."""
+def _generate(num: int, seed: int) -> tuple[Tensor, Tensor]:
+    """Sequences (num, SEQ_LEN + 1) and the length of each one's repeated span (num,)."""
     gen = torch.Generator().manual_seed(seed)
     seq = torch.randint(0, VOCAB, (num, SEQ_LEN + 1), generator=gen)
     span = torch.randint(SPAN_MIN, SPAN_MAX + 1, (num,), generator=gen)
@@ -93,7 +91,14 @@ def make_sequences(num: int, seed: int) -> tuple[Tensor, Tensor]:
     pos = torch.arange(SEQ_LEN + 1)
     start = prefix[:, None]
     source = torch.where(pos >= start, start + (pos - start) % span[:, None], pos)
-    seq = torch.gather(seq, 1, source)
+    return torch.gather(seq, 1, source), span
+
+
+def make_sequences(num: int, seed: int) -> tuple[Tensor, Tensor]:
+    """``num`` sequences from the seeded generator: inputs (num, SEQ_LEN) int64 and next-token
+    targets (num, SEQ_LEN).  Each starts with up to ``PREFIX_MAX`` random tokens, then a
+    random span of ``SPAN_MIN``…``SPAN_MAX`` tokens repeated until the sequence is full."""
+    seq, _ = _generate(num, seed)
     return seq[:, :-1].contiguous(), seq[:, 1:].contiguous()
 
 
@@ -107,3 +112,10 @@ def loss(outputs: Tensor, batch: tuple[Tensor, Tensor]) -> Tensor:
     targets = batch[-1]
     per_token = F.cross_entropy(outputs.reshape(-1, VOCAB), targets.reshape(-1), reduction="none")
     return per_token.view(targets.shape).mean(dim=1)
+
+
+def subsets() -> dict[str, Tensor]:
+    """Named subsets of the training data (for data-restricted LLCs): sequences whose
+    repeated span is short (3–5 tokens, repeated more often) or long (6–8 tokens)."""
+    _, span = _generate(NUM_TRAIN, DATA_SEED)
+    return {"short_span": span <= 5, "long_span": span >= 6}

@@ -30,6 +30,8 @@ import torch
 from safetensors.torch import save_file
 from torch import Tensor
 
+from lltools.workflows.refined import REFINED_TRAJECTORY_FILE, refined_trajectory
+
 HERE = Path(__file__).resolve().parent
 LR = 1e-3
 BATCH = 64
@@ -151,14 +153,40 @@ def train(out_dir: Path) -> None:
             writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
 
 
+#: Checkpoints (by training step) of the shipped refined trajectory, and its sampler settings.
+REFINED_STEPS = (0, 100, 250, 400, 500, 600, 700, 800, 900, 1000, 1500, 2000)
+REFINED_SAMPLER: dict[str, Any] = {"epsilon": 3e-4, "gamma": 100.0, "chains": 2, "draws": 200, "burnin": 100,
+                                   "batch_size": 64, "seed": 0}
+
+
+def refined_table(out_dir: Path) -> None:
+    """Per-head and whole-model λ̂ at :data:`REFINED_STEPS`, as one batched run, written to
+    ``refined_trajectory.parquet`` (what the app and ``lltools trajectory --restrict-each head``
+    show without sampling)."""
+    torch.set_num_threads(1)
+    with open(out_dir / "metrics.csv", newline="") as fh:
+        steps = [int(row["step"]) for row in csv.DictReader(fh)]
+    positions = [steps.index(s) for s in REFINED_STEPS]
+    start = time.perf_counter()
+    table = refined_trajectory(out_dir, restrict=["*"], restrict_each="head", checkpoints=positions,
+                               **REFINED_SAMPLER)
+    table.to_parquet(out_dir / REFINED_TRAJECTORY_FILE, index=False)
+    print(f"refined trajectory: {len(table)} rows in {time.perf_counter() - start:.0f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--refined-only", action="store_true",
+                        help="only recompute refined_trajectory.parquet from the existing checkpoints")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.out.resolve() != HERE:
         shutil.copy(HERE / "model.py", args.out / "model.py")
-    train(args.out)
+        shutil.copy(HERE / "model.json", args.out / "model.json")
+    if not args.refined_only:
+        train(args.out)
+    refined_table(args.out)
 
 
 if __name__ == "__main__":
