@@ -42,8 +42,8 @@ def test_globs_are_repeatable_and_match_restrict_each() -> None:
 
 def test_transformer_heads_and_data_subset() -> None:
     result = invoke("estimate", "--model", TRANSFORMER, "--restrict-each", "head",
-                    "--data-subset", "short_span", "--json", "--draws", "5", "--burnin", "2", "--chains", "1", "--batch-size", "8",
-                    "--no-progress")
+                    "--data-subset", "short_span", "--json", "--draws", "5", "--burnin", "2",
+                    "--chains", "1", "--batch-size", "8", "--no-progress")
     assert result.returncode == 0, result.output
     rows = json.loads(result.stdout)["table"]
     assert [r["restriction"] for r in rows] == ["layers.0.head0", "layers.0.head1", "layers.1.head0",
