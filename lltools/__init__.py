@@ -15,7 +15,8 @@ Quick use::
 
 Your own model: ``lltools.estimate(model, data, loss=..., batch_size=...)`` with an
 ``nn.Module`` and tensors, a Dataset or a DataLoader (see README, "Your own model"), or a
-model folder: ``lltools.load_model_folder("my_model")``.
+model folder: ``lltools.load_model_folder("my_model")``.  Refined (per-layer / per-head)
+LLCs: ``lltools.refined_llc(model, data, restrict_each="layer")``.
 """
 
 from lltools.estimation.health import Criteria
@@ -31,6 +32,7 @@ from lltools.targets.potentials import potential_target
 from lltools.targets.specs import TargetSpec
 from lltools.workflows.estimate import EstimateResult, estimate, estimate_stream
 from lltools.workflows.events import RunEvent
+from lltools.workflows.refined import RefinedResult, refined_llc, refined_trajectory
 from lltools.workflows.sweep import SweepResult, sweep, sweep_stream
 from lltools.workflows.trajectory import compute_trajectory as trajectory
 
@@ -42,6 +44,7 @@ __all__ = [
     "FunctionTarget",
     "ModelFolderError",
     "NetworkTarget",
+    "RefinedResult",
     "RunEvent",
     "SGLDParams",
     "Summary",
@@ -57,6 +60,8 @@ __all__ = [
     "load_sample_model",
     "make_params",
     "potential_target",
+    "refined_llc",
+    "refined_trajectory",
     "run",
     "run_chunks",
     "summarize",

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from lltools.estimation.influence import LossMoments
 from lltools.estimation.summary import Summary, summarize
@@ -33,7 +33,13 @@ from lltools.targets.base import Target, TargetError
 from lltools.targets.checkpoints import load_checkpoint
 from lltools.targets.models import list_checkpoints, load_model_folder, read_card
 from lltools.targets.restrictions import Restriction, resolve
-from lltools.workflows.estimate import _validate_counts, check_memory, prepare_target, resolve_nbeta
+from lltools.workflows.estimate import (
+    _validate_counts,
+    as_target,
+    check_memory,
+    prepare_target,
+    resolve_nbeta,
+)
 from lltools.workflows.events import RunEvent
 from lltools.workflows.sweep import MAX_SETTINGS, expand_grid, sampler_axis
 
@@ -210,6 +216,45 @@ def refined_stream(
 def refined(target: Target, restrictions: Sequence[Restriction], **kwargs: Any) -> RefinedResult:
     """Run :func:`refined_stream` to the end and return its :class:`RefinedResult`."""
     return last_item(refined_stream(target, restrictions, **kwargs)).result
+
+
+def refined_llc(
+    target: Target | nn.Module,
+    data: Any = None,
+    *,
+    loss: Any = None,
+    evaluate: Any = None,
+    restrict: Sequence[str] = (),
+    restrict_each: str | None = None,
+    data_subset: Tensor | None = None,
+    batch_size: int | None = None,
+    **kwargs: Any,
+) -> RefinedResult:
+    """Refined LLCs of a model at w*: one λ̂ per weight restriction, all in one batched run.
+
+    Parameters
+    ----------
+    target : Target or nn.Module
+        A network target, or a module with ``data`` (and ``loss``/``evaluate``) exactly as
+        for :func:`lltools.estimate`.
+    restrict : sequence of str
+        Parameter-name globs, one restriction each (``"layers.0.*"``).
+    restrict_each : {"layer", "head"}, optional
+        One restriction per layer or attention head (:mod:`lltools.targets.restrictions`).
+        Neither given: the whole model (the unrestricted λ̂).
+    data_subset : Tensor, optional
+        A bool mask (n,) or indices: measure the loss on those samples only.
+    **kwargs
+        Sampler settings and options of :func:`refined_stream` (``epsilon``, ``gamma``,
+        ``nbeta``, ``chains``, ``draws``, ``burnin``, ``seed``, ``probe``, ``sampler`` …).
+    """
+    base = as_target(target, data, loss=loss, evaluate=evaluate, batch_size=batch_size)
+    module = getattr(base, "module", None)
+    if not isinstance(module, nn.Module):
+        raise TargetError("refined LLCs need a network target (an nn.Module's parameters to restrict)")
+    if data_subset is not None:
+        base = base.restrict_data(data_subset)
+    return refined(base, resolve(module, restrict, restrict_each), batch_size=batch_size, **kwargs)
 
 
 #: The refined-trajectory table a model folder may ship (computed by its training script).
