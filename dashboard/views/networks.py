@@ -54,6 +54,7 @@ from dashboard.views.networks_results import (
 )
 from dashboard.views.networks_run import execute, finish_stopped
 from dashboard.views.networks_theory import rank_panel, teaching_text, theory_for
+from dashboard.views.refined_panel import refined_panel
 
 __all__ = [
     "K_CKPT", "K_EPS", "K_GAMMA", "K_MODEL", "K_NBETA", "K_SOURCE", "SHIPPED", "main", "sampler_params",
@@ -145,6 +146,8 @@ def main() -> None:
                     "update live.",
                     icon=":material/play_arrow:",
                 )
+            refined_panel(path, sel.checkpoint_key, sel.target, sampler_params(st.session_state),
+                          running=running)
             model_card(path)
             return
         with slots.note:
@@ -156,6 +159,7 @@ def main() -> None:
                 st.caption(":material/edit: The controls changed since this run: press **Run** to update.")
         draw_result(done, slots, th)
         diagnostics_panel(done, th)
+        refined_panel(path, sel.checkpoint_key, sel.target, sampler_params(st.session_state), running=running)
         model_card(path)
         with st.expander("Download this run (CSV / Parquet)"):
             downloads(done)

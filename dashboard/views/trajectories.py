@@ -22,6 +22,7 @@ import streamlit as st
 
 from dashboard import common as ui
 from dashboard import running as live_ui
+from dashboard.views.refined_panel import refined_trajectory_view
 from lltools.targets.models import folder_card, list_checkpoints, read_card
 from lltools.viz import training as plots_training
 from lltools.workflows.trajectory import grokking_severity_of, trajectory_stream
@@ -659,6 +660,7 @@ def show_current(path: str, running: bool) -> None:
         )
         metrics = logged_metrics(path, _mtime(Path(path) / "metrics.csv")).assign(llc_mean=np.nan)
         render(path, metrics, False, "metrics")
+    refined_trajectory_view(path)
 
 
 if __name__ == "__main__":
