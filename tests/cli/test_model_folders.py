@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tests.test_cli import run_cli
+from tests.helpers import run_cli
 
 USER_DLN = Path(__file__).resolve().parents[1] / "data" / "user_dln"
 TINY = ["--chains", "2", "--draws", "10", "--burnin", "2", "--no-progress", "--device", "cpu"]

@@ -35,7 +35,7 @@ from lltools.theory.closed_forms import deep_linear_llc
 from lltools.workflows import distributed
 from lltools.workflows.sweep import sweep
 from lltools.workflows.trajectory import compute_trajectory
-from tests.test_cli import run_cli
+from tests.helpers import run_cli
 
 USER_DLN = Path(__file__).resolve().parents[1] / "data" / "user_dln"
 LAMBDA = deep_linear_llc([4, 3, 2], 1)[0]
