@@ -36,7 +36,10 @@ def _same_trace(a, b) -> None:
         else:
             assert torch.equal(x, y), name
     for p, q in zip(a.params, b.params, strict=True):
-        assert torch.equal(p, q)
+        if p is None or q is None:  # plain SGLD: no sampler codes, α, δ
+            assert p is None and q is None
+        else:
+            assert torch.equal(p, q)
 
 
 # ---------------------------------------------------------------------------- local batches

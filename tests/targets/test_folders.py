@@ -22,7 +22,7 @@ from lltools.targets.checkpoints import save_checkpoint
 from lltools.targets.folders import ModelFolderError, pack_folder, unpack_folder
 from lltools.targets.models import list_sample_models, load_model_folder
 from lltools.targets.networks import NetworkTarget, StreamingNetworkTarget
-from tests.test_cli import run_cli
+from tests.helpers import run_cli
 
 USER_DLN = Path(__file__).resolve().parents[1] / "data" / "user_dln"
 FAST = {"epsilon": 1e-4, "gamma": 10.0, "chains": 2, "draws": 20, "burnin": 5, "seed": 3, "device": "cpu"}
