@@ -61,13 +61,14 @@ def main() -> int:
     d = target.dim
     nbeta = N / math.log(N)
     print(f"10-96-96-1 MLP, d = {d:,}, batch {BATCH}, threads {torch.get_num_threads()}")
-    print(f"{'chains':>6} {'normal ms':>10} {'loss+grad ms':>13} {'sgld step ms':>13} {'rmsprop step ms':>16}")
+    print(f"{'chains':>6} {'normal ms':>10} {'loss+grad ms':>13} {'sgld step ms':>13} "
+          f"{'rmsprop step ms':>16}")
     for chains in args.chains:
         keys = rng.chain_keys(0, torch.arange(chains))
         w = target.w_star[None].expand(chains, -1).contiguous()
         batch = target.sample_batch(keys, 0)
-        normal = cpu_ms(lambda: rng.normal(keys, 3, rng.STREAM_NOISE, d, torch.float32), args.repeats)
-        grad = cpu_ms(lambda: target.loss_and_grad(w, batch), args.repeats)
+        normal = cpu_ms(lambda k=keys: rng.normal(k, 3, rng.STREAM_NOISE, d, torch.float32), args.repeats)
+        grad = cpu_ms(lambda w=w, b=batch: target.loss_and_grad(w, b), args.repeats)
         steps = {}
         for sampler in ("sgld", "rmsprop"):
             kwargs = {} if sampler == "sgld" else {"sampler": "rmsprop"}
