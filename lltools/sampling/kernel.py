@@ -277,7 +277,7 @@ def settle(
     return (
         torch.where(dead_p, centre, w_new),
         torch.where(dead, loss_init, loss_new),
-        torch.where(dead_p, torch.zeros_like(grad_new), grad_new),
+        grad_new.masked_fill(dead_p, 0.0),  # one pass, no (C, d) zeros
         diverged,
         torch.where(dead, nan, loss),
         torch.where(dead, nan, acceptance),
