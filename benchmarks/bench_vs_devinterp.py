@@ -12,6 +12,14 @@ Cases
   passed explicitly to both, at 8 and 64 chains.
 - ``potential``: x² + y² — 10 chains through devinterp vs 65 536 chains through lltools.
 
+Samplers (``--samplers sgld rmsprop``; default ``sgld``)
+--------------------------------------------------------
+- ``sgld``: plain SGLD on both sides.
+- ``rmsprop`` (MLP cases): lltools' RMSProp-preconditioned SGLD (``sampler="rmsprop"``)
+  against devinterp 1.x's ``SGMCMC.rmsprop_sgld``.  lltools accumulates V from ∇(nβ·L_B),
+  devinterp from ∇L_B, so the *same* sampler is lltools (ε, δ) = devinterp (lr = ε/nβ,
+  eps = δ/nβ) with the same α (:mod:`lltools.sampling.kernel`); that is what is run.
+
 How devinterp is driven (read from its installed source)
 --------------------------------------------------------
 - devinterp 2.x: ``devinterp.slt.sampling.sample(model, dataset, observables={}, lr=ε,
@@ -73,6 +81,8 @@ from lltools.workflows.estimate import estimate
 
 N, BATCH, SIZES = 1024, 64, (10, 96, 96, 1)
 MLP_SETTING = {"epsilon": 1e-4, "gamma": 100.0}
+#: RMSProp-SGLD on the MLP: ε (lltools' scale), α, δ.
+RMS_SETTING = {"epsilon": 1e-3, "decay": 0.99, "delta": 0.1}
 POT_SETTING = {"epsilon": 1e-3, "gamma": 1.0, "nbeta": 100.0}
 POT_DI_CHAINS, POT_LL_CHAINS = 10, 65_536
 Z_AGREE = 3.0
@@ -124,7 +134,7 @@ def mse_per_sample(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.
 def run_devinterp(
     version: str, model: nn.Module, *, kind: str, x: torch.Tensor | None, y: torch.Tensor | None,
     init_loss: float, chains: int, draws: int, burnin: int, epsilon: float, gamma: float, nbeta: float,
-    seed: int,
+    seed: int, sampler: str = "sgld",
 ) -> np.ndarray:
     """Per-chain λ̂ from devinterp (draws after burn-in, nβ·(mean loss − init_loss))."""
     major = int(version.split(".")[0]) if version[:1].isdigit() else 2
@@ -132,10 +142,12 @@ def run_devinterp(
     x = None if x is None else x.to(DEVICE)
     y = None if y is None else y.to(DEVICE)
     if major >= 2:
+        if sampler != "sgld":
+            raise NotImplementedError("the rmsprop comparison drives devinterp 1.x")
         return _devinterp_2(model, kind=kind, x=x, y=y, chains=chains, draws=draws, burnin=burnin,
                             epsilon=epsilon, gamma=gamma, nbeta=nbeta, seed=seed)
     return _devinterp_1(model, kind=kind, x=x, y=y, init_loss=init_loss, chains=chains, draws=draws,
-                        burnin=burnin, epsilon=epsilon, gamma=gamma, nbeta=nbeta, seed=seed)
+                        burnin=burnin, epsilon=epsilon, gamma=gamma, nbeta=nbeta, seed=seed, sampler=sampler)
 
 
 def _devinterp_2(model: nn.Module, *, kind: str, x: Any, y: Any, chains: int, draws: int, burnin: int,
@@ -166,9 +178,20 @@ def _devinterp_2(model: nn.Module, *, kind: str, x: Any, y: Any, chains: int, dr
 
 
 def _devinterp_1(model: nn.Module, *, kind: str, x: Any, y: Any, init_loss: float, chains: int, draws: int,
-                 burnin: int, epsilon: float, gamma: float, nbeta: float, seed: int) -> np.ndarray:
+                 burnin: int, epsilon: float, gamma: float, nbeta: float, seed: int,
+                 sampler: str = "sgld") -> np.ndarray:
     from devinterp.optim.sgld import SGLD
     from devinterp.slt.sampler import estimate_learning_coeff_with_summary
+
+    method: Any = SGLD
+    optimizer_kwargs = {"lr": epsilon, "localization": gamma, "nbeta": nbeta}
+    if sampler == "rmsprop":
+        from devinterp.optim.sgmcmc import SGMCMC
+
+        # The same sampler as lltools' (ε, δ): lr = ε/nβ, eps = δ/nβ (module docstring).
+        method = SGMCMC.rmsprop_sgld
+        optimizer_kwargs = {"lr": epsilon / nbeta, "localization": gamma, "nbeta": nbeta,
+                            "alpha": RMS_SETTING["decay"], "eps": RMS_SETTING["delta"] / nbeta}
 
     if kind == "mlp":
         loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=BATCH,
@@ -185,8 +208,8 @@ def _devinterp_1(model: nn.Module, *, kind: str, x: Any, y: Any, init_loss: floa
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out = estimate_learning_coeff_with_summary(
-            model, loader, evaluate=evaluate, sampling_method=SGLD,
-            optimizer_kwargs={"lr": epsilon, "localization": gamma, "nbeta": nbeta},
+            model, loader, evaluate=evaluate, sampling_method=method,
+            optimizer_kwargs=optimizer_kwargs,
             num_chains=chains, num_draws=draws, num_burnin_steps=burnin, init_loss=init_loss or None,
             device=torch.device(DEVICE), verbose=False, online=False, seed=seed,
         )
@@ -200,7 +223,7 @@ LLRun = Callable[[], tuple[np.ndarray, float]]
 
 def compare(case: str, di_version: str, di: Callable[[], np.ndarray], di_steps: int,
             ll_runs: dict[str, LLRun], ll_steps: dict[str, int],
-            warmups: dict[str, LLRun] | None = None) -> list[dict]:
+            warmups: dict[str, LLRun] | None = None, sampler: str = "sgld") -> list[dict]:
     """Run devinterp, then each lltools variant (after its untimed warm-up, if given); rows
     with throughput, λ̂ and agreement."""
     warmups = warmups or {}
@@ -208,8 +231,8 @@ def compare(case: str, di_version: str, di: Callable[[], np.ndarray], di_steps: 
     per_chain, t = timed(di)
     di_rate, di_cpu_rate = di_steps / t.wall, di_steps / max(t.cpu, 1e-9)
     di_mean, di_sem = float(np.nanmean(per_chain)), sem(per_chain)
-    print(f"  devinterp {di_version}: {di_rate:,.0f} chain-steps/s ({t.wall:.1f}s; per CPU-second "
-          f"{di_cpu_rate:,.0f}), λ̂ = {di_mean:.3f} ± {di_sem:.3f}", flush=True)
+    print(f"  devinterp {di_version} [{sampler}]: {di_rate:,.0f} chain-steps/s ({t.wall:.1f}s; "
+          f"per CPU-second {di_cpu_rate:,.0f}), λ̂ = {di_mean:.3f} ± {di_sem:.3f}", flush=True)
     for name, fn in ll_runs.items():
         if name in warmups:
             # Re-warm right before timing: devinterp may change torch's global state (a guard
@@ -220,12 +243,12 @@ def compare(case: str, di_version: str, di: Callable[[], np.ndarray], di_steps: 
         mean, s = float(np.nanmean(ll_chain)), sem(ll_chain)
         z = z_score(mean, s, di_mean, di_sem)
         verdict = "AGREE" if abs(z) < Z_AGREE else "DISAGREE"
-        print(f"  lltools {name}: {rate:,.0f} chain-steps/s ({lt.wall:.1f}s; "
+        print(f"  lltools {name} [{sampler}]: {rate:,.0f} chain-steps/s ({lt.wall:.1f}s; "
               f"per CPU-second {cpu_rate:,.0f}), "
               f"λ̂ = {mean:.3f} ± {s:.3f} (ESS-based SEM {ll_own_sem:.3f}); ratio {rate / di_rate:,.1f}× "
               f"(CPU time: {cpu_rate / di_cpu_rate:,.1f}×); z = {z:+.2f} → {verdict}", flush=True)
         rows.append({
-            "case": case, "lltools_mode": name, "devinterp": di_version,
+            "case": case, "sampler": sampler, "lltools_mode": name, "devinterp": di_version,
             "devinterp_chain_steps_per_s": di_rate, "lltools_chain_steps_per_s": rate,
             "ratio": rate / di_rate, "devinterp_s": t.wall, "lltools_s": lt.wall,
             "devinterp_chain_steps_per_cpu_s": di_cpu_rate, "lltools_chain_steps_per_cpu_s": cpu_rate,
@@ -236,7 +259,7 @@ def compare(case: str, di_version: str, di: Callable[[], np.ndarray], di_steps: 
     return rows
 
 
-def mlp_case(chains: int, quick: bool, version: str, seed: int) -> list[dict]:
+def mlp_case(chains: int, quick: bool, version: str, seed: int, sampler: str = "sgld") -> list[dict]:
     x, y = synthetic_regression(N, SIZES[0], seed=0)
     model = mlp(SIZES, seed=0)
     train_mlp(model, x, y)
@@ -245,18 +268,23 @@ def mlp_case(chains: int, quick: bool, version: str, seed: int) -> list[dict]:
     target = NetworkTarget(model, x, y, loss="mse", batch_size=BATCH)
     init = float(target.full_loss(target.w_star[None])[0])
     eps, gamma = MLP_SETTING["epsilon"], MLP_SETTING["gamma"]
-    print(f"[mlp{chains}] 10-96-96-1 ReLU ({target.dim:,} params), n={N}, batch {BATCH}, ε={eps}, "
+    rms: dict[str, Any] = {}
+    if sampler == "rmsprop":
+        eps = RMS_SETTING["epsilon"]
+        rms = {"sampler": "rmsprop", "rmsprop_decay": RMS_SETTING["decay"],
+               "rmsprop_delta": RMS_SETTING["delta"]}
+    print(f"[mlp{chains} {sampler}] 10-96-96-1 ReLU ({target.dim:,} params), n={N}, batch {BATCH}, ε={eps}, "
           f"γ={gamma}, nβ={nbeta:.2f}, {chains} chains, {burnin} burn-in + {draws} draws; "
           f"L_n(w*)={init:.5f}", flush=True)
 
     def di() -> np.ndarray:
         return run_devinterp(version, model, kind="mlp", x=x, y=y, init_loss=init, chains=chains, draws=draws,
-                             burnin=burnin, epsilon=eps, gamma=gamma, nbeta=nbeta, seed=seed)
+                             burnin=burnin, epsilon=eps, gamma=gamma, nbeta=nbeta, seed=seed, sampler=sampler)
 
     def ll(fused: bool, n_draws: int = draws, n_burnin: int = burnin) -> LLRun:
         def go() -> tuple[np.ndarray, float]:
             res = estimate(target, nbeta=nbeta, gamma=gamma, epsilon=eps, chains=chains, draws=n_draws,
-                           burnin=n_burnin, seed=seed, device=DEVICE, fused=fused)
+                           burnin=n_burnin, seed=seed, device=DEVICE, fused=fused, **rms)
             return llc_per_chain(res.trace).numpy(), res.llc_sem
         return go
 
@@ -264,7 +292,7 @@ def mlp_case(chains: int, quick: bool, version: str, seed: int) -> list[dict]:
     print(f"  (lltools fused: compiled in {warm.wall:.1f}s, not counted below)", flush=True)
     steps = chains * (draws + burnin)
     return compare(f"mlp{chains}", version, di, steps, {"eager": ll(False), "fused": ll(True)},
-                   {"eager": steps, "fused": steps}, {"fused": ll(True, 2, 0)})
+                   {"eager": steps, "fused": steps}, {"fused": ll(True, 2, 0)}, sampler=sampler)
 
 
 def potential_case(quick: bool, version: str, seed: int) -> list[dict]:
@@ -303,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="directory to prepend to sys.path before importing devinterp")
     parser.add_argument("--cases", nargs="*", default=["mlp8", "mlp64", "potential"],
                         choices=["mlp8", "mlp64", "potential"])
+    parser.add_argument("--samplers", nargs="*", default=["sgld"], choices=["sgld", "rmsprop"],
+                        help="samplers to compare on the MLP cases (rmsprop: devinterp 1.x)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu or cuda: both libraries sample there")
     args = parser.parse_args(argv)
@@ -322,13 +352,14 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     for case in args.cases:
         if case.startswith("mlp"):
-            rows += mlp_case(int(case[3:]), args.quick, version, args.seed)
+            for sampler in args.samplers:
+                rows += mlp_case(int(case[3:]), args.quick, version, args.seed, sampler)
         else:
             rows += potential_case(args.quick, version, args.seed)
         print()
-    print_table(rows, ["case", "lltools_mode", "devinterp_chain_steps_per_s", "lltools_chain_steps_per_s",
-                       "ratio", "ratio_cpu", "devinterp_llc", "devinterp_sem", "lltools_llc", "lltools_sem",
-                       "z", "verdict"])
+    print_table(rows, ["case", "sampler", "lltools_mode", "devinterp_chain_steps_per_s",
+                       "lltools_chain_steps_per_s", "ratio", "ratio_cpu", "devinterp_llc", "devinterp_sem",
+                       "lltools_llc", "lltools_sem", "z", "verdict"])
     suffix = "" if version.startswith("2") else f"_{version}"
     out = args.out.with_name(args.out.stem + suffix + args.out.suffix) if suffix else args.out
     write_csv(rows, out, info)

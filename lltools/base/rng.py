@@ -11,8 +11,15 @@ reproduce the same settings run one by one.  Here every random number is a pure 
 - every setting of a sweep sees the same noise for its chain k (common random numbers),
   which lowers the variance of differences between settings.
 
-The hash is a 32-bit integer finaliser (``lowbias32``, Wellons) evaluated in int64
-tensors and masked to 32 bits; uniforms have 2⁻³² resolution.
+Uniforms and integers (minibatch indices) hash each counter twice with a 32-bit integer
+finaliser (``lowbias32``, Wellons) evaluated in int64 tensors and masked to 32 bits;
+uniforms have 2⁻³² resolution.  Normals — one per parameter per chain per step, the bulk of
+the work — are cheaper: each *pair* comes from one 64-bit SplitMix64 finaliser (Steele,
+Lea & Flood 2014; it passes BigCrush on sequential counters) of the counter
+(chain word << 32) + j·φ₆₄, whose high and low 32 bits are the two uniforms of one
+Box–Muller transform: ~15 integer operations per two normals instead of ~46.  int64 tensor
+multiplication wraps modulo 2⁶⁴, which is exactly the arithmetic the finaliser needs; right
+shifts are arithmetic in torch, so each one is masked to a logical shift.
 """
 
 from __future__ import annotations
@@ -91,20 +98,75 @@ def _counters(keys: Tensor, step: int, stream: int, size: int) -> Tensor:
     return counters_from_word(keys, step_word(step, stream), size)
 
 
+def _signed64(value: int) -> int:
+    """A 64-bit word as the int64 value with the same bits."""
+    value &= (1 << 64) - 1
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+_GOLDEN64 = _signed64(0x9E3779B97F4A7C15)
+_MIX64_A = _signed64(0xBF58476D1CE4E5B9)
+_MIX64_B = _signed64(0x94D049BB133111EB)
+
+
+def _mix64(x: Tensor) -> Tensor:
+    """SplitMix64's finaliser on int64 words, in place (``x`` must be a fresh tensor).
+
+    ``z ^= z >>> 30; z *= A; z ^= z >>> 27; z *= B; z ^= z >>> 31`` with ``>>>`` the
+    logical shift (torch's ``>>`` sign-extends, hence the masks)."""
+    x ^= (x >> 30) & ((1 << 34) - 1)
+    x.mul_(_MIX64_A)
+    x ^= (x >> 27) & ((1 << 37) - 1)
+    x.mul_(_MIX64_B)
+    x ^= (x >> 31) & ((1 << 33) - 1)
+    return x
+
+
+def _mix64_int(value: int) -> int:
+    """The same finaliser on a Python int (the reference for tests)."""
+    m = (1 << 64) - 1
+    z = value & m
+    z ^= z >> 30
+    z = (z * 0xBF58476D1CE4E5B9) & m
+    z ^= z >> 27
+    z = (z * 0x94D049BB133111EB) & m
+    return z ^ (z >> 31)
+
+
+def pair_words(keys: Tensor, word: int | Tensor, half: int, *, chain_minor: bool = False) -> Tensor:
+    """64-bit words for ``half`` normal pairs per chain: shape (C, half), or (half, C) when
+    ``chain_minor``; int64 holding the bits of SplitMix64((base << 32) + j·φ₆₄) with
+    base = lowbias32(key ^ word)."""
+    base = _hash32(keys ^ word)  # (C,) in [0, 2³²)
+    j = torch.arange(half, device=keys.device, dtype=torch.int64) * _GOLDEN64
+    counters = (base[None, :] << 32) + j[:, None] if chain_minor else (base[:, None] << 32) + j[None, :]
+    return _mix64(counters)
+
+
+def _pair_normals(h: Tensor, size: int, dtype: torch.dtype, dim: int) -> Tensor:
+    """Box–Muller on 64-bit words (high half → radius, low half → angle): standard normals,
+    the cosines first then the sines along ``dim``, cut to ``size``."""
+    u1 = _unit_interval((h >> 32) & _MASK, dtype)
+    u2 = _unit_interval(h & _MASK, dtype)
+    radius = torch.sqrt(-2.0 * torch.log(u1))
+    angle = (2.0 * math.pi) * u2
+    if dim == 1 and not torch.compiler.is_compiling():
+        # Eager: write both halves in place of a concatenation (the same numbers, one
+        # (C, d) copy and two temporaries fewer per step).
+        half = h.shape[1]
+        z = torch.empty((h.shape[0], 2 * half), dtype=radius.dtype, device=radius.device)
+        torch.mul(radius, torch.cos(angle), out=z[:, :half])
+        torch.mul(radius, angle.sin_(), out=z[:, half:])
+        return z[:, :size]
+    z = torch.cat((radius * torch.cos(angle), radius * torch.sin(angle)), dim=dim)
+    return z[:, :size] if dim == 1 else z[:size]
+
+
 def _unit_interval(h: Tensor, dtype: torch.dtype) -> Tensor:
     """32-bit words (int64 in [0, 2³²)) -> floats strictly inside (0, 1)."""
     u = (h.to(dtype) + 0.5) * (1.0 / 4294967296.0)
     info = torch.finfo(dtype)
     return u.clamp_(min=info.tiny, max=1.0 - info.eps / 2)
-
-
-def _box_muller(u: Tensor, size: int) -> Tensor:
-    """Uniforms (C, 2·⌈size/2⌉) -> standard normals (C, size)."""
-    half = u.shape[1] // 2
-    radius = torch.sqrt(-2.0 * torch.log(u[:, :half]))
-    angle = (2.0 * math.pi) * u[:, half:]
-    z = torch.cat((radius * torch.cos(angle), radius * torch.sin(angle)), dim=1)
-    return z[:, :size]
 
 
 def uniform(keys: Tensor, step: int, stream: int, size: int, dtype: torch.dtype) -> Tensor:
@@ -122,29 +184,23 @@ def uniform_from_word(keys: Tensor, word: int | Tensor, size: int, dtype: torch.
 
 
 def normal(keys: Tensor, step: int, stream: int, size: int, dtype: torch.dtype) -> Tensor:
-    """Standard normal draws, shape (C, size), by the Box–Muller transform."""
-    return _box_muller(uniform(keys, step, stream, 2 * ((size + 1) // 2), dtype), size)
+    """Standard normal draws, shape (C, size): Box–Muller on one 64-bit hash per pair
+    (:func:`pair_words`)."""
+    return normal_from_word(keys, step_word(step, stream), size, dtype)
 
 
 def normal_from_word(keys: Tensor, word: int | Tensor, size: int, dtype: torch.dtype) -> Tensor:
     """:func:`normal` for a precomputed :func:`step_word` (may be a 0-d int64 tensor)."""
-    return _box_muller(uniform_from_word(keys, word, 2 * ((size + 1) // 2), dtype), size)
+    return _pair_normals(pair_words(keys, word, (size + 1) // 2), size, dtype, dim=1)
 
 
 def normal_chain_minor(keys: Tensor, word: Tensor | int, size: int, dtype: torch.dtype) -> Tensor:
     """:func:`normal_from_word` transposed: shape (size, C), the same numbers.
 
-    The counters are the same hashes of ``keys[c]``, ``word`` and element ``j``, laid out
-    with the chain index innermost so that a compiled kernel vectorises along the chains.
+    The words are the same hashes of ``keys[c]``, ``word`` and pair ``j``, laid out with the
+    chain index innermost so that a compiled kernel vectorises along the chains.
     """
-    half = (size + 1) // 2
-    base = _hash32(keys ^ word)  # (C,)
-    j = torch.arange(2 * half, device=keys.device, dtype=torch.int64) * _GOLDEN
-    u = _unit_interval(_hash32(_hash32(base[None, :] + j[:, None])), dtype)  # (2h, C)
-    radius = torch.sqrt(-2.0 * torch.log(u[:half]))
-    angle = (2.0 * math.pi) * u[half:]
-    z = torch.cat((radius * torch.cos(angle), radius * torch.sin(angle)), dim=0)
-    return z[:size]
+    return _pair_normals(pair_words(keys, word, (size + 1) // 2, chain_minor=True), size, dtype, dim=0)
 
 
 def randint(keys: Tensor, step: int, stream: int, size: int, high: int) -> Tensor:

@@ -101,7 +101,7 @@ def divergence_report(trace: Trace) -> DivergenceReport:
     """Summarise the diverged chains of a trace.
 
     Example message: "3 of 16 chains diverged (ε=0.1, γ=1, nβ=100 at steps 12, 40, 41);
-    they are excluded from λ̂."  Chains are grouped by (ε, γ, nβ).
+    they are excluded from λ̂."  Chains are grouped by (ε, γ, nβ, sampler).
     """
     h = host(trace)
     diverged_at = h.diverged_at.numpy()
@@ -109,6 +109,7 @@ def divergence_report(trace: Trace) -> DivergenceReport:
     steps = diverged_at[chains]
     p = h.params
     eps, gam, nb = (x.numpy()[chains] for x in (p.epsilon, p.gamma, p.nbeta))
+    codes = p.sampler_codes.numpy()[chains]
     total = h.num_chains
     count = int(chains.size)
     all_diverged = total > 0 and count == total
@@ -116,8 +117,8 @@ def divergence_report(trace: Trace) -> DivergenceReport:
         message = f"No chains diverged (0 of {total})."
     else:
         groups = []
-        for key in dict.fromkeys(zip(eps.tolist(), gam.tolist(), nb.tolist(), strict=True)):
-            members = chains[(eps == key[0]) & (gam == key[1]) & (nb == key[2])]
+        for key in dict.fromkeys(zip(eps.tolist(), gam.tolist(), nb.tolist(), codes.tolist(), strict=True)):
+            members = chains[(eps == key[0]) & (gam == key[1]) & (nb == key[2]) & (codes == key[3])]
             label = setting_label(h, members)
             groups.append(f"{label} at {steps_text(np.sort(diverged_at[members]))}")
         message = (

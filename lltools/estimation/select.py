@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lltools.sampling.kernel import RMSPROP
 from lltools.sampling.trace import Trace
 
 
@@ -65,10 +66,14 @@ def params_label(epsilon: float, gamma: float, nbeta: float) -> str:
 
 
 def setting_label(trace: Trace, chains: np.ndarray) -> str:
-    """'ε=0.001, γ=1, nβ=100' for the (first) chain of a group."""
+    """'ε=0.001, γ=1, nβ=100' for the (first) chain of a group, with ', RMSProp' when that
+    chain uses the RMSProp-preconditioned sampler."""
     c = int(chains[0])
     p = trace.params
-    return params_label(float(p.epsilon[c]), float(p.gamma[c]), float(p.nbeta[c]))
+    label = params_label(float(p.epsilon[c]), float(p.gamma[c]), float(p.nbeta[c]))
+    if p.sampler is not None and int(p.sampler[c]) == RMSPROP:
+        label += ", RMSProp"
+    return label
 
 
 __all__ = ["host", "params_label", "setting_chains", "setting_label", "settings_of", "valid_chains"]

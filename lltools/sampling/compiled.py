@@ -503,6 +503,10 @@ StepFn = Callable[..., tuple[SGLDState, SGLDInfo]]
 #: By default the compiled step is used when it is expected to save at least this long —
 #: about a compile of the step on a 2-core CPU with inductor's cache cold (5–10 s; 0.3–2 s warm).
 AUTO_MIN_SECONDS_SAVED = 4.0
+#: ... per kernel kind: a minibatch network's whole step (forward, backward, second gradient)
+#: compiles in ~25 s cold on the 2-core CPU (issue 18: 24.7 s for the 10k MLP), a full-batch
+#: network's elementwise kernels in ~10 s.  Other kinds use :data:`AUTO_MIN_SECONDS_SAVED`.
+COMPILE_SECONDS = {"potential": AUTO_MIN_SECONDS_SAVED, "minibatch": 25.0, "full-batch": 10.0}
 #: Measured compiled ÷ eager speed-ups (benchmarks/RESULTS.md): potentials 4–8×, minibatch
 #: networks 3–4×, full-batch networks (only the elementwise part compiles) 1.6×.
 #: Keyed by :attr:`lltools.targets.base.Target.kernel_kind`; "custom" data targets have none.
@@ -510,6 +514,12 @@ EXPECTED_SPEEDUP = {"potential": 4.0, "minibatch": 3.0, "full-batch": 1.6}
 #: Eager cost model, measured on one CPU thread (benchmarks/RESULTS.md §1–§3): a fixed cost
 #: per step (dispatch of ~40 small ops) ...
 EAGER_SECONDS_PER_STEP = 5e-4
+#: ... which for a network step (a forward and backward pass through the module, its
+#: minibatch gather, the noise) is larger: 3.7 ms CPU per step on one thread for the 10k
+#: MLP, fitted with the per-value cost below to the eager step at 8 and 64 chains
+#: (benchmarks/profile_network_step.py, RESULTS.md "Issue 18"; the old single constant was
+#: ~7× too low for networks).  Keyed by ``kernel_kind``; others use EAGER_SECONDS_PER_STEP.
+EAGER_SECONDS_PER_STEP_BY_KIND = {"minibatch": 3.7e-3, "full-batch": 3.7e-3}
 #: ... plus a cost per chain × parameter × step on one thread (6.6e-8 s for x²+y² at 65 536
 #: chains, 4.3e-8 s for a 10k-parameter MLP at batch 64).  A network's matrix products
 #: scale with torch's CPU threads; a potential's elementwise passes (memory-bound) do not.
@@ -520,7 +530,8 @@ def estimated_eager_seconds(target: Target, num_chains: int, num_steps_total: in
     """Rough eager wall time of a run: steps · (fixed cost + C · d · cost per value / threads),
     threads counting only for data targets on the CPU."""
     threads = max(1, torch.get_num_threads()) if target.device.type == "cpu" and target.has_data else 1
-    per_step = EAGER_SECONDS_PER_STEP + num_chains * target.dim * EAGER_SECONDS_PER_VALUE / threads
+    fixed = EAGER_SECONDS_PER_STEP_BY_KIND.get(target.kernel_kind, EAGER_SECONDS_PER_STEP)
+    per_step = fixed + num_chains * target.dim * EAGER_SECONDS_PER_VALUE / threads
     return num_steps_total * per_step
 
 
@@ -538,11 +549,12 @@ def should_fuse(target: Target, num_chains: int, num_steps_total: int) -> bool:
 
     True when the expected saving (:func:`estimated_seconds_saved`: the eager-time model of
     :func:`estimated_eager_seconds` and the measured speed-ups :data:`EXPECTED_SPEEDUP`) is
-    at least :data:`AUTO_MIN_SECONDS_SAVED`, about what a compile costs, and ``torch.compile``
-    and a C++ compiler are available.  Potentials and network targets only; custom data
+    at least what a cold compile of that kind of step costs (:data:`COMPILE_SECONDS`), and
+    ``torch.compile`` and a C++ compiler are available.  Potentials and network targets only; custom data
     targets stay eager unless asked (``fused=True``).
     """
-    if estimated_seconds_saved(target, num_chains, num_steps_total) < AUTO_MIN_SECONDS_SAVED:
+    needed = COMPILE_SECONDS.get(target.kernel_kind, AUTO_MIN_SECONDS_SAVED)
+    if estimated_seconds_saved(target, num_chains, num_steps_total) < needed:
         return False
     return compile_available()
 

@@ -35,6 +35,12 @@ Each chain runs one of two samplers, chosen by a per-chain code (``SGLDParams.sa
   √(1−α)·|nβ∇L_B| and the drift per coordinate is at most ε/(2√(1−α)) (= 5ε at α = 0.99):
   a stiff direction cannot make the drift blow up, unlike plain SGLD.
 
+  Bias: pSGLD drops the Γ = ∇·G correction term, so where G follows the state it samples
+  ∝ e^(−U)/G rather than e^(−U).  With minibatch noise V is dominated by the gradient noise
+  and settles; without it (potentials, full-batch networks) V tracks the state over its
+  window W = 1/(1−α) and λ̂ is biased upward unless W ≫ the chain's decorrelation time
+  (tests/sampling/test_rmsprop.py: +29 % at α = 0.99, +5 % at α = 0.9999 on a Gaussian).
+
   Note on scale: devinterp's ``rmsprop_sgld`` accumulates V from ∇L_B *without* nβ.  With
   the same α the two samplers coincide under ε_devinterp = ε/nβ and δ_devinterp = δ/nβ.
 
@@ -271,7 +277,7 @@ def settle(
     return (
         torch.where(dead_p, centre, w_new),
         torch.where(dead, loss_init, loss_new),
-        torch.where(dead_p, torch.zeros_like(grad_new), grad_new),
+        grad_new.masked_fill(dead_p, 0.0),  # one pass, no (C, d) zeros
         diverged,
         torch.where(dead, nan, loss),
         torch.where(dead, nan, acceptance),
