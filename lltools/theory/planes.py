@@ -202,7 +202,9 @@ def pca_directions(points: Tensor, *, k: int = 2) -> tuple[Tensor, np.ndarray]:
     return vh[:k], (sv[:k] ** 2 / total).cpu().numpy()
 
 
-def pca_plane(target: Target, points: Tensor, *, origin: Tensor | None = None, what: str = "SGLD draws") -> Plane:
+def pca_plane(
+    target: Target, points: Tensor, *, origin: Tensor | None = None, what: str = "SGLD draws"
+) -> Plane:
     """The plane through ``origin`` (default w*) of the top two principal components of
     ``points`` (N, d) (orthonormal directions)."""
     dirs, share = pca_directions(points, k=2)
@@ -406,12 +408,16 @@ def build_plane(
     raise ValueError(f"unknown plane {kind!r}; use one of {', '.join(PLANES)}")
 
 
-def project_positions(plane: Plane, positions: Tensor, steps: Sequence[int] | Tensor | None = None) -> pd.DataFrame:
+def project_positions(
+    plane: Plane, positions: Tensor, steps: Sequence[int] | Tensor | None = None
+) -> pd.DataFrame:
     """Chain positions (C, T, d) projected on the plane: columns ``chain, step, x, y,
     distance`` (``x, y`` the plane coordinates a, b; ``distance`` how far off the plane)."""
     positions = torch.as_tensor(positions)
     if positions.ndim != 3 or positions.shape[2] != plane.dim:
-        raise ValueError(f"positions must have shape (chains, steps, {plane.dim}), got {tuple(positions.shape)}")
+        raise ValueError(
+            f"positions must have shape (chains, steps, {plane.dim}), got {tuple(positions.shape)}"
+        )
     c, t, _ = positions.shape
     coords, dist = plane.project(positions.reshape(c * t, -1))
     step_values = np.arange(t) if steps is None else np.asarray(torch.as_tensor(steps).cpu())
