@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -14,7 +16,9 @@ from lltools.targets.reduction import is_linear_in_input, reduced_target
 from lltools.theory.hessian import hessian_matrix, hessian_spectrum, lanczos
 
 
-def linear_regression(n: int = 300, p: int = 6, q: int = 1, seed: int = 0) -> tuple[NetworkTarget, torch.Tensor]:
+def linear_regression(
+    n: int = 300, p: int = 6, q: int = 1, seed: int = 0
+) -> tuple[NetworkTarget, torch.Tensor]:
     """y = W x + noise with a known design matrix X (n, p); NetworkTarget's "mse" is
     ½‖y − f‖² averaged over samples, so the Hessian in vec(W) is I_q ⊗ XᵀX/n."""
     g = torch.Generator().manual_seed(seed)
@@ -41,7 +45,8 @@ def test_linear_regression_hessian_is_xtx_over_n_exact_and_lanczos() -> None:
 
 def test_lanczos_extreme_eigenvalues_of_a_known_matrix() -> None:
     evals = torch.cat([torch.linspace(1.0, 2.0, 190), torch.tensor([5.0, 7.0, 11.0]), torch.zeros(7)])
-    q, _ = torch.linalg.qr(torch.randn(200, 200, generator=torch.Generator().manual_seed(1), dtype=torch.float64))
+    g = torch.Generator().manual_seed(1)
+    q, _ = torch.linalg.qr(torch.randn(200, 200, generator=g, dtype=torch.float64))
     a = (q * evals.double()) @ q.T
     theta, vecs, resid = lanczos(lambda v: a @ v, 200, 60)
     np.testing.assert_allclose(theta[-3:].numpy(), [5.0, 7.0, 11.0], rtol=1e-10)
@@ -67,7 +72,7 @@ def test_reduced_dataset_gives_the_same_loss_for_every_w() -> None:
 def test_deep_linear_zero_count_is_d_minus_rank_of_the_product_jacobian(method: str) -> None:
     widths, r = (4, 3, 3, 2), 1
     target = deep_linear_target(widths, rank=r, n=200, seed=0, dtype=torch.float64)
-    sizes = [(b, a) for a, b in zip(widths[:-1], widths[1:], strict=True)]
+    sizes = [(b, a) for a, b in itertools.pairwise(widths)]
 
     def product(w: torch.Tensor) -> torch.Tensor:
         mats, start = [], 0

@@ -26,6 +26,10 @@ from lltools.theory.planes import (
 from tests.theory.test_hessian import linear_regression
 
 
+def data(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.randn(n, 3, dtype=torch.float64), torch.randn(n, 2, dtype=torch.float64)
+
+
 def test_linear_regression_plane_is_the_closed_form_quadratic() -> None:
     target, x = linear_regression(q=2, p=4)
     y = target.targets
@@ -49,7 +53,7 @@ def test_linear_regression_plane_is_the_closed_form_quadratic() -> None:
 def test_batched_plane_equals_the_per_point_loop_float64() -> None:
     torch.manual_seed(0)
     module = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 2)).double()
-    target = NetworkTarget(module, torch.randn(64, 3, dtype=torch.float64), torch.randn(64, 2, dtype=torch.float64))
+    target = NetworkTarget(module, *data(64))
     plane = random_plane(target, seed=1)
     table = evaluate_plane(target, plane, grid=9, span=0.7)
     loop = [float(target.full_loss(plane.points(torch.tensor([a], dtype=torch.float64),
@@ -60,7 +64,7 @@ def test_batched_plane_equals_the_per_point_loop_float64() -> None:
 
 def test_filter_normalised_direction_matches_filter_norms() -> None:
     module = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 2)).double()
-    target = NetworkTarget(module, torch.randn(10, 3, dtype=torch.float64), torch.randn(10, 2, dtype=torch.float64))
+    target = NetworkTarget(module, *data(10))
     d = target.unflatten(filter_normalized_direction(target, seed=0))
     w = target.unflatten(target.w_star)
     for name in ("0.weight", "2.weight"):
@@ -82,7 +86,8 @@ def test_projected_chains_reproduce_their_coordinates() -> None:
     target = deep_linear_target((4, 3, 2), rank=1, n=50, seed=0, dtype=torch.float64)
     plane = random_plane(target, seed=5)  # u, v not orthogonal
     g = torch.Generator().manual_seed(2)
-    a, b = torch.randn(3, 7, generator=g, dtype=torch.float64), torch.randn(3, 7, generator=g, dtype=torch.float64)
+    a = torch.randn(3, 7, generator=g, dtype=torch.float64)
+    b = torch.randn(3, 7, generator=g, dtype=torch.float64)
     positions = plane.points(a.reshape(-1), b.reshape(-1)).reshape(3, 7, -1)
     frame = project_positions(plane, positions, steps=torch.arange(10, 17))
     np.testing.assert_allclose(frame["x"], a.reshape(-1).numpy(), atol=1e-10)
