@@ -154,27 +154,24 @@ def network_section(
     kind = str(st.session_state[K_PLANE])
     span = st.session_state.get(K_RANGE)
     use = positions if (overlay or kind == "pca") and positions is not None else None
-    left, right = st.columns([3, 2], gap="medium")
     try:
         out = plane_of(path, checkpoint_key, kind, int(st.session_state[K_GRID]),
                        None if span is None else float(span), run_key if use is not None else "none",
                        _target=target, _positions=use, _steps=steps if use is not None else None)
     except ValueError as exc:
-        ui.user_error(ui.plain(str(exc)), container=left)
+        ui.user_error(ui.plain(str(exc)))
         return
     chains = out["chains"] if overlay else None
     fig = plots_planes.plane_figure(out["grid"], chains, kind=str(st.session_state[K_VIEW]),
                                     a_label=out["a_label"], b_label=out["b_label"],
-                                    title=f"L_n on a plane through w*: {PLANE_LABELS[kind]}")
-    with left:
-        ui.show_figure(fig, key="landscape.fig.plane", height=480)
-        caption = f"The plane: {out['note']}. w* is the star at (0, 0)."
-        if chains is not None:
-            caption += (f" The chains sit at a median distance {chains['distance'].median():.3g} "
-                        "off the plane (the projection keeps only 2 of d coordinates).")
-        st.caption(ui.plain(caption))
-    with right:
-        ui.teaching_note(TEACHING, title="Flat directions, and what a plane hides")
+                                    title=f"L_n on a plane through w*: {kind}")
+    ui.show_figure(fig, key="landscape.fig.plane", height=460)
+    caption = f"The plane: {out['note']}. w* is the star at (0, 0)."
+    if chains is not None:
+        caption += (f" The chains sit at a median distance {chains['distance'].median():.3g} "
+                    "off the plane (the projection keeps only 2 of d coordinates).")
+    st.caption(ui.plain(caption))
+    ui.teaching_note(TEACHING, title="Flat directions, and what a plane hides")
     spectrum_section(target, path, checkpoint_key, counts or {})
 
 
@@ -194,19 +191,17 @@ def spectrum_section(target: Any, path: str, checkpoint_key: str, counts: dict[s
                                "eigenvalue": spec.bottom_eigenvalues})
         ev = pd.concat([top, bottom], ignore_index=True)
     marks = {"d/2": spec.dim / 2, "rank(H)/2": spec.hessian_rank_half, **counts}
-    left, right = st.columns([3, 2], gap="medium")
-    with left:
-        ui.show_figure(plots_planes.spectrum_figure(ev, dim=spec.dim, tolerance=spec.tolerance, counts=marks),
-                       key="landscape.fig.spectrum", height=420)
-        st.caption(ui.plain(spec.note))
-    with right:
-        cols = st.columns(2)
-        cols[0].metric("near-zero eigenvalues", "unknown" if spec.near_zero_count is None
-                       else f"{spec.near_zero_count:,} / {spec.dim:,}",
-                       help=f"|μ| ≤ {spec.tolerance:.3g} ({spec.count_method}).")
-        cols[1].metric("rank(H)/2", "unknown" if spec.hessian_rank_half is None
-                       else f"{spec.hessian_rank_half:,.1f}", help="The count of curved directions, halved.")
-        ui.teaching_note(SPECTRUM_TEACHING, title="Why a Hessian count misjudges λ")
+    cols = st.columns(3)
+    cols[0].metric("near-zero eigenvalues", "unknown" if spec.near_zero_count is None
+                   else f"{spec.near_zero_count:,} / {spec.dim:,}",
+                   help=f"|μ| ≤ {spec.tolerance:.3g} ({spec.count_method}).")
+    cols[1].metric("rank(H)/2", "unknown" if spec.hessian_rank_half is None
+                   else f"{spec.hessian_rank_half:,.1f}", help="The count of curved directions, halved.")
+    cols[2].metric("largest μ", f"{float(spec.top_eigenvalues[0]):.4g}", help="The steepest curvature at w*.")
+    ui.show_figure(plots_planes.spectrum_figure(ev, dim=spec.dim, tolerance=spec.tolerance, counts=marks),
+                   key="landscape.fig.spectrum", height=420)
+    st.caption(ui.plain(spec.note))
+    ui.teaching_note(SPECTRUM_TEACHING, title="Why a Hessian count misjudges λ")
 
 
 # ----------------------------------------------------------------------------- Trajectories page
