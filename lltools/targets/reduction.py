@@ -21,6 +21,7 @@ import math
 
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from lltools.targets.base import Target
 from lltools.targets.networks import NetworkTarget, mse_per_sample
@@ -29,16 +30,45 @@ __all__ = ["is_linear_in_input", "reduced_target"]
 
 
 def is_linear_in_input(target: Target) -> bool:
-    """Whether ``target`` is a bias-free chain of ``nn.Linear`` with the built-in MSE loss on
-    2-D float inputs and targets (then :func:`reduced_target` is exact)."""
-    if not isinstance(target, NetworkTarget) or target.per_sample_loss is not mse_per_sample:
+    """Whether ``target`` is a bias-free chain of ``nn.Linear`` with the MSE loss ½‖y − f(x)‖²
+    on 2-D float inputs and targets (then :func:`reduced_target` is exact)."""
+    if not isinstance(target, NetworkTarget):
         return False
     module = target.module
     layers = list(module) if isinstance(module, nn.Sequential) else [module]
     if not layers or not all(isinstance(m, nn.Linear) and m.bias is None for m in layers):
         return False
     x, y = target.inputs, target.targets
-    return x.ndim == 2 and y.ndim == 2 and x.is_floating_point() and y.is_floating_point()
+    if not (x.ndim == 2 and y.ndim == 2 and x.is_floating_point() and y.is_floating_point()):
+        return False
+    return _is_plain_mse(target)
+
+
+def _is_plain_mse(target: NetworkTarget) -> bool:
+    """Whether the loss is ½‖y − f(x)‖² on (x, y) data: given by name, or — for a model
+    folder's own ``loss`` function (opaque) — checked numerically: its per-sample losses on
+    *every* row equal ½‖y − f(x)‖² at w* and at a random point."""
+    if target.per_sample_loss is mse_per_sample:
+        return True
+    if (getattr(target, "evaluate", None) is not None or target.fields.keys is not None
+            or len(target.fields.tensors) != 2):
+        return False
+    x, y = target.fields.tensors
+    if x.ndim != 2 or y.ndim != 2 or not (x.is_floating_point() and y.is_floating_point()):
+        return False
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    noise = torch.randn(target.dim, generator=gen, dtype=torch.float64).to(target.w_star)
+    with torch.no_grad():
+        for w in (target.w_star, target.w_star + 0.1 * noise):
+            try:
+                got = target._per_sample(w, (x, y))
+            except Exception:  # the user's loss code may raise anything: then it is not plain MSE
+                return False
+            out = functional_call(target.module, target.unflatten(w), (x,))
+            want = 0.5 * (y - out).pow(2).sum(dim=1)
+            if got.shape != want.shape or not torch.allclose(got, want, rtol=1e-5, atol=1e-6):
+                return False
+    return True
 
 
 def reduced_target(target: Target) -> Target:

@@ -68,6 +68,16 @@ def test_reduced_dataset_gives_the_same_loss_for_every_w() -> None:
     assert reduced_target(mlp) is mlp  # not linear in its input: left alone
 
 
+def test_model_folder_losses_are_checked_before_reducing() -> None:
+    """A model folder's own loss is opaque: reduced only when it is ½‖y − f‖² on every row."""
+    x, y = torch.randn(60, 3, dtype=torch.float64), torch.randn(60, 2, dtype=torch.float64)
+    module = nn.Linear(3, 2, bias=False).double()
+    half = NetworkTarget.from_data(module, (x, y), loss=lambda out, b: 0.5 * (b[1] - out).pow(2).sum(1))
+    full = NetworkTarget.from_data(module, (x, y), loss=lambda out, b: (b[1] - out).pow(2).sum(1))
+    assert is_linear_in_input(half) and not is_linear_in_input(full)
+    assert reduced_target(full) is full
+
+
 @pytest.mark.parametrize("method", ["exact", "lanczos"])
 def test_deep_linear_zero_count_is_d_minus_rank_of_the_product_jacobian(method: str) -> None:
     widths, r = (4, 3, 3, 2), 1
