@@ -27,6 +27,7 @@ from lltools.theory.planes import (
     path_losses,
     pca_plane,
     project_positions,
+    seconds_per_point,
 )
 from lltools.viz import planes as plots_planes
 
@@ -41,6 +42,9 @@ PLANE_LABELS = {
     "checkpoints": "previous checkpoint → this one",
 }
 GRIDS = (21, 41, 61, 101)
+#: Planes estimated to take longer than this ask before they are computed.
+ASK_ABOVE_S = 20.0
+K_CONFIRMED = "landscape.__confirmed"
 
 TEACHING = (
     "**A flat direction is a degenerate direction.** Along a direction where L_n does not rise, "
@@ -67,8 +71,9 @@ SPECTRUM_TEACHING = (
 # ----------------------------------------------------------------------------- cached core calls
 @st.cache_data(max_entries=16, show_spinner="Computing the Hessian spectrum at w*…")
 def spectrum_of(path: str, checkpoint_key: str, _target: Any) -> HessianSpectrum:
-    """:func:`lltools.theory.hessian.hessian_spectrum` (top 20), per model and checkpoint."""
-    return hessian_spectrum(_target, top=20)
+    """:func:`lltools.theory.hessian.hessian_spectrum` (top 20; the near-zero count of a large
+    model only up to rank 1 024, to stay interactive), per model and checkpoint."""
+    return hessian_spectrum(_target, top=20, max_probes=1024)
 
 
 @st.cache_data(max_entries=32, show_spinner="Evaluating the loss on the plane…")
@@ -106,6 +111,12 @@ def previous_and_this(path: str, checkpoint_key: str, target: Any) -> tuple[torc
     if torch.equal(w_from, target.w_star):
         raise ValueError("the first saved checkpoint is this one: choose a later checkpoint")
     return w_from, target.w_star
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def cost_of(path: str, checkpoint_key: str, _target: Any) -> float:
+    """Seconds per grid point (:func:`lltools.theory.planes.seconds_per_point`), per model."""
+    return seconds_per_point(_target)
 
 
 # ----------------------------------------------------------------------------- Networks page
@@ -154,8 +165,19 @@ def network_section(
     kind = str(st.session_state[K_PLANE])
     span = st.session_state.get(K_RANGE)
     use = positions if (overlay or kind == "pca") and positions is not None else None
+    grid = int(st.session_state[K_GRID])
+    request = (path, checkpoint_key, kind, grid)
+    estimate = cost_of(path, checkpoint_key, _target=target) * grid * grid
+    if estimate > ASK_ABOVE_S and st.session_state.get(K_CONFIRMED) != request:
+        st.info(f"A {grid} × {grid} plane of this model needs {grid * grid:,} full-data losses: about "
+                f"{estimate:,.0f} s here. Lower the resolution, or compute it anyway.",
+                icon=":material/timer:")
+        st.button(f"Compute the plane (~{estimate:,.0f} s)", key="landscape.confirm",
+                  on_click=lambda: st.session_state.__setitem__(K_CONFIRMED, request))
+        spectrum_section(target, path, checkpoint_key, counts or {})
+        return
     try:
-        out = plane_of(path, checkpoint_key, kind, int(st.session_state[K_GRID]),
+        out = plane_of(path, checkpoint_key, kind, grid,
                        None if span is None else float(span), run_key if use is not None else "none",
                        _target=target, _positions=use, _steps=steps if use is not None else None)
     except ValueError as exc:
@@ -234,7 +256,15 @@ def trajectory_section(path: str, table: pd.DataFrame, target_loader: Any) -> No
         return
     try:
         target = target_loader(path)
-        stamp = max((p.stat().st_mtime for p in list_checkpoints(path)), default=0.0)
+        saved = list_checkpoints(path)
+        stamp = max((p.stat().st_mtime for p in saved), default=0.0)
+        estimate = cost_of(path, "trajectory", _target=target) * 8 * max(len(saved) - 1, 0)
+        if estimate > ASK_ABOVE_S and st.session_state.get(K_CONFIRMED) != (path, "trajectory"):
+            st.info(f"The lines between the {len(saved)} checkpoints need about {estimate:,.0f} s of "
+                    "full-data losses here.", icon=":material/timer:")
+            st.button(f"Compute them (~{estimate:,.0f} s)", key="landscape.traj.confirm",
+                      on_click=lambda: st.session_state.__setitem__(K_CONFIRMED, (path, "trajectory")))
+            return
         out = checkpoint_path_of(path, stamp, _target=target)
     except ValueError as exc:
         ui.user_error(ui.plain(str(exc)))

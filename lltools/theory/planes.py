@@ -24,6 +24,7 @@ while most of the other d − 2 directions are flat — that is what λ sees and
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,7 @@ __all__ = [
     "plane_chunk",
     "project_positions",
     "random_plane",
+    "seconds_per_point",
 ]
 
 #: The plane kinds (CLI ``--plane`` and the app's selector).
@@ -441,3 +443,14 @@ def default_span(kind: str, coords: pd.DataFrame | None = None) -> tuple[float, 
         if math.isfinite(r) and r > 0:
             return (-r, r, -r, r)
     return (-1.0, 1.0, -1.0, 1.0)
+
+
+def seconds_per_point(target: Target, *, points: int = 4) -> float:
+    """Measured seconds of one full-data loss evaluation (the cost of one grid point), from a
+    batch of ``points`` copies of w* on the evaluator :func:`evaluate_plane` uses."""
+    evaluator = reduced_target(target)
+    w = evaluator.w_star[None, :].expand(int(points), -1).clone()
+    with torch.no_grad():
+        started = time.perf_counter()
+        evaluator.full_loss(w)
+    return (time.perf_counter() - started) / int(points)

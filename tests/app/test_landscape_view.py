@@ -99,3 +99,22 @@ def test_trajectories_checkpoint_line_and_path() -> None:
     path = _figure(at, "landscape.fig.path")
     pts = next(t for t in path["data"] if t["meta"]["role"] == "checkpoints")
     assert "colorbar" in pts["marker"]  # coloured by λ̂
+
+
+def test_an_expensive_plane_asks_first(monkeypatch) -> None:
+    """A plane estimated over ASK_ABOVE_S seconds shows its cost and a button, not a long wait."""
+    from dashboard.views import landscape as view
+
+    at = page("networks")
+    for k, v in TINY.items():
+        at.session_state[k] = v
+    at = at.run()
+    view.cost_of.clear()
+    monkeypatch.setattr(view, "seconds_per_point", lambda target, **_: 1.0)
+    at = _open(at)
+    assert_healthy(at)
+    assert any("about 441 s" in i.value for i in at.info)
+    assert not [c for c in at.get("plotly_chart") if "landscape.fig.plane" in str(c.proto.id)]
+    at.button(key="landscape.confirm").click().run()
+    assert_healthy(at)
+    assert [c for c in at.get("plotly_chart") if "landscape.fig.plane" in str(c.proto.id)]
