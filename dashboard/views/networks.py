@@ -17,11 +17,14 @@ This script lays the page out; its parts are
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
 from dashboard import common as ui
 from dashboard import history
 from dashboard import running as live_ui
+from dashboard.views import landscape as landscape_view
 from dashboard.views.networks_controls import _on_run, pick_model, sampler_controls
 from dashboard.views.networks_models import (
     K_CKPT,
@@ -148,6 +151,7 @@ def main() -> None:
                 )
             refined_panel(path, sel.checkpoint_key, sel.target, sampler_params(st.session_state),
                           running=running)
+            landscape_view.network_section(sel.target, path, sel.checkpoint_key, counts=spectrum_counts(th))
             model_card(path)
             return
         with slots.note:
@@ -160,11 +164,19 @@ def main() -> None:
         draw_result(done, slots, th)
         diagnostics_panel(done, th)
         refined_panel(path, sel.checkpoint_key, sel.target, sampler_params(st.session_state), running=running)
+        landscape_view.network_section(sel.target, path, sel.checkpoint_key, result=done.result,
+                                       run_key=str(done.record_id), counts=spectrum_counts(th, done.result))
         model_card(path)
         with st.expander("Download this run (CSV / Parquet)"):
             downloads(done)
         with st.expander("Run history: compare runs", expanded=len(history.RunHistory().records(PAGE)) >= 2):
             history.render_history(PAGE, key="networks.history")
+
+
+def spectrum_counts(th: Any, result: Any = None) -> dict[str, float | None]:
+    """What the Hessian spectrum marks beside d/2 and rank(H)/2: rank(J)/2, λ̂, the closed form."""
+    return {"rank(J)/2": th.rank_llc, "λ̂": None if result is None else result.llc_mean,
+            "λ": th.closed_form}
 
 
 if __name__ == "__main__":

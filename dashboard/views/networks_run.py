@@ -87,7 +87,10 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun, th: Th
         )
 
     every = live_ui.report_every(total)
-    stream = live_ui.record_live(estimate_stream(target, report_every=every, **params), **saved)
+    # positions are kept (thinned by the driver's cap) for the Landscape section's chains overlay
+    stream = live_ui.record_live(
+        estimate_stream(target, report_every=every, record_positions=True, **params), **saved
+    )
     last, elapsed = live_ui.stream_live(
         stream, live=live, total_steps=total, on_chunk=on_chunk, progress_container=slots.progress
     )

@@ -22,8 +22,9 @@ import streamlit as st
 
 from dashboard import common as ui
 from dashboard import running as live_ui
+from dashboard.views import landscape as landscape_view
 from dashboard.views.refined_panel import refined_trajectory_view
-from lltools.targets.models import folder_card, list_checkpoints, read_card
+from lltools.targets.models import folder_card, list_checkpoints, load_model_folder, read_card
 from lltools.viz import training as plots_training
 from lltools.workflows.trajectory import grokking_severity_of, trajectory_stream
 
@@ -537,6 +538,7 @@ def render(path: str, table: pd.DataFrame, has_llc: bool, source: str) -> None:
             st.caption("Geometric complexity is not available for this trajectory.")
     with right:
         ui.teaching_note(teaching_text(card, table, curves, has_llc))
+    landscape_view.trajectory_section(path, table, model_target)
     if has_llc:
         with st.expander("The trajectory table (and downloads)"):
             shown = table_for_download(table)
@@ -546,6 +548,12 @@ def render(path: str, table: pd.DataFrame, has_llc: bool, source: str) -> None:
                 basename=f"lltools_trajectory_{Path(path).name}",
                 key=f"traj.dl.{source}",
             )
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the model and its data…")
+def model_target(path: str) -> Any:
+    """The model's target (its data and architecture; the checkpoints are loaded on top)."""
+    return load_model_folder(path)
 
 
 def describe_settings(settings: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""The ``lltools`` command line: estimate, sweep, trajectory, theory.
+"""The ``lltools`` command line: estimate, sweep, trajectory, landscape, hessian, runs.
 
 Progress goes to stderr (tqdm); ``--json`` prints exactly one JSON object on stdout.
 Bad arguments exit with status 2 and a one-line message, never a traceback.
@@ -16,6 +16,7 @@ import typer
 from tqdm import tqdm
 
 from lltools.base.untrusted import one_line, terminal_safe
+from lltools.cli.landscape import hessian_command, landscape_command
 from lltools.cli.output import (
     ERROR_CHARS,
     CLIError,
@@ -424,6 +425,8 @@ def write_trajectory_table(table: Any, out: Path) -> None:
     typer.echo(terminal_safe(table[cols].to_string(index=False)))
 
 
+app.command("landscape")(landscape_command)
+app.command("hessian")(hessian_command)
 app.add_typer(runs_app, name="runs", help="List, show, export, resume or remove saved runs.")
 
 

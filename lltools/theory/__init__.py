@@ -9,6 +9,8 @@
 - :mod:`~lltools.theory.numeric` — Jacobian rank, volume scaling.
 - :mod:`~lltools.theory.quadrature` — T(nβ, γ) by adaptive cubature with an error estimate.
 - :mod:`~lltools.theory.training` — grokking severity, geometric complexity.
+- :mod:`~lltools.theory.hessian` — the Hessian spectrum at w* (exact / Lanczos) and its near-zero count.
+- :mod:`~lltools.theory.planes` — loss planes and lines through parameter space, chains projected.
 
 Layering: theory sits above :mod:`lltools.targets` (it reads targets; targets never import it).
 """

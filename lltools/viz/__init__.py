@@ -2,6 +2,7 @@
 
 - :mod:`~lltools.viz.style` — the template (light/dark, lecture size), palette, shared helpers;
 - :mod:`~lltools.viz.landscape` — a potential's contour with the chains, 2-D densities;
+- :mod:`~lltools.viz.planes` — a network's plane through w* with chains, Hessian spectrum, checkpoint lines;
 - :mod:`~lltools.viz.traces` — one run's loss, running λ̂, acceptance, per-chain λ̂, two runs compared;
 - :mod:`~lltools.viz.sweeps` — ε × γ × nβ heatmaps, λ̂ against a setting, multi-temperature fit, calibration;
 - :mod:`~lltools.viz.theory` — volume scaling, Newton polygon, free energy, 1-D densities;

@@ -1,0 +1,82 @@
+"""The Landscape section of the Networks page in a real browser at 1280 × 720, light and dark:
+after a short run, the plane with the chains on it and the Hessian spectrum; no exception box.
+Screenshots go to ``test-artifacts/screenshots/`` (``networks_landscape_{light,dark}.png``; the
+README's copy is ``assets/screenshots/networks_landscape.png``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dashboard.serve import CHROMIUM
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+IDLE_JS = """() => !document.querySelector(
+    '[data-testid="stStatusWidgetRunningIcon"], [data-testid="stStatusWidgetRunningManIcon"]')"""
+
+if not CHROMIUM.exists():
+    pytest.skip("Debian chromium is not installed at /usr/bin/chromium", allow_module_level=True)
+pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+
+
+def _idle(pg, timeout_ms: int = 240_000) -> None:
+    pg.wait_for_timeout(300)
+    pg.wait_for_function(IDLE_JS, timeout=timeout_ms)
+    pg.wait_for_timeout(500)
+
+
+def _no_exception(pg) -> None:
+    assert pg.locator('[data-testid="stException"]').count() == 0
+    assert pg.get_by_text("Something went wrong").count() == 0
+
+
+def _set(pg, label: str, value: str) -> None:
+    box = pg.get_by_test_id("stMainBlockContainer").get_by_label(label, exact=True)
+    box.fill(value)
+    box.press("Enter")
+    _idle(pg)
+
+
+def _scroll_to_landscape(pg) -> None:
+    """Put the Landscape heading at the top of the viewport (controls and plane below it)."""
+    pg.get_by_role("heading", name="Landscape").first.evaluate("e => e.scrollIntoView({block: 'start'})")
+    pg.wait_for_timeout(1000)
+
+
+def test_landscape_view_light_and_dark(browser, server: str) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 720}, color_scheme="light")
+    pg = context.new_page()
+    try:
+        pg.goto(f"{server}/networks")
+        pg.get_by_role("heading", name="Networks").first.wait_for(timeout=90_000)
+        _idle(pg)
+        _set(pg, "draws", "300")
+        _set(pg, "burn-in", "100")
+        pg.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Run", exact=True).click()
+        pg.get_by_text("λ̂ (estimate)").first.wait_for(timeout=240_000)
+        _idle(pg)
+        pg.get_by_text("Show the loss landscape around w*").click()
+        _idle(pg)
+        pg.get_by_text("Hessian spectrum at w*").click()
+        _idle(pg)
+        _no_exception(pg)
+        plane = pg.locator(".js-plotly-plot").filter(has_text="L_n on a plane through w*")
+        plane.first.wait_for(timeout=60_000)
+        assert pg.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')].some(p =>
+            p._fullData && p._fullData.some(t => t.meta && t.meta.role === 'chain'))""")
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        _scroll_to_landscape(pg)
+        pg.screenshot(path=str(SHOTS / "networks_landscape_light.png"))
+        pg.get_by_test_id("stMainMenu").first.click()
+        pg.locator("[data-testid=stMainMenuPopover] >> text=Dark").last.click()
+        pg.keyboard.press("Escape")
+        pg.wait_for_timeout(2500)
+        _no_exception(pg)
+        _scroll_to_landscape(pg)
+        pg.screenshot(path=str(SHOTS / "networks_landscape_dark.png"))
+    finally:
+        context.close()

@@ -1,0 +1,1 @@
+"""Tests of lltools.theory (Hessian spectrum, planes)."""
