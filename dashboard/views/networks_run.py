@@ -87,7 +87,9 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun, th: Th
         )
 
     every = live_ui.report_every(total)
-    stream = live_ui.record_live(estimate_stream(target, report_every=every, **params), **saved)
+    stream = live_ui.record_live(
+        estimate_stream(target, report_every=every, report_seconds=live_ui.LIVE_REPORT_S, **params), **saved
+    )
     last, elapsed = live_ui.stream_live(
         stream, live=live, total_steps=total, on_chunk=on_chunk, progress_container=slots.progress
     )

@@ -389,7 +389,8 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun) -> Non
 
     stream = live_ui.record_live(
         estimate_stream(
-            target, device=ui.POTENTIAL_DEVICE, report_every=live_ui.report_every(total), **params
+            target, device=ui.POTENTIAL_DEVICE, report_every=live_ui.report_every(total),
+            report_seconds=live_ui.LIVE_REPORT_S, **params
         ),
         **saved,
     )
