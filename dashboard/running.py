@@ -69,6 +69,7 @@ class ResultCache:
     def __init__(self, max_entries: int = 48) -> None:
         self.max_entries = max_entries
         self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._stored: dict[Any, str] = {}  # key -> the run store id of the run that made it
         self._lock = Lock()
 
     def get(self, key: Any) -> Any | None:
@@ -78,12 +79,26 @@ class ResultCache:
                 return self._items[key]
         return None
 
-    def put(self, key: Any, value: Any) -> None:
+    def put(self, key: Any, value: Any, stored_id: str | None = None) -> None:
+        """Keep ``value``; ``stored_id`` is the run store id of the run that produced it."""
         with self._lock:
             self._items[key] = value
             self._items.move_to_end(key)
+            if stored_id is not None:
+                self._stored[key] = stored_id
             while len(self._items) > self.max_entries:
-                self._items.popitem(last=False)
+                old, _ = self._items.popitem(last=False)
+                self._stored.pop(old, None)
+
+    def stored_id(self, key: Any) -> str | None:
+        """The run store id of the run behind ``key`` (``None`` when not recorded)."""
+        with self._lock:
+            return self._stored.get(key)
+
+    def set_stored_id(self, key: Any, stored_id: str | None) -> None:
+        with self._lock:
+            if stored_id is not None:
+                self._stored[key] = stored_id
 
     def __len__(self) -> int:
         return len(self._items)
@@ -379,12 +394,27 @@ def record_live(
 
 
 def record_cached(
-    result: Any, *, page: str, label: str, settings: Mapping[str, Any], target: Mapping[str, Any]
+    result: Any,
+    *,
+    page: str,
+    label: str,
+    settings: Mapping[str, Any],
+    target: Mapping[str, Any],
+    existing: str | None = None,
 ) -> str | None:
-    """Save a run served from the result cache (its full trace and summary) as a stored run.
+    """The stored run behind a result served from the result cache.
 
-    Returns the new run id, or ``None`` if the store cannot be written (never raises).
+    A cached repeat is not a new run: when ``existing`` (the store id of the run that made
+    the cached result) is still in the store it is returned and nothing is written.  Else
+    (deleted, or a server restart emptied the store) the result is saved once, as a run.
+    Returns the run id, or ``None`` if the store cannot be written (never raises).
     """
+    if existing is not None:
+        try:
+            RunStore().resolve(existing)
+            return existing
+        except Exception:  # gone: record it again below
+            pass
     event = RunEvent(kind="estimate", steps_done=result.trace.num_steps_total,
                      steps_total=result.trace.num_steps_total, trace=result.trace,
                      settings=result.settings, target=None, result=result)

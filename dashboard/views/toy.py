@@ -335,7 +335,7 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun) -> Non
         "target": TargetSpec.potential(spec).to_dict(),
     }
     if cached is not None:
-        live_ui.record_cached(cached.result, **saved)
+        cache.set_stored_id(key, live_ui.record_cached(cached.result, existing=cache.stored_id(key), **saved))
         store(
             ToyResult(
                 spec,
@@ -407,7 +407,7 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun) -> Non
     done.positions = (
         frames.positions_frame(result.trace) if result.trace.positions is not None else pd.DataFrame()
     )
-    cache.put(key, done)
+    cache.put(key, done, stored_id=getattr(stream, "run_id", None))
     store(done)
 
 
