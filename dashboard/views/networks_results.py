@@ -193,8 +193,10 @@ def diagnostics_panel(done: NetResult, th: Theory) -> None:
     st.subheader("Diagnostics")
     left, right = st.columns([2, 3], gap="medium")
     with left:
+        # A negative λ̂ is explained once, below (the core's own line says the same, shorter).
+        shown = [w for w in r.warnings if not (r.llc_mean < 0 and "< 0" in w and w.startswith("λ̂"))]
         if r.warnings:
-            for w in r.warnings:
+            for w in shown:
                 st.warning(ui.plain(w), icon=":material/warning:")
         else:
             st.success(
@@ -204,8 +206,10 @@ def diagnostics_panel(done: NetResult, th: Theory) -> None:
             )
         if r.llc_mean < 0:
             st.warning(
-                "λ̂ < 0: the sampler found lower loss than L(w*), so this checkpoint is not a local "
-                "minimum (early in training, or γ too small). λ̂ is not meaningful here.",
+                f"λ̂ = {ui.fmt(r.llc_mean, 4)} < 0: the sampler found lower loss than L(w*), so this "
+                "checkpoint is not a local minimum (early in training, or γ too small to hold the chains "
+                "near it). The LLC is defined at a minimum: λ̂ is not meaningful here. Pick a later "
+                "checkpoint, or raise γ.",
                 icon=":material/warning:",
             )
         z = z_score(r.llc_mean, r.llc_sem, th.closed_form) if th.closed_exact else None
