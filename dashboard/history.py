@@ -39,6 +39,7 @@ from lltools.storage.files import RunStoreError
 from lltools.storage.index import RunStore
 from lltools.storage.recording import resume_stream
 from lltools.storage.specs import describe_target, total_steps
+from lltools.theory.record import TheoryRecord
 
 
 @dataclass
@@ -62,6 +63,8 @@ class RunRecord:
     theory_llc: float | None = None
     finite_target: float | None = None
     status: str = "complete"
+    #: What the theory value is (the theory record's label: "exact λ" only when exact).
+    theory_label: str = "theory λ"
     elapsed_s: float = float("nan")
     time: str = field(default_factory=lambda: datetime.now().strftime("%H:%M:%S"))
     llc_trace: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
@@ -73,7 +76,8 @@ class RunRecord:
 
     @property
     def label(self) -> str:
-        return f"{self.tag} {self.target} (λ̂ = {ui.fmt(self.llc_mean)})"
+        """What the run was: target and settings (and when), never a bare number."""
+        return f"{self.target} · {settings_text(self.settings)} · {self.time} (λ̂ = {ui.fmt(self.llc_mean)})"
 
     def row(self) -> dict[str, Any]:
         return {
@@ -83,7 +87,8 @@ class RunRecord:
             "target": self.target,
             "λ̂": self.llc_mean,
             "± sem": self.llc_sem,
-            "exact λ": self.theory_llc,
+            "theory λ": self.theory_llc,
+            "theory": self.theory_label if self.theory_llc is not None else "",
             "target T": self.finite_target,
             "R-hat": self.rhat,
             "ESS": self.ess,
@@ -92,6 +97,19 @@ class RunRecord:
             "status": self.status,
             **{k: v for k, v in self.settings.items() if k in HISTORY_SETTINGS},
         }
+
+
+def settings_text(settings: dict[str, Any]) -> str:
+    """``nβ=100 γ=1 ε=1e-3 8×2000 seed 0``: the settings that tell two runs apart."""
+    names = (("nbeta", "nβ"), ("gamma", "γ"), ("epsilon", "ε"))
+    parts = [
+        f"{sym}={ui.fmt(settings[k], 3)}" for k, sym in names if isinstance(settings.get(k), int | float)
+    ]
+    if settings.get("chains") and settings.get("draws"):
+        parts.append(f"{settings['chains']}×{settings['draws']}")
+    if settings.get("seed") not in (None, 0):
+        parts.append(f"seed {settings['seed']}")
+    return " ".join(parts)
 
 
 #: Settings shown as history columns (and compared in the diff).
@@ -160,12 +178,21 @@ def record_estimate(
     elapsed_s: float = float("nan"),
     traces: pd.DataFrame | None = None,
 ) -> RunRecord:
-    """Append an :class:`~lltools.workflows.estimate.EstimateResult` to the history."""
+    """Append an :class:`~lltools.workflows.estimate.EstimateResult` to the history.
+
+    A cached repeat (``status`` "complete (cached)") is not a new run: the earlier record of
+    the same page, target and settings is returned instead, when there is one.
+    """
     frame = traces if traces is not None else result.traces
+    settings = result.settings.as_dict()
+    if status.startswith("complete (cached)"):
+        for earlier in reversed(RunHistory().records(page)):
+            if earlier.target == target_name and earlier.settings == settings:
+                return earlier
     return RunHistory().add(
         page=page,
         target=target_name,
-        settings=result.settings.as_dict(),
+        settings=settings,
         llc_mean=float(result.llc_mean),
         llc_sem=float(result.llc_sem),
         rhat=float(result.rhat),
@@ -173,6 +200,7 @@ def record_estimate(
         acceptance=float(result.acceptance),
         n_diverged=len(result.diverged_chains),
         theory_llc=result.theory_llc,
+        theory_label=result.theory.label if getattr(result, "theory", None) is not None else "theory λ",
         finite_target=finite_target,
         status=status,
         elapsed_s=elapsed_s,
@@ -183,9 +211,7 @@ def record_estimate(
 def settings_diff(a: RunRecord, b: RunRecord) -> pd.DataFrame:
     """Rows for every setting (and the target) that differs between two runs."""
     rows = []
-    ca, cb = f"run {a.tag}", f"run {b.tag}"
-    if cb == ca:
-        cb += " (2)"
+    ca, cb = "A", "B"
     if a.target != b.target:
         rows.append({"setting": "target", ca: a.target, cb: b.target})
     for k in sorted(set(a.settings) | set(b.settings)):
@@ -208,7 +234,7 @@ def render_comparison(a: RunRecord, b: RunRecord, *, key: str = "history") -> No
                 y=r.theory_llc,
                 line_dash="dash",
                 line_color="grey",
-                annotation_text=f"exact λ ({r.tag})",
+                annotation_text=f"{r.theory_label} = {ui.fmt(r.theory_llc)}",
                 annotation_position="bottom right",
             )
             break
@@ -216,7 +242,7 @@ def render_comparison(a: RunRecord, b: RunRecord, *, key: str = "history") -> No
     with left:
         ui.show_figure(fig, key=f"{key}.compare")
     with right:
-        st.markdown(f"**Run {a.tag} vs run {b.tag}**")
+        st.markdown(f"**A** = {ui.plain(a.label)}  \n**B** = {ui.plain(b.label)}")
         d = b.llc_mean - a.llc_mean
         se = (
             math.hypot(a.llc_sem, b.llc_sem)
@@ -291,7 +317,8 @@ def _row(manifest: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
         "status": base.get("status"),
         "λ̂": _num(summary.get("llc_mean")),
         "± sem": _num(summary.get("llc_sem")),
-        "exact λ": _num(summary.get("theory_llc")),
+        "theory λ": _num(summary.get("theory_llc")),
+        "theory": _theory_label(summary),
         "R-hat": _num(summary.get("rhat")),
         "ESS": _num(summary.get("ess")),
         "acceptance": _num(summary.get("acceptance")),
@@ -299,6 +326,18 @@ def _row(manifest: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
         **{k: settings.get(k) for k in HISTORY_SETTINGS},
         "_target_kind": (manifest.get("target") or {}).get("kind"),
     }
+
+
+def _theory_label(summary: dict[str, Any]) -> str:
+    """The stored theory record's label ("exact λ" only when it was exact), "" when none."""
+    theory = summary.get("theory")
+    if not isinstance(theory, dict) or not isinstance(theory.get("llc"), int | float):
+        return ""
+    try:
+        return TheoryRecord(theory.get("llc"), theory.get("multiplicity"), bool(theory.get("exact")),
+                            str(theory.get("method") or ""), str(theory.get("note") or "")).label
+    except Exception:
+        return ""
 
 
 def history_frame(store: RunStore, page: str | None = None, limit: int = HISTORY_LIMIT) -> pd.DataFrame:
@@ -352,6 +391,7 @@ def stored_record(store: RunStore, run_id: str) -> RunRecord:
         acceptance=_num(summary.get("acceptance")),
         n_diverged=len(summary.get("diverged_chains") or []),
         theory_llc=float(theory) if isinstance(theory, int | float) else None,
+        theory_label=_theory_label(summary) or "theory λ",
         status=str(manifest.get("status")),
         time=str(manifest.get("created", ""))[:19].replace("T", " "),
         llc_trace=trace,
@@ -376,7 +416,8 @@ COLUMN_CONFIG = {
     "id": None,  # hidden: the full store id
     "λ̂": st.column_config.NumberColumn(format="%.4g"),
     "± sem": st.column_config.NumberColumn(format="%.2g"),
-    "exact λ": st.column_config.NumberColumn(format="%.4g"),
+    "theory λ": st.column_config.NumberColumn(format="%.4g", help="λ from theory; the next column says "
+                                              "whether it is exact"),
     "R-hat": st.column_config.NumberColumn(format="%.3f"),
     "ESS": st.column_config.NumberColumn(format="%.0f"),
     "acceptance": st.column_config.NumberColumn(format="%.3f"),

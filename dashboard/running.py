@@ -13,10 +13,11 @@ result cache, and recording every run into the run store the CLI uses.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from threading import Lock
 from typing import Any
 
@@ -28,6 +29,11 @@ from lltools.estimation import frames
 from lltools.storage.index import RunStore
 from lltools.storage.recording import record_stream
 from lltools.workflows.events import RunEvent
+
+#: A live run reports (and so can be stopped) at least this often, in seconds.
+LIVE_REPORT_S = 0.25
+#: How long the run after Stop waits for the stopped run to hand over its last chunk.
+STOP_WAIT_S = 2.0
 
 
 # ============================================================================ cached results
@@ -63,6 +69,7 @@ class ResultCache:
     def __init__(self, max_entries: int = 48) -> None:
         self.max_entries = max_entries
         self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._stored: dict[Any, str] = {}  # key -> the run store id of the run that made it
         self._lock = Lock()
 
     def get(self, key: Any) -> Any | None:
@@ -72,12 +79,26 @@ class ResultCache:
                 return self._items[key]
         return None
 
-    def put(self, key: Any, value: Any) -> None:
+    def put(self, key: Any, value: Any, stored_id: str | None = None) -> None:
+        """Keep ``value``; ``stored_id`` is the run store id of the run that produced it."""
         with self._lock:
             self._items[key] = value
             self._items.move_to_end(key)
+            if stored_id is not None:
+                self._stored[key] = stored_id
             while len(self._items) > self.max_entries:
-                self._items.popitem(last=False)
+                old, _ = self._items.popitem(last=False)
+                self._stored.pop(old, None)
+
+    def stored_id(self, key: Any) -> str | None:
+        """The run store id of the run behind ``key`` (``None`` when not recorded)."""
+        with self._lock:
+            return self._stored.get(key)
+
+    def set_stored_id(self, key: Any, stored_id: str | None) -> None:
+        with self._lock:
+            if stored_id is not None:
+                self._stored[key] = stored_id
 
     def __len__(self) -> int:
         return len(self._items)
@@ -103,6 +124,27 @@ def settings_key(*parts: Any, **settings: Any) -> tuple:
 
 
 # ============================================================================ live runs
+
+
+@dataclass
+class RunHandle:
+    """What a streaming script run and the script run Stop starts share (plain objects:
+    both threads hold the same handle).
+
+    ``stop`` is set by Stop; ``active`` while :func:`stream_live` runs; the streaming thread
+    puts each chunk in ``partial`` and sets ``handed_over`` when it has stopped streaming;
+    ``abandoned`` tells it that Stop gave up waiting (keep nothing, end).
+    """
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    active: threading.Event = field(default_factory=threading.Event)
+    handed_over: threading.Event = field(default_factory=threading.Event)
+    partial: Any = None
+    abandoned: bool = False
+
+    def take_partial(self) -> Any | None:
+        partial, self.partial = self.partial, None
+        return partial
 
 
 @dataclass
@@ -134,15 +176,30 @@ class LiveRun:
     def _stop(self) -> str:
         return f"{self.ns}.__stop"
 
+    @property
+    def _handle(self) -> str:
+        return f"{self.ns}.__handle"
+
+    def handle(self) -> RunHandle:
+        """The current run's :class:`RunHandle` (created by :meth:`request`, or now)."""
+        handle = st.session_state.get(self._handle)
+        if not isinstance(handle, RunHandle):
+            handle = st.session_state[self._handle] = RunHandle()
+        return handle
+
     def request(self, params: Mapping[str, Any]) -> None:
         """Ask for a run with ``params`` (use in a button callback)."""
         st.session_state[self._request] = dict(params)
         st.session_state[self._stop] = False
+        st.session_state[self._handle] = RunHandle()
         st.session_state.pop(self._partial, None)
 
     def stop(self) -> None:
         """Ask the running run to stop (use as the Stop button's callback)."""
         st.session_state[self._stop] = True
+        handle = st.session_state.get(self._handle)
+        if isinstance(handle, RunHandle):
+            handle.stop.set()
 
     def take(self) -> dict[str, Any] | None:
         """Pop the pending request, if any (call once, before drawing the controls)."""
@@ -155,8 +212,35 @@ class LiveRun:
     def clear_partial(self) -> None:
         st.session_state.pop(self._partial, None)
 
-    def stopped_partial(self) -> Any | None:
-        """The partial result of a run that was interrupted (Stop, or leaving the page)."""
+    def stopped_partial(self, wait_s: float = STOP_WAIT_S) -> Any | None:
+        """The partial result of a run that was interrupted (Stop, or leaving the page).
+
+        Stop starts a new script run at once, while the old one is still inside the sampler
+        until its next chunk (at most :data:`LIVE_REPORT_S` later): after Stop this waits (up
+        to ``wait_s``) for the old run to hand over its last chunk through the run's
+        :class:`RunHandle` (session state is not a channel between two script threads), so
+        the draws so far are summarised now.  A run still preparing past that (compiling its
+        step) is abandoned: it ends at its first chunk, stored as ``stopped``, and the page
+        says so at once.
+        """
+        handle = st.session_state.get(self._handle)
+        if isinstance(handle, RunHandle) and handle.stop.is_set() and handle.active.is_set():
+            with st.spinner("Stopping: the sampler finishes its current chunk…"):
+                handle.handed_over.wait(timeout=wait_s)
+            if not handle.handed_over.is_set():
+                handle.abandoned = True
+                st.session_state.pop(self._partial, None)
+                st.info(
+                    "Stopped while the sampler was still preparing its step (compiling it for "
+                    "speed): no draws to summarise.",
+                    icon=":material/stop_circle:",
+                )
+                return None
+            st.session_state.pop(self._partial, None)
+            return handle.take_partial()
+        if isinstance(handle, RunHandle) and handle.partial is not None:
+            st.session_state.pop(self._partial, None)
+            return handle.take_partial()
         return st.session_state.pop(self._partial, None)
 
     def buttons(
@@ -241,10 +325,17 @@ def stream_live(
     last = None
     next_draw = 0.0
     iterator = iter(stream)
+    handle = live.handle()
+    handle.active.set()
     try:
         for item in iterator:
             last = item
+            if handle.abandoned:  # Stop gave up on this run: end it, keep nothing
+                break
+            handle.partial = item
             live.keep_partial(item)
+            if handle.stop.is_set():  # hand this chunk over to the run Stop started, draw nothing
+                break
             trace = item.trace
             done = item.steps_done
             now = time.perf_counter()
@@ -254,11 +345,16 @@ def stream_live(
                 next_draw = time.perf_counter() + max(min_interval, 2.0 * took)
             progress.update(done)
     finally:
-        # Stop interrupts the script inside this loop: close the stream now (not at garbage
-        # collection), so a recorded run is marked stopped at once.
+        # The last chunk is handed over already: let a waiting Stop go on at once, while this
+        # thread closes the stream (storing the run as stopped takes a moment).
+        handle.active.clear()
+        handle.handed_over.set()
         close = getattr(iterator, "close", None)
         if close is not None:
             close()
+    if handle.abandoned or handle.stop.is_set():
+        st.stop()  # the script run Stop started has taken over the page
+    handle.partial = None
     elapsed = progress.done()
     live.clear_partial()
     if last is None:
@@ -298,12 +394,27 @@ def record_live(
 
 
 def record_cached(
-    result: Any, *, page: str, label: str, settings: Mapping[str, Any], target: Mapping[str, Any]
+    result: Any,
+    *,
+    page: str,
+    label: str,
+    settings: Mapping[str, Any],
+    target: Mapping[str, Any],
+    existing: str | None = None,
 ) -> str | None:
-    """Save a run served from the result cache (its full trace and summary) as a stored run.
+    """The stored run behind a result served from the result cache.
 
-    Returns the new run id, or ``None`` if the store cannot be written (never raises).
+    A cached repeat is not a new run: when ``existing`` (the store id of the run that made
+    the cached result) is still in the store it is returned and nothing is written.  Else
+    (deleted, or a server restart emptied the store) the result is saved once, as a run.
+    Returns the run id, or ``None`` if the store cannot be written (never raises).
     """
+    if existing is not None:
+        try:
+            RunStore().resolve(existing)
+            return existing
+        except Exception:  # gone: record it again below
+            pass
     event = RunEvent(kind="estimate", steps_done=result.trace.num_steps_total,
                      steps_total=result.trace.num_steps_total, trace=result.trace,
                      settings=result.settings, target=None, result=result)

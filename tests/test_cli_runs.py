@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+from test_cli import run_cli
 from typer.testing import CliRunner
 
+import lltools.cli.main as cli_main
 from lltools.cli.runs import runs_app
 from lltools.storage import specs as specs_mod
 from lltools.storage.files import MANIFEST, write_json
@@ -178,3 +181,32 @@ def test_runs_show_uses_the_estimate_json_and_lines(tmp_path: Path) -> None:
     lines = invoke("show", "latest", "--store", str(tmp_path)).stdout.splitlines()
     for prefix in ("λ̂ (LLC)", "diagnostics"):
         assert [ln for ln in lines if ln.startswith(prefix)] == [ln for ln in text if ln.startswith(prefix)]
+
+
+def test_ctrl_c_with_save_stores_a_stopped_run_and_says_where(tmp_path: Path, monkeypatch) -> None:
+    """Issue 13.1: Ctrl-C during `estimate --save` keeps the draws so far as a `stopped` run with
+    its λ̂, prints where it is, and `runs show` prints that λ̂."""
+
+
+
+    real = cli_main.estimate_stream
+
+    def interrupted(*args, **kwargs):
+        for event in real(*args, **kwargs):
+            yield event
+            if event.steps_done >= 150:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_main, "estimate_stream", interrupted)
+    store = str(tmp_path / "store")
+    out = run_cli("estimate", "--potential", "x**2 + y**2", "--chains", "2", "--draws", "200",
+                  "--burnin", "50", "--device", "cpu", "--no-progress", "--save", "--store", store)
+    assert out.returncode == 130
+    line = next(x for x in out.stderr.splitlines() if x.startswith("interrupted"))
+    run_id = re.search(r"saved as stopped run (\S+),", line).group(1)
+    assert "λ̂ = " in line and f"lltools runs show {run_id}" in line
+    manifest = RunStore(store).manifest(run_id)
+    assert manifest["status"] == "stopped" and manifest["progress"]["draws_done"] >= 100
+    shown = run_cli("runs", "show", run_id, "--store", store).stdout
+    assert "status stopped" in shown and "draws so far" in shown
+    assert f"{manifest['summary']['llc_mean']:.4g}"[:4] in shown

@@ -284,3 +284,20 @@ def test_calibration_figure_marks_pick() -> None:
     assert len(_by_role(fig, "data")) == 2  # one line per gamma
     assert len(_by_role(fig, "recommended")) == 1
     assert fig.layout.xaxis.type == "log"
+
+
+def test_a_reference_that_is_not_exact_is_named_so_and_does_not_stretch_the_axis() -> None:
+    """Issue 13.10: a formula outside its regime (modular addition's "paper λ" 2176 beside
+    λ̂ ≈ 1.5) is drawn under its own name, never "exact λ", and the y axis follows the data."""
+    df = _traces(chains=3)  # running λ̂ within about [1, 1.5]
+    exact = plots.llc_running_figure(df, theory_llc=2176.0)
+    assert exact.layout.yaxis.range[1] > 2176  # an exact λ is always in view
+    ref = plots.llc_running_figure(df, theory_llc=2176.0, theory_label="Cullen et al. formula",
+                                   theory_exact=False)
+    lo, hi = ref.layout.yaxis.range
+    assert hi < 3 and lo > 0  # scaled to the chains, not stretched to 2176
+    (theory,) = _by_role(ref, "theory")
+    assert theory.name.startswith("Cullen et al. formula") and "exact" not in theory.name
+    chains = plots.chain_llc_figure(pd.DataFrame({"chain": [0, 1], "llc": [1.2, 1.3]}), theory_llc=2176.0,
+                                    theory_label="paper λ (not exact)")
+    assert _by_role(chains, "theory")[0].name.startswith("paper λ (not exact)")

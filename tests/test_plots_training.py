@@ -238,3 +238,13 @@ def test_close_event_labels_do_not_overlap(memorised: int, grokked: int) -> None
     (l1, r1, y1), (l2, r2, y2) = (_label_span(a, xs_log) for a in events.values())
     apart = r1 <= l2 or r2 <= l1
     assert apart or y1 != y2, (events["event:memorised"], events["event:grokked"])
+
+
+def test_a_negative_estimate_is_still_drawn() -> None:
+    """Issue 13.12: λ̂ = −484 at a mid-training checkpoint gets a bar (left of zero), not nothing."""
+    rows = plots_training.complexity_rows(4416, llc=-484.0, llc_sem=20.0, rank_llc=30.0)
+    fig = plots_training.complexity_figure(rows)
+    [bar] = [t for t in fig.data if t.meta["role"] == "estimate"]
+    assert bar.x[0] == -484.0
+    lo, hi = fig.layout.xaxis.range
+    assert fig.layout.xaxis.type == "linear" and lo <= -484 - 40 and hi >= 4416

@@ -17,6 +17,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import lltools
 from lltools.sampling.trace import Trace
 from lltools.storage import files as files_mod
 from lltools.storage import index as index_mod
@@ -181,7 +182,7 @@ def test_refused_settings_leave_no_run(tmp_path: Path) -> None:
     assert runs.list_runs().empty
 
 
-def test_breaking_out_early_marks_the_run_stopped(tmp_path: Path) -> None:
+def test_breaking_out_in_burn_in_marks_the_run_stopped_without_a_summary(tmp_path: Path) -> None:
     runs = RunStore(tmp_path)
     recorder = record_stream(runs, estimate_stream(quadratic(), report_every=50, **SETTINGS),
                              settings=SETTINGS, target=TARGET, flush_interval=0)
@@ -192,8 +193,50 @@ def test_breaking_out_early_marks_the_run_stopped(tmp_path: Path) -> None:
 
     gc.collect()
     manifest = runs.manifest(recorder.run_id)
-    assert manifest["status"] == "failed" and "stopped" in manifest["error"]
+    assert manifest["status"] == "stopped" and "stopped" in manifest["stop_reason"]
+    assert manifest["summary"] is None  # still in burn-in: no draws to estimate from
     assert runs.resume_info(recorder.run_id)["steps_done"] == 50
+
+
+def _stop_after(stream, events: int, exc: type[BaseException] | None = None):
+    for i, event in enumerate(stream):
+        yield event
+        if i + 1 == events and exc is not None:
+            raise exc
+
+
+@pytest.mark.parametrize("how", ["stop", "ctrl-c"])
+def test_a_stopped_run_keeps_its_draws_and_its_llc(tmp_path: Path, how: str) -> None:
+    """Issue 13.1: Stop (the stream is closed) and Ctrl-C store the run as ``stopped`` with the
+    λ̂ of its draws so far — the λ̂ of a run that had asked for exactly those draws."""
+    runs = RunStore(tmp_path)
+    kwargs = {**SETTINGS, "device": "cpu"}
+    stream = estimate_stream(quadratic(), report_every=50, **kwargs)
+    if how == "ctrl-c":
+        stream = _stop_after(stream, 3, KeyboardInterrupt)
+    recorder = record_stream(runs, stream, settings=kwargs, target=TARGET, flush_interval=60)
+    seen = []
+    if how == "stop":
+        iterator = iter(recorder)
+        for event in iterator:
+            seen.append(event)
+            if len(seen) == 3:
+                iterator.close()  # what the app's Stop does (stream_live closes the stream)
+                break
+    else:
+        with pytest.raises(KeyboardInterrupt):
+            for event in recorder:
+                seen.append(event)
+    manifest = runs.manifest(recorder.run_id)
+    assert manifest["status"] == "stopped"
+    assert manifest["progress"]["steps_done"] == seen[-1].steps_done == 150  # the page's count
+    assert manifest["progress"]["draws_done"] == 100  # flushed at stop despite the 60 s interval
+    short = lltools.estimate(quadratic(), **{**kwargs, "draws": 100})  # the same chains, 100 draws
+    assert manifest["summary"]["llc_mean"] == pytest.approx(short.llc_mean, rel=1e-9)
+    assert recorder.result.llc_mean == pytest.approx(short.llc_mean, rel=1e-9)
+    listed = runs.list_runs().iloc[0]
+    assert listed["status"] == "stopped" and listed["llc_mean"] == pytest.approx(short.llc_mean)
+    assert len(runs.load_run(recorder.run_id).traces) == 3 * 150  # chains × recorded steps
 
 
 def test_sweep_is_recorded_with_its_table(tmp_path: Path) -> None:

@@ -57,6 +57,16 @@ class Selection:
     error: str | None
 
 
+#: Pickle-based checkpoint suffixes: refused on upload, with the reason (issue 13.12).
+PICKLE_SUFFIXES = ("pt", "pth", "bin", "ckpt")
+PICKLE_REFUSAL = (
+    "**{name} is refused: uploads must be .safetensors.** A .pt file is a pickle, and loading an "
+    "uploaded pickle could run code on this server. Convert it on your machine "
+    "(`lltools.targets.checkpoints.save_checkpoint`), or use the CLI (`lltools estimate --model DIR "
+    "--checkpoint FILE.pt`), which loads your own .pt with `torch.load(weights_only=True)`."
+)
+
+
 def pick_model(cards: list[dict[str, Any]], running: bool) -> Selection:
     paths = [str(c["path"]) for c in cards]
     labels = {str(c["path"]): model_label(c) for c in cards}
@@ -102,7 +112,7 @@ def pick_model(cards: list[dict[str, Any]], running: bool) -> Selection:
 
     upload = st.file_uploader(
         "Weights for this architecture (.safetensors)",
-        type=["safetensors"],
+        type=["safetensors", *PICKLE_SUFFIXES],  # .pt is accepted only to say why it is refused
         key=K_UPLOAD,
         disabled=running,
         help="A safetensors file with exactly this model's parameter names and shapes. "
@@ -114,6 +124,10 @@ def pick_model(cards: list[dict[str, Any]], running: bool) -> Selection:
             "(e.g. with `lltools.targets.checkpoints.save_checkpoint`)."
         )
         return Selection(path, None, "upload:none", None, "no file uploaded yet")
+    if upload.name.lower().rsplit(".", 1)[-1] in PICKLE_SUFFIXES:
+        msg = PICKLE_REFUSAL.format(name=ui.plain(upload.name))
+        ui.user_error(msg)
+        return Selection(path, upload.name, "upload:refused", None, msg)
     data = upload.getvalue()
     digest = hashlib.sha256(data).hexdigest()
     try:

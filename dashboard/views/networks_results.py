@@ -121,6 +121,8 @@ def draw_traces(
     llc: float | None = None,
     sem: float | None = None,
     key: str,
+    theory_label: str = "exact λ",
+    theory_exact: bool = True,
 ) -> None:
     ui.show_figure(
         plots.loss_trace_figure(
@@ -131,7 +133,8 @@ def draw_traces(
         key=f"networks.fig.loss.{key}",
     )
     ui.show_figure(
-        plots.llc_running_figure(traces, theory_llc=theory, llc_mean=llc, llc_sem=sem, total_steps=total),
+        plots.llc_running_figure(traces, theory_llc=theory, llc_mean=llc, llc_sem=sem, total_steps=total,
+                                 theory_label=theory_label, theory_exact=theory_exact),
         container=slots.running,
         key=f"networks.fig.running.{key}",
     )
@@ -179,6 +182,8 @@ def draw_result(done: NetResult, slots: Slots, th: Theory) -> None:
         llc=r.llc_mean,
         sem=r.llc_sem,
         key="final",
+        theory_label=th.closed_label,
+        theory_exact=th.closed_exact,
     )
     draw_compare(slots, th, r.llc_mean, r.llc_sem, key="final")
 
@@ -188,8 +193,10 @@ def diagnostics_panel(done: NetResult, th: Theory) -> None:
     st.subheader("Diagnostics")
     left, right = st.columns([2, 3], gap="medium")
     with left:
+        # A negative λ̂ is explained once, below (the core's own line says the same, shorter).
+        shown = [w for w in r.warnings if not (r.llc_mean < 0 and "< 0" in w and w.startswith("λ̂"))]
         if r.warnings:
-            for w in r.warnings:
+            for w in shown:
                 st.warning(ui.plain(w), icon=":material/warning:")
         else:
             st.success(
@@ -199,12 +206,20 @@ def diagnostics_panel(done: NetResult, th: Theory) -> None:
             )
         if r.llc_mean < 0:
             st.warning(
-                "λ̂ < 0: the sampler found lower loss than L(w*), so this checkpoint is not a local "
-                "minimum (early in training, or γ too small). λ̂ is not meaningful here.",
+                f"λ̂ = {ui.fmt(r.llc_mean, 4)} < 0: the sampler found lower loss than L(w*), so this "
+                "checkpoint is not a local minimum (early in training, or γ too small to hold the chains "
+                "near it). The LLC is defined at a minimum: λ̂ is not meaningful here. Pick a later "
+                "checkpoint, or raise γ.",
                 icon=":material/warning:",
             )
-        z = z_score(r.llc_mean, r.llc_sem, th.closed_form)
-        if th.closed_form is not None and z is not None:
+        z = z_score(r.llc_mean, r.llc_sem, th.closed_form) if th.closed_exact else None
+        if th.closed_form is not None and not th.closed_exact:
+            st.markdown(
+                f"λ̂ = {ui.fmt(r.llc_mean, 4)} beside the {th.closed_label} = {ui.fmt(th.closed_form, 5)}: "
+                "that formula is a reference outside its regime here, not the answer, so λ̂ is not "
+                "scored against it (see the note below)."
+            )
+        elif th.closed_form is not None and z is not None:
             st.markdown(
                 f"λ̂ − {th.closed_label} = {ui.fmt(r.llc_mean - th.closed_form)} "
                 f"({ui.fmt(z, 2)} standard errors). At finite nβ and γ > 0 a correct sampler usually "
@@ -221,7 +236,8 @@ def diagnostics_panel(done: NetResult, th: Theory) -> None:
         with t1:
             ui.show_figure(
                 plots.chain_llc_figure(
-                    r.chains.assign(diverged=lambda d: d["diverged_at"] >= 0), theory_llc=th.closed_form
+                    r.chains.assign(diverged=lambda d: d["diverged_at"] >= 0), theory_llc=th.closed_form,
+                    theory_label=th.closed_label,
                 ),
                 key="networks.fig.chains",
             )

@@ -42,7 +42,7 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun, th: Th
         ).to_dict(),
     }
     if cached is not None:
-        live_ui.record_cached(cached.result, **saved)
+        cache.set_stored_id(key, live_ui.record_cached(cached.result, existing=cache.stored_id(key), **saved))
         store(
             NetResult(
                 path,
@@ -84,12 +84,15 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun, th: Th
             loss_init=float(trace.loss_init[0]),
             theory=th.closed_form,
             key=f"live{state['n']}",
+            theory_label=th.closed_label,
+            theory_exact=th.closed_exact,
         )
 
     every = live_ui.report_every(total)
     # positions are kept (thinned by the driver's cap) for the Landscape section's chains overlay
     stream = live_ui.record_live(
-        estimate_stream(target, report_every=every, record_positions=True, **params), **saved
+        estimate_stream(target, report_every=every, report_seconds=live_ui.LIVE_REPORT_S, record_positions=True,
+                        **params), **saved
     )
     last, elapsed = live_ui.stream_live(
         stream, live=live, total_steps=total, on_chunk=on_chunk, progress_container=slots.progress
@@ -97,7 +100,7 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun, th: Th
     result = last.result
     done = NetResult(path, label, request["checkpoint_key"], params, result, "complete", elapsed, th)
     done.traces = result.traces
-    cache.put(key, done)
+    cache.put(key, done, stored_id=getattr(stream, "run_id", None))
     store(done)
 
 

@@ -32,6 +32,8 @@ class Theory:
     #: Set when rank(J)/2 can be computed on request (the key for the button).
     rank_offer: str | None = None
     rank_seconds: float = 0.0
+    #: Whether the closed form is exact here (never z-score λ̂ against one that is not).
+    closed_exact: bool = False
 
 
 @st.cache_data(max_entries=64, show_spinner="Computing rank(J) at w*…")
@@ -58,7 +60,8 @@ def _request_rank(key: str) -> None:
 def theory_for(path: str, checkpoint_key: str, checkpoint: str | None, target: Any) -> Theory:
     """Closed form, rank(J)/2 (when cheap or requested) and sizes for this model and centre."""
     card = card_of(path)
-    value, label, note = closed_form(card, checkpoint)
+    record = card_theory(card, checkpoint)
+    value, label, note = record.llc, record.label, record.note
     plan = plan_for(target)
     rank_key = f"{path}|{checkpoint_key}"
     offer = None
@@ -80,6 +83,7 @@ def theory_for(path: str, checkpoint_key: str, checkpoint: str | None, target: A
         rank_note=rank_note,
         rank_offer=offer,
         rank_seconds=plan.seconds,
+        closed_exact=record.exact,
     )
 
 

@@ -223,6 +223,7 @@ def execute(kind: str, request: dict[str, Any], live: live_ui.LiveRun, slots: di
             seed=bud["seed"],
             device=ui.device_for(spec),
             report_every=live_ui.report_every(total),
+            report_seconds=live_ui.LIVE_REPORT_S,
         )
         n_chains = bud["chains"] * len(grid["epsilon"]) * len(grid["gamma"]) * len(grid["nbeta"])
         last, elapsed = live_ui.stream_live(

@@ -18,7 +18,7 @@ from dashboard import theory as bg_theory
 from lltools import viz as plots
 from lltools.estimation import frames
 from lltools.estimation.health import describe_acceptance
-from lltools.estimation.live import live_estimate, z_score
+from lltools.estimation.live import gap_verdict, live_estimate, z_score
 from lltools.targets.potentials import find_builtin
 from lltools.targets.specs import TargetSpec
 from lltools.workflows.estimate import estimate_result, estimate_stream
@@ -335,7 +335,7 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun) -> Non
         "target": TargetSpec.potential(spec).to_dict(),
     }
     if cached is not None:
-        live_ui.record_cached(cached.result, **saved)
+        cache.set_stored_id(key, live_ui.record_cached(cached.result, existing=cache.stored_id(key), **saved))
         store(
             ToyResult(
                 spec,
@@ -389,7 +389,8 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun) -> Non
 
     stream = live_ui.record_live(
         estimate_stream(
-            target, device=ui.POTENTIAL_DEVICE, report_every=live_ui.report_every(total), **params
+            target, device=ui.POTENTIAL_DEVICE, report_every=live_ui.report_every(total),
+            report_seconds=live_ui.LIVE_REPORT_S, **params
         ),
         **saved,
     )
@@ -406,7 +407,7 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun) -> Non
     done.positions = (
         frames.positions_frame(result.trace) if result.trace.positions is not None else pd.DataFrame()
     )
-    cache.put(key, done)
+    cache.put(key, done, stored_id=getattr(stream, "run_id", None))
     store(done)
 
 
@@ -509,26 +510,35 @@ def diagnostics_panel(done: ToyResult) -> None:
     )
     left, right = st.columns([2, 3], gap="medium")
     with left:
+        # an approximate T brings its own error bar (the quadrature's estimate)
+        quad, _ = bg_theory.finite_nbeta(done.spec, done.params["nbeta"], done.params["gamma"])
+        t_err = 0.0 if quad is None or quad.exact else quad.error
+        z = z_score(r.llc_mean, r.llc_sem, done.finite_target, t_err)
+        verdict, advice = gap_verdict(
+            z if done.finite_target is not None else None, healthy=not r.warnings, acceptance=r.acceptance
+        )
         if r.warnings:
             for w in r.warnings:
                 st.warning(ui.plain(w), icon=":material/warning:")
+        elif verdict == "different":  # one message: healthy chains, yet far from T (issue 13.7)
+            st.warning(
+                f"The chains are healthy, but λ̂ is {ui.fmt(abs(z or 0.0), 2)} standard errors from T. "
+                + (advice or ""),
+                icon=":material/warning:",
+            )
         else:
             st.success(
                 "No problems detected: chains agree (R-hat ≈ 1), enough effective draws, "
                 "healthy acceptance, no divergences.",
                 icon=":material/check_circle:",
             )
-        # an approximate T brings its own error bar (the quadrature's estimate)
-        quad, _ = bg_theory.finite_nbeta(done.spec, done.params["nbeta"], done.params["gamma"])
-        t_err = 0.0 if quad is None or quad.exact else quad.error
-        z = z_score(r.llc_mean, r.llc_sem, done.finite_target, t_err)
         if done.finite_target is not None and z is not None:
-            verdict = "consistent with" if abs(z) < 3 else "significantly different from"
             which = "exact" if t_err == 0.0 else "approximate"
+            word = "consistent with" if verdict == "consistent" else "significantly different from"
             st.markdown(
                 f"λ̂ − T = {ui.fmt(r.llc_mean - done.finite_target)} ({ui.fmt(z, 2)} standard errors): "
-                f"λ̂ is **{verdict}** the {which} finite-nβ target."
-                + ("" if abs(z) < 3 else " If acceptance is healthy, run longer; otherwise lower ε.")
+                f"λ̂ is **{word}** the {which} finite-nβ target."
+                + (f" {advice}" if advice and r.warnings else "")
             )
         if done.finite_note:
             prefix = "Exact target T unavailable: " if done.finite_target is None else ""

@@ -111,13 +111,30 @@ def drive(
         stream = recorder
     last = None
     items = started(stream)  # refused settings raise here, before the bar is drawn
-    with progress_bar(total, progress) as bar:
-        for last in items:
-            bar.update(last.steps_done - bar.n)
+    try:
+        with progress_bar(total, progress) as bar:
+            for last in items:
+                bar.update(last.steps_done - bar.n)
+    except KeyboardInterrupt:  # the recorder has stored the draws so far as a `stopped` run
+        typer.echo(interrupted_line(last, recorder), err=True)
+        raise
     assert last is not None
     if recorder is not None:
         typer.echo(f"saved run {recorder.run_id}", err=True)
     return last
+
+
+def interrupted_line(last: Any, recorder: Any) -> str:
+    """What Ctrl-C prints: where the run stopped and, with ``--save``, where its draws are."""
+    where = f" at step {last.steps_done:,} of {last.steps_total:,}" if last is not None else ""
+    if recorder is None or recorder.run_id is None:
+        return f"interrupted{where}; nothing saved (use --save to keep the draws of a run)"
+    result = recorder.result
+    llc = getattr(result, "llc_mean", None)
+    sem = getattr(result, "llc_sem", None)
+    so_far = f", λ̂ = {llc:.4g} ± {sem:.2g} so far" if llc is not None and sem is not None else ""
+    return (f"interrupted{where}: saved as stopped run {recorder.run_id}{so_far} "
+            f"(lltools runs show {recorder.run_id})")
 
 
 # Options shared by several commands: declared once.

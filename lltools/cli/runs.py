@@ -153,6 +153,9 @@ def _show_lines(manifest: dict[str, Any], path: Path) -> list[str]:
         lines.append(f"warning     {w}")
     if manifest.get("error"):
         lines.append(f"error       {manifest['error']}")
+    if manifest.get("status") == "stopped":
+        lines.append(f"stopped     {manifest.get('stop_reason') or 'stopped'}: the summary above is of the "
+                     "draws so far")
     if manifest.get("status") == "incomplete":
         lines.append("note        the writer stopped; flushed chunks are readable. "
                      "`lltools runs resume ID` re-runs from scratch, `runs discard ID` removes it.")

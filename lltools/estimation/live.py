@@ -15,11 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from lltools.estimation.diagnostics import acceptance_mean, nanmean
+from lltools.estimation.health import DEFAULT_CRITERIA, Criteria
 from lltools.estimation.llc import llc_per_chain
 from lltools.estimation.select import host, valid_chains
 from lltools.sampling.trace import Trace
 
-__all__ = ["LiveEstimate", "live_estimate", "z_score"]
+__all__ = ["LiveEstimate", "gap_verdict", "live_estimate", "z_score"]
 
 
 @dataclass(frozen=True)
@@ -93,3 +94,30 @@ def z_score(
     if not (math.isfinite(estimate) and math.isfinite(reference) and math.isfinite(err)) or err <= 0:
         return None
     return (estimate - reference) / err
+
+
+#: |z| at or above which λ̂ and a reference are "significantly different".
+Z_SIGNIFICANT = 3.0
+
+
+def gap_verdict(
+    z: float | None, *, healthy: bool, acceptance: float | None, criteria: Criteria | None = None
+) -> tuple[str, str | None]:
+    """What λ̂ − reference = ``z`` standard errors means, and the one thing to do about it.
+
+    Returns ``(verdict, advice)``: ``"consistent"`` (|z| < 3, advice ``None``) or
+    ``"different"``.  When the diagnostics are healthy (chains agree, enough effective draws,
+    acceptance at or above the criteria's minimum) more draws only shrink the error bar
+    around the same biased value: the cause is the step size's discretisation bias, so the
+    advice is "lower ε" — never "run longer".  When they are not healthy, the advice is the
+    diagnostics' own (fix them first).
+    """
+    c = criteria or DEFAULT_CRITERIA
+    if z is None or not math.isfinite(z) or abs(z) < Z_SIGNIFICANT:
+        return "consistent", None
+    if healthy and acceptance is not None and acceptance >= c.acceptance_min:
+        return "different", (
+            "The diagnostics are healthy, so more draws will not close this gap: it is the step "
+            "size's bias. Lower ε (e.g. by 3×) and run again."
+        )
+    return "different", "Fix the problems the diagnostics report first (they usually point at ε)."

@@ -12,6 +12,7 @@ synchronise (the CLI's progress bar, the app's live plot).  :func:`run` returns 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -199,6 +200,7 @@ def run_chunks(
     setting_index: Tensor | None = None,
     centre: Tensor | None = None,
     report_every: int | None = None,
+    report_seconds: float | None = None,
     record_positions: bool | None = None,
     acceptance_every: int | None = None,
     divergence_threshold: float | None = None,
@@ -224,6 +226,10 @@ def run_chunks(
         Per-chain centres w* (default ``target.w_star``), e.g. one per checkpoint.
     report_every : int, optional
         Yield a partial trace every this many steps (default: only at the end).
+    report_seconds : float, optional
+        Also yield a partial trace once this many seconds have passed since the last one
+        (wall clock): a consumer that must react quickly (Stop in the app) hears from the
+        run at least this often, however slow a step is.
     record_positions : bool, optional
         Keep positions w_t (default: when d ≤ 16), capped at ``MAX_POSITION_VALUES``.
     acceptance_every : int, optional
@@ -257,7 +263,7 @@ def run_chunks(
     with devices.threads_for_step(plan.work_per_step, target.device):
         yield from _run_planned(target, params, plan, seed=seed, chain_index=chain_index,
                                 setting_index=setting_index, centre=centre, report_every=report_every,
-                                fused=fused, mask=mask, observe=observe)
+                                report_seconds=report_seconds, fused=fused, mask=mask, observe=observe)
 
 
 def _run_planned(
@@ -273,6 +279,7 @@ def _run_planned(
     fused: bool | None,
     mask: Tensor | None = None,
     observe: Observer | None = None,
+    report_seconds: float | None = None,
 ) -> Iterator[Trace]:
     """The loop of :func:`run_chunks` for a :class:`RunPlan`."""
     num_chains = plan.num_chains
@@ -351,6 +358,8 @@ def _run_planned(
 
     recorded = steps.tolist()
     next_col = 0
+    clock = time.monotonic
+    last_report = clock()
     with torch.no_grad():
         for t in range(num_steps_total):
             compute_acc = (t % acceptance_every) == 0
@@ -373,11 +382,15 @@ def _run_planned(
                 if observe is not None:
                     observe(t, position_now, all_chains, state.diverged_at < 0)
                 next_col += 1
-            if report_every and (t + 1) % report_every == 0 and t + 1 < num_steps_total:
+            due = bool(report_every) and (t + 1) % report_every == 0
+            if report_seconds is not None and not due:
+                due = clock() - last_report >= report_seconds
+            if due and t + 1 < num_steps_total:
                 flush()
                 snap = snapshot(next_col, complete=False)
                 snap.meta["steps_done"] = t + 1
                 yield snap
+                last_report = clock()
         flush()
     final = snapshot(next_col, complete=True)
     final.meta["steps_done"] = num_steps_total

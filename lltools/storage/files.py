@@ -37,8 +37,9 @@ CHAINS_FILE = "chains.parquet"
 CHUNK_PATTERN = re.compile(r"^chunk-(\d{6,})\.parquet$")
 TMP_PREFIX = ".tmp-"
 KINDS = ("estimate", "sweep", "trajectory")
-#: Stored statuses, plus ``incomplete`` (derived: ``running`` but the writer is gone).
-STATUSES = ("running", "complete", "failed", "incomplete", "corrupt")
+#: Stored statuses (``stopped``: ended early on request, with the summary of its draws so far),
+#: plus ``incomplete`` (derived: ``running`` but the writer is gone) and ``corrupt``.
+STATUSES = ("running", "complete", "stopped", "failed", "incomplete", "corrupt")
 #: A ``running`` run written on another host counts as incomplete after this much silence.
 REMOTE_STALE_S = 3600.0
 #: Default minimum seconds between two flushes of the same run (the last one always flushes).

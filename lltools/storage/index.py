@@ -12,7 +12,7 @@ Crash safety
 ------------
 Files are written atomically (:mod:`lltools.storage.files`).  A new run directory is built
 under a temporary name and renamed into ``runs/`` with its manifest already inside.  The
-manifest carries ``status`` (``running`` -> ``complete`` | ``failed``), the writer's pid,
+manifest carries ``status`` (``running`` -> ``complete`` | ``stopped`` | ``failed``), the writer's pid,
 host and process start time, and a heartbeat refreshed on every flush.  A ``running`` run
 whose process is gone (``kill -9``, power loss) is reported as ``incomplete``; all of its
 flushed chunks remain readable.
@@ -283,12 +283,12 @@ class RunStore:
         return path.name
 
     def discard(self, run_id: str) -> str:
-        """Remove an incomplete or failed run (complete and running runs are refused)."""
+        """Remove an incomplete, stopped or failed run (complete and running runs are refused)."""
         path = self.resolve(run_id)
         status = read_manifest(path)["status"]
-        if status not in ("incomplete", "failed", "corrupt"):
+        if status not in ("incomplete", "stopped", "failed", "corrupt"):
             raise RunStoreError(
-                f"run {path.name} is {status}; discard removes only incomplete or failed runs"
+                f"run {path.name} is {status}; discard removes only incomplete, stopped or failed runs"
                 + (" (use delete)" if status == "complete" else "")
             )
         self._remove(path)

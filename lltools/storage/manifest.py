@@ -82,7 +82,7 @@ class TargetSpecModel(_Loose):
 class Manifest(_Loose):
     id: str
     kind: Literal["estimate", "sweep", "trajectory"]
-    status: Literal["running", "complete", "failed"]
+    status: Literal["running", "complete", "stopped", "failed"]
     created: str
     finished: str | None = None
     heartbeat_unix: float = 0.0

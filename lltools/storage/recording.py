@@ -17,9 +17,9 @@ from lltools.storage.index import RunStore
 from lltools.storage.specs import build_target, total_steps
 from lltools.storage.writer import RunWriter
 from lltools.targets.base import Target
-from lltools.workflows.estimate import estimate_stream
+from lltools.workflows.estimate import estimate_result, estimate_stream
 from lltools.workflows.events import RunEvent
-from lltools.workflows.sweep import sweep_stream
+from lltools.workflows.sweep import SweepResult, sweep_stream
 
 
 # ----------------------------------------------------------------------------- recording
@@ -34,6 +34,20 @@ def result_dict(result: Any) -> dict[str, Any] | None:
     if isinstance(result, dict):
         return result
     raise TypeError(f"cannot store a result of type {type(result).__name__}")
+
+
+def partial_result(event: RunEvent) -> Any | None:
+    """The result of a stopped run's draws so far (what a finished run's ``result`` would be,
+    from fewer draws): an ``EstimateResult`` or a ``SweepResult``; ``None`` with fewer than two
+    draws (still in burn-in) or for other kinds."""
+    trace = event.trace
+    if int(trace.draw_mask.sum()) < 2:
+        return None
+    if event.kind == "estimate" and event.target is not None and hasattr(event.settings, "as_dict"):
+        return estimate_result(trace, event.target, event.settings)
+    if event.kind == "sweep" and isinstance(event.settings, pd.DataFrame):
+        return SweepResult.from_trace(trace, event.settings)
+    return None
 
 
 class RecordedStream:
@@ -94,14 +108,11 @@ class RecordedStream:
             if last is None:
                 raise RuntimeError("the stream produced nothing")
             self._finish(writer, last)
-        except GeneratorExit:
-            if last is not None and last.trace.complete:  # stopped after the last trace
-                try:
-                    self._finish(writer, last)
-                except Exception as exc:
-                    writer.fail(describe_exception(exc))
-            else:
-                writer.fail("stopped by the caller before the end")
+        except GeneratorExit:  # the consumer closed the stream: Stop in the app, a break
+            self._stopped(writer, last, "stopped by the caller before the end")
+            raise
+        except KeyboardInterrupt:  # Ctrl-C in the CLI
+            self._stopped(writer, last, "interrupted (Ctrl-C)")
             raise
         except ValueError as exc:
             if not started:  # refused settings: the run never started, keep no record
@@ -113,6 +124,18 @@ class RecordedStream:
         except BaseException as exc:
             writer.fail(describe_exception(exc))
             raise
+
+    def _stopped(self, writer: RunWriter, last: RunEvent | None, reason: str) -> None:
+        """Close a run that ended early: ``complete`` when its last trace was already in,
+        else ``stopped`` with its draws so far and their summary (the λ̂ the app shows)."""
+        try:
+            if last is not None and last.trace.complete:
+                self._finish(writer, last)
+                return
+            self.result = partial_result(last) if last is not None else None
+            writer.stop(None if last is None else last.trace, result_dict(self.result), reason)
+        except Exception as exc:
+            writer.fail(describe_exception(exc))
 
     def _finish(self, writer: RunWriter, last: RunEvent) -> None:
         self.result = self.summarize(last) if self.summarize is not None else last.result
@@ -152,8 +175,9 @@ def record_stream(
     :class:`~lltools.workflows.events.RunEvent`: every event's partial trace is appended,
     the last event's result (or ``summarize(last event)``) is stored (its ``to_dict()``)
     with status ``complete``.  An exception marks the run ``failed`` and is re-raised; a
-    ``ValueError`` before the first trace (refused settings) leaves no run behind; breaking
-    out of the loop marks it failed ("stopped").
+    ``ValueError`` before the first trace (refused settings) leaves no run behind; closing
+    the stream early (breaking out of the loop, Stop in the app) or Ctrl-C marks it
+    ``stopped``, with its draws so far and their summary (:func:`partial_result`).
     """
     return RecordedStream(
         store,

@@ -163,6 +163,23 @@ class RunWriter:
                 self.manifest["warnings"] = list(summary["warnings"])
             self._close("complete")
 
+    def stop(self, trace: Trace | None, result: dict[str, Any] | None, reason: str) -> None:
+        """Mark the run ``stopped`` (ended early on request): the draws of ``trace`` so far are
+        written (whatever the flush interval), with the summary ``result`` of those draws
+        (``None`` when there are too few) and a one-line ``reason``."""
+        with self._lock:
+            if self.closed:
+                return
+        if trace is not None:
+            self.append(trace, force=True)
+        with self._lock:
+            summary = jsonable(result) if result is not None else None
+            self.manifest["summary"] = summary
+            if isinstance(summary, dict) and summary.get("warnings"):
+                self.manifest["warnings"] = list(summary["warnings"])
+            self.manifest["stop_reason"] = str(reason).splitlines()[0] if reason else "stopped"
+            self._close("stopped")
+
     def fail(self, message: str) -> None:
         """Mark the run failed with a one-line ``message`` (the chunks stay readable)."""
         with self._lock:

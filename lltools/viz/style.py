@@ -286,16 +286,18 @@ def _hline(
 
 
 def _theory_line(
-    fig: go.Figure, x0: float, x1: float, theory_llc: float | None, *, dash: str = "dash"
+    fig: go.Figure, x0: float, x1: float, theory_llc: float | None, *, dash: str = "dash",
+    label: str = "exact λ",
 ) -> None:
-    """The exact λ from ``x0`` to ``x1`` in the foreground colour; nothing if it is unknown."""
+    """The theory λ from ``x0`` to ``x1`` in the foreground colour, named ``label`` ("exact λ"
+    only for an exact value: pass the theory record's label); nothing if it is unknown."""
     if theory_llc is not None and math.isfinite(float(theory_llc)):
         _hline(
             fig,
             x0,
             x1,
             float(theory_llc),
-            name=f"exact λ = {_fmt(theory_llc)}",
+            name=f"{label} = {_fmt(theory_llc)}",
             role="theory",
             color=FOREGROUND["light"],
             dash=dash,

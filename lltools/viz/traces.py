@@ -163,6 +163,8 @@ def llc_running_figure(
     llc_sem: float | None = None,
     total_steps: int | None = None,
     title: str | None = "Running λ̂ per chain",
+    theory_label: str = "exact λ",
+    theory_exact: bool = True,
     max_points: int = 1500,
 ) -> go.Figure:
     """The online estimate λ̂_c(t) = nβ(mean_{s≤t} L_s − L(w*)) per chain and its mean.
@@ -180,6 +182,10 @@ def llc_running_figure(
         The final estimate; drawn as a band mean ± 2·SEM at the right edge.
     total_steps : int, optional
         Fixes the x range while a live run is still going.
+    theory_label, theory_exact : str, bool
+        The reference's name in the legend (the theory record's ``label``) and whether it is
+        exact; a reference that is not exact (a formula outside its regime) does not stretch
+        the y axis: the axis is scaled to the data.
     """
     fig = _new_figure(title, "step", "running λ̂")
     data = traces
@@ -222,7 +228,7 @@ def llc_running_figure(
     else:
         x0 = float(data["step"].min())
         x1 = float(total_steps) if total_steps else float(data["step"].max())
-    _theory_line(fig, x0, x1, theory_llc)
+    _theory_line(fig, x0, x1, theory_llc, label=theory_label)
     _target_line(fig, x0, x1, finite_target)
     if (
         llc_mean is not None
@@ -238,7 +244,7 @@ def llc_running_figure(
         # Ignore the first 10% of draws (running means start noisy) when framing the y axis.
         cut = x0 + 0.1 * (float(data["step"].max()) - x0)
         settled = data[data["step"] >= cut]["llc_running"].to_numpy(dtype=float)
-        rng = _robust_range(settled, (theory_llc, finite_target))
+        rng = _robust_range(settled, (theory_llc if theory_exact else None, finite_target))
         if rng is not None:
             fig.update_yaxes(range=rng)
     return fig
@@ -300,6 +306,7 @@ def chain_llc_figure(
     theory_llc: float | None = None,
     finite_target: float | None = None,
     title: str | None = "λ̂ per chain",
+    theory_label: str = "exact λ",
 ) -> go.Figure:
     """One dot per chain (its λ̂_c), in its chain colour; diverged chains as crosses.
 
@@ -327,7 +334,7 @@ def chain_llc_figure(
                 )
             )
         x0, x1 = float(summary["chain"].min()) - 0.5, float(summary["chain"].max()) + 0.5
-        _theory_line(fig, x0, x1, theory_llc)
+        _theory_line(fig, x0, x1, theory_llc, label=theory_label)
         _target_line(fig, x0, x1, finite_target)
         fig.update_xaxes(dtick=1)
     return fig

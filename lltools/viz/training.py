@@ -184,8 +184,11 @@ def complexity_figure(
         return fig
     order = rows.iloc[::-1]  # first row on top
     positive = rows["value"][rows["value"] > 0]
+    negative = bool((rows["value"] < 0).any())
     if log_x is None:
         log_x = bool(len(positive) >= 2 and positive.max() / positive.min() > 50)
+    if negative:
+        log_x = False  # a negative λ̂ (w* not a minimum) is drawn, left of zero
     for _, row in order.iterrows():
         role = str(row["role"])
         value = float(row["value"])
@@ -223,7 +226,8 @@ def complexity_figure(
     fig.update_yaxes(title_text=None, automargin=True)
     if not log_x:
         top = float((rows["value"] + rows["error"].fillna(0)).max())
-        fig.update_xaxes(range=[0, top * 1.18 if top > 0 else 1.0])
+        bottom = min(0.0, float((rows["value"] - rows["error"].fillna(0)).min()))
+        fig.update_xaxes(range=[bottom * 1.18, top * 1.18 if top > 0 else 1.0])
     return fig
 
 

@@ -172,7 +172,10 @@ def test_comparing_two_stored_runs(home: Path) -> None:
     assert table["id"].iloc[-1] == a  # newest first
     assert list(diff["setting"]) == ["gamma"]
     assert len(at.get("plotly_chart")) == 1
-    assert any(" vs run " in m.value for m in at.markdown)
+    # Issue 13.3: runs are named by target and settings, not by a number that reads like a count.
+    [names] = [m.value.replace("\\", "") for m in at.markdown if m.value.startswith("**A** = ")]
+    assert "x**2 + y**2 · nβ=100 γ=5" in names and "x**2 + y**2 · nβ=100 γ=1 " in names
+    assert "#" not in names
 
 
 def test_stopping_a_live_run_marks_it_stopped(home: Path) -> None:
@@ -200,7 +203,32 @@ def test_stopping_a_live_run_marks_it_stopped(home: Path) -> None:
     at = AppTest.from_function(script, default_timeout=TIMEOUT).run()
     assert_healthy(at)
     runs = RunStore(home).list_runs()
-    assert list(runs["status"]) == ["failed"]
+    assert list(runs["status"]) == ["stopped"]  # issue 13.1: not "failed"
     manifest = RunStore(home).manifest(runs["id"].iloc[0])
-    assert "stopped" in manifest["error"]
-    assert manifest["progress"]["steps_done"] >= 5  # the first chunk was flushed
+    assert "stopped" in manifest["stop_reason"] and not manifest.get("error")
+    assert manifest["progress"]["steps_done"] == 5  # the chunk the page had when it stopped
+    assert manifest["summary"] is None  # still in burn-in: no λ̂ to keep
+
+
+def test_a_cached_repeat_is_not_a_new_run(home: Path) -> None:
+    """Issue 13.3: Run on settings already run is served from the cache and shows the earlier
+    run: no second row in the store, none in the session history."""
+    at = page("toy")
+    for k, v in {"toy.chains": 2, "toy.draws": 30, "toy.burnin": 10, "toy.seed": 5151}.items():
+        at.session_state[k] = v
+    at.run()
+    at.button(key="toy.run").click().run()
+    first = RunStore(home).list_runs()
+    assert len(first) == 1 and first.iloc[0]["status"] == "complete"
+    for _ in range(2):
+        at.button(key="toy.run").click().run()
+        assert_healthy(at)
+        assert at.session_state["toy.__result"].status == "complete (cached)"
+    again = RunStore(home).list_runs()
+    assert list(again["id"]) == list(first["id"])
+    assert len(at.session_state["history.records"]) == 1
+    # If the stored run was deleted meanwhile, the cached result is saved once more (and once).
+    RunStore(home).delete(str(first.iloc[0]["id"]))
+    at.button(key="toy.run").click().run()
+    at.button(key="toy.run").click().run()
+    assert len(RunStore(home).list_runs()) == 1

@@ -151,3 +151,32 @@ def test_settings_carried_over_from_another_page_never_crash() -> None:
     at.run()
     assert_healthy(at)
     assert at.session_state["networks.batch"] == 0
+
+
+def test_a_formula_outside_its_regime_is_never_called_exact_nor_scored_against() -> None:
+    """Issue 13.10: modular addition's Cullen et al. value is a reference, not the answer."""
+    at = _tiny(page("networks"))
+    at.session_state["networks.model"] = MODULAR
+    at.run()
+    m = _run(at)
+    assert "λ̂ (estimate)" in m and m["Cullen et al. formula"] == "2176"
+    assert not any(k.startswith("exact") for k in m)
+    assert not any("standard errors" in md.value for md in at.markdown)  # no z-score against it
+    assert any("not scored against it" in md.value for md in at.markdown)
+    [record] = at.session_state["history.records"]
+    assert record.theory_llc is None or not record.theory_label.startswith("exact")
+    running = next(c for c in at.get("plotly_chart") if "Running" in c.proto.spec)
+    assert "exact λ" not in running.proto.spec
+
+
+def test_a_pt_upload_is_refused_with_its_reason(net) -> None:
+    """Issue 13.12: a .pt file is not silently rejected: one line says why, and what to do."""
+    net.radio(key="networks.source").set_value("upload").run()
+    net.file_uploader(key="networks.upload").set_value(
+        ("student.pt", b"PK\x03\x04 a zip of pickles", "application/octet-stream")
+    ).run()
+    assert_healthy(net)
+    [error] = [e.value.replace("\\", "") for e in net.error if "student" in e.value]
+    assert "refused" in error and "pickle" in error and "safetensors" in error
+    assert "weights_only=True" in error  # the CLI path for one's own .pt
+    assert net.button(key="networks.run").disabled

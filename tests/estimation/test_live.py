@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from lltools.estimation.live import live_estimate, z_score
+from lltools.estimation.live import gap_verdict, live_estimate, z_score
 from lltools.estimation.summary import summarize
 from tests.helpers import synthetic_trace
 
@@ -52,3 +52,13 @@ def test_z_score() -> None:
     for args in [(None, 0.5, 1.0), (2.0, None, 1.0), (2.0, 0.5, None), (2.0, 0.0, 1.0),
                  (math.nan, 0.5, 1.0), (2.0, math.nan, 1.0)]:
         assert z_score(*args) is None
+
+
+def test_gap_verdict_never_says_run_longer_when_the_chains_are_healthy() -> None:
+    """Issue 13.7: healthy chains far from T is step-size bias: "lower ε", never "run longer"."""
+    verdict, advice = gap_verdict(10.0, healthy=True, acceptance=0.97)
+    assert verdict == "different" and "Lower ε" in advice and "longer" not in advice
+    verdict, advice = gap_verdict(-4.0, healthy=False, acceptance=0.5)
+    assert verdict == "different" and "diagnostics" in advice and "longer" not in advice
+    assert gap_verdict(1.5, healthy=True, acceptance=0.97) == ("consistent", None)
+    assert gap_verdict(None, healthy=True, acceptance=0.97) == ("consistent", None)

@@ -4,6 +4,7 @@ layout: ``lltools.run`` is the facade function, not a module; Trace lives in its
 from __future__ import annotations
 
 import importlib.util
+import time
 
 import pytest
 import torch
@@ -12,7 +13,9 @@ import lltools
 from lltools.base import devices
 from lltools.sampling import driver
 from lltools.sampling.driver import MAX_POSITION_VALUES, plan_run
+from lltools.sampling.sgld import SGLDParams
 from lltools.sampling.trace import Trace
+from lltools.targets.base import FunctionTarget
 from lltools.targets.networks import NetworkTarget
 from lltools.targets.potentials import potential_target
 
@@ -57,3 +60,28 @@ def test_module_layout() -> None:
     assert callable(lltools.run) and lltools.run is driver.run
     assert importlib.util.find_spec("lltools.run") is None
     assert lltools.Trace is Trace and "Trace" not in driver.__all__
+
+
+def test_report_seconds_yields_by_time_not_by_step_count() -> None:
+    """Issue 13.2: with ``report_seconds`` the consumer hears from a run at least that often,
+    however slow each step is (Stop in the app reacts within one chunk)."""
+    def slow(w: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.004)  # a slow step: 100 steps per report_every would be 0.4 s
+        return (w**2).sum(1)
+
+    target = FunctionTarget(slow, torch.zeros(2), name="slow")
+    params = SGLDParams(*(torch.full((2,), v, dtype=target.dtype) for v in (1e-3, 1.0, 10.0)))
+    stamps, steps = [], []
+    t0 = time.monotonic()
+    for trace in driver.run_chunks(target, params, num_draws=150, num_burnin=0, report_every=100,
+                                   report_seconds=0.05, fused=False):
+        stamps.append(time.monotonic())
+        steps.append(int(trace.meta["steps_done"]))
+    gaps = [b - a for a, b in zip([t0, *stamps[:-1]], stamps, strict=True)]
+    assert steps[-1] == 150 and len(steps) >= 6  # by count alone: 2 (step 100 and the end)
+    assert max(gaps[1:-1]) < 0.05 + 0.1  # one report interval plus a slow step or two
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)
+    # Without it: by step count only.
+    counted = [int(t.meta["steps_done"]) for t in driver.run_chunks(
+        target, params, num_draws=150, num_burnin=0, report_every=100, fused=False)]
+    assert counted == [100, 150]
