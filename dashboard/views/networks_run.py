@@ -91,8 +91,8 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun, th: Th
     every = live_ui.report_every(total)
     # positions are kept (thinned by the driver's cap) for the Landscape section's chains overlay
     stream = live_ui.record_live(
-        estimate_stream(target, report_every=every, report_seconds=live_ui.LIVE_REPORT_S, record_positions=True,
-                        **params), **saved
+        estimate_stream(target, report_every=every, report_seconds=live_ui.LIVE_REPORT_S,
+                        record_positions=True, **params), **saved
     )
     last, elapsed = live_ui.stream_live(
         stream, live=live, total_steps=total, on_chunk=on_chunk, progress_container=slots.progress
