@@ -38,6 +38,8 @@ from lltools.targets.base import TargetError
 
 #: ``--restrict-each`` choices.
 EACH_KINDS: tuple[str, ...] = ("layer", "head")
+#: The name of the restriction to every parameter (the unrestricted λ̂); ``--restrict '*'``.
+WHOLE = "all"
 #: Projections of an attention head.
 HEAD_PARTS = "qkvo"
 
@@ -82,7 +84,7 @@ def num_coordinates(module: nn.Module) -> int:
 
 def everything(module: nn.Module) -> Restriction:
     """All coordinates: the unrestricted LLC."""
-    return Restriction("all", torch.ones(num_coordinates(module), dtype=torch.bool))
+    return Restriction(WHOLE, torch.ones(num_coordinates(module), dtype=torch.bool))
 
 
 def by_glob(module: nn.Module, pattern: str) -> Restriction:
@@ -103,7 +105,7 @@ def by_glob(module: nn.Module, pattern: str) -> Restriction:
     if not names:
         known = ", ".join(name for name, _, _ in layout(module)[:6])
         raise RestrictionError(f"--restrict {pattern!r} matches no parameter (parameters: {known}, …)")
-    return Restriction(pattern, mask)
+    return Restriction(WHOLE if pattern == "*" else pattern, mask)
 
 
 def layer_of(name: str) -> str:
