@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
+import torch
 import typer
 from tqdm import tqdm
 
@@ -28,6 +29,7 @@ from lltools.cli.output import (
     write_table,
 )
 from lltools.cli.runs import runs_app
+from lltools.estimation.influence import to_dataset
 from lltools.storage.index import RunStore
 from lltools.storage.recording import record_stream
 from lltools.targets.models import data_subsets
@@ -155,6 +157,8 @@ EpsilonOpt = Annotated[float | None, typer.Option(help="Step size ε.")]
 SamplerOpt = Annotated[str, typer.Option(help="Sampler: sgld (plain SGLD) or rmsprop (RMSProp-preconditioned SGLD).")]
 RestrictOpt = Annotated[list[str] | None, typer.Option("--restrict", help="Sample only the parameters matching this glob (e.g. 'layers.0.*'); repeatable: one refined λ̂ per glob, all in one batched run.")]
 RestrictEachOpt = Annotated[str | None, typer.Option("--restrict-each", help="One refined λ̂ per layer or per attention head: layer or head.")]
+ProbeOpt = Annotated[int, typer.Option("--probe", help="Track the losses of the first N samples across the posterior (per-sample statistics: the Bayesian influence function); with --influence-out.")]
+InfluenceOutOpt = Annotated[Path | None, typer.Option("--influence-out", help="Write the per-sample statistics of the whole-model (or first) restriction: .nc (xarray/ArviZ, with the covariance) or .parquet (one row per sample).")]
 DataSubsetOpt = Annotated[str | None, typer.Option("--data-subset", help="Measure the loss on a named data subset that the folder's model.py declares in subsets().")]
 
 
@@ -198,6 +202,18 @@ def echo_refined(result: Any, as_json: bool, data_subset: str | None) -> None:
         typer.echo(terminal_safe(f"warning: {warning}"), err=True)
 
 
+def write_influence(result: Any, out: Path) -> None:
+    """The per-sample statistics of the whole-model cell (else the first) to ``out``."""
+    names = result.table.set_index("setting")["restriction"]
+    cell = next((int(s) for s, n in names.items() if n == "all"), int(names.index[0]))
+    moments = result.influence[cell]
+    if out.suffix.lower() == ".nc":
+        to_dataset(moments).to_netcdf(out, engine="h5netcdf")
+    else:
+        write_table(moments.table(), out)
+    typer.echo(f"wrote per-sample statistics of {moments.num_samples} samples ({names[cell]}) to {out}", err=True)
+
+
 def parse_samplers(text: str, *, single: bool) -> list[str]:
     """``--sampler`` as a list of names (one only when ``single``); a one-line error otherwise."""
     try:
@@ -229,6 +245,8 @@ def estimate(
     restrict: RestrictOpt = None,
     restrict_each: RestrictEachOpt = None,
     data_subset: DataSubsetOpt = None,
+    probe: ProbeOpt = 0,
+    influence_out: InfluenceOutOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     trace_out: Annotated[Path | None, typer.Option("--trace-out", help="Write per-step traces (.csv/.parquet).")] = None,
     progress: ProgressOpt = True,
@@ -240,10 +258,14 @@ def estimate(
         check_output(trace_out, "--trace-out")
     sampler_name = parse_samplers(sampler, single=True)[0]
     target, defaults = load_target(potential, model, checkpoint)
-    refined = bool(restrict) or restrict_each is not None or data_subset is not None
+    if (probe > 0) != (influence_out is not None):
+        fail("--probe N and --influence-out PATH go together")
+    if influence_out is not None:
+        check_output(influence_out, "--influence-out", (".nc", ".parquet"))
+    refined = bool(restrict) or restrict_each is not None or data_subset is not None or probe > 0
     if refined:
         if model is None:
-            fail("--restrict, --restrict-each and --data-subset need --model")
+            fail("--restrict, --restrict-each, --data-subset and --probe need --model")
         if trace_out is not None:
             fail("--trace-out is not available with --restrict/--restrict-each/--data-subset")
         target = restricted_target(target, model, data_subset)
@@ -265,12 +287,17 @@ def estimate(
     report = max(1, total // 100)
     if refined:
         restrictions = resolve_restrictions(target, restrict or [], restrict_each)
-        stream = refined_stream(target, restrictions, report_every=report, **kwargs)
+        probe_index = None
+        if probe > 0:
+            probe_index = torch.arange(min(probe, target.n))
+        stream = refined_stream(target, restrictions, report_every=report, probe=probe_index, **kwargs)
         last = drive(stream, total=total, progress=progress, save=save, store=store, kind="sweep",
                      settings={**kwargs, "restrict": list(restrict or []), "restrict_each": restrict_each,
                                "data_subset": data_subset},
                      spec=saved_spec(save, potential, model, checkpoint))
         echo_refined(last.result, as_json, data_subset)
+        if influence_out is not None:
+            write_influence(last.result, influence_out)
         return
     last = drive(estimate_stream(target, report_every=report, **kwargs), total=total,
                            progress=progress, save=save, store=store, kind="estimate", settings=kwargs,

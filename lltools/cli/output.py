@@ -112,14 +112,14 @@ def format_summary(result: Any) -> str:
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
-def check_output(path: Path, option: str) -> None:
+def check_output(path: Path, option: str, suffixes: tuple[str, ...] = TABLE_SUFFIXES) -> None:
     """Refuse an output path that cannot be written, before any sampling starts.
 
-    The extension must be ``.csv`` or ``.parquet``, the folder must exist and be writable,
-    and the path must not be a folder.
+    The extension must be one of ``suffixes`` (default ``.csv`` or ``.parquet``), the folder
+    must exist and be writable, and the path must not be a folder.
     """
-    if path.suffix.lower() not in TABLE_SUFFIXES:
-        fail(f"{option}: unsupported output extension {path.suffix!r}; use .csv or .parquet")
+    if path.suffix.lower() not in suffixes:
+        fail(f"{option}: unsupported output extension {path.suffix!r}; use {' or '.join(suffixes)}")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         fail(f"{option}: the folder {parent} does not exist")

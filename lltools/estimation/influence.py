@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 from torch import Tensor
 
 
@@ -119,6 +120,29 @@ class LossMoments:
         if labels is not None:
             frame["label"] = np.asarray(labels)
         return frame
+
+
+def to_dataset(moments: LossMoments, labels: dict[str, np.ndarray] | None = None) -> xr.Dataset:
+    """The moments as an :class:`xarray.Dataset` (what ``.to_netcdf`` writes and xarray /
+    ArviZ read): ``mean_loss``, ``loss_change``, ``x``, ``y`` over ``sample`` and the BIF
+    ``covariance`` over ``(sample, sample_j)``; ``labels`` become coordinates of ``sample``."""
+    table = moments.table()
+    coords: dict[str, object] = {"sample": table["sample"].to_numpy(),
+                                 "sample_j": table["sample"].to_numpy()}
+    for name, values in (labels or {}).items():
+        coords[name] = ("sample", np.asarray(values))
+    return xr.Dataset(
+        {
+            "mean_loss": ("sample", table["mean_loss"].to_numpy()),
+            "loss_change": ("sample", table["loss_change"].to_numpy()),
+            "x": ("sample", table["x"].to_numpy()),
+            "y": ("sample", table["y"].to_numpy()),
+            "covariance": (("sample", "sample_j"), moments.covariance),
+        },
+        coords=coords,
+        attrs={"draws": int(moments.count), "description": "Bayesian influence function: posterior "
+               "covariance of per-sample losses (lltools.estimation.influence)"},
+    )
 
 
 def embed_samples(similarity: np.ndarray, dims: int = 2) -> np.ndarray:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from helpers import run_cli
@@ -76,3 +77,22 @@ def test_refined_trajectory_on_chosen_checkpoints(tmp_path: Path) -> None:
     table = pd.read_parquet(out)
     assert len(table) == 8 and set(table["step"]) == {0, 2000}
     assert {"restriction", "restricted_dim", "llc_mean", "val_loss", "induct_1_0"} <= set(table.columns)
+
+
+def test_probe_writes_per_sample_statistics(tmp_path: Path) -> None:
+    import xarray as xr
+
+    nc = tmp_path / "influence.nc"
+    result = invoke("estimate", "--model", USER_DLN, "--probe", "20", "--influence-out", str(nc), *QUICK)
+    assert result.returncode == 0, result.output
+    data = xr.open_dataset(nc, engine="h5netcdf")
+    assert data["covariance"].shape == (20, 20) and data.attrs["draws"] == 60  # 2 chains × 30 draws
+    np.testing.assert_allclose(data["covariance"].values, data["covariance"].values.T)
+    pq = tmp_path / "influence.parquet"
+    assert invoke("estimate", "--model", USER_DLN, "--probe", "20", "--influence-out", str(pq),
+                  *QUICK).returncode == 0
+    assert list(pd.read_parquet(pq).columns)[:3] == ["sample", "mean_loss", "loss_change"]
+    lone = invoke("estimate", "--model", USER_DLN, "--probe", "20", *QUICK)
+    assert lone.returncode == 2 and "go together" in lone.output
+    bad = invoke("estimate", "--model", USER_DLN, "--probe", "5", "--influence-out", str(tmp_path / "x.txt"))
+    assert bad.returncode == 2 and ".nc or .parquet" in bad.output
