@@ -61,6 +61,7 @@ def restricted_bars(
         fig.add_hline(y=full_llc, line={"dash": "dash", "color": TARGET_COLOR, "width": 2},
                       annotation_text=f"whole model λ̂ = {full_llc:.3g}", annotation_position="top left")
     fig.update_layout(legend={"orientation": "h", "y": -0.2}, bargap=0.35)
+    fig.update_xaxes(type="category")  # names like "0", "1" are labels, not numbers
     return fig
 
 
@@ -90,11 +91,11 @@ def restricted_heatmap(
     text = np.vectorize(lambda m, s: format_estimate(m, s, 3))(wide.to_numpy(), sem.to_numpy())
     fig.add_trace(go.Heatmap(
         x=steps, y=wide.index.astype(str), z=wide.to_numpy(), colorscale=SEQUENTIAL,
-        colorbar={"title": {"text": "λ̂", "side": "right"}, "y": 0.34, "len": 0.68}, text=text,
+        colorbar={"title": {"text": "λ̂", "side": "top"}, "y": 0.34, "len": 0.68}, text=text,
         hovertemplate=f"%{{y}}<br>{x} %{{x}}<br>λ̂ = %{{text}}<extra></extra>", name="restricted λ̂",
     ), row=2, col=1)
     fig.update_layout(template=template(), title={"text": title} if title else None,
-                      legend={"orientation": "h", "y": 1.08})
+                      legend={"orientation": "h", "x": 1.0, "xanchor": "right", "y": 1.0, "yanchor": "bottom"})
     fig.update_yaxes(title_text="loss", row=1, col=1)
     fig.update_xaxes(title_text="training step" if x == "step" else "checkpoint", row=2, col=1)
     return fig

@@ -27,6 +27,7 @@ def test_bars_show_each_restriction_its_bound_and_the_whole_model() -> None:
     np.testing.assert_allclose(bars.error_y.array, [1.0, 1.0])  # ± 2 SEM
     np.testing.assert_allclose(fig.data[1].y, [1024, 1024])  # d_S / 2
     assert fig.layout.shapes[0].y0 == 40.0  # the whole model's λ̂
+    assert fig.layout.xaxis.type == "category"
 
 
 def test_heatmap_is_component_by_checkpoint_with_losses_above() -> None:

@@ -1,0 +1,91 @@
+"""Refined LLCs in a real browser at 1280 × 720, light and dark: the Trajectories page's
+component × checkpoint heatmap of the induction transformer, and the Networks page's
+per-layer bars after a short refined run.  Screenshots go to ``test-artifacts/screenshots/``
+(``trajectories_refined_{light,dark}.png``, ``networks_refined_{light,dark}.png``)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from dashboard.serve import CHROMIUM
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+IDLE_JS = """() => !document.querySelector(
+    '[data-testid="stStatusWidgetRunningIcon"], [data-testid="stStatusWidgetRunningManIcon"]')"""
+
+if not CHROMIUM.exists():
+    pytest.skip("Debian chromium is not installed at /usr/bin/chromium", allow_module_level=True)
+pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+
+
+def _idle(pg, timeout_ms: int = 240_000) -> None:
+    pg.wait_for_timeout(300)
+    pg.wait_for_function(IDLE_JS, timeout=timeout_ms)
+    pg.wait_for_timeout(500)
+
+
+def _no_exception(pg) -> None:
+    assert pg.locator('[data-testid="stException"]').count() == 0
+    assert pg.get_by_text("Something went wrong").count() == 0
+
+
+def _shots(pg, name: str, anchor) -> None:
+    """Screenshots in light, then dark theme, with ``anchor`` scrolled to the top."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    anchor.evaluate("e => e.scrollIntoView({block: 'start'})")
+    pg.wait_for_timeout(1000)
+    pg.screenshot(path=str(SHOTS / f"{name}_light.png"))
+    pg.get_by_test_id("stMainMenu").first.click()
+    pg.locator("[data-testid=stMainMenuPopover] >> text=Dark").last.click()
+    pg.keyboard.press("Escape")
+    pg.wait_for_timeout(2500)
+    _no_exception(pg)
+    anchor.evaluate("e => e.scrollIntoView({block: 'start'})")
+    pg.wait_for_timeout(1000)
+    pg.screenshot(path=str(SHOTS / f"{name}_dark.png"))
+
+
+def test_refined_heatmap_on_the_trajectories_page(browser, server: str) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 720}, color_scheme="light")
+    pg = context.new_page()
+    try:
+        pg.goto(f"{server}/trajectories")
+        pg.get_by_role("heading", name="Training trajectories").first.wait_for(timeout=90_000)
+        _idle(pg)
+        pg.get_by_test_id("stMainBlockContainer").get_by_role("combobox").first.click()
+        pg.get_by_role("option", name=re.compile("induction_transformer")).click()
+        _idle(pg)
+        heading = pg.get_by_role("heading", name="Refined λ̂ over training").first
+        heading.wait_for(timeout=60_000)
+        _no_exception(pg)
+        heat = pg.locator(".js-plotly-plot").filter(has_text="Restricted λ̂ per component and checkpoint")
+        heat.first.wait_for(timeout=60_000)
+        _shots(pg, "trajectories_refined", heading)
+    finally:
+        context.close()
+
+
+def test_refined_bars_on_the_networks_page(browser, server: str) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 720}, color_scheme="light")
+    pg = context.new_page()
+    try:
+        pg.goto(f"{server}/networks")
+        pg.get_by_role("heading", name="Networks").first.wait_for(timeout=90_000)
+        _idle(pg)
+        summary = pg.get_by_text("Refined λ̂: per layer or attention head")
+        summary.click()
+        _idle(pg)
+        pg.get_by_role("button", name="Run refined λ̂").click()
+        bars = pg.locator(".js-plotly-plot").filter(has_text="λ̂ per layer")
+        bars.first.wait_for(timeout=240_000)
+        _idle(pg)
+        _no_exception(pg)
+        _shots(pg, "networks_refined", bars.first)
+    finally:
+        context.close()
