@@ -95,7 +95,8 @@ def restricted_heatmap(
         hovertemplate=f"%{{y}}<br>{x} %{{x}}<br>λ̂ = %{{text}}<extra></extra>", name="restricted λ̂",
     ), row=2, col=1)
     fig.update_layout(template=template(), title={"text": title} if title else None,
-                      legend={"orientation": "h", "x": 1.0, "xanchor": "right", "y": 1.0, "yanchor": "bottom"})
+                      legend={"orientation": "h", "x": 1.0, "xanchor": "right", "y": 1.0,
+                              "yanchor": "bottom"})
     fig.update_yaxes(title_text="loss", row=1, col=1)
     fig.update_xaxes(title_text="training step" if x == "step" else "checkpoint", row=2, col=1)
     return fig
