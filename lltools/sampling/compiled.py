@@ -204,7 +204,8 @@ class _Kernel:
     """One kernel function, compiled with ``torch.compile`` unless unavailable, falling back
     to the eager function (with a warning) if compilation fails on a call."""
 
-    def __init__(self, fn: Callable[..., Any], *, compile: bool, dynamic: bool | None) -> None:
+    def __init__(self, fn: Callable[..., Any], *, compile: bool, dynamic: bool | None,
+                 options: dict[str, Any] | None = None) -> None:
         self.eager = fn
         self.fn: Callable[..., Any] = fn
         self.compiled = False
@@ -215,7 +216,7 @@ class _Kernel:
             if not compile_available():
                 self._fallback("torch.compile or a C++ compiler is not available")
             else:
-                self.fn = torch.compile(_fresh_copy(fn), dynamic=dynamic, fullgraph=True)
+                self.fn = torch.compile(_fresh_copy(fn), dynamic=dynamic, fullgraph=True, options=options)
                 self.compiled = True
 
     def _fallback(self, reason: str) -> None:
@@ -415,6 +416,14 @@ def _network_kernel(
     return (*out, moment)
 
 
+#: Inductor options for the whole-network kernel.  With torch 2.13.0+cpu on the AMD EPYC dev
+#: machine the vectorised C++ of this kernel corrupts the heap (the process aborts with
+#: ``free(): invalid next size``; 10k MLP, 8 chains, float32 —
+#: benchmarks/repro_fused_mlp_abort.py); without SIMD it runs.  The matrix products are
+#: extern BLAS calls either way, so only the elementwise parts lose their vectors.
+NETWORK_COMPILE_OPTIONS: dict[str, Any] = {"cpp.simdlen": 0}
+
+
 def _is_minibatch(target: Target) -> bool:
     """A target sampled on minibatches of row indices whose per-chain loss can be traced
     whole (``kernel_kind == "minibatch"``, e.g. a network with a ``batch_size``); full-batch
@@ -439,7 +448,8 @@ class FusedNetworkStep(_FusedStepBase):
         if not _is_minibatch(target):
             raise ValueError("FusedNetworkStep applies to minibatch targets "
                              "(e.g. a network with a batch_size)")
-        self._kernel = _Kernel(_network_kernel, compile=compile, dynamic=dynamic)
+        self._kernel = _Kernel(_network_kernel, compile=compile, dynamic=dynamic,
+                               options=NETWORK_COMPILE_OPTIONS)
         self._kernels = (self._kernel,)
 
     def __call__(
