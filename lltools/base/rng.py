@@ -138,7 +138,13 @@ def pair_words(keys: Tensor, word: int | Tensor, half: int, *, chain_minor: bool
     ``chain_minor``; int64 holding the bits of SplitMix64((base << 32) + j·φ₆₄) with
     base = lowbias32(key ^ word)."""
     base = _hash32(keys ^ word)  # (C,) in [0, 2³²)
-    j = torch.arange(half, device=keys.device, dtype=torch.int64) * _GOLDEN64
+    j = torch.arange(half, device=keys.device, dtype=torch.int64)
+    if torch.compiler.is_compiling():
+        # torch 2.13's inductor folds ``arange · constant`` into its int64 index arithmetic,
+        # which overflows for φ₆₄ and corrupts the heap (the process aborts); adding a
+        # data-dependent zero keeps j a value.  Same numbers.
+        j = j + (base[:1] & 0)
+    j = j * _GOLDEN64
     counters = (base[None, :] << 32) + j[:, None] if chain_minor else (base[:, None] << 32) + j[None, :]
     return _mix64(counters)
 

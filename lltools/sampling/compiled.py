@@ -416,12 +416,11 @@ def _network_kernel(
     return (*out, moment)
 
 
-#: Inductor options for the whole-network kernel.  With torch 2.13.0+cpu on the AMD EPYC dev
-#: machine the vectorised C++ of this kernel corrupts the heap (the process aborts with
-#: ``free(): invalid next size``; 10k MLP, 8 chains, float32 —
-#: benchmarks/repro_fused_mlp_abort.py); without SIMD it runs.  The matrix products are
-#: extern BLAS calls either way, so only the elementwise parts lose their vectors.
-NETWORK_COMPILE_OPTIONS: dict[str, Any] = {"cpp.simdlen": 0}
+#: Inductor options for the whole-network kernel (none).  The heap corruption once seen here
+#: (``free(): invalid next size``, benchmarks/repro_fused_mlp_abort.py) came from inductor
+#: folding the noise's ``arange · φ₆₄`` into overflowing index arithmetic; it is fixed where
+#: the counters are made (:func:`lltools.base.rng.pair_words`), so SIMD stays on.
+NETWORK_COMPILE_OPTIONS: dict[str, Any] = {}
 
 
 def _is_minibatch(target: Target) -> bool:
