@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +30,7 @@ from lltools.cli.output import (
 )
 from lltools.cli.runs import runs_app
 from lltools.estimation.influence import to_dataset
+from lltools.estimation.live import live_health
 from lltools.storage.index import RunStore
 from lltools.storage.recording import record_stream
 from lltools.targets.models import data_subsets
@@ -37,7 +38,7 @@ from lltools.targets.restrictions import RestrictionError, resolve
 from lltools.targets.specs import TargetSpec, TargetSpecError
 from lltools.theory.record import theory_for
 from lltools.workflows.distributed import sweep_distributed, trajectory_distributed
-from lltools.workflows.estimate import estimate_stream
+from lltools.workflows.estimate import estimate_result, estimate_stream
 from lltools.workflows.refined import refined_stream, refined_trajectory
 from lltools.workflows.sweep import sampler_axis, sweep_stream
 from lltools.workflows.trajectory import NETWORK_DEFAULTS, trajectory_stream
@@ -104,19 +105,32 @@ def drive(
     kind: str,
     settings: dict[str, Any],
     spec: dict[str, Any] | None,
+    stop_when: Callable[[Any], str | None] | None = None,
 ) -> Any:
     """Run ``stream`` to its end behind a progress bar, recording it in the run store when
-    ``save``; returns the last :class:`~lltools.workflows.events.RunEvent` (with the result)."""
+    ``save``; returns the last :class:`~lltools.workflows.events.RunEvent` (with the result).
+
+    ``stop_when(event)`` is asked at every event: a reason (a string) ends the run there
+    (the stream is closed, a saved run is stored as ``stopped``) and is printed."""
     recorder = None
     if save:
         recorder = record_stream(RunStore(store), stream, kind=kind, settings=settings, target=spec)
         stream = recorder
     last = None
-    items = started(stream)  # refused settings raise here, before the bar is drawn
+    source = iter(stream)
+    items = started(source)  # refused settings raise here, before the bar is drawn
     try:
         with progress_bar(total, progress) as bar:
             for last in items:
                 bar.update(last.steps_done - bar.n)
+                reason = stop_when(last) if stop_when is not None and not last.complete else None
+                if reason:
+                    close = getattr(source, "close", None)
+                    if close is not None:
+                        close()  # a saved run is stored as `stopped`, with its λ̂
+                    typer.echo(f"stopped at step {last.steps_done:,} of {last.steps_total:,}: {reason}",
+                               err=True)
+                    break
     except KeyboardInterrupt:  # the recorder has stored the draws so far as a `stopped` run
         typer.echo(interrupted_line(last, recorder), err=True)
         raise
@@ -124,6 +138,20 @@ def drive(
     if recorder is not None:
         typer.echo(f"saved run {recorder.run_id}", err=True)
     return last
+
+
+def sem_reached(target_sem: float) -> Callable[[Any], str | None]:
+    """``stop_when`` for ``--target-sem``: the reason once λ̂'s standard error is at most
+    ``target_sem`` with R-hat within the one health rule (:func:`lltools.estimation.live.live_health`)."""
+
+    def check(event: Any) -> str | None:
+        health = live_health(event.trace)
+        if health.target_reached(target_sem):
+            return (f"the standard error of λ̂ reached {health.sem:.3g} ≤ --target-sem {target_sem:g} "
+                    f"(R-hat {health.rhat:.3f})")
+        return None
+
+    return check
 
 
 def interrupted_line(last: Any, recorder: Any) -> str:
@@ -252,6 +280,9 @@ def estimate(
     progress: ProgressOpt = True,
     save: SaveOpt = False,
     store: StoreOpt = None,
+    target_sem: Annotated[float | None, typer.Option(
+        "--target-sem", help="Stop as soon as the standard error of λ̂ is at most this and R-hat is "
+        "healthy (checked at every report; the summary says why it stopped).")] = None,
 ) -> None:
     """Estimate λ̂ at w* for a potential or a sample model."""
     if trace_out is not None:
@@ -285,6 +316,8 @@ def estimate(
     }
     total = kwargs["burnin"] + kwargs["draws"] * thinning
     report = max(1, total // 100)
+    if target_sem is not None and not target_sem > 0:
+        fail(f"--target-sem must be positive, got {target_sem}")
     if refined:
         restrictions = resolve_restrictions(target, restrict or [], restrict_each)
         probe_index = None
@@ -301,8 +334,9 @@ def estimate(
         return
     last = drive(estimate_stream(target, report_every=report, **kwargs), total=total,
                            progress=progress, save=save, store=store, kind="estimate", settings=kwargs,
-                           spec=saved_spec(save, potential, model, checkpoint))
-    result = last.result
+                           spec=saved_spec(save, potential, model, checkpoint),
+                           stop_when=None if target_sem is None else sem_reached(target_sem))
+    result = last.result if last.result is not None else estimate_result(last.trace, last.target, last.settings)
     if trace_out is not None:
         write_table(result.traces, trace_out)
     if as_json:
