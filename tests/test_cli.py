@@ -130,3 +130,22 @@ def test_sweep_writes_one_row_per_setting(tmp_path) -> None:
     low = table[table.gamma == 10.0].llc_mean.mean()
     high = table[table.gamma == 1.0].llc_mean.mean()
     assert low < high
+
+
+def test_sweep_json_has_t_and_health_and_help_shows_defaults(tmp_path, monkeypatch) -> None:
+    """Issue 13.15: `sweep --json` prints one object whose rows carry T(nβ, γ) and the health
+    verdict; `--help` names the defaults of ε, γ, chains and draws."""
+    out = run_cli("sweep", "--potential", "x**4 + y**4", "--epsilon", "1e-3,1e-2", "--draws", "200",
+                  "--chains", "2", "--no-progress", "--device", "cpu", "--out", str(tmp_path / "s.csv"),
+                  "--json")
+    assert out.returncode == 0, out.stderr
+    table = json.loads(out.stdout)["table"]
+    assert [r["epsilon"] for r in table] == pytest.approx([1e-3, 1e-2])
+    assert all(r["T"] == pytest.approx(0.48343504, rel=1e-6) for r in table)  # T(100, 1) of x⁴ + y⁴
+    assert all(isinstance(r["healthy"], bool) for r in table)
+    assert all(r["healthy"] == (r["problem"] == "") for r in table)
+    monkeypatch.setenv("COLUMNS", "80")  # a narrow terminal: rich wraps the help in a box
+    help_text = run_cli("estimate", "--help").stdout.replace("│", " ")
+    wanted = ("Step size ε (default 0.001", "γ (default 1 ", "chains (default 8 ", "burn-in (default 2000")
+    for text in wanted:
+        assert text in " ".join(help_text.split()), text

@@ -210,3 +210,22 @@ def test_ctrl_c_with_save_stores_a_stopped_run_and_says_where(tmp_path: Path, mo
     shown = run_cli("runs", "show", run_id, "--store", store).stdout
     assert "status stopped" in shown and "draws so far" in shown
     assert f"{manifest['summary']['llc_mean']:.4g}"[:4] in shown
+
+
+def test_target_sem_stops_when_the_answer_is_good_enough(tmp_path: Path) -> None:
+    """Issue 13.19: --target-sem ends the run once SEM(λ̂) ≤ X with a healthy R-hat, says why,
+    and a saved run is stored as stopped with that λ̂."""
+    store = str(tmp_path / "store")
+    out = run_cli("estimate", "--potential", "x**2 + y**2", "--chains", "4", "--draws", "100000",
+                  "--burnin", "100", "--target-sem", "0.05", "--device", "cpu", "--no-progress", "--json",
+                  "--save", "--store", store)
+    assert out.returncode == 0, out.stderr
+    line = next(x for x in out.stderr.splitlines() if x.startswith("stopped at step"))
+    assert "of 100,100" in line and "--target-sem 0.05" in line
+    result = json.loads(out.stdout)
+    assert result["llc_sem"] <= 0.05 and result["rhat"] <= 1.01
+    assert abs(result["llc_mean"] - 0.995) < 5 * 0.05  # T(100, 1) = 200/201
+    [run] = RunStore(store).list_runs().to_dict(orient="records")
+    assert run["status"] == "stopped" and run["llc_mean"] == pytest.approx(result["llc_mean"])
+    bad = run_cli("estimate", "--potential", "x**2", "--target-sem", "0", "--no-progress")
+    assert bad.returncode == 2 and "--target-sem must be positive" in bad.stderr

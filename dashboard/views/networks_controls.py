@@ -60,10 +60,12 @@ class Selection:
 #: Pickle-based checkpoint suffixes: refused on upload, with the reason (issue 13.12).
 PICKLE_SUFFIXES = ("pt", "pth", "bin", "ckpt")
 PICKLE_REFUSAL = (
-    "**{name} is refused: uploads must be .safetensors.** A .pt file is a pickle, and loading an "
-    "uploaded pickle could run code on this server. Convert it on your machine "
-    "(`lltools.targets.checkpoints.save_checkpoint`), or use the CLI (`lltools estimate --model DIR "
-    "--checkpoint FILE.pt`), which loads your own .pt with `torch.load(weights_only=True)`."
+    "**{name} is refused:** a .pt file is a pickle, which could run code here; upload .safetensors."
+)
+PICKLE_WAY_OUT = (
+    "Convert it on your machine with `lltools.targets.checkpoints.save_checkpoint`, or use the CLI "
+    "(`lltools estimate --model DIR --checkpoint FILE.pt`), which loads your own .pt with "
+    "`torch.load(weights_only=True)`."
 )
 
 
@@ -127,6 +129,7 @@ def pick_model(cards: list[dict[str, Any]], running: bool) -> Selection:
     if upload.name.lower().rsplit(".", 1)[-1] in PICKLE_SUFFIXES:
         msg = PICKLE_REFUSAL.format(name=ui.plain(upload.name))
         ui.user_error(msg)
+        st.caption(PICKLE_WAY_OUT)
         return Selection(path, upload.name, "upload:refused", None, msg)
     data = upload.getvalue()
     digest = hashlib.sha256(data).hexdigest()

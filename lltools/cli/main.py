@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,7 +29,10 @@ from lltools.cli.output import (
     write_table,
 )
 from lltools.cli.runs import runs_app
+from lltools.estimation.calibrate import assess
+from lltools.estimation.health import DEFAULT_CRITERIA
 from lltools.estimation.influence import to_dataset
+from lltools.estimation.live import live_health
 from lltools.storage.index import RunStore
 from lltools.storage.recording import record_stream
 from lltools.targets.models import data_subsets
@@ -37,7 +40,7 @@ from lltools.targets.restrictions import RestrictionError, resolve
 from lltools.targets.specs import TargetSpec, TargetSpecError
 from lltools.theory.record import theory_for
 from lltools.workflows.distributed import sweep_distributed, trajectory_distributed
-from lltools.workflows.estimate import estimate_stream
+from lltools.workflows.estimate import estimate_result, estimate_stream, expected_llc
 from lltools.workflows.refined import refined_stream, refined_trajectory
 from lltools.workflows.sweep import sampler_axis, sweep_stream
 from lltools.workflows.trajectory import NETWORK_DEFAULTS, trajectory_stream
@@ -104,19 +107,32 @@ def drive(
     kind: str,
     settings: dict[str, Any],
     spec: dict[str, Any] | None,
+    stop_when: Callable[[Any], str | None] | None = None,
 ) -> Any:
     """Run ``stream`` to its end behind a progress bar, recording it in the run store when
-    ``save``; returns the last :class:`~lltools.workflows.events.RunEvent` (with the result)."""
+    ``save``; returns the last :class:`~lltools.workflows.events.RunEvent` (with the result).
+
+    ``stop_when(event)`` is asked at every event: a reason (a string) ends the run there
+    (the stream is closed, a saved run is stored as ``stopped``) and is printed."""
     recorder = None
     if save:
         recorder = record_stream(RunStore(store), stream, kind=kind, settings=settings, target=spec)
         stream = recorder
     last = None
-    items = started(stream)  # refused settings raise here, before the bar is drawn
+    source = iter(stream)
+    items = started(source)  # refused settings raise here, before the bar is drawn
     try:
         with progress_bar(total, progress) as bar:
             for last in items:
                 bar.update(last.steps_done - bar.n)
+                reason = stop_when(last) if stop_when is not None and not last.complete else None
+                if reason:
+                    close = getattr(source, "close", None)
+                    if close is not None:
+                        close()  # a saved run is stored as `stopped`, with its λ̂
+                    typer.echo(f"stopped at step {last.steps_done:,} of {last.steps_total:,}: {reason}",
+                               err=True)
+                    break
     except KeyboardInterrupt:  # the recorder has stored the draws so far as a `stopped` run
         typer.echo(interrupted_line(last, recorder), err=True)
         raise
@@ -124,6 +140,20 @@ def drive(
     if recorder is not None:
         typer.echo(f"saved run {recorder.run_id}", err=True)
     return last
+
+
+def sem_reached(target_sem: float) -> Callable[[Any], str | None]:
+    """``stop_when`` for ``--target-sem``: the reason once λ̂'s standard error is at most
+    ``target_sem`` with R-hat within the one health rule (:func:`lltools.estimation.live.live_health`)."""
+
+    def check(event: Any) -> str | None:
+        health = live_health(event.trace)
+        if health.target_reached(target_sem):
+            return (f"the standard error of λ̂ reached {health.sem:.3g} ≤ --target-sem {target_sem:g} "
+                    f"(R-hat {health.rhat:.3f})")
+        return None
+
+    return check
 
 
 def interrupted_line(last: Any, recorder: Any) -> str:
@@ -143,8 +173,10 @@ def interrupted_line(last: Any, recorder: Any) -> str:
 PotentialOpt = Annotated[str | None, typer.Option(help="Built-in name or expression in x, y (or w1..wd).")]
 ModelOpt = Annotated[Path | None, typer.Option(help="A model folder: model.py (build, data, optional loss) and/or model.json, optional *.safetensors weights. Loading model.py runs that folder's code.")]
 CheckpointOpt = Annotated[Path | None, typer.Option(help="Checkpoint file for --model (safetensors).")]
-DrawsOpt = Annotated[int | None, typer.Option(help="Draws after burn-in.")]
-BurninOpt = Annotated[int | None, typer.Option(help="Burn-in steps.")]
+_DEF = POTENTIAL_DEFAULTS
+_CARD = "for --potential; a model's card value (else the network defaults) for --model"
+DrawsOpt = Annotated[int | None, typer.Option(help=f"Draws after burn-in (default {_DEF['draws']} {_CARD}).")]
+BurninOpt = Annotated[int | None, typer.Option(help=f"Burn-in steps (default {_DEF['burnin']} {_CARD}).")]
 BatchSizeOpt = Annotated[int | None, typer.Option(help="Minibatch size for models.")]
 SeedOpt = Annotated[int, typer.Option(help="Random seed.")]
 DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda or auto.")]
@@ -152,8 +184,8 @@ DtypeOpt = Annotated[str, typer.Option(help="float32 or float64.")]
 ProgressOpt = Annotated[bool, typer.Option(help="Show a progress bar on stderr.")]
 SaveOpt = Annotated[bool, typer.Option("--save", help="Record the run in the run store (see `lltools runs`).")]
 StoreOpt = Annotated[str | None, typer.Option("--store", help="Run store directory (default $LLTOOLS_HOME or ~/.lltools).")]
-GammaOpt = Annotated[float | None, typer.Option(help="Localisation strength γ.")]
-EpsilonOpt = Annotated[float | None, typer.Option(help="Step size ε.")]
+GammaOpt = Annotated[float | None, typer.Option(help=f"Localisation strength γ (default {_DEF['gamma']:g} {_CARD}).")]
+EpsilonOpt = Annotated[float | None, typer.Option(help=f"Step size ε (default {_DEF['epsilon']:g} {_CARD}).")]
 SamplerOpt = Annotated[str, typer.Option(help="Sampler: sgld (plain SGLD) or rmsprop (RMSProp-preconditioned SGLD).")]
 RestrictOpt = Annotated[list[str] | None, typer.Option("--restrict", help="Sample only the parameters matching this glob (e.g. 'layers.0.*'); repeatable: one refined λ̂ per glob, all in one batched run.")]
 RestrictEachOpt = Annotated[str | None, typer.Option("--restrict-each", help="One refined λ̂ per layer or per attention head: layer or head.")]
@@ -230,10 +262,10 @@ def estimate(
     potential: PotentialOpt = None,
     model: ModelOpt = None,
     checkpoint: CheckpointOpt = None,
-    nbeta: Annotated[float | None, typer.Option(help="Inverse temperature nβ (default n/log n for models).")] = None,
+    nbeta: Annotated[float | None, typer.Option(help=f"Inverse temperature nβ (default {_DEF['nbeta']:g} for --potential; the card's value, else n/log n, for --model).")] = None,
     gamma: GammaOpt = None,
     epsilon: EpsilonOpt = None,
-    chains: Annotated[int | None, typer.Option(help="Number of chains.")] = None,
+    chains: Annotated[int | None, typer.Option(help=f"Number of chains (default {_DEF['chains']} {_CARD}).")] = None,
     draws: DrawsOpt = None,
     burnin: BurninOpt = None,
     thinning: Annotated[int, typer.Option(help="Record every k-th step.")] = 1,
@@ -252,6 +284,9 @@ def estimate(
     progress: ProgressOpt = True,
     save: SaveOpt = False,
     store: StoreOpt = None,
+    target_sem: Annotated[float | None, typer.Option(
+        "--target-sem", help="Stop as soon as the standard error of λ̂ is at most this and R-hat is "
+        "healthy (checked at every report; the summary says why it stopped).")] = None,
 ) -> None:
     """Estimate λ̂ at w* for a potential or a sample model."""
     if trace_out is not None:
@@ -285,6 +320,8 @@ def estimate(
     }
     total = kwargs["burnin"] + kwargs["draws"] * thinning
     report = max(1, total // 100)
+    if target_sem is not None and not target_sem > 0:
+        fail(f"--target-sem must be positive, got {target_sem}")
     if refined:
         restrictions = resolve_restrictions(target, restrict or [], restrict_each)
         probe_index = None
@@ -301,8 +338,9 @@ def estimate(
         return
     last = drive(estimate_stream(target, report_every=report, **kwargs), total=total,
                            progress=progress, save=save, store=store, kind="estimate", settings=kwargs,
-                           spec=saved_spec(save, potential, model, checkpoint))
-    result = last.result
+                           spec=saved_spec(save, potential, model, checkpoint),
+                           stop_when=None if target_sem is None else sem_reached(target_sem))
+    result = last.result if last.result is not None else estimate_result(last.trace, last.target, last.settings)
     if trace_out is not None:
         write_table(result.traces, trace_out)
     if as_json:
@@ -329,7 +367,7 @@ def sweep(
     nbeta: Annotated[str | None, typer.Option(help="Comma-separated nβ values.")] = None,
     gamma: Annotated[str | None, typer.Option(help="Comma-separated γ values.")] = None,
     epsilon: Annotated[str | None, typer.Option(help="Comma-separated ε values.")] = None,
-    chains: Annotated[int | None, typer.Option(help="Chains per setting.")] = None,
+    chains: Annotated[int | None, typer.Option(help=f"Chains per setting (default {_DEF['chains']} {_CARD}).")] = None,
     draws: DrawsOpt = None,
     burnin: BurninOpt = None,
     batch_size: BatchSizeOpt = None,
@@ -342,6 +380,7 @@ def sweep(
     save: SaveOpt = False,
     store: StoreOpt = None,
     ray: Annotated[str | None, typer.Option("--ray", help="Shard the grid over a Ray cluster at ADDRESS ('auto' or 'local' to start one); needs the `distributed` extra.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (the table's rows) on stdout.")] = False,
 ) -> None:
     """Run a grid over ε × γ × nβ (× sampler) as one batched computation; write one row per setting."""
 
@@ -376,21 +415,32 @@ def sweep(
 
         result = sweep_distributed(cli_spec(potential, model, checkpoint), **sweep_kwargs,
                                    address=None if ray == "local" else ray)
-        write_sweep_table(result.table, target, out)
+        write_sweep_table(result.table, target, out, as_json)
         return
     last = drive(sweep_stream(target, report_every=max(1, total // 100), **sweep_kwargs),
                            total=total, progress=progress, save=save, store=store, kind="sweep",
                            settings=sweep_kwargs, spec=saved_spec(save, potential, model, checkpoint))
-    write_sweep_table(last.result.table.copy(), target, out)
+    write_sweep_table(last.result.table.copy(), target, out, as_json)
 
 
-def write_sweep_table(table: Any, target: Any, out: Path) -> None:
-    """Label a per-setting table with its target and theory λ, write it, and print it."""
+def write_sweep_table(table: Any, target: Any, out: Path, as_json: bool = False) -> None:
+    """Label a per-setting table with its target, theory λ, T(nβ, γ) (where a quadrature
+    applies) and the one health rule's verdict; write it, and print it (or one JSON object)."""
     table.insert(0, "target", target.name)
     table["theory_llc"] = theory_for(target).llc
+    targets = [expected_llc(target, float(nb), float(g)) for nb, g in zip(table["nbeta"], table["gamma"],
+                                                                           strict=True)]
+    table["T"] = [t.value if t is not None else float("nan") for t in targets]
+    verdict = assess(table, DEFAULT_CRITERIA)
+    table["healthy"] = verdict["healthy"].astype(bool)
+    table["problem"] = verdict["problem"]
     write_table(table, out)
     typer.echo(f"wrote {len(table)} settings to {out}", err=True)
-    typer.echo(terminal_safe(table.to_string(index=False)))
+    if as_json:
+        typer.echo(json.dumps({"target": target.name, "table": json.loads(table.to_json(orient="records"))}))
+    else:
+        shown = table.drop(columns=["problem"])
+        typer.echo(terminal_safe(shown.to_string(index=False)))
 
 
 @app.command()

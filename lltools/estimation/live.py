@@ -18,9 +18,10 @@ from lltools.estimation.diagnostics import acceptance_mean, nanmean
 from lltools.estimation.health import DEFAULT_CRITERIA, Criteria
 from lltools.estimation.llc import llc_per_chain
 from lltools.estimation.select import host, valid_chains
+from lltools.estimation.summary import summarize
 from lltools.sampling.trace import Trace
 
-__all__ = ["LiveEstimate", "gap_verdict", "live_estimate", "z_score"]
+__all__ = ["LiveEstimate", "LiveHealth", "gap_verdict", "live_estimate", "live_health", "z_score"]
 
 
 @dataclass(frozen=True)
@@ -121,3 +122,58 @@ def gap_verdict(
             "size's bias. Lower ε (e.g. by 3×) and run again."
         )
     return "different", "Fix the problems the diagnostics report first (they usually point at ε)."
+
+
+@dataclass(frozen=True)
+class LiveHealth:
+    """The one health rule applied to the draws so far (a traffic light while sampling).
+
+    Attributes
+    ----------
+    light : {"green", "amber", "red"}
+        red: a chain diverged or λ̂ < 0 or acceptance below the rule's minimum; amber: not
+        converged yet (R-hat or ESS short of the rule, or too few draws); green: healthy.
+    llc, sem, rhat, ess, acceptance : float
+        λ̂ so far with its standard error, R-hat, bulk ESS and mean acceptance (NaN when unknown).
+    reasons : tuple of str
+        Why the light is not green (empty when it is).
+    """
+
+    light: str
+    llc: float
+    sem: float
+    rhat: float
+    ess: float
+    acceptance: float
+    reasons: tuple[str, ...]
+
+    def target_reached(self, target_sem: float, criteria: Criteria | None = None) -> bool:
+        """λ̂'s standard error at or below ``target_sem`` with R-hat within the rule (and no red)."""
+        c = criteria or DEFAULT_CRITERIA
+        return (self.light != "red" and math.isfinite(self.sem) and self.sem <= target_sem
+                and math.isfinite(self.rhat) and self.rhat <= c.rhat_max)
+
+
+def live_health(trace: Trace, criteria: Criteria | None = None) -> LiveHealth:
+    """:class:`LiveHealth` of a partial (single-setting) trace, by the one health rule."""
+    c = criteria or DEFAULT_CRITERIA
+    nan = float("nan")
+    if int(trace.draw_mask.sum()) < 4:
+        return LiveHealth("amber", nan, nan, nan, nan, nan, ("still in burn-in",))
+    row = summarize(trace, c).row()
+    get = {k: float(row[k]) if row.get(k) is not None else nan for k in ("llc_mean", "llc_sem", "rhat", "ess",
+                                                                        "acceptance")}
+    red, amber = [], []
+    if int(row.get("n_diverged") or 0) > c.max_diverged:
+        red.append(f"{int(row['n_diverged'])} chain(s) diverged")
+    if math.isfinite(get["llc_mean"]) and get["llc_mean"] < 0:
+        red.append("λ̂ < 0")
+    if math.isfinite(get["acceptance"]) and get["acceptance"] < c.acceptance_min:
+        red.append(f"acceptance {get['acceptance']:.2f} < {c.acceptance_min:g}")
+    if not (math.isfinite(get["rhat"]) and get["rhat"] <= c.rhat_max):
+        amber.append(f"R-hat {get['rhat']:.3f} > {c.rhat_max:g}")
+    if not (math.isfinite(get["ess"]) and get["ess"] >= c.ess_min):
+        amber.append(f"ESS {get['ess']:.0f} < {c.ess_min:g}")
+    light = "red" if red else "amber" if amber else "green"
+    return LiveHealth(light, get["llc_mean"], get["llc_sem"], get["rhat"], get["ess"], get["acceptance"],
+                      tuple(red + amber))

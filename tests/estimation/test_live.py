@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from lltools.estimation.live import gap_verdict, live_estimate, z_score
+from lltools.estimation.live import gap_verdict, live_estimate, live_health, z_score
 from lltools.estimation.summary import summarize
-from tests.helpers import synthetic_trace
+from tests.helpers import gamma_draws_trace, synthetic_trace
 
 
 def _trace(**kwargs):
@@ -62,3 +62,16 @@ def test_gap_verdict_never_says_run_longer_when_the_chains_are_healthy() -> None
     assert verdict == "different" and "diagnostics" in advice and "longer" not in advice
     assert gap_verdict(1.5, healthy=True, acceptance=0.97) == ("consistent", None)
     assert gap_verdict(None, healthy=True, acceptance=0.97) == ("consistent", None)
+
+
+def test_live_health_is_one_traffic_light_by_the_one_rule() -> None:
+    """Issue 13.19: green for healthy draws, amber before convergence, red for a diverged chain."""
+    healthy = gamma_draws_trace(num_chains=4, num_draws=2000)
+    h = live_health(healthy)
+    assert h.light == "green" and h.reasons == () and h.llc == pytest.approx(1.0, abs=5 * h.sem)
+    assert h.target_reached(0.1) and not h.target_reached(h.sem / 2)
+    assert live_health(gamma_draws_trace(num_chains=4, num_draws=3)).light == "amber"  # burn-in only
+    short = live_health(gamma_draws_trace(num_chains=2, num_draws=10))
+    assert short.light == "amber" and any("ESS" in r for r in short.reasons)
+    broken = live_health(gamma_draws_trace(num_chains=4, num_draws=2000, diverged_at=[-1, -1, -1, 100]))
+    assert broken.light == "red" and not broken.target_reached(10.0)
