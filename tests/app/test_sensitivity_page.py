@@ -61,12 +61,17 @@ def test_bad_grid_is_an_inline_error(small) -> None:
 
 
 def test_calibrate_recommends_and_applies_to_toy(small) -> None:
+    # Calibration judges R-hat and ESS: give its chains enough draws to be judged healthy
+    # (60 draws of 2 chains pass or fail by chance).
+    small.number_input(key="sens.draws").set_value(600)
+    small.number_input(key="sens.burnin").set_value(200)
+    small.number_input(key="sens.chains").set_value(4).run()
     small.button(key="calib.run").click().run()
     assert_healthy(small)
     rec = small.session_state["calib.__result"].recommendation
     assert rec.reasons
     shown = [s.value for s in small.success] + [w.value for w in small.warning]
-    assert any("ε =" in v for v in shown)
+    assert any("ε =" in v for v in shown), shown
     if rec.as_settings():
         small.button(key="calib.apply").click().run()
         assert_healthy(small)
