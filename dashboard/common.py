@@ -179,7 +179,7 @@ def run_caption(record_id: Any, status: str, elapsed_s: float, result: Any, *ext
     meta = getattr(result.trace, "meta", {}) or {}
     parts.append(f"{meta.get('step', 'eager')} step")
     batch = meta.get("chain_batch")
-    if batch is not None and batch < result.n_chains:
+    if batch is not None and batch < result.num_chains:
         parts.append(f"chains stepped in batches of {batch:,} to fit memory")
     return " · ".join([*parts, *extra])
 

@@ -13,7 +13,7 @@ from helpers import run_cli
 
 REQUIRED_KEYS = {
     "llc_mean", "llc_std", "llc_sem", "rhat", "ess", "acceptance", "diverged_chains",
-    "n_chains", "theory_llc", "warnings", "settings",
+    "num_chains", "theory_llc", "warnings", "settings",
 }
 SETTING_KEYS = {"nbeta", "gamma", "epsilon", "chains", "draws", "burnin", "seed", "device", "dtype"}
 
@@ -26,7 +26,7 @@ def test_console_script_runs_as_a_real_process() -> None:
         capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["n_chains"] == 2
+    assert json.loads(proc.stdout)["num_chains"] == 2
     bad = subprocess.run([sys.executable, "-m", "lltools.cli.main", "estimate", "--potential", "import os"],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
@@ -47,7 +47,7 @@ def test_estimate_json_contract(expr: str, theory: float) -> None:
     assert out.keys() >= REQUIRED_KEYS
     assert out["settings"].keys() >= SETTING_KEYS
     assert out["settings"]["nbeta"] == 100.0 and out["settings"]["chains"] == 4
-    assert out["n_chains"] == 4
+    assert out["num_chains"] == 4
     assert out["theory_llc"] == pytest.approx(theory)
     assert out["diverged_chains"] == []
     assert isinstance(out["warnings"], list)

@@ -53,7 +53,7 @@ def _sweep_table() -> pd.DataFrame:
                     "rhat": 1.01,
                     "ess": 300.0,
                     "acceptance": 0.99 - 20 * eps,
-                    "n_chains": 4,
+                    "num_chains": 4,
                     "n_diverged": 0,
                 }
             )

@@ -58,4 +58,4 @@ def test_the_own_model_example_runs_as_written(tmp_path: Path, monkeypatch: pyte
     scope: dict = {"__name__": "__readme__"}
     exec(compile(_own_model_block(), "README.md own-model example", "exec"), scope)  # our own README
     result = scope["result"]
-    assert result.n_chains == 4 and result.settings.batch_size == 64 and 0 < result.llc_mean < 81 / 2
+    assert result.num_chains == 4 and result.settings.batch_size == 64 and 0 < result.llc_mean < 81 / 2

@@ -109,7 +109,7 @@ def test_listing_row(tmp_path: Path) -> None:
     assert row["kind"] == "estimate" and row["status"] == "complete"
     assert row["target"] == "x**2 + y**2"
     assert row["llc_mean"] == pytest.approx(recorder.result.llc_mean)
-    assert row["n_chains"] == 3 and row["draws_done"] == 150 and row["num_draws"] == 150
+    assert row["num_chains"] == 3 and row["draws_done"] == 150 and row["num_draws"] == 150
     assert isinstance(row["created"], pd.Timestamp)
 
 

@@ -71,7 +71,7 @@ def draw_metrics(
     ess: float | None = None,
     acc: float | None = None,
     diverged: int | None = None,
-    n_chains: int | None = None,
+    num_chains: int | None = None,
     live: bool = False,
     ran: bool = True,
 ) -> None:
@@ -107,7 +107,7 @@ def draw_metrics(
             help="Bulk effective sample size of the loss draws.",
         )
         bottom[3].metric("acceptance", ui.fmt(acc, 3), help=describe_acceptance())
-        bottom[4].metric("diverged", "…" if diverged is None else f"{diverged} / {n_chains}")
+        bottom[4].metric("diverged", "…" if diverged is None else f"{diverged} / {num_chains}")
 
 
 def draw_traces(
@@ -170,7 +170,7 @@ def draw_result(done: NetResult, slots: Slots, th: Theory) -> None:
         ess=r.ess,
         acc=r.acceptance,
         diverged=len(r.diverged_chains),
-        n_chains=r.n_chains,
+        num_chains=r.num_chains,
     )
     draw_traces(
         slots,

@@ -73,7 +73,7 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun, th: Th
             sem=None,
             acc=now.acceptance,
             diverged=now.diverged,
-            n_chains=now.num_chains,
+            num_chains=now.num_chains,
             live=True,
         )
         draw_traces(

@@ -225,13 +225,14 @@ def execute(kind: str, request: dict[str, Any], live: live_ui.LiveRun, slots: di
             report_every=live_ui.report_every(total),
             report_seconds=live_ui.LIVE_REPORT_S,
         )
-        n_chains = bud["chains"] * len(grid["epsilon"]) * len(grid["gamma"]) * len(grid["nbeta"])
+        num_chains = bud["chains"] * len(grid["epsilon"]) * len(grid["gamma"]) * len(grid["nbeta"])
         last, elapsed = live_ui.stream_live(
             stream,
             live=live,
             total_steps=total,
             on_chunk=on_chunk,
-            label=f"{'Calibrating' if kind == 'calibrate' else 'Sweeping'}: {n_chains:,} chains in one batch",
+            label=(f"{'Calibrating' if kind == 'calibrate' else 'Sweeping'}: {num_chains:,} chains in "
+                   "one batch"),
             progress_container=slots["progress"],
         )
         host = last.result.trace

@@ -505,7 +505,7 @@ def diagnostics_panel(done: ToyResult) -> None:
                 ui.fmt(r.acceptance, 3),
                 describe_acceptance(),
             ),
-            ("diverged", f"{n_div} / {r.n_chains}", "Chains whose loss blew up; they are left out of λ̂."),
+            ("diverged", f"{n_div} / {r.num_chains}", "Chains whose loss blew up; they are left out of λ̂."),
         ]
     )
     left, right = st.columns([2, 3], gap="medium")

@@ -83,7 +83,7 @@ COLUMNS = [
     "nbeta",
     "gamma",
     "epsilon",
-    "n_chains",
+    "num_chains",
 ]
 GSM_HELP = (
     "Grokking severity (seed 003 §6.4): GSM = 1{acc_val(T) ≥ 0.95} / T · Σ_t |acc_train(t) − acc_val(t)|, "
@@ -170,7 +170,8 @@ def settings_of(table: pd.DataFrame) -> dict[str, Any]:
     out: dict[str, Any] = {}
     attrs = dict(table.attrs.get("settings") or {})
     out.update(attrs)
-    for col, key in (("nbeta", "nbeta"), ("gamma", "gamma"), ("epsilon", "epsilon"), ("n_chains", "chains")):
+    columns = (("nbeta", "nbeta"), ("gamma", "gamma"), ("epsilon", "epsilon"), ("num_chains", "chains"))
+    for col, key in columns:
         if key not in out and col in table and len(table):
             out[key] = table[col].iloc[0]
     return out

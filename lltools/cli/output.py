@@ -96,7 +96,7 @@ def result_lines(doc: dict[str, Any], *, header: bool = True, warnings: bool = T
     lines.append(
         f"diagnostics R-hat {_num(doc.get('rhat'), '.3f')}   ESS {_num(doc.get('ess'), '.0f')}   "
         f"acceptance {_num(doc.get('acceptance'), '.3f')}   diverged {len(doc.get('diverged_chains') or [])}"
-        f"/{doc.get('n_chains')}"
+        f"/{doc.get('num_chains')}"
     )
     if warnings:
         lines += [f"warning     {w}" for w in doc.get("warnings") or []]

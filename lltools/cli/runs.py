@@ -95,7 +95,7 @@ def _listing_table(frame: pd.DataFrame) -> str:
             "target": frame["target"].astype(str).str.slice(0, 40),
             "llc": [_fmt(v) for v in frame["llc_mean"]],
             "sem": [_fmt(v) for v in frame["llc_sem"]],
-            "chains": [_fmt(v, "d") if isinstance(v, int) else _fmt(v) for v in frame["n_chains"]],
+            "chains": [_fmt(v, "d") if isinstance(v, int) else _fmt(v) for v in frame["num_chains"]],
             "draws": [f"{d}/{_fmt(n, 'd') if isinstance(n, int) else '?'}"
                       for d, n in zip(frame["draws_done"], frame["num_draws"], strict=True)],
         }

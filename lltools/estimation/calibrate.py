@@ -169,7 +169,7 @@ def assess(table: pd.DataFrame, criteria: Criteria | None = None) -> pd.DataFram
     problems = []
     for i in out.index:
         p = []
-        nch = out.at[i, "n_chains"] if "n_chains" in out else None
+        nch = out.at[i, "num_chains"] if "num_chains" in out else None
         if not out.at[i, "divergence_ok"]:
             all_gone = nch is not None and not pd.isna(nch) and int(n_div[i]) >= int(nch)
             of = f"/{int(nch)}" if nch is not None and not pd.isna(nch) else ""
@@ -243,7 +243,7 @@ def recommend(
     ----------
     table : DataFrame
         One row per setting: ``setting, epsilon, gamma, nbeta, llc_mean, llc_sem, rhat,
-        acceptance`` (and ``n_diverged``, ``n_chains`` when available).
+        acceptance`` (and ``n_diverged``, ``num_chains`` when available).
     criteria : Criteria, optional
     nbeta : float, optional
         Calibrate at this nβ (the closest one in the table).  By default, the nβ with the

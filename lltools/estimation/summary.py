@@ -34,7 +34,7 @@ from lltools.sampling.trace import Trace
 #: The columns of :attr:`Summary.table`, in order.
 SUMMARY_COLUMNS = (
     "setting", "epsilon", "gamma", "nbeta", "sampler", "llc_mean", "llc_std", "llc_sem",
-    "rhat", "ess", "acceptance", "n_chains", "n_diverged",
+    "rhat", "ess", "acceptance", "num_chains", "n_diverged",
 )  # fmt: skip
 #: Former name of :data:`SUMMARY_COLUMNS`.
 LLC_TABLE_COLUMNS = SUMMARY_COLUMNS
@@ -57,7 +57,7 @@ class Summary:
     ----------
     table : DataFrame
         One row per setting, columns :data:`SUMMARY_COLUMNS`: ``setting, epsilon, gamma,
-        nbeta, sampler, llc_mean, llc_std, llc_sem, rhat, ess, acceptance, n_chains,
+        nbeta, sampler, llc_mean, llc_std, llc_sem, rhat, ess, acceptance, num_chains,
         n_diverged`` (``sampler``: "sgld" or "rmsprop").
         ``llc_mean`` is the mean of λ̂_c over the valid chains, ``llc_std`` their spread
         (ddof=1), ``llc_sem`` = sd(X)/√ESS_bulk(X) over the valid draws (primer §2),
@@ -124,18 +124,18 @@ class Summary:
             i = int(hits[0])
         out = {k: plain(v) for k, v in self.table.iloc[i].items()}
         out["setting"] = int(self.table["setting"].iloc[i])
-        out["n_chains"] = int(self.table["n_chains"].iloc[i])
+        out["num_chains"] = int(self.table["num_chains"].iloc[i])
         out["n_diverged"] = int(self.table["n_diverged"].iloc[i])
         out["warnings"] = list(self.setting_warnings[i])
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types: ``{"table": [row, …], "warnings": [...], "n_chains", "diverged_chains",
+        """Plain JSON types: ``{"table": [row, …], "warnings": [...], "num_chains", "diverged_chains",
         "complete"}`` (NaN → None)."""
         return {
             "table": [self.row(int(s)) for s in self.table["setting"]],
             "warnings": self.warnings,
-            "n_chains": self.num_chains,
+            "num_chains": self.num_chains,
             "diverged_chains": [int(c) for c in self.diverged_chains],
             "complete": bool(self.complete),
         }
@@ -228,7 +228,7 @@ def summarize(trace: Trace, criteria: Criteria | None = None) -> Summary:
             "rhat": float(r[i]) if k else math.nan,
             "ess": float(e[i]) if k else math.nan,
             "acceptance": _pooled_mean(acc_sum[chains][ok], acc_count[chains][ok]),
-            "n_chains": int(chains.size),
+            "num_chains": int(chains.size),
             "n_diverged": int(chains.size - k),
         })  # fmt: skip
         if num_draws == 0:

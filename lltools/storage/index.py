@@ -73,7 +73,7 @@ from lltools.storage.specs import TARGET_BUILDERS, describe_target
 from lltools.storage.writer import RunWriter
 
 LIST_COLUMNS = (
-    "id", "created", "kind", "target", "status", "llc_mean", "llc_sem", "n_chains",
+    "id", "created", "kind", "target", "status", "llc_mean", "llc_sem", "num_chains",
     "draws_done", "num_draws", "steps_done", "num_steps_total",
 )  # fmt: skip
 
@@ -207,7 +207,7 @@ class RunStore:
 
     def list_runs(self) -> pd.DataFrame:
         """One row per run, newest first: ``id, created, kind, target, status, llc_mean,
-        llc_sem, n_chains, draws_done, num_draws, steps_done, num_steps_total``."""
+        llc_sem, num_chains, draws_done, num_draws, steps_done, num_steps_total``."""
         rows = []
         for path in self.run_dirs():
             with contextlib.suppress(FileNotFoundError):  # deleted while we looked
@@ -387,7 +387,9 @@ def _list_row(manifest: dict[str, Any]) -> dict[str, Any]:
     progress = manifest.get("progress", {})
     summary = manifest.get("summary") or {}
     settings = manifest.get("settings", {})
-    num_chains = progress.get("num_chains") or summary.get("n_chains") or settings.get("chains")
+    num_chains = (progress.get("num_chains") or summary.get("num_chains")
+                  or summary.get("n_chains")  # runs stored before the key was renamed
+                  or settings.get("chains"))
 
     def num(value: Any) -> float:
         return float(value) if isinstance(value, int | float) else math.nan
@@ -400,7 +402,7 @@ def _list_row(manifest: dict[str, Any]) -> dict[str, Any]:
         "status": manifest.get("status"),
         "llc_mean": num(summary.get("llc_mean")),
         "llc_sem": num(summary.get("llc_sem")),
-        "n_chains": num_chains,
+        "num_chains": num_chains,
         "draws_done": progress.get("draws_done", 0),
         "num_draws": settings.get("draws"),
         "steps_done": progress.get("steps_done", 0),

@@ -65,7 +65,7 @@ class Summary(_Loose):
     rhat: float | None = None
     ess: float | None = None
     acceptance: float | None = None
-    n_chains: int | None = None
+    num_chains: int | None = None
     diverged_chains: list[int] = []
     warnings: list[str] = []
     table: list[dict[str, Any]] | None = None

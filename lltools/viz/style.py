@@ -173,9 +173,9 @@ def _role(trace: Any) -> str | None:
     return None
 
 
-def _chain_legend(chain: int, first: bool, n_chains: int) -> dict[str, Any]:
+def _chain_legend(chain: int, first: bool, num_chains: int) -> dict[str, Any]:
     """Legend settings so all chains share ONE legend entry ("chains 0–k") that toggles them."""
-    label = "chain 0" if n_chains == 1 else f"chains 0–{n_chains - 1}"
+    label = "chain 0" if num_chains == 1 else f"chains 0–{num_chains - 1}"
     return {"legendgroup": "chains", "showlegend": first, "name": label if first else f"chain {chain}"}
 
 

@@ -72,7 +72,7 @@ def sweep_heatmap(
     xl = [_axis_label(v) for v in xs]
     yl = [_axis_label(v) for v in ys]
     frame["_all_div"] = (
-        frame["n_diverged"] >= frame["n_chains"] if {"n_diverged", "n_chains"} <= set(frame) else False
+        frame["n_diverged"] >= frame["num_chains"] if {"n_diverged", "num_chains"} <= set(frame) else False
     )
     cell = frame.groupby([y, x], sort=True).agg(
         val=(value, "mean"),

@@ -82,7 +82,7 @@ def loss_trace_figure(
         keep = np.unique(np.r_[picks, len(stats) - 1])
         stats = stats.iloc[keep]
     if not stats.empty:
-        n_chains = int(stats["chains"].max())
+        num_chains = int(stats["chains"].max())
         label = f"{int(band[0] * 100)}–{int(band[1] * 100)} % of chains"
         fig.add_trace(go.Scatter(x=stats["step"], y=stats["hi"], mode="lines", line={"width": 0},
                                  showlegend=False, hoverinfo="skip", meta={"role": "band"}))
@@ -91,7 +91,7 @@ def loss_trace_figure(
             fillcolor="rgba(76,155,232,0.28)", name=label, hoverinfo="skip", meta={"role": "band"},
         ))
         fig.add_trace(go.Scatter(
-            x=stats["step"], y=stats["median"], mode="lines", name=f"median of {n_chains} chains",
+            x=stats["step"], y=stats["median"], mode="lines", name=f"median of {num_chains} chains",
             line={"color": FOREGROUND["light"], "width": 1.8}, meta={"role": "mean"},
             customdata=np.c_[stats["lo"], stats["hi"]],
             hovertemplate="step %{x}<br>median L=%{y:.4g}<br>band %{customdata[0]:.4g} … %{customdata[1]:.4g}"

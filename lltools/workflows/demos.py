@@ -44,7 +44,7 @@ def density_demo(
         "sem": float(res.llc_sem),
         "acceptance": float(res.acceptance),
         "diverged": float(len(res.diverged_chains)),
-        "chains": float(res.n_chains),
+        "chains": float(res.num_chains),
         "mass_other_basin": exact.mass_other_basin,
         "sampled_other_basin": (
             float((samples["w"] < 0).mean()) if w_star > 0 and len(samples) else float("nan")

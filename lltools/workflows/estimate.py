@@ -96,7 +96,7 @@ class EstimateResult:
     ess: float
     acceptance: float
     diverged_chains: list[int]
-    n_chains: int
+    num_chains: int
     theory_llc: float | None
     warnings: list[str]
     settings: SamplerSettings
@@ -131,7 +131,7 @@ class EstimateResult:
             ess=float(summary.table["ess"].iloc[0]),
             acceptance=float(summary.table["acceptance"].iloc[0]),
             diverged_chains=[int(c) for c in summary.diverged_chains],
-            n_chains=summary.num_chains,
+            num_chains=summary.num_chains,
             theory_llc=theory_llc,
             warnings=list(target_warnings or []) + row["warnings"],
             settings=settings,
@@ -163,7 +163,7 @@ class EstimateResult:
             "ess": plain(self.ess),
             "acceptance": plain(self.acceptance),
             "diverged_chains": [int(c) for c in self.diverged_chains],
-            "n_chains": int(self.n_chains),
+            "num_chains": int(self.num_chains),
             "theory_llc": plain(self.theory_llc),
             "expected_llc": plain(self.expected_llc),
             "expected_llc_error": plain(self.expected_llc_error),

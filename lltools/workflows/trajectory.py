@@ -240,7 +240,7 @@ def compute_trajectory(model_dir: str | Path | nn.Module, data: Any = None, **kw
     ``weights=[...]``), one row per checkpoint.
 
     Columns: ``checkpoint, checkpoint_index, step, epsilon, gamma, nbeta, llc_mean, llc_std,
-    llc_sem, rhat, ess, acceptance, n_chains, n_diverged, train_loss_at_wstar``, the logged
+    llc_sem, rhat, ess, acceptance, num_chains, n_diverged, train_loss_at_wstar``, the logged
     ``train_loss, val_loss, train_acc, val_acc``, ``geometric_complexity`` and ``gsm``.
     Keyword arguments are those of :func:`trajectory_stream`.
     """

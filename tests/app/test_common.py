@@ -136,11 +136,11 @@ def test_run_caption_names_the_step_and_chain_batches() -> None:
     from dashboard.common import run_caption
 
     settings = SimpleNamespace(device="cpu", dtype="float32")
-    whole = SimpleNamespace(settings=settings, n_chains=8, trace=SimpleNamespace(meta={"step": "eager",
+    whole = SimpleNamespace(settings=settings, num_chains=8, trace=SimpleNamespace(meta={"step": "eager",
                                                                                       "chain_batch": 8}))
     line = run_caption(3, "complete", 1.234, whole)
     assert line == "Run #3 · complete · 1.23 s · device cpu, float32 · eager step"
-    split = SimpleNamespace(settings=settings, n_chains=4096,
+    split = SimpleNamespace(settings=settings, num_chains=4096,
                             trace=SimpleNamespace(meta={"step": "compiled", "chain_batch": 1500}))
     line = run_caption(4, "stopped", float("nan"), split, "batch 64")
     assert line == ("Run #4 · stopped · device cpu, float32 · compiled step · "

@@ -75,6 +75,6 @@ def test_pick_the_user_folder_and_run(launched) -> None:
     at.button(key="networks.run").click().run()
     assert_healthy(at)
     done = at.session_state["networks.__result"].result  # the EstimateResult the page shows
-    assert done.settings.batch_size == 100 and done.n_chains == 8 and not done.diverged_chains
+    assert done.settings.batch_size == 100 and done.num_chains == 8 and not done.diverged_chains
     assert float(metrics(at)["λ̂ (estimate)"]) == pytest.approx(done.llc_mean, rel=1e-3)
     assert abs(done.llc_mean - LAMBDA) < 4 * done.llc_sem + BIAS, (done.llc_mean, done.llc_sem)

@@ -27,7 +27,7 @@ def test_sweep_runs_one_row_per_setting(small) -> None:
     assert_healthy(small)
     run = small.session_state["sens.__result"]
     assert len(run.table) == 8  # 2 ε × 2 γ × 2 nβ
-    assert set(run.table["n_chains"]) == {2}
+    assert set(run.table["num_chains"]) == {2}
     assert any(c.value.startswith("complete ·") for c in small.caption)
     assert len(small.get("plotly_chart")) >= 5  # three heatmaps, λ̂ vs γ, multi-temperature
     assert any("Bias-reduced λ" in c.value for c in small.caption)

@@ -48,7 +48,7 @@ def _synthetic_trajectory(model: Path) -> pd.DataFrame:
         nbeta=587.048,
         gamma=1.0,
         epsilon=1e-4,
-        n_chains=8,
+        num_chains=8,
     )
     table.to_parquet(model / "trajectory.parquet", index=False)
     return table

@@ -37,7 +37,7 @@ def _row(
         "rhat": rhat,
         "ess": 400.0,
         "acceptance": acc,
-        "n_chains": 4,
+        "num_chains": 4,
         "n_diverged": div,
     }
 

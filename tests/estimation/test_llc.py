@@ -150,7 +150,7 @@ def test_llc_by_setting_table() -> None:
     assert table["setting"].tolist() == [0, 1, 2]
     np.testing.assert_allclose(table["nbeta"], [10.0, 20.0, 40.0])
     np.testing.assert_allclose(table["epsilon"], [1e-3, 2e-3, 3e-3], rtol=1e-12)
-    assert table["n_chains"].tolist() == [2, 2, 2]
+    assert table["num_chains"].tolist() == [2, 2, 2]
     assert table["n_diverged"].tolist() == [0, 0, 1]
     np.testing.assert_allclose(table["acceptance"], [0.9, 0.7, 0.9])
     for s in range(3):

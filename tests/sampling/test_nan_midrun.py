@@ -81,7 +81,7 @@ def test_chains_that_leave_the_finite_region_are_reported_and_the_rest_kept(fill
     assert 0 < diverged.size < ESTIMATE["chains"], "premise: some but not all chains cross the radius"
     assert (steps > 0).all() and np.unique(steps).size > 1, "divergences happen mid-run, at different steps"
     assert result.diverged_chains == diverged.tolist()
-    assert result.n_chains == ESTIMATE["chains"]
+    assert result.num_chains == ESTIMATE["chains"]
 
     # λ̂ is the mean over the healthy chains only, computed here from the raw draws.
     h = trace.cpu()

@@ -141,7 +141,7 @@ def test_potential_over_a_small_limit_is_refused(potential: Any, small_limit: in
     assert_cheap(growth, seconds)
     # The same limit still admits a run that fits: the check is not refusing everything.
     ok = estimate(potential, nbeta=100.0, chains=2, draws=20, burnin=5, device="cpu")
-    assert ok.n_chains == 2
+    assert ok.num_chains == 2
 
 
 def test_absurd_potential_request_is_refused_at_once(potential: Any, host_limit: None) -> None:

@@ -177,7 +177,7 @@ def test_batchnorm_buffers_and_token_inputs_end_to_end() -> None:
     expected = nn.functional.cross_entropy(net(tokens)[0], labels)
     assert float(target.full_loss(target.w_star[None])) == pytest.approx(float(expected.detach()), rel=1e-5)
     result = lltools.estimate(net, (tokens, labels), batch_size=32, **FAST)
-    assert result.n_chains == 2 and result.llc_mean == result.llc_mean  # finite, not NaN
+    assert result.num_chains == 2 and result.llc_mean == result.llc_mean  # finite, not NaN
     assert torch.equal(net.norm.running_mean, running)  # the user's module is untouched
     assert torch.equal(target.module.norm.running_mean, running)
 
@@ -228,7 +228,7 @@ def test_an_iterable_only_loader_streams_one_batch_shared_by_all_chains() -> Non
     torch.testing.assert_close(streamed.full_loss(w), target.full_loss(w))
     assert torch.equal(streamed.sample_batch(torch.arange(4), 12)[0], x[200:300])  # cycles
     result = lltools.estimate(target.module, DataLoader(stream, batch_size=None), **FAST)
-    assert result.n_chains == 2 and result.settings.batch_size == 100
+    assert result.num_chains == 2 and result.settings.batch_size == 100
 
 
 def test_a_module_needs_data_and_a_target_takes_none() -> None:
@@ -254,4 +254,4 @@ def test_a_folder_defining_evaluate(tmp_path: Path) -> None:
     """)
     target = load_model_folder(write_folder(tmp_path, code))
     assert target.n == 40 and target.loss_name == "evaluate"
-    assert lltools.estimate(target, **FAST).n_chains == 2
+    assert lltools.estimate(target, **FAST).num_chains == 2

@@ -58,7 +58,7 @@ def test_llc_through_the_api_with_a_dataloader_matches_aoyagi() -> None:
         result = lltools.estimate(target.module, loader, **STAT, seed=0, device="cpu")
     finally:
         torch.set_num_threads(threads)
-    assert result.settings.batch_size == 100 and result.n_chains == 8 and not result.diverged_chains
+    assert result.settings.batch_size == 100 and result.num_chains == 8 and not result.diverged_chains
     assert result.acceptance > 0.95
     assert abs(result.llc_mean - LAMBDA) < 4 * result.llc_sem + BIAS, (result.llc_mean, result.llc_sem)
 
