@@ -563,3 +563,40 @@ def data_subsets(path: str | Path) -> dict[str, Tensor]:
             raise ModelFolderError(folder, f"subsets()[{name!r}] must be a 1-D bool mask or integer indices")
         out[name] = tensor
     return out
+
+
+class CardModel:
+    """The ``model.py`` functions of a folder whose card names a built-in architecture, data
+    kind and loss (the shipped sample models): ``build()``, ``data()`` (training and
+    validation data regenerated from the card, float64; cast on loading) and
+    ``loss(outputs, batch)`` (the card's per-sample loss against ``batch[1]``).
+
+    A sample model's ``model.py`` is then three lines::
+
+        from pathlib import Path
+        from lltools.targets.models import CardModel
+        build, data, loss = CardModel(Path(__file__).resolve().parent).functions
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.card = read_card(folder)
+        self._per_sample = card_loss(self.card["loss"])
+
+    def build(self) -> nn.Module:
+        """The card's architecture (fresh initialisation; the checkpoints hold the weights)."""
+        return build_module(self.card["architecture"])
+
+    def data(self) -> dict[str, tuple[Tensor, Tensor]]:
+        """Training and validation data, regenerated from the card."""
+        d = build_dataset(self.card["data"], torch.float64)
+        return {"train": (d.inputs, d.targets), "val": (d.val_inputs, d.val_targets)}
+
+    def loss(self, outputs: Tensor, batch: tuple[Tensor, ...]) -> Tensor:
+        """The card's per-sample loss of ``outputs`` against the targets ``batch[1]``, shape (m,)."""
+        return self._per_sample(outputs, batch[1])
+
+    @property
+    def functions(self) -> tuple[Callable[[], nn.Module], Callable[[], Any], Callable[..., Tensor]]:
+        """``(build, data, loss)``."""
+        return self.build, self.data, self.loss
+

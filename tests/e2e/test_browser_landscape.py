@@ -5,33 +5,21 @@ README's copy is ``assets/screenshots/networks_landscape.png``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
+import browser_steps
 import pytest
 
 from dashboard.serve import CHROMIUM
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "test-artifacts" / "screenshots"
-IDLE_JS = """() => !document.querySelector(
-    '[data-testid="stStatusWidgetRunningIcon"], [data-testid="stStatusWidgetRunningManIcon"]')"""
+SHOTS = browser_steps.SHOTS
 
 if not CHROMIUM.exists():
     pytest.skip("Debian chromium is not installed at /usr/bin/chromium", allow_module_level=True)
 pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
 
 
-def _idle(pg, timeout_ms: int = 240_000) -> None:
-    pg.wait_for_timeout(300)
-    pg.wait_for_function(IDLE_JS, timeout=timeout_ms)
-    pg.wait_for_timeout(500)
-
-
-def _no_exception(pg) -> None:
-    assert pg.locator('[data-testid="stException"]').count() == 0
-    assert pg.get_by_text("Something went wrong").count() == 0
+_idle, _no_exception = browser_steps.idle, browser_steps.no_exception
 
 
 def _set(pg, label: str, value: str) -> None:
@@ -71,11 +59,7 @@ def test_landscape_view_light_and_dark(browser, server: str) -> None:
         SHOTS.mkdir(parents=True, exist_ok=True)
         _scroll_to_landscape(pg)
         pg.screenshot(path=str(SHOTS / "networks_landscape_light.png"))
-        pg.get_by_test_id("stMainMenu").first.click()
-        pg.locator("[data-testid=stMainMenuPopover] >> text=Dark").last.click()
-        pg.keyboard.press("Escape")
-        pg.wait_for_timeout(2500)
-        _no_exception(pg)
+        browser_steps.to_dark(pg)
         _scroll_to_landscape(pg)
         pg.screenshot(path=str(SHOTS / "networks_landscape_dark.png"))
     finally:

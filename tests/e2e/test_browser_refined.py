@@ -6,49 +6,19 @@ per-layer bars after a short refined run.  Screenshots go to ``test-artifacts/sc
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
+from browser_steps import idle as _idle
+from browser_steps import light_and_dark as _shots
+from browser_steps import no_exception as _no_exception
 
 from dashboard.serve import CHROMIUM
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "test-artifacts" / "screenshots"
-IDLE_JS = """() => !document.querySelector(
-    '[data-testid="stStatusWidgetRunningIcon"], [data-testid="stStatusWidgetRunningManIcon"]')"""
-
 if not CHROMIUM.exists():
     pytest.skip("Debian chromium is not installed at /usr/bin/chromium", allow_module_level=True)
 pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-
-
-def _idle(pg, timeout_ms: int = 240_000) -> None:
-    pg.wait_for_timeout(300)
-    pg.wait_for_function(IDLE_JS, timeout=timeout_ms)
-    pg.wait_for_timeout(500)
-
-
-def _no_exception(pg) -> None:
-    assert pg.locator('[data-testid="stException"]').count() == 0
-    assert pg.get_by_text("Something went wrong").count() == 0
-
-
-def _shots(pg, name: str, anchor) -> None:
-    """Screenshots in light, then dark theme, with ``anchor`` scrolled to the top."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    anchor.evaluate("e => e.scrollIntoView({block: 'start'})")
-    pg.wait_for_timeout(1000)
-    pg.screenshot(path=str(SHOTS / f"{name}_light.png"))
-    pg.get_by_test_id("stMainMenu").first.click()
-    pg.locator("[data-testid=stMainMenuPopover] >> text=Dark").last.click()
-    pg.keyboard.press("Escape")
-    pg.wait_for_timeout(2500)
-    _no_exception(pg)
-    anchor.evaluate("e => e.scrollIntoView({block: 'start'})")
-    pg.wait_for_timeout(1000)
-    pg.screenshot(path=str(SHOTS / f"{name}_dark.png"))
 
 
 def test_refined_heatmap_on_the_trajectories_page(browser, server: str) -> None:
