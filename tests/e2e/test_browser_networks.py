@@ -172,7 +172,7 @@ def test_networks_live_run_and_bad_upload(page, server: str) -> None:
 def test_networks_quadratic_model_theory(page, server: str) -> None:
     pg = page
     open_page(pg, f"{server}/networks", "Networks")
-    main_area(pg).get_by_role("combobox", name="Sample model").click()
+    main_area(pg).get_by_role("combobox", name="Model").click()
     pg.get_by_role("option", name=re.compile("modular_addition")).click()
     wait_idle(pg)
     no_exception(pg)
