@@ -84,6 +84,6 @@ def test_ten_concurrent_sessions_on_one_server(capsys: pytest.CaptureFixture[str
     # progress under this load is an open issue-13.17 item; here: some live frame reached a
     # browser, and every session completed cleanly (above).
     assert stats["first_live_s"]["n"] >= 1, f"no session showed a live update\n{report}"
-    assert all(r.first_live_s <= r.complete_s for r in results), report
+    assert all(r.first_live_s <= r.complete_s for r in results if r.first_live_s is not None), report
     assert stats["first_live_s"]["p95"] < P95_FIRST_LIVE_S, report
     assert stats["complete_s"]["p95"] < P95_COMPLETE_S, report
