@@ -20,6 +20,17 @@ def idle(pg: Any, timeout_ms: int = 240_000) -> None:
     pg.wait_for_timeout(500)
 
 
+def open_page(browser: Any, url: str, heading: str) -> tuple[Any, Any]:
+    """A fresh 1280 × 720 light-theme context at ``url``, idle once ``heading`` shows;
+    returns ``(context, page)`` (close the context when done)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 720}, color_scheme="light")
+    pg = context.new_page()
+    pg.goto(url)
+    pg.get_by_role("heading", name=heading).first.wait_for(timeout=90_000)
+    idle(pg)
+    return context, pg
+
+
 def no_exception(pg: Any) -> None:
     assert pg.locator('[data-testid="stException"]').count() == 0
     assert pg.get_by_text("Something went wrong").count() == 0

@@ -36,12 +36,8 @@ def _scroll_to_landscape(pg) -> None:
 
 
 def test_landscape_view_light_and_dark(browser, server: str) -> None:
-    context = browser.new_context(viewport={"width": 1280, "height": 720}, color_scheme="light")
-    pg = context.new_page()
+    context, pg = browser_steps.open_page(browser, f"{server}/networks", "Networks")
     try:
-        pg.goto(f"{server}/networks")
-        pg.get_by_role("heading", name="Networks").first.wait_for(timeout=90_000)
-        _idle(pg)
         _set(pg, "draws", "300")
         _set(pg, "burn-in", "100")
         pg.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Run", exact=True).click()

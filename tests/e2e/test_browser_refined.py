@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+import browser_steps
 import pytest
 from browser_steps import idle as _idle
 from browser_steps import light_and_dark as _shots
@@ -22,12 +23,8 @@ pytest.importorskip("playwright.sync_api", reason="the playwright Python package
 
 
 def test_refined_heatmap_on_the_trajectories_page(browser, server: str) -> None:
-    context = browser.new_context(viewport={"width": 1280, "height": 720}, color_scheme="light")
-    pg = context.new_page()
+    context, pg = browser_steps.open_page(browser, f"{server}/trajectories", "Training trajectories")
     try:
-        pg.goto(f"{server}/trajectories")
-        pg.get_by_role("heading", name="Training trajectories").first.wait_for(timeout=90_000)
-        _idle(pg)
         pg.get_by_test_id("stMainBlockContainer").get_by_role("combobox").first.click()
         pg.get_by_role("option", name=re.compile("induction_transformer")).click()
         _idle(pg)
@@ -42,12 +39,8 @@ def test_refined_heatmap_on_the_trajectories_page(browser, server: str) -> None:
 
 
 def test_refined_bars_on_the_networks_page(browser, server: str) -> None:
-    context = browser.new_context(viewport={"width": 1280, "height": 720}, color_scheme="light")
-    pg = context.new_page()
+    context, pg = browser_steps.open_page(browser, f"{server}/networks", "Networks")
     try:
-        pg.goto(f"{server}/networks")
-        pg.get_by_role("heading", name="Networks").first.wait_for(timeout=90_000)
-        _idle(pg)
         summary = pg.get_by_text("Refined λ̂: per layer or attention head")
         summary.click()
         _idle(pg)

@@ -14,9 +14,7 @@ refused call alone (Linux; skipped elsewhere).
 from __future__ import annotations
 
 import contextlib
-import io
 import re
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any
 
 import pytest
 import torch
+from helpers import run_cli
 
 from lltools.base import memory
 from lltools.base.memory import MemoryBudgetError
@@ -293,28 +292,12 @@ def test_counts_beyond_the_hard_ceilings_name_request_and_limit(
 
 
 # ----------------------------------------------------------------------------- CLI
-def run_cli(*args: str) -> tuple[int, str, str]:
-    """``lltools <args>`` in-process through ``main()`` (as tests/test_cli.py does)."""
-    from lltools.cli.main import main
-
-    out, err = io.StringIO(), io.StringIO()
-    argv, sys.argv = sys.argv, ["lltools", *args]
-    code = 0
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        sys.argv = argv
-    return code, out.getvalue(), err.getvalue()
-
-
 def cli_refusal(*args: str) -> tuple[str, int, float]:
     run_cli("estimate", "--potential", "w1**2", "--chains", "0")  # warm up: imports, typer
     with peak_rss_growth() as growth:
         t0 = time.perf_counter()
-        code, out, err = run_cli(*args, "--no-progress", "--device", "cpu")
+        proc = run_cli(*args, "--no-progress", "--device", "cpu")
+        code, out, err = proc.returncode, proc.stdout, proc.stderr
         seconds = time.perf_counter() - t0
     assert code == 2, (code, out, err)
     assert "Traceback" not in err
