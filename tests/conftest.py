@@ -9,3 +9,14 @@ import pytest
 def _isolated_run_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test records runs into a fresh temporary store, never into ~/.lltools."""
     monkeypatch.setenv("LLTOOLS_HOME", str(tmp_path_factory.mktemp("lltools_home")))
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A local two-CPU Ray for the sharding tests (skipped without the ``ray`` package)."""
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+

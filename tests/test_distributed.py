@@ -105,15 +105,6 @@ def test_sweep_shard_without_ray_equals_local_rows() -> None:
 
 
 # ---------------------------------------------------------------------------- Ray
-@pytest.fixture(scope="module")
-def ray_local():
-    ray = pytest.importorskip("ray")
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 @pytest.mark.slow
 def test_sweep_distributed_equals_local_sweep(ray_local) -> None:
     """12 settings over 5 Ray tasks: the same table and trace as the local batched sweep."""

@@ -115,15 +115,6 @@ def test_a_sweep_shard_unpacks_a_folder_it_cannot_read(tmp_path: Path) -> None:
     assert torch.equal(trace.loss, local.trace.loss[2:4])
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    ray = pytest.importorskip("ray")
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 @pytest.mark.slow
 def test_ray_sweep_and_trajectory_of_a_user_folder_equal_local(ray_local, tmp_path: Path) -> None:
     folder = _with_checkpoints(tmp_path)
