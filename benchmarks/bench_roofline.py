@@ -63,7 +63,8 @@ TARGET_SECONDS = 4.0
 
 
 def matmul_peak(threads: int, hidden: list[int]) -> float:
-    """Best fp32 GFLOP/s (best of five 0.2 s windows) of a 1024² sgemm and of (64·C, H) × (H, H)-shaped batched products."""
+    """Best fp32 GFLOP/s (best of five 0.2 s windows) of a 1024² sgemm and of batched
+    (64, H) × (H, H) products, the MLP's own shapes."""
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     best = 0.0
@@ -112,7 +113,7 @@ def marginal_rate(go: Any, chains: int, max_steps: int, probe_steps: int = 5) ->
     res, t = timed(lambda: go(steps))
     while t.wall - probe.wall < 0.25 * TARGET_SECONDS and steps < max_steps:  # set-up dominated
         steps = min(max_steps, 3 * steps)
-        res, t = timed(lambda: go(steps))
+        res, t = timed(lambda n=steps: go(n))
     extra = chains * (steps - probe_steps)
     llc = float(getattr(res, "llc_mean", math.nan))
     return {"steps": steps, "rate": extra / max(t.wall - probe.wall, 1e-9),
@@ -135,11 +136,10 @@ def lltools_rate(target: Any, chains: int, fused: bool, nbeta: float) -> dict[st
 def devinterp_worker(args: Any) -> int:
     """Subprocess: time devinterp on one (size, chains); print one JSON line."""
     sys.path.insert(0, str(Path(args.worker_path).resolve()))
+    import devinterp
     from bench_vs_devinterp import run_devinterp
 
     from lltools.targets.networks import NetworkTarget
-
-    import devinterp
 
     version = getattr(devinterp, "__version__", None) or args.worker_version
     model, x, y = build(args.size)
@@ -220,8 +220,9 @@ def main(argv: list[str] | None = None) -> int:
                 row[f"devinterp_{version}_peak_fraction"] = d["cpu_rate"] * flops / (peak * 1e9)
                 row[f"ceiling_vs_{version}"] = ceiling / d["cpu_rate"]
                 row[f"compiled_vs_{version}"] = row["compiled_per_cpu_s"] / d["cpu_rate"]
+                allows = row[f"ceiling_vs_{version}"]
                 print(f"[{size} C={chains}] devinterp {version}: {d['rate']:,.0f} chain-steps/s "
-                      f"({d['cpu_rate']:,.0f} per CPU-s); the peak allows {row[f'ceiling_vs_{version}']:.1f}× "
+                      f"({d['cpu_rate']:,.0f} per CPU-s); the peak allows {allows:.1f}× "
                       f"it, lltools compiled is {row[f'compiled_vs_{version}']:.1f}×", flush=True)
             rows.append(row)
     print()

@@ -7,8 +7,12 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _isolated_run_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test records runs into a fresh temporary store, never into ~/.lltools."""
-    monkeypatch.setenv("LLTOOLS_HOME", str(tmp_path_factory.mktemp("lltools_home")))
+    """Every test records runs into a fresh temporary store, never into ~/.lltools, and
+    starts with no remembered compile times (so the default eager/compiled choice does not
+    depend on which tests compiled before)."""
+    home = tmp_path_factory.mktemp("lltools_home")
+    monkeypatch.setenv("LLTOOLS_HOME", str(home))
+    monkeypatch.setenv("LLTOOLS_COMPILE_LOG", str(home / "compile_seconds.json"))
 
 
 @pytest.fixture(scope="module")

@@ -62,8 +62,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lltools.base import rng
-from lltools.sampling import kernel, sgld
+from lltools.base import memory, rng
+from lltools.sampling import compile_cache, kernel, sgld
 from lltools.sampling.sgld import SGLDInfo, SGLDParams, SGLDState
 from lltools.targets.base import Target
 
@@ -226,11 +226,16 @@ class _Kernel:
         warnings.warn(f"lltools: fused SGLD step unavailable ({reason}); using the eager step",
                       RuntimeWarning, stacklevel=4)
 
-    def __call__(self, key: tuple[Any, ...], *args: Any) -> Any:
+    def __call__(self, key: tuple[Any, ...], *args: Any, sig: str | None = None) -> Any:
+        """``self.fn(*args)``, compiling on the first call per ``key``; ``sig``
+        (:func:`lltools.sampling.compile_cache.signature`) is where the compile time is
+        remembered and announced under."""
         first = self.compiled and key not in self._seen
         start = time.perf_counter() if first else 0.0
         if first:
             logger.info("compiling the fused SGLD step for %s (once per shape)", key)
+            if sig is not None:
+                _announce_compile(sig)
         try:
             out = self.fn(*args)
         except Exception as exc:  # compilation failures surface on the first call
@@ -241,8 +246,40 @@ class _Kernel:
             out = self.fn(*args)
         if first:
             self._seen.add(key)
-            self.compile_seconds += time.perf_counter() - start
+            seconds = time.perf_counter() - start
+            self.compile_seconds += seconds
+            if sig is not None and self.compiled:
+                _COMPILE_TOTALS[sig] = _COMPILE_TOTALS.get(sig, 0.0) + seconds
+                compile_cache.record(sig, _COMPILE_TOTALS[sig])
         return out
+
+
+#: Wall seconds this process spent compiling each step signature (all its kernels and flags).
+_COMPILE_TOTALS: dict[str, float] = {}
+#: Compiles expected to take at least this long are announced on stderr before they start.
+ANNOUNCE_COMPILE_SECONDS = 3.0
+
+
+def _kind_of(sig: str) -> str:
+    return sig.split("|", 1)[0]
+
+
+def expected_compile_seconds(sig: str) -> float:
+    """What compiling the step ``sig`` should cost: what it took here last time
+    (:mod:`lltools.sampling.compile_cache`), else the cold figure of its kind
+    (:data:`COMPILE_SECONDS`)."""
+    known = compile_cache.expected_seconds(sig)
+    return known if known is not None else COMPILE_SECONDS.get(_kind_of(sig), AUTO_MIN_SECONDS_SAVED)
+
+
+def _announce_compile(sig: str) -> None:
+    if sig in _COMPILE_TOTALS:  # another flag of a step already announced in this process
+        return
+    seconds = expected_compile_seconds(sig)
+    if seconds >= ANNOUNCE_COMPILE_SECONDS:
+        kind, _name, chains, dim = sig.split("|")[:4]
+        memory.announce(f"compiling the {kind} sampling step ({chains[2:]} chains × {dim[2:]} parameters; "
+                        f"about {seconds:.0f} s, once — later runs of this shape reuse the on-disk cache)")
 
 
 class _FusedStepBase:
@@ -275,6 +312,13 @@ def _scalars(state: SGLDState, divergence_threshold: float) -> tuple[Tensor, Ten
         torch.tensor(t, dtype=torch.int64, device=device),
         torch.tensor(divergence_threshold, dtype=state.w.dtype, device=device),
     )
+
+
+def _signature(target: Target, state: SGLDState) -> str:
+    """:func:`lltools.sampling.compile_cache.signature` of this step."""
+    num_chains, dim = state.w.shape
+    return compile_cache.signature(target.kernel_kind, target.name, num_chains, dim, state.w.dtype,
+                                   state.w.device)
 
 
 def _next_state(state: SGLDState, w: Tensor, loss: Tensor, grad: Tensor, diverged_at: Tensor,
@@ -335,6 +379,7 @@ class FusedPotentialStep(_FusedStepBase):
             key, self._loss_fn, _chain_minor(state.w), centre_t, state.loss, _chain_minor(state.grad),
             state.loss_init, state.diverged_at, state.keys, params.epsilon, params.gamma,
             params.nbeta, word, step_t, threshold, bool(compute_acceptance), moment_t, params.rmsprop,
+            sig=_signature(target, state),
         )
         # (C, d) views of the chain-minor buffers: the next call finds them already laid out.
         new_state = _next_state(state, w_out.t(), loss_out, grad_out.t(), diverged, centre=centre_t.t(),
@@ -376,9 +421,10 @@ class FusedDataStep(_FusedStepBase):
         batch = target.sample_batch(state.keys, state.step)
         loss, grad = target.loss_and_grad(w, batch)
         key = (tuple(w.shape), w.dtype, w.device, params.sampler is not None)
+        sig = _signature(target, state)
         w_new, grad_u, moment, precond = self._update(key, w, state.centre, grad, state.keys, params.epsilon,
                                                       params.gamma, params.nbeta, word, state.moment,
-                                                      params.rmsprop)
+                                                      params.rmsprop, sig=sig)
         if compute_acceptance:
             loss_new, grad_new = target.loss_and_grad(w_new, batch)
         else:
@@ -386,7 +432,7 @@ class FusedDataStep(_FusedStepBase):
         w_out, loss_out, grad_out, diverged, info_loss, info_acc = self._finish(
             (*key, bool(compute_acceptance)), w, w_new, state.centre, loss, loss_new, grad_u,
             grad_new, state.loss_init, state.diverged_at, params.epsilon, params.gamma,
-            params.nbeta, step_t, threshold, bool(compute_acceptance), precond,
+            params.nbeta, step_t, threshold, bool(compute_acceptance), precond, sig=sig,
         )
         new_state = _next_state(state, w_out, loss_out, grad_out, diverged, moment=moment)
         return new_state, SGLDInfo(loss=info_loss, acceptance=info_acc)
@@ -470,7 +516,7 @@ class FusedNetworkStep(_FusedStepBase):
             key, target.chain_loss, w, state.centre, state.loss, state.grad,
             state.loss_init, state.diverged_at, state.keys, target.data, batch, params.epsilon,
             params.gamma, params.nbeta, word, step_t, threshold,
-            bool(compute_acceptance), state.moment, params.rmsprop,
+            bool(compute_acceptance), state.moment, params.rmsprop, sig=_signature(target, state),
         )
         new_state = _next_state(state, w_out, loss_out, grad_out, diverged, moment=moment)
         return new_state, SGLDInfo(loss=info_loss, acceptance=info_acc)
@@ -558,12 +604,18 @@ def should_fuse(target: Target, num_chains: int, num_steps_total: int) -> bool:
 
     True when the expected saving (:func:`estimated_seconds_saved`: the eager-time model of
     :func:`estimated_eager_seconds` and the measured speed-ups :data:`EXPECTED_SPEEDUP`) is
-    at least what a cold compile of that kind of step costs (:data:`COMPILE_SECONDS`), and
+    at least what compiling this step should cost (:func:`expected_compile_seconds`: what
+    it took on this machine last time, remembered next to inductor's on-disk cache, else a
+    cold compile of that kind of step, :data:`COMPILE_SECONDS`), and
     ``torch.compile`` and a C++ compiler are available.  Potentials and network targets only; custom data
     targets stay eager unless asked (``fused=True``).
     """
-    needed = COMPILE_SECONDS.get(target.kernel_kind, AUTO_MIN_SECONDS_SAVED)
-    if estimated_seconds_saved(target, num_chains, num_steps_total) < needed:
+    saved = estimated_seconds_saved(target, num_chains, num_steps_total)
+    if saved <= 0.0:
+        return False
+    needed = expected_compile_seconds(compile_cache.signature(
+        target.kernel_kind, target.name, num_chains, target.dim, target.dtype, target.device))
+    if saved < needed:
         return False
     return compile_available()
 

@@ -293,3 +293,57 @@ def test_normal_chain_minor_is_the_transposed_stream() -> None:
             word = torch.tensor(rng.step_word(123, rng.STREAM_NOISE))
             got = rng.normal_chain_minor(keys, word, size, dtype)
             assert torch.equal(got, rng.normal(keys, 123, rng.STREAM_NOISE, size, dtype).t())
+
+
+def test_default_uses_the_compile_time_remembered_on_this_machine(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A network run whose saving cannot repay a cold compile (25 s) stays eager until a
+    compile of that very step has been seen to take less; the record is per signature,
+    survives a corrupt file, and a compile announces itself only when expected to be slow."""
+    from lltools.sampling import compile_cache
+    from lltools.targets.networks import NetworkTarget
+
+    log = tmp_path / "compile.json"
+    monkeypatch.setenv(compile_cache.LOG_ENV, str(log))
+    monkeypatch.delenv(fused.FUSED_ENV, raising=False)
+    monkeypatch.setattr(fused, "compile_available", lambda: True)
+    net = NetworkTarget(torch.nn.Linear(100, 100), torch.randn(16, 100), torch.randn(16, 100), batch_size=4)
+    steps = 1
+    while fused.estimated_seconds_saved(net, 64, steps) < 8.0:
+        steps *= 2
+    assert fused.estimated_seconds_saved(net, 64, steps) < fused.COMPILE_SECONDS["minibatch"]
+    assert fused.select_step(net, num_chains=64, num_steps_total=steps) is sgld.step  # cold: 25 s
+    sig = compile_cache.signature("minibatch", net.name, 64, net.dim, net.dtype, net.device)
+    compile_cache.record(sig, 3.0)
+    assert compile_cache.expected_seconds(sig) == 3.0
+    assert isinstance(fused.select_step(net, num_chains=64, num_steps_total=steps), fused.FusedNetworkStep)
+    other = compile_cache.signature("minibatch", net.name, 65, net.dim, net.dtype, net.device)
+    assert compile_cache.expected_seconds(other) is None
+    assert fused.select_step(net, num_chains=65, num_steps_total=steps) is sgld.step
+    log.write_text("{not json")
+    assert compile_cache.expected_seconds(sig) is None  # ignored, never raised
+    assert fused.select_step(net, num_chains=64, num_steps_total=steps) is sgld.step
+    monkeypatch.setenv(compile_cache.LOG_ENV, "off")
+    compile_cache.record(sig, 1.0)
+    assert compile_cache.expected_seconds(sig) is None
+    # Announcements: a step expected to compile for >= 3 s says so on stderr, a quick one not.
+    monkeypatch.setenv(compile_cache.LOG_ENV, str(log))
+    fused._announce_compile(sig)
+    assert "compiling the minibatch sampling step (64 chains" in capsys.readouterr().err
+    compile_cache.record(sig, 0.5)
+    fused._announce_compile(sig)
+    assert capsys.readouterr().err == ""
+
+
+def test_a_compiled_run_records_its_compile_time(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    from lltools.sampling import compile_cache
+
+    monkeypatch.setenv(compile_cache.LOG_ENV, str(tmp_path / "compile.json"))
+    target = potential_target("x**2 + y**2")
+    trace = run(target, make_params(1e-3, 1.0, 100.0, 8), num_draws=5, fused=True)
+    if trace.meta["step"] != "compiled":
+        pytest.skip("no compiler here")
+    sig = compile_cache.signature("potential", target.name, 8, 2, target.dtype, target.device)
+    assert compile_cache.expected_seconds(sig) is not None
+    assert compile_cache.expected_seconds(sig) > 0
