@@ -69,6 +69,27 @@ WORK_PER_THREAD = 2**23
 ELEMENTWISE_OPS = 64
 
 
+#: Matrix-product precisions a network target can evaluate in (its ``precision``
+#: argument): full fp32, or bf16 products with fp32
+#: parameters, noise and accumulation (mixed precision, opt-in).
+MATMUL_PRECISIONS = ("fp32", "bf16")
+
+
+def fast_bf16_matmul(device: torch.device | str = "cpu") -> bool:
+    """Whether ``device`` multiplies bf16 matrices in hardware: a CUDA GPU that supports bf16,
+    or a CPU reporting AVX-512 BF16 or AMX (``/proc/cpuinfo`` flags).  Elsewhere bf16
+    products are emulated and slower than fp32."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((line for line in fh if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
 def step_work(num_chains: int, dim: int, rows: int = 0) -> float:
     """Work of one SGLD step ≈ C · d · (rows + :data:`ELEMENTWISE_OPS`) multiply-adds.
 

@@ -16,6 +16,7 @@ import torch
 import typer
 from tqdm import tqdm
 
+from lltools.base.devices import MATMUL_PRECISIONS
 from lltools.base.untrusted import one_line, terminal_safe
 from lltools.cli.landscape import hessian_command, landscape_command
 from lltools.cli.output import (
@@ -186,6 +187,9 @@ SaveOpt = Annotated[bool, typer.Option("--save", help="Record the run in the run
 StoreOpt = Annotated[str | None, typer.Option("--store", help="Run store directory (default $LLTOOLS_HOME or ~/.lltools).")]
 GammaOpt = Annotated[float | None, typer.Option(help=f"Localisation strength γ (default {_DEF['gamma']:g} {_CARD}).")]
 EpsilonOpt = Annotated[float | None, typer.Option(help=f"Step size ε (default {_DEF['epsilon']:g} {_CARD}).")]
+PrecisionOpt = Annotated[str, typer.Option(
+    help="Matrix products of a network: fp32, or bf16 (opt-in mixed precision: bf16 products; parameters, "
+    "gradients, noise and sums stay fp32; fast only with AVX-512 BF16/AMX or a bf16 GPU).")]
 SamplerOpt = Annotated[str, typer.Option(help="Sampler: sgld (plain SGLD) or rmsprop (RMSProp-preconditioned SGLD).")]
 RestrictOpt = Annotated[list[str] | None, typer.Option("--restrict", help="Sample only the parameters matching this glob (e.g. 'layers.0.*'); repeatable: one refined λ̂ per glob, all in one batched run.")]
 RestrictEachOpt = Annotated[str | None, typer.Option("--restrict-each", help="One refined λ̂ per layer or per attention head: layer or head.")]
@@ -274,6 +278,7 @@ def estimate(
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "float32",
     sampler: SamplerOpt = "sgld",
+    precision: PrecisionOpt = "fp32",
     restrict: RestrictOpt = None,
     restrict_each: RestrictEachOpt = None,
     data_subset: DataSubsetOpt = None,
@@ -318,6 +323,14 @@ def estimate(
         "dtype": dtype,
         "sampler": sampler_name,
     }
+    if precision not in MATMUL_PRECISIONS:
+        fail(f"--precision must be one of {', '.join(MATMUL_PRECISIONS)}, got {precision!r}")
+    if precision != "fp32":
+        if not target.has_data:
+            fail("--precision bf16 applies only to networks (--model)")
+        if refined:
+            fail("--precision bf16 is not available with --restrict/--restrict-each/--data-subset/--probe")
+        kwargs["precision"] = precision
     total = kwargs["burnin"] + kwargs["draws"] * thinning
     report = max(1, total // 100)
     if target_sem is not None and not target_sem > 0:

@@ -86,6 +86,7 @@ def result_lines(doc: dict[str, Any], *, header: bool = True, warnings: bool = T
             f"settings    nβ = {_num(s.get('nbeta'), 'g')}, γ = {_num(s.get('gamma'), 'g')}, "
             f"ε = {_num(s.get('epsilon'), 'g')}, chains = {s.get('chains')}, draws = {s.get('draws')}, "
             f"burn-in = {s.get('burnin')}, seed = {s.get('seed')}, {s.get('device')}/{s.get('dtype')}"
+            + (f", {s['precision']} matrix products" if s.get("precision", "fp32") != "fp32" else "")
             + (f", sampler = {s['sampler']}" if s.get("sampler", "sgld") != "sgld" else ""),
         ]
     lines.append(

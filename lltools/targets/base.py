@@ -207,6 +207,16 @@ class Target(ABC):
         new.w_star = self.w_star.to(device=device, dtype=dtype)
         return new
 
+    #: The matrix-product precision losses are evaluated in
+    #: (:data:`lltools.base.devices.MATMUL_PRECISIONS`); only network targets offer "bf16".
+    precision: str = "fp32"
+
+    def with_precision(self, precision: str) -> Target:
+        """This target evaluated in ``precision``; the default knows only "fp32"."""
+        if precision == "fp32":
+            return self
+        raise TargetError(f"precision {precision!r} applies only to network targets")
+
     def describe(self) -> dict[str, Any]:
         """A small JSON-friendly description (name, d, n, theory λ); subclasses add theirs."""
         return {

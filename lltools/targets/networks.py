@@ -58,6 +58,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
 from lltools.base import rng
+from lltools.base.devices import MATMUL_PRECISIONS, fast_bf16_matmul
 from lltools.targets.base import KernelKind, Target, TargetError
 from lltools.targets.batches import Fields, batch_fields, normalise_data
 
@@ -215,6 +216,11 @@ class NetworkTarget(Target):
         ``(outputs, batch) -> (m,)`` (with ``fields``); default by the target's dtype.
     evaluate : callable, optional
         ``(model, batch) -> (m,)`` per-sample losses; replaces forward + loss.
+    precision : {"fp32", "bf16"}
+        "bf16" (opt-in) evaluates the model's matrix products in bfloat16 under
+        ``torch.autocast`` while parameters, gradients, noise and the loss's mean stay in the
+        target's dtype (mixed precision).  Worth it only where the hardware multiplies bf16
+        (:func:`lltools.base.devices.fast_bf16_matmul`; the target warns elsewhere).
 
     Attributes
     ----------
@@ -245,7 +251,9 @@ class NetworkTarget(Target):
         fields: Fields | None = None,
         batch_loss: BatchLoss | str | None = None,
         evaluate: Evaluate | None = None,
+        precision: str = "fp32",
     ) -> None:
+        _check_precision(precision)
         if grad_method not in GRAD_METHODS:
             raise ValueError(f"unknown grad_method {grad_method!r}; valid: {', '.join(GRAD_METHODS)}")
         if not isinstance(module, nn.Module):
@@ -302,6 +310,9 @@ class NetworkTarget(Target):
             sum(t.numel() for t in one.tensors[: max(1, len(one.tensors) - 1)]),
         )
         self.grad_method = grad_method
+        self.precision = "fp32"
+        if precision != "fp32":
+            self._set_precision(precision)
 
     @classmethod
     def from_data(
@@ -481,8 +492,30 @@ class NetworkTarget(Target):
         return self.batch_loss(self._forward(w, rows), self.fields.batch(rows))
 
     def chain_loss(self, w: Tensor, *rows: Tensor) -> Tensor:
-        """Mean loss of one chain: w (d,) and its rows of every data field (m, ...) -> scalar."""
-        return self._per_sample(w, rows).mean()
+        """Mean loss of one chain: w (d,) and its rows of every data field (m, ...) -> scalar.
+
+        With ``precision="bf16"`` the forward pass runs under bf16 autocast and its
+        per-sample losses are averaged in ``w``'s dtype."""
+        if self.precision == "fp32":
+            return self._per_sample(w, rows).mean()
+        with torch.autocast(device_type=w.device.type, dtype=torch.bfloat16):
+            per_sample = self._per_sample(w, rows)
+        return per_sample.to(w.dtype).mean()
+
+    def _set_precision(self, precision: str) -> None:
+        _check_precision(precision)
+        self.precision = precision
+        self.warnings = [w for w in self.warnings if not w.startswith("bf16 matrix products")]
+        if precision == "bf16" and not fast_bf16_matmul(self.device):
+            self.warnings.append(
+                f"bf16 matrix products were asked for, but this {self.device.type.upper()} has no bf16 "
+                "matrix units (AVX-512 BF16 / AMX, or a bf16 GPU): they are emulated and slower than fp32")
+
+    def with_precision(self, precision: str) -> NetworkTarget:
+        """A copy evaluating its matrix products in ``precision`` ("fp32" or "bf16")."""
+        new = copy.copy(self)
+        new._set_precision(precision)
+        return new
 
     # ------------------------------------------------------------------ batched losses
     def _chunk_rows(self, num_chains: int) -> int:
@@ -697,7 +730,14 @@ class NetworkTarget(Target):
     def describe(self) -> dict[str, Any]:
         info = super().describe()
         info.update(loss=self.loss_name, batch_size=self.batch_size)
+        if self.precision != "fp32":
+            info.update(precision=self.precision)
         return info
+
+
+def _check_precision(precision: str) -> None:
+    if precision not in MATMUL_PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(MATMUL_PRECISIONS)}")
 
 
 def _no_loss(outputs: Any, batch: Any) -> Tensor:  # pragma: no cover - evaluate replaces it

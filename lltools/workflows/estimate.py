@@ -58,10 +58,14 @@ class SamplerSettings:
     sampler: str = "sgld"
     rmsprop_decay: float | None = None
     rmsprop_delta: float | None = None
+    precision: str = "fp32"
 
     def as_dict(self) -> dict[str, Any]:
-        """The settings as plain values (RMSProp's α and δ only for the rmsprop sampler)."""
+        """The settings as plain values (RMSProp's α and δ only for the rmsprop sampler, the
+        matrix-product precision only when it is not fp32)."""
         out = dict(self.__dict__)
+        if self.precision == "fp32":
+            out.pop("precision")
         if self.sampler != "rmsprop":
             out.pop("rmsprop_decay")
             out.pop("rmsprop_delta")
@@ -236,8 +240,10 @@ def prepare_target(
     batch_size: int | None = None,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
+    precision: str = "fp32",
 ) -> Target:
-    """Place ``target`` on the resolved device/dtype and apply a minibatch size."""
+    """Place ``target`` on the resolved device/dtype and apply a minibatch size and a
+    matrix-product precision ("bf16": networks only, opt-in mixed precision)."""
     with warnings.catch_warnings():  # torch warns about some names (e.g. 'mkldnn') we then refuse
         warnings.simplefilter("ignore", UserWarning)
         dev = resolve_device(device)
@@ -254,6 +260,8 @@ def prepare_target(
                              "use at most n (or leave it out for full batch)")
         target = copy.copy(target)
         target.batch_size = int(batch_size)
+    if precision != target.precision:
+        target = target.with_precision(precision)
     return target
 
 
@@ -310,6 +318,7 @@ def estimate_stream(
     sampler: str = "sgld",
     rmsprop_decay: float = RMSPROP_DECAY,
     rmsprop_delta: float = RMSPROP_DELTA,
+    precision: str = "fp32",
     **run_kwargs: Any,
 ) -> Iterator[RunEvent]:
     """Yield a :class:`~lltools.workflows.events.RunEvent` every ``report_every`` steps.
@@ -321,7 +330,7 @@ def estimate_stream(
     _validate_counts(chains, draws, burnin, thinning)
     sampler = SAMPLER_NAMES[sampler_code(sampler)]
     target = as_target(target, data, loss=loss, evaluate=evaluate, batch_size=batch_size)
-    placed = prepare_target(target, batch_size=batch_size, device=device, dtype=dtype)
+    placed = prepare_target(target, batch_size=batch_size, device=device, dtype=dtype, precision=precision)
     check_memory(placed, chains, draws, burnin, thinning)
     nb = resolve_nbeta(placed, nbeta)
     params = make_params(epsilon, gamma, nb, chains, device=placed.device, dtype=placed.dtype,
@@ -341,6 +350,7 @@ def estimate_stream(
         sampler=sampler,
         rmsprop_decay=float(rmsprop_decay) if sampler == "rmsprop" else None,
         rmsprop_delta=float(rmsprop_delta) if sampler == "rmsprop" else None,
+        precision=placed.precision,
     )
     for trace in run_chunks(
         placed,
