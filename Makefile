@@ -34,10 +34,13 @@ APP_MODELS := $(subst $(SPACE),:,$(strip $(MODELS) $(subst :, ,$(LLTOOLS_MODELS)
 app: $(STAMP)
 	LLTOOLS_MODELS="$(APP_MODELS)" $(BIN)/streamlit run dashboard/app.py --server.port $(PORT) --server.headless true
 
+# The non-browser tests on two worker processes (one torch thread each, tests/conftest.py),
+# then the real-browser tests alone, so that their timings do not compete with other tests.
 test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadscope -m "not browser"
+	$(BIN)/python -m pytest -q -m browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
