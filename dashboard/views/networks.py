@@ -22,7 +22,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard import common as ui
-from dashboard import history
+from dashboard import health_light, history
 from dashboard import running as live_ui
 from dashboard.views import landscape as landscape_view
 from dashboard.views.networks_controls import _on_run, pick_model, sampler_controls
@@ -99,6 +99,7 @@ def main() -> None:
         st.session_state["networks.__ckpt_name"] = sel.checkpoint
         n = int(sel.target.n) if sel.target is not None else card_of(sel.path or first).get("n")
         budget = sampler_controls(running, n)
+        health_light.auto_stop_controls(NS, running=running, default_target=0.1)
         live.buttons(running=running, on_run=_on_run, disabled=sel.target is None or budget is not None)
         ui.remember([K_MODEL, K_SOURCE, K_CKPT, *SAMPLER_KEYS])
 

@@ -154,7 +154,8 @@ class LiveHealth:
 
     def line(self) -> str:
         """The verdict in one line: why (or "healthy"), then R-hat, ESS, MCSE(λ̂), acceptance and
-        divergences, e.g. "ESS 61 < 100 · R-hat 1.004 · ESS 61 · MCSE(λ̂) 0.031 · acceptance 0.97 · 0 diverged"."""
+        divergences, e.g. "ESS 61 < 100 · R-hat 1.004 · ESS 61 · MCSE(λ̂) 0.031 · acceptance 0.97 ·
+        0 diverged"."""
 
         def num(x: float, spec: str) -> str:
             return format(x, spec) if math.isfinite(x) else "–"
