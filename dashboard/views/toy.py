@@ -608,7 +608,8 @@ def main() -> None:
         spec, target, error = controls(running)
         health_light.auto_stop_controls(NS, running=running)
         live.buttons(running=running, on_run=_on_run, disabled=error is not None)
-        st.caption("After each run the page URL holds these settings: copy it to share the run.")
+        ui.save_query_params(QUERY)
+        st.caption("The page URL holds these settings: copy it to share them (a reload keeps them).")
 
     with main_col:
         slots = make_slots()
