@@ -102,3 +102,19 @@ def test_the_option_lives_in_the_url() -> None:
     assert_healthy(bad)
     assert not bad.checkbox(key="toy.autostop").value
     assert any("ignored URL parameter stop" in w.value for w in bad.warning)  # one line, no traceback
+
+
+@pytest.mark.slow
+def test_stop_when_mcse_reaches_the_target_ends_a_networks_run_and_says_why() -> None:
+    """rrr 6-4-5 at its card settings with 4 chains: R-hat ≤ 1.01 after ~10 000 steps (~35 s here)."""
+    at = page("networks")
+    at.query_params.update({"model": "deep_linear/rrr_6_4_5_r2", "chains": "4", "draws": "20000",
+                            "burnin": "100", "stop_sem": "2"})
+    at.run()
+    assert_healthy(at)
+    at.button(key="networks.run").click().run()
+    assert_healthy(at)
+    said = [i.value for i in at.info if "stopped at step" in i.value]
+    assert said and re.search(r"of 20,100: MCSE [\d.]+ ≤ target 2 and R-hat [\d.]+ ≤ 1\.01", said[0]), said
+    r = at.session_state["networks.__result"].result
+    assert r.llc_sem <= 2.0 and r.rhat <= 1.01 and r.trace.draw_loss.shape[1] < 20_000
