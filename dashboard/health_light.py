@@ -13,6 +13,7 @@ diagnostics never disagree.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,24 +40,24 @@ def auto_stop_controls(ns: str, *, running: bool, default_target: float = 0.02) 
     """The "stop when MCSE(λ̂) ≤ target" option of page ``ns`` (off by default)."""
     on_key, target_key = _keys(ns)
     ui.init_state({on_key: False, target_key: float(default_target)})
-    c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
-    c1.checkbox(
-        "Stop when MCSE(λ̂) ≤ target",
+    st.checkbox(
+        "Auto-stop (MCSE)",
         key=on_key,
         disabled=running,
-        help="End the run as soon as λ̂'s Monte-Carlo standard error is at most the target and "
+        help="Stop when MCSE(λ̂) ≤ target: end the run as soon as λ̂'s Monte-Carlo standard error "
+        "is at most the target and "
         f"R-hat ≤ {DEFAULT_CRITERIA.rhat_max:g} (the rule of `lltools estimate --target-sem`); "
         "the draws so far are kept and the page says why it stopped.",
     )
-    c2.number_input(
-        "target",
-        min_value=1e-6,
-        max_value=1e6,
-        format="%g",
-        key=target_key,
-        disabled=running or not st.session_state.get(on_key),
-        label_visibility="collapsed",
-    )
+    if st.session_state.get(on_key):  # the target only when the option is on (a narrow column)
+        st.number_input(
+            "target MCSE(λ̂)",
+            min_value=1e-6,
+            max_value=1e6,
+            format="%g",
+            key=target_key,
+            disabled=running,
+        )
     ui.remember([on_key, target_key])
 
 
@@ -106,6 +107,7 @@ class HealthLight:
         self.criteria = criteria or DEFAULT_CRITERIA
         self.reason: str | None = None
         self._seen: tuple[int, LiveHealth] | None = None
+        self._next_check = 0.0
 
     def health(self, item: Any) -> LiveHealth:
         """The core's verdict on ``item.trace`` (computed once per chunk)."""
@@ -114,10 +116,18 @@ class HealthLight:
         return self._seen[1]
 
     def stop_when(self, item: Any) -> str | None:
-        """``stop_when`` for :func:`dashboard.running.stream_live`: why to stop now, or ``None``."""
-        if self.target_sem is None:
+        """``stop_when`` for :func:`dashboard.running.stream_live`: why to stop now, or ``None``.
+
+        The verdict summarises every draw so far (tens to hundreds of ms for long runs), so after
+        a check that took D seconds the next waits ≥ 3·D: checking costs at most a quarter of
+        the run.  The run then ends at the checked chunk, so the summary shown is the one the
+        reason quotes.
+        """
+        start = time.perf_counter()
+        if self.target_sem is None or start < self._next_check:
             return None
         self.reason = stop_reason(self.health(item), self.target_sem, self.criteria)
+        self._next_check = time.perf_counter() + 3.0 * (time.perf_counter() - start)
         return self.reason
 
     def outcome(self, last: Any) -> tuple[Any, str]:
