@@ -57,25 +57,25 @@ def test_a_networks_link_sets_the_controls_and_a_reload_keeps_them(browser, serv
 def test_the_live_light_and_the_mcse_stop_on_the_toy_page(browser, server: str) -> None:
     """Issue 13.19 as a person sees it: the traffic light while sampling, then the run stops by
     itself and says why."""
-    context, pg = open_page(browser, server + "/?potential=x**2%20%2B%20y**2&chains=4&draws=100000&burnin=100"
-                            "&stop_sem=0.01", "Toy potentials")
+    context, pg = open_page(browser, server + "/?potential=x**2%20%2B%20y**2&chains=4&draws=20000&burnin=100"
+                            "&stop_sem=0.02", "Toy potentials")
     try:
         assert pg.get_by_role("checkbox", name="Auto-stop (MCSE)").is_checked()
         pg.get_by_role("button", name="Run").first.click()
         light = pg.get_by_text(re.compile(r"MCSE\(λ̂\) [\d–]")).first
-        light.wait_for(timeout=120_000)  # the light, while sampling
+        light.wait_for(timeout=180_000)  # the light, while sampling (the first chunk is slow under load)
         pg.mouse.move(900, 400)
         pg.mouse.wheel(0, -3000)  # the main column's top (the light is redrawn each frame)
         SHOTS.mkdir(parents=True, exist_ok=True)
         pg.screenshot(path=str(SHOTS / "toy_live_health_light.png"))
-        pg.get_by_text("≤ target 0.01 and R-hat").first.wait_for(timeout=180_000)
+        pg.get_by_text("≤ target 0.02 and R-hat").first.wait_for(timeout=180_000)
         idle(pg)
         no_exception(pg)
         info = pg.get_by_text("stopped at step").first
         pg.mouse.wheel(0, -3000)
         pg.wait_for_timeout(500)
         said = info.inner_text()
-        assert "of 100,100" in said and "MCSE" in said
+        assert "of 20,100" in said and "MCSE" in said
         pg.screenshot(path=str(SHOTS / "toy_stopped_at_mcse_target.png"))
     finally:
         context.close()
