@@ -289,6 +289,9 @@ class QueryParam:
     apply: Callable[[Any], dict[str, Any]] | None = None
     #: Optional inverse of ``apply`` for writing the URL (session state -> raw value).
     read: Callable[[Mapping[str, Any]], Any] | None = None
+    #: Optional check of the parsed value against the values parsed before it (e.g. a checkpoint
+    #: of the model named earlier in the URL): a problem message, or ``None`` when it is valid.
+    valid: Callable[[Any, Mapping[str, Any]], str | None] | None = None
 
     def parse(self, raw: str) -> Any:
         if self.kind is str:
@@ -453,9 +456,12 @@ def load_query_params(ns: str, spec: Mapping[str, QueryParam]) -> list[str]:
         raw = st.query_params[name]
         try:
             parsed = param.parse(raw)
+            problem = param.valid(parsed, values) if param.valid else None
+            if problem:
+                raise ValueError(problem)
             values.update(param.apply(parsed) if param.apply else {param.key: parsed})
         except (TypeError, ValueError) as exc:
-            problems.append(f"ignored URL parameter {name}={raw!r}: {exc}")
+            problems.append(f"ignored URL parameter {name}={str(raw)[:80]!r}: {exc}")
     if values:
         set_values(values)
     return problems

@@ -312,6 +312,7 @@ def stream_live(
     label: str = "Sampling",
     progress_container: Any = None,
     min_interval: float = 0.15,
+    stop_when: Callable[[Any], str | None] | None = None,
 ) -> tuple[Any, float]:
     """Consume a ``*_stream`` iterator: keep each partial for Stop, redraw, show progress.
 
@@ -320,6 +321,9 @@ def stream_live(
     Redraws are adaptive: after a redraw that took D seconds the next one waits at least
     2·D (and ``min_interval``), so drawing never takes more than about a third of the
     run; the progress bar moves every chunk and the final state is always drawn.
+    ``stop_when(item)`` is asked at every unfinished chunk: a reason (a string) ends the run
+    there, like the CLI's ``--target-sem`` — the stream is closed (a recorded run is stored
+    as stopped) and the last, incomplete item is returned; the caller says why.
     """
     progress = Progress(total_steps, label=label, container=progress_container)
     last = None
@@ -344,6 +348,8 @@ def stream_live(
                 took = time.perf_counter() - now
                 next_draw = time.perf_counter() + max(min_interval, 2.0 * took)
             progress.update(done)
+            if stop_when is not None and not trace.complete and stop_when(item):
+                break
     finally:
         # The last chunk is handed over already: let a waiting Stop go on at once, while this
         # thread closes the stream (storing the run as stopped takes a moment).

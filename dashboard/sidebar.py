@@ -39,6 +39,7 @@ def sidebar_display_options() -> None:
     """Sidebar: lecture mode (large fonts in the app and in every figure), the theme probe and
     where runs are saved; above the page, the notice about unfinished stored runs."""
     lecture_from_url()
+    _lecture_to_url()  # every run: switching pages clears the URL's parameters, a reload must keep it
     with st.sidebar:
         st.toggle(
             "Lecture mode (large fonts)",

@@ -301,3 +301,11 @@ def test_a_reference_that_is_not_exact_is_named_so_and_does_not_stretch_the_axis
     chains = plots.chain_llc_figure(pd.DataFrame({"chain": [0, 1], "llc": [1.2, 1.3]}), theory_llc=2176.0,
                                     theory_label="paper λ (not exact)")
     assert _by_role(chains, "theory")[0].name.startswith("paper λ (not exact)")
+
+
+def test_style_figure_in_lecture_mode_takes_traces_without_a_marker_size() -> None:
+    """Lecture mode styled the Learn page's density figure into an AttributeError: a histogram's
+    marker has no ``size``."""
+    fig = go.Figure([go.Histogram(x=[0.0, 1.0, 1.0]), go.Scatter(x=[0], y=[0], marker={"size": 5})])
+    plots.style_figure(fig, dark=False, large=True)
+    assert fig.data[1].marker.size == pytest.approx(8.0)

@@ -22,7 +22,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard import common as ui
-from dashboard import history
+from dashboard import health_light, history
 from dashboard import running as live_ui
 from dashboard.views import landscape as landscape_view
 from dashboard.views.networks_controls import _on_run, pick_model, sampler_controls
@@ -41,6 +41,7 @@ from dashboard.views.networks_models import (
     card_of,
     default_model,
     models_root,
+    query_spec,
     sample_models,
     sampler_defaults,
     sampler_params,
@@ -74,6 +75,8 @@ def main() -> None:
         st.warning("No sample models found under sample_models/.", icon=":material/warning:")
         return
     live = live_ui.LiveRun(NS)
+    query = query_spec(cards, health_light.auto_stop_query(NS))
+    problems = ui.load_query_params(NS, query)
     first = default_model(cards)
     chosen = st.session_state.get(K_MODEL) or st.session_state.get("_persist", {}).get(K_MODEL)
     if chosen in {str(c["path"]) for c in cards}:
@@ -94,13 +97,17 @@ def main() -> None:
 
     ctrl, main_col = st.columns(ui.control_split(), gap="large")
     with ctrl:
+        for p in problems:
+            st.warning(ui.plain(p), icon=":material/link_off:")
         sel = pick_model(cards, running)
         st.session_state["networks.__ckpt_key"] = sel.checkpoint_key
         st.session_state["networks.__ckpt_name"] = sel.checkpoint
         n = int(sel.target.n) if sel.target is not None else card_of(sel.path or first).get("n")
         budget = sampler_controls(running, n)
+        health_light.auto_stop_controls(NS, running=running, default_target=0.1)
         live.buttons(running=running, on_run=_on_run, disabled=sel.target is None or budget is not None)
         ui.remember([K_MODEL, K_SOURCE, K_CKPT, *SAMPLER_KEYS])
+        ui.save_query_params(query)  # the URL holds these settings: a reload or a shared link keeps them
 
     path = str(sel.path)
     card = card_of(path)

@@ -13,6 +13,8 @@ from typing import Any
 import streamlit as st
 
 from dashboard import common as ui
+from dashboard.views.refined_panel import K_KIND as K_REFINE_KIND
+from dashboard.views.refined_panel import K_SUBSET as K_REFINE_SUBSET
 from lltools.targets.checkpoints import CheckpointError
 from lltools.targets.models import folder_card, list_checkpoints, load_sample_model, read_card
 
@@ -187,3 +189,51 @@ def checkpoint_display(path: str, request: dict[str, Any]) -> str:
     if key.startswith("upload:"):
         return f"uploaded {request.get('checkpoint') or 'file'}"
     return checkpoint_label(path, key.removeprefix("ckpt:"))
+
+
+def model_by_name(cards: list[dict[str, Any]]) -> dict[str, str]:
+    """URL name (the card's name) -> model folder path; the first folder of a name wins."""
+    out: dict[str, str] = {}
+    for c in cards:
+        out.setdefault(str(c["name"]), str(c["path"]))
+    return out
+
+
+def query_spec(cards: list[dict[str, Any]], stop_param: ui.QueryParam) -> dict[str, ui.QueryParam]:
+    """The page's URL parameters: the model (by name), its shipped checkpoint, the sampler
+    settings, the refined-λ̂ choices and "stop when MCSE ≤ target" (``stop_param``).
+
+    A model in the URL brings its card's settings; the parameters after it override them.
+    """
+    paths = model_by_name(cards)
+    names = {p: n for n, p in paths.items()}
+    first = default_model(cards)
+
+    def apply_model(name: str) -> dict[str, Any]:
+        card = card_of(paths[name])
+        return {K_MODEL: paths[name], K_SOURCE: SHIPPED, K_CKPT: str(card["final_checkpoint"]),
+                **sampler_defaults(card)}
+
+    def valid_checkpoint(rel: str, values: Any) -> str | None:
+        path = values.get(K_MODEL) or first
+        if path is None or rel not in checkpoint_options(str(path)):
+            return f"not a shipped checkpoint of {card_of(str(path))['name'] if path else 'this model'}"
+        return None
+
+    return {
+        "model": ui.QueryParam(K_MODEL, str, choices=tuple(paths), apply=apply_model,
+                               read=lambda s: names.get(str(s.get(K_MODEL)))),
+        "checkpoint": ui.QueryParam(K_CKPT, str, valid=valid_checkpoint,
+                                    read=lambda s: s.get(K_CKPT) if s.get(K_SOURCE) == SHIPPED else None),
+        "nbeta": ui.QueryParam(K_NBETA, float, lo=1e-3, hi=1e12),
+        "gamma": ui.QueryParam(K_GAMMA, float, lo=0.0, hi=1e9),
+        "epsilon": ui.QueryParam(K_EPS, float, lo=1e-12, hi=1.0),
+        "chains": ui.QueryParam(K_CHAINS, int, lo=1, hi=256),
+        "draws": ui.QueryParam(K_DRAWS, int, lo=10, hi=100_000),
+        "burnin": ui.QueryParam(K_BURNIN, int, lo=0, hi=100_000),
+        "batch": ui.QueryParam(K_BATCH, int, lo=0, hi=1_000_000_000),
+        "seed": ui.QueryParam(K_SEED, int, lo=0, hi=2**31 - 1),
+        "refine": ui.QueryParam(K_REFINE_KIND, str, choices=("layer", "head")),
+        "subset": ui.QueryParam(K_REFINE_SUBSET, str),
+        "stop_sem": stop_param,
+    }

@@ -8,9 +8,9 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import history
+from dashboard import health_light, history
 from dashboard import running as live_ui
-from dashboard.views.networks_models import PAGE, RESULT, card_of, checkpoint_display, current_target
+from dashboard.views.networks_models import NS, PAGE, RESULT, card_of, checkpoint_display, current_target
 from dashboard.views.networks_results import NetResult, Slots, draw_metrics, draw_traces
 from dashboard.views.networks_theory import Theory
 from lltools.estimation import frames
@@ -60,12 +60,14 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun, th: Th
     target = current_target(request)
     total = params["burnin"] + params["draws"]
     state = {"n": 0}
+    light = health_light.HealthLight(slots.progress, health_light.auto_stop_target(NS))
 
     def on_chunk(item: Any) -> None:
         trace = item.trace
         traces = frames.trace_frame(trace)
         now = live_estimate(trace)
         state["n"] += 1
+        light.draw(item)
         draw_metrics(
             slots.metrics,
             th,
@@ -95,12 +97,14 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun, th: Th
                         record_positions=True, **params), **saved
     )
     last, elapsed = live_ui.stream_live(
-        stream, live=live, total_steps=total, on_chunk=on_chunk, progress_container=slots.progress
+        stream, live=live, total_steps=total, on_chunk=on_chunk, progress_container=slots.progress,
+        stop_when=light.stop_when,
     )
-    result = last.result
-    done = NetResult(path, label, request["checkpoint_key"], params, result, "complete", elapsed, th)
+    result, status = light.outcome(last)
+    done = NetResult(path, label, request["checkpoint_key"], params, result, status, elapsed, th)
     done.traces = result.traces
-    cache.put(key, done, stored_id=getattr(stream, "run_id", None))
+    if status == "complete":  # a run stopped early is not the result of these settings
+        cache.put(key, done, stored_id=getattr(stream, "run_id", None))
     store(done)
 
 

@@ -24,6 +24,8 @@ from lltools.workflows.refined import REFINED_TRAJECTORY_FILE, refined_stream
 
 NS = "refined"
 RESULT = f"{NS}.__result"
+#: Widget keys of the choices (the Networks page keeps them in the URL).
+K_KIND, K_SUBSET = f"{NS}.kind", f"{NS}.subset"
 ALL_DATA = "all data"
 #: Probe samples tracked for the per-sample view.
 PROBE_CHOICES = (0, 100, 250, 500)
@@ -94,10 +96,15 @@ def refined_panel(
     with st.expander("Refined λ̂: per layer or attention head", expanded=done is not None):
         ui.teaching_note(TEACHING, title="What is a refined λ̂?")
         kinds = ["layer", "head"] if _has_heads(module) else ["layer"]
-        c1, c2, c3 = st.columns(3)
-        kind = c1.radio("One λ̂ per", kinds, horizontal=True, key=f"{NS}.kind", disabled=running)
         subsets = _subsets(path)
-        subset = c2.selectbox("Loss measured on", [ALL_DATA, *subsets], key=f"{NS}.subset", disabled=running)
+        for key, options in ((K_KIND, kinds), (K_SUBSET, [ALL_DATA, *subsets])):
+            if key in st.session_state and st.session_state[key] not in options:  # e.g. from a URL
+                st.caption(f"{ui.plain(str(st.session_state[key])[:80])} is not available for this model: "
+                           f"{ui.plain(str(options[0]))} instead.")
+                st.session_state[key] = options[0]
+        c1, c2, c3 = st.columns(3)
+        kind = c1.radio("One λ̂ per", kinds, horizontal=True, key=K_KIND, disabled=running)
+        subset = c2.selectbox("Loss measured on", [ALL_DATA, *subsets], key=K_SUBSET, disabled=running)
         probe_n = c3.selectbox("Per-sample view: probe samples", PROBE_CHOICES, index=0, key=f"{NS}.probe",
                                disabled=running,
                                help="Track these many samples' losses across the posterior (running mean "

@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import common as ui
-from dashboard import history
+from dashboard import health_light, history
 from dashboard import running as live_ui
 from dashboard import theory as bg_theory
 from lltools import viz as plots
@@ -81,6 +81,7 @@ QUERY = {
     "draws": ui.QueryParam(K_DRAWS, int, lo=10, hi=200_000),
     "burnin": ui.QueryParam(K_BURNIN, int, lo=0, hi=100_000),
     "seed": ui.QueryParam(K_SEED, int, lo=0, hi=2**31 - 1),
+    "stop_sem": health_light.auto_stop_query(NS),
 }
 
 
@@ -355,6 +356,7 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun) -> Non
     extent_choice = st.session_state.get(K_VIEW, "auto")
     theory = bg_theory.theory_record(spec).llc
     state = {"n": 0}
+    light = health_light.HealthLight(slots.progress, health_light.auto_stop_target(NS))
 
     def on_chunk(item: Any) -> None:
         trace = item.trace
@@ -363,6 +365,7 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun) -> Non
         extent = ui.auto_extent(positions) if extent_choice == "auto" else float(extent_choice)
         now = live_estimate(trace)
         state["n"] += 1
+        light.draw(item)
         draw_metrics(
             slots.metrics,
             llc=now.llc,
@@ -400,14 +403,16 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun) -> Non
         total_steps=total,
         on_chunk=on_chunk,
         progress_container=slots.progress,
+        stop_when=light.stop_when,
     )
-    result = last.result
-    done = ToyResult(spec, params, result, finite, finite_note, "complete", elapsed)
+    result, status = light.outcome(last)
+    done = ToyResult(spec, params, result, finite, finite_note, status, elapsed)
     done.traces = result.traces
     done.positions = (
         frames.positions_frame(result.trace) if result.trace.positions is not None else pd.DataFrame()
     )
-    cache.put(key, done, stored_id=getattr(stream, "run_id", None))
+    if status == "complete":  # a run stopped early is not the result of these settings
+        cache.put(key, done, stored_id=getattr(stream, "run_id", None))
     store(done)
 
 
@@ -601,8 +606,10 @@ def main() -> None:
         for p in problems:
             st.warning(ui.plain(p))
         spec, target, error = controls(running)
+        health_light.auto_stop_controls(NS, running=running)
         live.buttons(running=running, on_run=_on_run, disabled=error is not None)
-        st.caption("After each run the page URL holds these settings: copy it to share the run.")
+        ui.save_query_params(QUERY)
+        st.caption("The page URL holds these settings: copy it to share them (a reload keeps them).")
 
     with main_col:
         slots = make_slots()

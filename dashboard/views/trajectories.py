@@ -184,6 +184,36 @@ def sampler_defaults(card: dict[str, Any], shipped: pd.DataFrame | None) -> dict
     return {**ui.card_sampler_values(KEY_PREFIX, card, ds), K_SEED: int(ds.get("seed", 0) or 0), K_STRIDE: 1}
 
 
+def query_spec(cards: list[dict[str, Any]]) -> dict[str, ui.QueryParam]:
+    """The page's URL parameters: the model (by its card's name), the log axis and the
+    recompute settings.  A model in the URL brings its own settings; later parameters override."""
+    paths: dict[str, str] = {}
+    for c in cards:
+        paths.setdefault(str(c["name"]), str(c["path"]))
+    names = {p: n for n, p in paths.items()}
+
+    def apply_model(name: str) -> dict[str, Any]:
+        shipped, _ = load_shipped(paths[name])
+        return {K_MODEL: paths[name], K_VIEW: SHIPPED, **sampler_defaults(card_of(paths[name]), shipped)}
+
+    return {
+        "model": ui.QueryParam(K_MODEL, str, choices=tuple(paths), apply=apply_model,
+                               read=lambda s: names.get(str(s.get(K_MODEL)))),
+        "logx": ui.QueryParam(K_LOGX, int, lo=0, hi=1, apply=lambda v: {K_LOGX: bool(v)},
+                              read=lambda s: int(bool(s.get(K_LOGX, True)))),
+        "nbeta": ui.QueryParam(K_NBETA, float, lo=1e-3, hi=1e12),
+        "gamma": ui.QueryParam(K_GAMMA, float, lo=0.0, hi=1e9),
+        "epsilon": ui.QueryParam(K_EPS, float, lo=1e-12, hi=1.0),
+        "chains": ui.QueryParam(K_CHAINS, int, lo=1, hi=SAMPLER_INPUTS.chains_max),
+        "draws": ui.QueryParam(K_DRAWS, int, lo=10, hi=100_000),
+        "burnin": ui.QueryParam(K_BURNIN, int, lo=0, hi=100_000),
+        "batch": ui.QueryParam(K_BATCH, int, lo=0, hi=1_000_000_000),
+        "seed": ui.QueryParam(K_SEED, int, lo=0, hi=2**31 - 1),
+        "stride": ui.QueryParam(K_STRIDE, int, valid=lambda v, _: None if v in STRIDES else
+                                f"must be one of {', '.join(map(str, STRIDES))}"),
+    }
+
+
 def request_settings(state: Any) -> dict[str, Any]:
     """The keyword arguments of ``trajectory_stream`` the controls describe (and the stride)."""
     batch = int(state[K_BATCH])
@@ -592,6 +622,8 @@ def main() -> None:
         )
         return
     live = live_ui.LiveRun(NS)
+    query = query_spec(cards)
+    problems = ui.load_query_params(NS, query)
     first = str(default_model(cards))
     chosen = st.session_state.get(K_MODEL) or st.session_state.get("_persist", {}).get(K_MODEL)
     if chosen in {str(c["path"]) for c in cards}:
@@ -611,7 +643,10 @@ def main() -> None:
 
     ctrl, main_col = st.columns(ui.control_split(), gap="large")
     with ctrl:
+        for p in problems:
+            st.warning(ui.plain(p), icon=":material/link_off:")
         path = controls(cards, running)
+        ui.save_query_params(query)  # the URL holds these settings: a reload or a shared link keeps them
     with main_col:
         progress_slot = st.container()
         if interrupted is not None:

@@ -33,7 +33,7 @@ from lltools.cli.runs import runs_app
 from lltools.estimation.calibrate import assess
 from lltools.estimation.health import DEFAULT_CRITERIA
 from lltools.estimation.influence import to_dataset
-from lltools.estimation.live import live_health
+from lltools.estimation.live import live_health, stop_reason
 from lltools.storage.index import RunStore
 from lltools.storage.recording import record_stream
 from lltools.targets.models import data_subsets
@@ -144,15 +144,12 @@ def drive(
 
 
 def sem_reached(target_sem: float) -> Callable[[Any], str | None]:
-    """``stop_when`` for ``--target-sem``: the reason once λ̂'s standard error is at most
-    ``target_sem`` with R-hat within the one health rule (:func:`lltools.estimation.live.live_health`)."""
+    """``stop_when`` for ``--target-sem``: the core's stopping rule
+    (:func:`lltools.estimation.live.stop_reason` over :func:`~lltools.estimation.live.live_health`),
+    the same rule as the app's "stop when MCSE(λ̂) ≤ target"."""
 
     def check(event: Any) -> str | None:
-        health = live_health(event.trace)
-        if health.target_reached(target_sem):
-            return (f"the standard error of λ̂ reached {health.sem:.3g} ≤ --target-sem {target_sem:g} "
-                    f"(R-hat {health.rhat:.3f})")
-        return None
+        return stop_reason(live_health(event.trace), target_sem, target_name="--target-sem")
 
     return check
 

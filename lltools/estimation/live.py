@@ -21,7 +21,9 @@ from lltools.estimation.select import host, valid_chains
 from lltools.estimation.summary import summarize
 from lltools.sampling.trace import Trace
 
-__all__ = ["LiveEstimate", "LiveHealth", "gap_verdict", "live_estimate", "live_health", "z_score"]
+__all__ = [
+    "LiveEstimate", "LiveHealth", "gap_verdict", "live_estimate", "live_health", "stop_reason", "z_score",
+]
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,8 @@ class LiveHealth:
         λ̂ so far with its standard error, R-hat, bulk ESS and mean acceptance (NaN when unknown).
     reasons : tuple of str
         Why the light is not green (empty when it is).
+    diverged : int
+        Chains that have diverged so far.
     """
 
     light: str
@@ -146,6 +150,20 @@ class LiveHealth:
     ess: float
     acceptance: float
     reasons: tuple[str, ...]
+    diverged: int = 0
+
+    def line(self) -> str:
+        """The verdict in one line: why (or "healthy"), then R-hat, ESS, MCSE(λ̂), acceptance and
+        divergences, e.g. "ESS 61 < 100 · R-hat 1.004 · ESS 61 · MCSE(λ̂) 0.031 · acceptance 0.97 ·
+        0 diverged"."""
+
+        def num(x: float, spec: str) -> str:
+            return format(x, spec) if math.isfinite(x) else "–"
+
+        why = "healthy" if not self.reasons else "; ".join(self.reasons)
+        return (f"{why} · R-hat {num(self.rhat, '.3f')} · ESS {num(self.ess, '.0f')} · "
+                f"MCSE(λ̂) {num(self.sem, '.3g')} · acceptance {num(self.acceptance, '.2f')} · "
+                f"{self.diverged} diverged")
 
     def target_reached(self, target_sem: float, criteria: Criteria | None = None) -> bool:
         """λ̂'s standard error at or below ``target_sem`` with R-hat within the rule (and no red)."""
@@ -154,12 +172,31 @@ class LiveHealth:
                 and math.isfinite(self.rhat) and self.rhat <= c.rhat_max)
 
 
+def stop_reason(
+    health: LiveHealth, target_sem: float, criteria: Criteria | None = None, *, target_name: str = "target"
+) -> str | None:
+    """The stopping rule of ``--target-sem`` and of the pages' "stop when MCSE(λ̂) ≤ target".
+
+    Returns why to stop — e.g. "MCSE 0.012 ≤ target 0.02 and R-hat 1.004 ≤ 1.01" — once
+    :meth:`LiveHealth.target_reached` holds, else ``None``.  ``target_name`` names the target
+    in that sentence (the CLI says ``--target-sem``).
+    """
+    c = criteria or DEFAULT_CRITERIA
+    if not health.target_reached(target_sem, c):
+        return None
+    return (f"MCSE {health.sem:.3g} ≤ {target_name} {target_sem:g} and "
+            f"R-hat {health.rhat:.3f} ≤ {c.rhat_max:g}")
+
+
 def live_health(trace: Trace, criteria: Criteria | None = None) -> LiveHealth:
     """:class:`LiveHealth` of a partial (single-setting) trace, by the one health rule."""
     c = criteria or DEFAULT_CRITERIA
     nan = float("nan")
     if int(trace.draw_mask.sum()) < 4:
-        return LiveHealth("amber", nan, nan, nan, nan, nan, ("still in burn-in",))
+        diverged = int((trace.diverged_at >= 0).sum())
+        if diverged > c.max_diverged:
+            return LiveHealth("red", nan, nan, nan, nan, nan, (f"{diverged} chain(s) diverged",), diverged)
+        return LiveHealth("amber", nan, nan, nan, nan, nan, ("still in burn-in",), diverged)
     row = summarize(trace, c).row()
     get = {k: float(row[k]) if row.get(k) is not None else nan for k in ("llc_mean", "llc_sem", "rhat", "ess",
                                                                         "acceptance")}
@@ -176,4 +213,4 @@ def live_health(trace: Trace, criteria: Criteria | None = None) -> LiveHealth:
         amber.append(f"ESS {get['ess']:.0f} < {c.ess_min:g}")
     light = "red" if red else "amber" if amber else "green"
     return LiveHealth(light, get["llc_mean"], get["llc_sem"], get["rhat"], get["ess"], get["acceptance"],
-                      tuple(red + amber))
+                      tuple(red + amber), int(row.get("n_diverged") or 0))

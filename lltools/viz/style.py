@@ -151,15 +151,12 @@ def style_figure(fig: go.Figure, *, dark: bool = False, large: bool = False) -> 
             tr.line.color = fg
         if role == "theory" and hasattr(tr, "marker") and tr.marker is not None:
             tr.marker.color = fg
-        if large and hasattr(tr, "line") and tr.line is not None and tr.line.width:
-            tr.line.width = tr.line.width * scale
-        if (
-            large
-            and hasattr(tr, "marker")
-            and tr.marker is not None
-            and isinstance(tr.marker.size, int | float)
-        ):
-            tr.marker.size = tr.marker.size * scale
+        line = getattr(tr, "line", None)
+        if large and line is not None and getattr(line, "width", None):
+            line.width = line.width * scale
+        marker = getattr(tr, "marker", None)  # a histogram's or a bar's marker has no size
+        if large and marker is not None and isinstance(getattr(marker, "size", None), int | float):
+            marker.size = marker.size * scale
     for ann in fig.layout.annotations or ():
         if ann.font is None or ann.font.color is None:
             ann.font = {"color": fg}

@@ -193,3 +193,17 @@ def test_theory_is_computed_off_the_page_path(monkeypatch) -> None:
     assert not any("in the background" in c.value for c in at.caption)
     assert any("What am I looking at?" in m.value for m in at.markdown)
     assert any("exact λ = 0.5**" in m.value for m in at.markdown)  # x⁴ + y⁴ + x²y²/8: λ = 1/2
+
+
+def test_a_widget_change_rewrites_the_url_and_the_link_reproduces_it() -> None:
+    """Issue 13.15: the URL follows the controls at once (not only after a run)."""
+    at = settle(page("toy").run())
+    at.selectbox(key="toy.potential").set_value("x**2 * y**4").run()
+    at.number_input(key="toy.gamma").set_value(3.0).run()
+    assert at.query_params["potential"] == "x**2 * y**4" and at.query_params["gamma"] == "3"
+    again = page("toy")
+    again.query_params.update(at.query_params)
+    again.run()
+    assert_healthy(again)
+    for key in ("toy.potential", "toy.gamma", "toy.nbeta", "toy.epsilon", "toy.chains", "toy.draws"):
+        assert again.session_state[key] == at.session_state[key], key

@@ -185,3 +185,27 @@ def test_a_stopped_computation_says_so_and_keeps_nothing(models) -> None:
     assert metrics(at)["peak λ̂"] == "9"  # the shipped table is still shown
     at.run()
     assert not any("stopped before it finished" in i.value for i in at.info)  # said once
+
+
+def test_settings_come_from_the_url_and_go_back_into_it(models) -> None:
+    """Issue 13.15: the model and its recompute settings live in the URL (bad values: one line)."""
+    at = page("trajectories")
+    at.query_params.update({"model": "deep_linear/rrr_6_4_5_r2", "gamma": "9", "chains": "2", "stride": "4",
+                            "logx": "0", "draws": "lots", "seed": "-1"})
+    at.run()
+    assert_healthy(at)
+    assert at.selectbox(key="traj.model").value == models["rrr"]
+    assert at.number_input(key="traj.gamma").value == 9.0 and at.number_input(key="traj.chains").value == 2
+    assert at.selectbox(key="traj.stride").value == 4 and at.toggle(key="traj.logx").value is False
+    said = " | ".join(w.value for w in at.warning)
+    assert "ignored URL parameter draws=" in said and "ignored URL parameter seed=" in said
+    # a widget change rewrites the URL; a fresh session on that URL shows the same settings
+    at.number_input(key="traj.epsilon").set_value(3e-5).run()
+    assert at.query_params["epsilon"] == "3e-05" and at.query_params["stride"] == "4"
+    again = page("trajectories")
+    again.query_params.update(at.query_params)
+    again.run()
+    assert_healthy(again)
+    for key in ("traj.model", "traj.gamma", "traj.epsilon", "traj.chains", "traj.stride", "traj.logx"):
+        assert again.session_state[key] == at.session_state[key], key
+    assert not again.warning

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from lltools.estimation.live import gap_verdict, live_estimate, live_health, z_score
+from lltools.estimation.live import gap_verdict, live_estimate, live_health, stop_reason, z_score
 from lltools.estimation.summary import summarize
 from tests.helpers import gamma_draws_trace, synthetic_trace
 
@@ -75,3 +76,27 @@ def test_live_health_is_one_traffic_light_by_the_one_rule() -> None:
     assert short.light == "amber" and any("ESS" in r for r in short.reasons)
     broken = live_health(gamma_draws_trace(num_chains=4, num_draws=2000, diverged_at=[-1, -1, -1, 100]))
     assert broken.light == "red" and not broken.target_reached(10.0)
+
+
+def test_stop_reason_is_the_target_sem_rule_and_says_why() -> None:
+    """Issue 13.19: one stopping rule (CLI --target-sem and the pages): MCSE(λ̂) ≤ target and
+    R-hat within the health rule; the reason names both numbers."""
+    h = live_health(gamma_draws_trace(num_chains=4, num_draws=2000))
+    reason = stop_reason(h, 0.1)
+    assert reason == f"MCSE {h.sem:.3g} ≤ target 0.1 and R-hat {h.rhat:.3f} ≤ 1.01"
+    assert stop_reason(h, 0.1, target_name="--target-sem").startswith(f"MCSE {h.sem:.3g} ≤ --target-sem 0.1")
+    assert stop_reason(h, h.sem / 2) is None  # MCSE not small enough yet
+    unconverged = replace(h, rhat=1.05)
+    assert stop_reason(unconverged, 10.0) is None  # R-hat outside the rule
+    assert stop_reason(replace(h, light="red"), 10.0) is None  # never stop "done" on a red light
+
+
+def test_live_health_line_names_every_number() -> None:
+    h = live_health(gamma_draws_trace(num_chains=4, num_draws=2000, diverged_at=[-1, -1, -1, 100]))
+    line = h.line()
+    assert line.startswith("1 chain(s) diverged") and "1 diverged" in line
+    for part in ("R-hat", "ESS", "MCSE(λ̂)", "acceptance"):
+        assert part in line
+    assert live_health(gamma_draws_trace(num_chains=4, num_draws=2000)).line().startswith("healthy · R-hat")
+    burnin = live_health(gamma_draws_trace(num_chains=4, num_draws=3, diverged_at=[1, -1, -1, -1]))
+    assert burnin.light == "red" and burnin.diverged == 1  # a divergence in burn-in is red at once
