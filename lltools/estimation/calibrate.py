@@ -16,10 +16,19 @@ The rules follow the failure signatures of the primer (§3):
 2. **Plateau** — for a fixed (γ, nβ), λ̂ should not depend on ε once ε is small enough:
    too large an ε biases λ̂ upward, too small an ε freezes the chains (λ̂ drifts toward 0
    within a short run).  Among the healthy settings of a group, the plateau is the longest
-   run of consecutive step sizes whose λ̂ agree within ``plateau_rtol`` (relative) or
-   ``plateau_nsem`` standard errors.
+   run of consecutive step sizes whose λ̂ agree within ``plateau_rtol`` (relative) *and*
+   ``plateau_nsem`` standard errors (both: a wide error bar must not hide a bias).
 3. **Pick** — the weakest localisation γ whose group has a plateau (γ too large shrinks
    λ̂), and within it the *largest* ε on the plateau (fastest mixing for the same answer).
+
+**Known answer.**  Where the table carries the exact finite-nβ target T(nβ, γ) of each row
+(columns ``expected_llc`` and, optionally, ``expected_llc_error``: the 2-D quadrature of a
+potential; never a reference formula), a plateau is not needed: a setting is *consistent*
+when it is healthy and its λ̂ agrees with T (within ``plateau_rtol`` relatively and
+``known_nsem`` standard errors).  The pick is the weakest γ with a consistent setting, and
+there the largest consistent ε below the first healthy step size biased above T; the
+recommendation says it was calibrated against T.  Too large an ε, whose bias a short run's
+wide error bar would hide from the plateau check, is then rejected by name.
 
 :func:`recommend` returns the choice and the reasons in plain words; :func:`assess`
 returns the per-row flags used for the heatmaps' "healthy region".
@@ -37,6 +46,8 @@ import pandas as pd
 from lltools.estimation.health import CALIBRATION_CRITERIA, Criteria
 
 REQUIRED_COLUMNS = ("setting", "epsilon", "gamma", "nbeta", "llc_mean", "llc_sem", "rhat", "acceptance")
+#: T counts as known (calibrate against it) when its error estimate is at most this fraction of |T|.
+KNOWN_T_RTOL = 1e-3
 
 
 @dataclass
@@ -61,7 +72,10 @@ class Recommendation:
     reasons : list of str
         Why this setting, and why its neighbours were rejected.
     table : DataFrame
-        The input table with the per-row flags of :func:`assess` and a ``plateau`` column.
+        The input table with the per-row flags of :func:`assess` and a ``plateau`` column
+        (and, against a known T, ``known_llc``, ``gap_sem`` and ``consistent``).
+    known_llc : float or None
+        The known T(nβ, γ) of the chosen setting when the choice was calibrated against it.
     """
 
     ok: bool
@@ -75,6 +89,7 @@ class Recommendation:
     headline: str
     reasons: list[str]
     table: pd.DataFrame = field(repr=False)
+    known_llc: float | None = None
 
     def __post_init__(self) -> None:
         # Hyperparameters read back from a float32 trace carry noise (0.3199999928): clean them.
@@ -193,11 +208,15 @@ def assess(table: pd.DataFrame, criteria: Criteria | None = None) -> pd.DataFram
 
 
 def _agree(a: float, sa: float, b: float, sb: float, c: Criteria) -> bool:
+    """Two λ̂ agree when they are within ``plateau_rtol`` of each other relatively *and*
+    within ``plateau_nsem`` combined standard errors (a missing SEM counts as 0, so then
+    only the relative test applies).  Requiring both keeps a wide error bar from making a
+    biased value "agree" (a short run's 0.587 ± 0.028 beside 0.48 ± 0.03 is 20% off)."""
     scale = max(abs(a), abs(b), 1e-12)
-    if abs(a - b) <= c.plateau_rtol * scale:
-        return True
+    if abs(a - b) > c.plateau_rtol * scale:
+        return False
     se = math.sqrt((sa if math.isfinite(sa) else 0.0) ** 2 + (sb if math.isfinite(sb) else 0.0) ** 2)
-    return se > 0 and abs(a - b) <= c.plateau_nsem * se
+    return se == 0 or abs(a - b) <= c.plateau_nsem * se
 
 
 def find_plateau(group: pd.DataFrame, criteria: Criteria | None = None) -> list[int]:
@@ -279,6 +298,10 @@ def recommend(
     nb_note = f" (at nβ = {_fmt(chosen_nb)})" if assessed["nbeta"].nunique() > 1 else ""
     gammas_with_plateau = [g for g, p in sorted(plateaus.items()) if p]
     healthy = at_nb[at_nb["healthy"]]
+
+    known = known_target(assessed)
+    if known.loc[at_nb.index].notna().any():
+        return _recommend_known(assessed, at_nb.index, known, chosen_nb, nb_note, c)
 
     if gammas_with_plateau:
         gamma = gammas_with_plateau[0]
@@ -388,6 +411,126 @@ def recommend(
         reasons=reasons,
         table=assessed,
     )
+
+
+def known_target(table: pd.DataFrame) -> pd.Series:
+    """T(nβ, γ) per row where it is known, else NaN.
+
+    Read from the ``expected_llc`` column; with an ``expected_llc_error`` column, a T whose
+    error estimate is missing or above :data:`KNOWN_T_RTOL` of |T| is not known.
+    """
+    if "expected_llc" not in table:
+        return pd.Series(np.nan, index=table.index)
+    t = table["expected_llc"].astype(float)
+    ok = np.isfinite(t)
+    if "expected_llc_error" in table:
+        err = table["expected_llc_error"].astype(float)
+        ok &= np.isfinite(err) & (err <= KNOWN_T_RTOL * t.abs())
+    return t.where(ok)
+
+
+def _consistent(row: pd.Series, t: float, c: Criteria) -> tuple[bool, float]:
+    """Whether a healthy row's λ̂ agrees with the known ``t``, and λ̂ − T in standard errors."""
+    llc, sem = float(row["llc_mean"]), float(row["llc_sem"])
+    if not math.isfinite(llc) or not math.isfinite(t):
+        return False, math.nan
+    gap = llc - t
+    z = gap / sem if math.isfinite(sem) and sem > 0 else (0.0 if gap == 0 else math.copysign(math.inf, gap))
+    ok = bool(row["healthy"]) and abs(gap) <= c.plateau_rtol * abs(t) and abs(z) <= c.known_nsem
+    return ok, z
+
+
+def _gap_words(row: pd.Series, t: float) -> str:
+    gap = float(row["llc_mean"]) - t
+    pct = f"{100 * abs(gap) / abs(t):.0f}%" if t else "n/a"
+    z = float(row["gap_sem"])
+    zs = f"{abs(z):.1f} SEM" if math.isfinite(z) else "many SEM"
+    return f"λ̂ = {_fmt(row['llc_mean'])} is {zs} ({pct}) {'above' if gap > 0 else 'below'} T = {_fmt(t)}"
+
+
+def _recommend_known(
+    assessed: pd.DataFrame,
+    at_index: pd.Index,
+    known: pd.Series,
+    chosen_nb: float,
+    nb_note: str,
+    c: Criteria,
+) -> Recommendation:
+    """The choice against a known T: the weakest γ with a healthy λ̂ that reproduces T, and
+    there the largest such ε below the first step size whose λ̂ is biased above T."""
+    assessed["known_llc"] = known
+    assessed["gap_sem"] = np.nan
+    assessed["consistent"] = False
+    assessed["plateau"] = False
+    for i in at_index:
+        if math.isfinite(known[i]):
+            ok, z = _consistent(assessed.loc[i], float(known[i]), c)
+            assessed.at[i, "consistent"], assessed.at[i, "gap_sem"] = ok, z
+    rows = assessed.loc[at_index]
+    rows = rows[rows["known_llc"].notna()]
+    runs: dict[float, list[int]] = {}
+    for gamma, group in rows.groupby("gamma", sort=True):
+        # The bias of ε grows with ε: above a healthy setting biased upward, a setting that
+        # agrees with T only does so by the noise of its short run.
+        biased = group[group["healthy"] & ~group["consistent"] & (group["llc_mean"] > group["known_llc"])]
+        cap = float(biased["epsilon"].min()) if len(biased) else math.inf
+        keep = group[group["consistent"] & (group["epsilon"] < cap)]
+        runs[float(gamma)] = list(keep.sort_values("epsilon").index)
+    reasons: list[str] = []
+    usable = [g for g, r in sorted(runs.items()) if r]
+    if not usable:
+        healthy = rows[rows["healthy"]]
+        if not len(healthy):
+            reasons.extend(_diagnose_failure(assessed.loc[at_index], c))
+            return Recommendation(False, None, None, None, chosen_nb, None, None, (),
+                                  "No setting in this grid is healthy.", reasons, assessed)
+        rel = (healthy["llc_mean"] - healthy["known_llc"]).abs() / healthy["known_llc"].abs()
+        pick = healthy.loc[rel.idxmin()]
+        t = float(pick["known_llc"])
+        headline = (
+            f"No healthy setting reproduces the known T = {_fmt(t)}; the closest is ε = "
+            f"{_fmt(pick['epsilon'])}, γ = {_fmt(pick['gamma'])}, nβ = {_fmt(chosen_nb)} "
+            f"(λ̂ = {_fmt(pick['llc_mean'])} ± {_fmt(pick['llc_sem'], 2)})."
+        )
+        reasons.append(
+            f"Calibrated against the known T(nβ, γ){nb_note}: at the closest setting, {_gap_words(pick, t)}."
+        )
+        above = bool((healthy["llc_mean"] > healthy["known_llc"]).all())
+        reasons.append(
+            "λ̂ is above T at every healthy setting: the step size's bias. Try smaller ε (with more draws)."
+            if above else
+            "Try more draws (short runs at small ε under-estimate λ̂) and step sizes between the healthy ones."
+        )
+        return Recommendation(False, int(pick["setting"]), float(pick["epsilon"]), float(pick["gamma"]),
+                              chosen_nb, float(pick["llc_mean"]), float(pick["llc_sem"]), (), headline,
+                              reasons, assessed, known_llc=t)
+    gamma = usable[0]
+    run_rows = assessed.loc[runs[gamma]].sort_values("epsilon")
+    assessed.loc[runs[gamma], "plateau"] = True
+    pick = run_rows.iloc[-1]
+    t = float(pick["known_llc"])
+    headline = (
+        f"Use ε = {_fmt(pick['epsilon'])}, γ = {_fmt(gamma)}, nβ = {_fmt(chosen_nb)}: "
+        f"λ̂ = {_fmt(pick['llc_mean'])} ± {_fmt(pick['llc_sem'], 2)}, "
+        f"calibrated against the known T = {_fmt(t)}."
+    )
+    reasons.append(
+        f"Calibrated against the known T(nβ, γ) = {_fmt(t)} (exact quadrature){nb_note}: ε = "
+        f"{_fmt(pick['epsilon'])} is the largest step size whose λ̂ agrees with T (within "
+        f"{c.known_nsem:g} SEM and {100 * c.plateau_rtol:g}%): acceptance {pick['acceptance']:.2f} ≥ "
+        f"{c.acceptance_min:g}, {_divergence_words(pick)}, R-hat {float(pick['rhat']):.3f} ≤ {c.rhat_max:g}."
+    )
+    group = assessed[np.isclose(assessed["nbeta"], chosen_nb) & np.isclose(assessed["gamma"], gamma)]
+    for _, row in group[group["epsilon"] > pick["epsilon"]].sort_values("epsilon").iterrows():
+        why = row["problem"] or (_gap_words(row, float(row["known_llc"])) + ": the step size's bias"
+                                 if math.isfinite(row["known_llc"]) else "T is not known here")
+        reasons.append(f"Rejected larger ε = {_fmt(row['epsilon'])}: {why}.")
+    for g in sorted(x for x in runs if x < gamma):
+        reasons.append(f"Weaker localisation γ = {_fmt(g)}: no healthy step size reproduced its T.")
+    return Recommendation(True, int(pick["setting"]), float(pick["epsilon"]), float(gamma), chosen_nb,
+                          float(pick["llc_mean"]), float(pick["llc_sem"]),
+                          tuple(float(e) for e in run_rows["epsilon"]), headline, reasons, assessed,
+                          known_llc=t)
 
 
 def _group_problem(rows: pd.DataFrame) -> str:

@@ -42,7 +42,12 @@ class Criteria:
     plateau_rtol : float
         Calibration: λ̂ values within this relative distance of each other count as "the same".
     plateau_nsem : float
-        ... or within this many combined standard errors.
+        ... and within this many combined standard errors.
+    known_nsem : float
+        Calibration against a known T(nβ, γ): a setting reproduces T when λ̂ is within
+        ``plateau_rtol`` of T and within this many standard errors (stricter than the plateau
+        check: λ̂ is compared with an exact number, and a step-size bias of a few SEM is what
+        it must catch).
     """
 
     acceptance_min: float = 0.9
@@ -52,6 +57,7 @@ class Criteria:
     frozen_atol: float = 1e-2
     plateau_rtol: float = 0.1
     plateau_nsem: float = 3.0
+    known_nsem: float = 2.0
 
 
 #: The default rule, used wherever no other :class:`Criteria` is passed.

@@ -25,7 +25,7 @@ from lltools.sampling.kernel import RMSPROP_DECAY, RMSPROP_DELTA, SAMPLER_NAMES,
 from lltools.sampling.sgld import SGLDParams, make_params
 from lltools.sampling.trace import Trace
 from lltools.targets.base import Target
-from lltools.workflows.estimate import _validate_counts, as_target, check_memory, prepare_target
+from lltools.workflows.estimate import _validate_counts, as_target, check_memory, expected_llc, prepare_target
 from lltools.workflows.events import RunEvent
 
 MAX_SETTINGS = 100_000
@@ -189,6 +189,22 @@ def sweep_stream(
     ):
         result = SweepResult.from_trace(trace, settings) if trace.complete else None
         yield RunEvent.of_trace("sweep", trace, settings, placed, result)
+
+
+def with_expected(table: pd.DataFrame, target: Target) -> pd.DataFrame:
+    """A copy of a sweep table with the finite-nβ target T(nβ, γ) of each row.
+
+    Adds ``expected_llc`` and ``expected_llc_error`` (the 2-D quadrature of
+    :func:`lltools.workflows.estimate.expected_llc`; NaN where none applies: a network, a
+    dataset, more than two variables), which :func:`lltools.estimation.calibrate.recommend`
+    calibrates against.
+    """
+    out = table.copy()
+    pairs = zip(out["nbeta"], out["gamma"], strict=True)
+    values = [expected_llc(target, float(nb), float(g)) for nb, g in pairs]
+    out["expected_llc"] = [math.nan if v is None else float(v.value) for v in values]
+    out["expected_llc_error"] = [math.nan if v is None else float(v.error) for v in values]
+    return out
 
 
 def sweep(target: Target | nn.Module, data: Any = None, **kwargs: Any) -> SweepResult:

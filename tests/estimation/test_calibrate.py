@@ -151,10 +151,102 @@ def test_multiple_nbeta_uses_requested_one() -> None:
     assert recommend(t).nbeta == 1000  # tie on counts -> largest nβ
 
 
-def test_plateau_uses_standard_errors() -> None:
-    g = assess(pd.DataFrame([_row(0, 1e-3, 1.0, 1.0, 0.99, sem=0.1), _row(1, 2e-3, 1.0, 1.4, 0.99, sem=0.1)]))
-    assert find_plateau(g, Criteria(plateau_rtol=0.01, plateau_nsem=3)) == [0, 1]
-    assert find_plateau(g, Criteria(plateau_rtol=0.01, plateau_nsem=1)) == []
+def test_plateau_needs_relative_and_standard_error_agreement() -> None:
+    """Two λ̂ agree only within plateau_rtol *and* plateau_nsem SEM: a wide error bar does not
+    make a 40% gap a plateau, and a 5% gap of 5 SEM is a real dependence on ε."""
+    def two(b: float, sem: float) -> pd.DataFrame:
+        rows = [_row(0, 1e-3, 1.0, 1.0, 0.99, sem=sem), _row(1, 2e-3, 1.0, b, 0.99, sem=sem)]
+        return assess(pd.DataFrame(rows))
+
+    c = Criteria(plateau_rtol=0.1, plateau_nsem=3)
+    assert find_plateau(two(1.05, 0.1), c) == [0, 1]
+    assert find_plateau(two(1.4, 0.1), c) == []  # within 3 SEM, but 40% apart
+    assert find_plateau(two(1.05, 0.007), c) == []  # within 10%, but 5 SEM apart
+    assert find_plateau(two(1.05, 0.007), Criteria(plateau_rtol=0.1, plateau_nsem=6)) == [0, 1]
+
+
+def _biased_quartic(with_t: bool = True, error: float = 0.0) -> pd.DataFrame:
+    """x⁴ + y⁴ at nβ = 100 as a short calibration sees it (issue 13.8): every setting healthy,
+    the largest ε biased upward (0.587 ± 0.028 against T = 0.5) but within 3 SEM of its
+    neighbours' wide error bars."""
+    t = pd.DataFrame(
+        [
+            _row(0, 1e-3, 1.0, 0.49, 0.99, sem=0.03),
+            _row(1, 3e-3, 1.0, 0.50, 0.97, sem=0.03),
+            _row(2, 1e-2, 1.0, 0.587, 0.93, sem=0.028),
+        ]
+    )
+    if with_t:
+        t["expected_llc"], t["expected_llc_error"] = 0.5, error
+    return t
+
+
+def test_calibrates_against_a_known_t() -> None:
+    rec = recommend(_biased_quartic())
+    assert rec.ok and rec.setting == 1 and rec.epsilon == 3e-3
+    assert rec.known_llc == 0.5
+    assert "calibrated against the known T = 0.5" in rec.headline
+    text = " ".join(rec.reasons)
+    assert "Rejected larger ε = 0.01: λ̂ = 0.587 is 3.1 SEM (17%) above T = 0.5" in text
+    assert rec.plateau == (1e-3, 3e-3)
+    assert list(rec.table["consistent"]) == [True, True, False]
+
+
+def test_without_t_a_biased_largest_epsilon_is_off_the_plateau() -> None:
+    """No known T: the plateau check alone must not accept the biased 0.587 (17% off)."""
+    rec = recommend(_biased_quartic(with_t=False))
+    assert rec.ok and rec.epsilon == 3e-3 and rec.known_llc is None
+    assert "calibrated" not in rec.headline
+
+
+def test_an_inexact_t_is_not_calibrated_against() -> None:
+    rec = recommend(_biased_quartic(error=0.01))  # error 2% of T: a reference, not the answer
+    assert rec.known_llc is None and "calibrated" not in rec.headline
+
+
+def test_known_t_prefers_the_weakest_gamma_and_stops_at_the_first_bias() -> None:
+    rows = [
+        _row(0, 1e-3, 0.1, 0.70, 0.99, rhat=1.5),  # γ = 0.1: chains wander (unhealthy)
+        _row(1, 3e-3, 0.1, 0.70, 0.99, rhat=1.5),
+        _row(2, 1e-3, 1.0, 0.30, 0.99, sem=0.03),  # frozen: far below T
+        _row(3, 3e-3, 1.0, 0.49, 0.98, sem=0.03),
+        _row(4, 1e-2, 1.0, 0.51, 0.95, sem=0.03),
+        _row(5, 3e-2, 1.0, 0.50, 0.91, sem=0.2),  # agrees by its wide error bar, above a bias
+    ]
+    t = pd.DataFrame(rows)
+    t.loc[4, "llc_mean"] = 0.60  # biased upward: larger ε cannot be trusted
+    t["expected_llc"] = 0.5
+    rec = recommend(t)
+    assert rec.gamma == 1.0 and rec.epsilon == 3e-3 and rec.plateau == (3e-3,)
+    assert "Weaker localisation γ = 0.1" in " ".join(rec.reasons)
+
+
+def test_known_t_that_no_setting_reproduces() -> None:
+    t = pd.DataFrame([_row(0, 1e-3, 1.0, 0.60, 0.99, sem=0.01), _row(1, 3e-3, 1.0, 0.70, 0.97, sem=0.01)])
+    t["expected_llc"] = 0.5
+    rec = recommend(t)
+    assert not rec.ok and rec.epsilon == 1e-3 and rec.known_llc == 0.5
+    assert rec.headline.startswith("No healthy setting reproduces the known T = 0.5")
+    assert "smaller ε" in " ".join(rec.reasons)
+
+
+def test_calibrate_a_real_sweep_against_the_exact_t() -> None:
+    """x⁴ + y⁴: the pick's λ̂ reproduces the quadrature T(nβ, γ) (within 2 SEM and 10%), and
+    the biased ε = 2e-2 (λ̂ ≈ 0.67 against T = 0.483) is never the answer."""
+    from lltools.targets.potentials import potential_target
+    from lltools.workflows.estimate import expected_llc
+    from lltools.workflows.sweep import sweep, with_expected
+
+    target = potential_target("x**4 + y**4")
+    res = sweep(target, epsilon=[3e-3, 1e-2, 2e-2], gamma=[1.0], nbeta=[100.0], chains=8, draws=1000,
+                burnin=200, seed=0, device="cpu")
+    lenient = Criteria(acceptance_min=0.8, rhat_max=1.1, ess_min=50.0, max_diverged=1)
+    rec = recommend(with_expected(res.table, target), lenient)
+    t = expected_llc(target, 100.0, 1.0).value
+    assert rec.ok and rec.known_llc == pytest.approx(t)
+    assert rec.epsilon < 2e-2
+    assert abs(rec.llc_mean - t) <= min(2 * rec.llc_sem, 0.1 * t)
+    assert "calibrated against the known T" in rec.headline
 
 
 def test_errors_on_bad_tables() -> None:
