@@ -172,7 +172,12 @@ def test_sweep_heatmap_marks_healthy_and_recommended() -> None:
     assert good.meta["cells"] == int(healthy.sum())
     outlines = [sh for sh in fig.layout.shapes if sh.name == "healthy"]
     assert len(outlines) == int(healthy.sum())
-    assert len(_by_role(fig, "recommended")) == 1
+    (rec,) = _by_role(fig, "recommended")
+    assert list(rec.x) == [None]  # no marker drawn over the cell's number
+    # The recommended cell (setting 3: ε = 1e-3, γ = 10) keeps its number, the star after it.
+    assert heat.text[1][1] == f"{plots.format_number(z[1][1], 3)} ★"
+    assert sum("★" in t for r in heat.text for t in r) == 1
+    assert [sh.name for sh in fig.layout.shapes].count("recommended") == 1
     assert fig.layout.xaxis.title.text == "step size ε"
     table.loc[5, ["llc_mean", "n_diverged"]] = [float("nan"), 4]
     (heat,) = _by_role(plots.sweep_heatmap(table, "llc_mean"), "data")

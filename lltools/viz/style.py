@@ -55,6 +55,8 @@ FOREGROUND = {"light": "#1F2430", "dark": "#E8EAF0"}
 TARGET_COLOR = "#C2185B"
 #: Colour marking healthy settings on heatmaps.
 HEALTHY_COLOR = "#2CA02C"
+#: The recommended setting of a calibration (star and heatmap outline).
+RECOMMENDED_COLOR = "#FFD400"
 #: Continuous colour scales (readable in both themes).
 SEQUENTIAL = "Viridis"
 DIVERGING = "RdBu_r"
@@ -352,7 +354,7 @@ def _recommended_star(fig: go.Figure, x: Any, y: Any, *, size: int, hoverinfo: s
             marker={
                 "symbol": "star",
                 "size": size,
-                "color": "#FFD400",
+                "color": RECOMMENDED_COLOR,
                 "line": {"width": 1.5, "color": "black"},
             },
             hoverinfo=hoverinfo,

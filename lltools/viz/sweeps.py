@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 from lltools.viz.style import (
     CHAIN_COLORS,
     HEALTHY_COLOR,
+    RECOMMENDED_COLOR,
     SEQUENTIAL,
     TARGET_COLOR,
     _fmt,
@@ -59,7 +60,8 @@ def sweep_heatmap(
         trace with role ``"healthy"`` counts them).  Cells where every chain diverged read
         "diverged".
     recommended : int, optional
-        ``setting`` id of the recommended cell, marked with a star.
+        ``setting`` id of the recommended cell: a gold outline and a ★ after its number
+        (the number stays readable; a legend-only trace with role ``"recommended"``).
     """
     labels = {"epsilon": "step size ε", "gamma": "localisation γ", "nbeta": "nβ"}
     fig = _new_figure(title, labels.get(x, x), labels.get(y, y))
@@ -138,8 +140,24 @@ def sweep_heatmap(
             )
         )
     if recommended is not None and (frame["setting"] == recommended).any():
+        # The star goes after the cell's number (never over it), the cell gets a gold outline.
         row = frame[frame["setting"] == recommended].iloc[0]
-        _recommended_star(fig, _axis_label(row[x]), _axis_label(row[y]), size=20, hoverinfo="skip")
+        i, j = ys.index(row[y]), xs.index(row[x])
+        text[i][j] = f"{text[i][j]} ★"
+        fig.data[0].text = text
+        fig.add_shape(
+            type="rect", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5, y1=i + 0.5, xref="x", yref="y",
+            line={"color": RECOMMENDED_COLOR, "width": 4}, fillcolor="rgba(0,0,0,0)", layer="above",
+            name="recommended",
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[None], y=[None], mode="markers", name="recommended (★)", hoverinfo="skip",
+                marker={"symbol": "square-open", "size": 14, "color": RECOMMENDED_COLOR},
+                meta={"role": "recommended", "setting": int(recommended), "cell": [_axis_label(row[x]),
+                                                                                  _axis_label(row[y])]},
+            )
+        )
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=xl, showgrid=False)
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=yl, showgrid=False)
     fig.update_layout(showlegend=False)
