@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from lltools import viz as plots
 from lltools.base.untrusted import terminal_safe
@@ -270,6 +271,21 @@ def set_values(values: Mapping[str, Any]) -> None:
     for key, value in values.items():
         st.session_state[key] = value
         saved[key] = value
+
+
+def go_to_page(goto_key: str, fallback_key: str) -> None:
+    """Open the page a callback asked for with ``st.session_state[goto_key] = (file, title)``
+    (a file under ``dashboard/views/``; callbacks cannot switch pages, so a page calls this at
+    its top).  A page run on its own, not through ``dashboard/app.py``, cannot switch: then
+    ``st.session_state[fallback_key]`` gets the title, for an "open <title>" message."""
+    target = st.session_state.pop(goto_key, None)
+    if not target:
+        return
+    file, title = target
+    try:
+        st.switch_page(Path(__file__).resolve().parent / "views" / file)
+    except StreamlitAPIException:
+        st.session_state[fallback_key] = title
 
 
 @dataclass(frozen=True)

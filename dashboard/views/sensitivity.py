@@ -32,7 +32,7 @@ from lltools.estimation.llc import llc_bias_reduced
 from lltools.estimation.summary import summarize
 from lltools.targets.potentials import find_builtin
 from lltools.theory.record import theory_for
-from lltools.workflows.sweep import sweep_stream
+from lltools.workflows.sweep import sweep_stream, with_expected
 
 NS_SWEEP, NS_CALIB = "sens", "calib"
 K_SOURCE, K_MODEL = "sens.source", "sens.model"
@@ -44,6 +44,7 @@ K_C_EPS, K_C_GAMMA, K_C_NBETA = "calib.epsilon", "calib.gamma", "calib.nbeta"
 K_C_ACC, K_C_RHAT = "calib.acceptance_min", "calib.rhat_max"
 K_VIEW_NBETA, K_MT_EPS, K_MT_GAMMA = "sens.view_nbeta", "sens.mt_eps", "sens.mt_gamma"
 SWEEP_RESULT, CALIB_RESULT = "sens.__result", "calib.__result"
+K_GOTO, K_APPLIED = "calib.__goto", "calib.__applied"
 
 DEFAULTS: dict[str, Any] = {
     K_SOURCE: SOURCES[0],
@@ -257,7 +258,7 @@ def finalise(run: SweepRun, request: dict[str, Any]) -> SweepRun:
     if out.kind == "calibrate":
         crit = dataclasses.replace(CALIBRATION_CRITERIA, **request.get("criteria", {}))
         out.criteria = crit
-        out.recommendation = calibrate.recommend(out.table, crit)
+        out.recommendation = calibrate.recommend(with_expected(out.table, ui.target_for(out.spec)), crit)
     return out
 
 
@@ -508,7 +509,7 @@ def _apply_to_toy(rec: Any, spec: str) -> None:
     values = {T_EPS: float(rec.epsilon), T_GAMMA: float(rec.gamma), T_NBETA: float(rec.nbeta)}
     values.update({T_POT: spec} if spec in ui.POTENTIAL_LABELS else {T_POT: ui.CUSTOM, T_EXPR: spec})
     ui.set_values(values)
-    st.session_state["calib.__applied"] = "Toy potentials"
+    st.session_state[K_GOTO] = ("toy.py", "Toy potentials")
 
 
 def _apply_to_networks(rec: Any, spec: str) -> None:
@@ -525,7 +526,7 @@ def _apply_to_networks(rec: Any, spec: str) -> None:
     if hasattr(nw, "SHIPPED") and hasattr(nw, "K_SOURCE"):
         values[nw.K_SOURCE] = nw.SHIPPED
     ui.set_values(values)
-    st.session_state["calib.__applied"] = "Networks"
+    st.session_state[K_GOTO] = ("networks.py", "Networks")
 
 
 def target_label(spec: str) -> str:
@@ -564,7 +565,7 @@ def render_calibration(run: SweepRun) -> None:
                 args=(rec, run.spec),
                 icon=":material/arrow_back:",
             )
-            applied = st.session_state.pop("calib.__applied", None)
+            applied = st.session_state.pop(K_APPLIED, None)
             if applied:
                 st.success(f"Applied: open **{applied}** and press Run.", icon=":material/check:")
     c1, c2 = st.columns(2)
@@ -733,6 +734,7 @@ def main() -> None:
         "Sensitivity & calibrate",
         "How λ̂ depends on the sampler's knobs, and which settings to trust. Every grid is one batched run.",
     )
+    ui.go_to_page(K_GOTO, K_APPLIED)  # "Use these settings": open the page they were applied to
     sweep_live, calib_live = live_ui.LiveRun(NS_SWEEP), live_ui.LiveRun(NS_CALIB)
     problems = ui.load_query_params(NS_SWEEP, QUERY)
     ui.init_state(DEFAULTS)

@@ -112,3 +112,32 @@ def test_url_cannot_load_arbitrary_model_folders() -> None:
     assert_healthy(at)
     assert any("not one of the shipped sample models" in w.value for w in at.warning)
     assert at.session_state["sens.source"] == "Toy potential"
+
+
+def test_use_these_settings_opens_the_toy_page_with_them() -> None:
+    """Through the app's router, "Use these settings" switches to the Toy page it filled in
+    (issue 13.8), and the calibration of x⁴ + y⁴ was made against its known T."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.app.conftest import ROOT, TIMEOUT
+
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=TIMEOUT).run()
+    at.switch_page("views/sensitivity.py")
+    at.session_state["sens.chains"] = 4
+    at.session_state["sens.draws"] = 600
+    at.session_state["sens.burnin"] = 200
+    at.run()
+    assert_healthy(at)
+    at.button(key="calib.run").click().run()
+    assert_healthy(at)
+    rec = at.session_state["calib.__result"].recommendation
+    assert rec.as_settings(), rec.headline
+    assert rec.known_llc is not None and "calibrated against the known T" in rec.headline
+    at.button(key="calib.apply").click().run()
+    assert_healthy(at)
+    assert at.title[0].value == "Toy potentials"
+    assert at.session_state["toy.epsilon"] == rec.epsilon
+    assert at.session_state["toy.gamma"] == rec.gamma
+    assert at.session_state["toy.nbeta"] == rec.nbeta
+    assert at.session_state["toy.potential"] == "x**4 + y**4"
+    assert at.number_input(key="toy.epsilon").value == rec.epsilon
