@@ -619,7 +619,7 @@ def try_potential(spec: str) -> tuple[Any | None, str | None]:
 
 def potential_picker(
     pot_key: str, expr_key: str, *, disabled: bool = False, label: str = "Potential L(x, y)",
-    only_2d: str | None = None,
+    only_2d: str | None = None, on_change: Callable[[], None] | None = None,
 ) -> tuple[str, Any | None, str | None]:
     """Built-in potential selectbox + custom expression input, with inline errors.
 
@@ -627,12 +627,14 @@ def potential_picker(
     error)``: the spec string, the cached target (``None`` on error) and the error text.
     Target warnings (e.g. "w* is not a local minimum") are shown as warnings.  With
     ``only_2d`` (the page's name), a potential in other than two variables is an error.
+    ``on_change`` runs when another potential is chosen (e.g. to apply its preset).
     """
     st.selectbox(
         label,
         [*POTENTIAL_LABELS, CUSTOM],
         key=pot_key,
         disabled=disabled,
+        on_change=on_change,
         format_func=lambda s: POTENTIAL_LABELS.get(s, "Custom expression…"),
     )
     custom = st.session_state.get(pot_key) == CUSTOM

@@ -19,7 +19,7 @@ from lltools import viz as plots
 from lltools.estimation import frames
 from lltools.estimation.health import describe_acceptance
 from lltools.estimation.live import gap_verdict, live_estimate, z_score
-from lltools.targets.potentials import find_builtin
+from lltools.targets.potentials import find_builtin, sampler_defaults
 from lltools.targets.specs import TargetSpec
 from lltools.workflows.estimate import estimate_result, estimate_stream
 
@@ -30,15 +30,20 @@ K_CHAINS, K_DRAWS, K_BURNIN, K_SEED = "toy.chains", "toy.draws", "toy.burnin", "
 K_VIEW = "toy.view"
 RESULT = "toy.__result"
 
+
+
+def preset(spec: str) -> dict[str, Any]:
+    """The sampler widgets' values for a potential: its preset (a clean first run, see
+    :func:`lltools.targets.potentials.sampler_defaults`)."""
+    d = sampler_defaults(spec)
+    return {K_NBETA: float(d["nbeta"]), K_GAMMA: float(d["gamma"]), K_EPS: float(d["epsilon"]),
+            K_CHAINS: int(d["chains"]), K_DRAWS: int(d["draws"]), K_BURNIN: int(d["burnin"])}
+
+
 DEFAULTS: dict[str, Any] = {
     K_POT: "x**2 + y**2",
     K_EXPR: "x**2 * y**2",
-    K_NBETA: 100.0,
-    K_GAMMA: 1.0,
-    K_EPS: 1e-3,
-    K_CHAINS: 8,
-    K_DRAWS: 2000,
-    K_BURNIN: 500,
+    **preset("x**2 + y**2"),
     K_SEED: 0,
     K_VIEW: "auto",
 }
@@ -63,8 +68,8 @@ SAMPLER_INPUTS = ui.SamplerInputs(
 
 def _potential_from_url(raw: str) -> dict[str, Any]:
     builtin = find_builtin(raw)
-    if builtin is not None:
-        return {K_POT: builtin.name}
+    if builtin is not None:  # its preset, then the link's own settings (read after this one)
+        return {K_POT: builtin.name, **preset(builtin.name)}
     return {K_POT: ui.CUSTOM, K_EXPR: raw}
 
 
@@ -289,7 +294,8 @@ def teaching_text(
 
 def controls(running: bool) -> tuple[str, Any | None, str | None]:
     """Draw the controls; returns (spec, target or None, error message or None)."""
-    spec, target, error = ui.potential_picker(K_POT, K_EXPR, disabled=running, only_2d="Toy")
+    spec, target, error = ui.potential_picker(K_POT, K_EXPR, disabled=running, only_2d="Toy",
+                                              on_change=_apply_preset)
 
     c1, c2 = ui.sampler_controls(NS, SAMPLER_INPUTS, running=running)
     c1.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key=K_SEED, disabled=running)
@@ -311,6 +317,11 @@ def controls(running: bool) -> tuple[str, Any | None, str | None]:
         ui.user_error(budget)
         error = error or budget
     return spec, target, error
+
+
+def _apply_preset() -> None:
+    """Another potential was chosen: load its preset sampler settings."""
+    ui.set_values(preset(spec_of(st.session_state)))
 
 
 def _on_run() -> None:

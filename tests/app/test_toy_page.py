@@ -53,6 +53,9 @@ def test_changing_the_potential_changes_the_result(tiny_toy) -> None:
     first = _run(tiny_toy)
     assert first["λ̂ (estimate)"] == _core_llc(tiny_toy, "x**2 + y**2")
     tiny_toy.selectbox(key="toy.potential").set_value("x**2 * y**4").run()
+    assert tiny_toy.session_state["toy.epsilon"] == 5e-3  # its preset (a clean first run)
+    for key, value in (("toy.chains", 3), ("toy.draws", 60), ("toy.burnin", 20)):
+        tiny_toy.number_input(key=key).set_value(value)
     second = _run(tiny_toy)
     assert second["exact λ"] == "0.25"
     assert second["λ̂ (estimate)"] == _core_llc(tiny_toy, "x**2 * y**4")
@@ -207,3 +210,22 @@ def test_a_widget_change_rewrites_the_url_and_the_link_reproduces_it() -> None:
     assert_healthy(again)
     for key in ("toy.potential", "toy.gamma", "toy.nbeta", "toy.epsilon", "toy.chains", "toy.draws"):
         assert again.session_state[key] == at.session_state[key], key
+
+
+def test_each_potential_opens_with_its_clean_preset() -> None:
+    """Choosing a potential loads its preset (issue 13.9: the first click gives a clean run);
+    a link's own settings still win over the preset."""
+    from lltools.targets.potentials import sampler_defaults
+
+    at = page("toy").run()
+    for name in ("x**4 + y**4", "x**2 * y**4", "x**2 + y**2"):
+        at.selectbox(key="toy.potential").set_value(name).run()
+        assert_healthy(at)
+        d = sampler_defaults(name)
+        assert at.number_input(key="toy.epsilon").value == d["epsilon"]
+        assert at.number_input(key="toy.chains").value == d["chains"]
+        assert at.number_input(key="toy.draws").value == d["draws"]
+    url = page("toy")
+    url.query_params.update({"potential": "x2y4", "chains": "4"})
+    url.run()
+    assert url.number_input(key="toy.epsilon").value == 5e-3 and url.number_input(key="toy.chains").value == 4
