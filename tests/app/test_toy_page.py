@@ -54,8 +54,8 @@ def test_changing_the_potential_changes_the_result(tiny_toy) -> None:
     assert first["λ̂ (estimate)"] == _core_llc(tiny_toy, "x**2 + y**2")
     tiny_toy.selectbox(key="toy.potential").set_value("x**2 * y**4").run()
     assert tiny_toy.session_state["toy.epsilon"] == 5e-3  # its preset (a clean first run)
-    for key, value in (("toy.chains", 3), ("toy.draws", 60), ("toy.burnin", 20)):
-        tiny_toy.number_input(key=key).set_value(value)
+    for key, value in (("toy.chains", 3), ("toy.draws", 60), ("toy.burnin", 20)):  # stay tiny
+        tiny_toy.session_state[key] = value
     second = _run(tiny_toy)
     assert second["exact λ"] == "0.25"
     assert second["λ̂ (estimate)"] == _core_llc(tiny_toy, "x**2 * y**4")
