@@ -37,6 +37,7 @@ from lltools.estimation.live import live_health, stop_reason
 from lltools.storage.index import RunStore
 from lltools.storage.recording import record_stream
 from lltools.targets.models import data_subsets
+from lltools.targets.potentials import DEFAULT_SAMPLER, sampler_defaults
 from lltools.targets.restrictions import RestrictionError, resolve
 from lltools.targets.specs import TargetSpec, TargetSpecError
 from lltools.theory.record import theory_for
@@ -54,9 +55,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-#: Sampler defaults for analytic potentials (no dataset: nβ is a free parameter).
-POTENTIAL_DEFAULTS = {"nbeta": 100.0, "gamma": 1.0, "epsilon": 1e-3, "chains": 8,
-                      "draws": 2000, "burnin": 500, "batch_size": None}
+#: Sampler defaults for a typed potential (no dataset: nβ is a free parameter); a built-in
+#: potential has its own preset (:func:`lltools.targets.potentials.sampler_defaults`).
+POTENTIAL_DEFAULTS = {**DEFAULT_SAMPLER, "batch_size": None}
 NETWORK_FALLBACK = dict(NETWORK_DEFAULTS)
 
 
@@ -75,7 +76,7 @@ def load_target(potential: str | None, model: Path | None, checkpoint: Path | No
         target = spec.build()
         for warning in target.warnings:  # the shared domain checks, before any sampling
             typer.echo(f"warning: {warning}", err=True)
-        return target, dict(POTENTIAL_DEFAULTS)
+        return target, {**POTENTIAL_DEFAULTS, **sampler_defaults(str(potential))}
     assert model is not None
     if not model.exists():
         fail(f"model folder not found: {model}")
@@ -172,7 +173,8 @@ PotentialOpt = Annotated[str | None, typer.Option(help="Built-in name or express
 ModelOpt = Annotated[Path | None, typer.Option(help="A model folder: model.py (build, data, optional loss) and/or model.json, optional *.safetensors weights. Loading model.py runs that folder's code.")]
 CheckpointOpt = Annotated[Path | None, typer.Option(help="Checkpoint file for --model (safetensors).")]
 _DEF = POTENTIAL_DEFAULTS
-_CARD = "for --potential; a model's card value (else the network defaults) for --model"
+_CARD = ("for a typed --potential, a built-in potential's own preset; a model's card value "
+         "(else the network defaults) for --model")
 DrawsOpt = Annotated[int | None, typer.Option(help=f"Draws after burn-in (default {_DEF['draws']} {_CARD}).")]
 BurninOpt = Annotated[int | None, typer.Option(help=f"Burn-in steps (default {_DEF['burnin']} {_CARD}).")]
 BatchSizeOpt = Annotated[int | None, typer.Option(help="Minibatch size for models.")]
