@@ -7,7 +7,6 @@ the recommendation logic lives in :mod:`lltools.estimation.calibrate`.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +29,7 @@ from lltools.estimation import calibrate, frames
 from lltools.estimation.health import CALIBRATION_CRITERIA, describe_criteria
 from lltools.estimation.llc import llc_bias_reduced
 from lltools.estimation.summary import summarize
-from lltools.targets.potentials import find_builtin
+from lltools.targets.potentials import find_builtin, sampler_defaults
 from lltools.theory.record import theory_for
 from lltools.workflows.sweep import sweep_stream, with_expected
 
@@ -46,25 +45,9 @@ K_VIEW_NBETA, K_MT_EPS, K_MT_GAMMA = "sens.view_nbeta", "sens.mt_eps", "sens.mt_
 SWEEP_RESULT, CALIB_RESULT = "sens.__result", "calib.__result"
 K_GOTO, K_APPLIED = "calib.__goto", "calib.__applied"
 
-DEFAULTS: dict[str, Any] = {
-    K_SOURCE: SOURCES[0],
-    K_MODEL: "",
-    K_POT: "x**4 + y**4",
-    K_EXPR: "x**2 * y**2",
-    K_EPS: "3e-4, 1e-3, 3e-3, 1e-2, 3e-2",
-    K_GAMMA: "0.1, 1, 10",
-    K_NBETA: "100",
-    K_CHAINS: 4,
-    K_DRAWS: 1000,
-    K_BURNIN: 200,
-    K_SEED: 0,
-    K_C_EPS: 1e-3,
-    K_C_GAMMA: 1.0,
-    K_C_NBETA: 100.0,
-    K_C_ACC: CALIBRATION_CRITERIA.acceptance_min,
-    K_C_RHAT: CALIBRATION_CRITERIA.rhat_max,
-}
-WIDGET_KEYS = list(DEFAULTS)
+DEFAULTS: dict[str, Any] = {K_SOURCE: SOURCES[0], K_MODEL: "", K_POT: "x**4 + y**4", K_EXPR: "x**2 * y**2",
+                            K_SEED: 0, K_C_ACC: CALIBRATION_CRITERIA.acceptance_min,
+                            K_C_RHAT: CALIBRATION_CRITERIA.rhat_max}
 MAX_SETTINGS = 200
 
 
@@ -73,10 +56,11 @@ def _potential_from_url(raw: str) -> dict[str, Any]:
         path = raw[len(ui.MODEL_PREFIX) :]
         if path not in {str(c["path"]) for c in ui.sample_model_cards()}:  # never load arbitrary folders
             raise ValueError("not one of the shipped sample models")
-        return {K_SOURCE: SOURCES[1], K_MODEL: path}
-
-    builtin = find_builtin(raw)
-    return {K_POT: builtin.name} if builtin else {K_POT: ui.CUSTOM, K_EXPR: raw}
+        values = {K_SOURCE: SOURCES[1], K_MODEL: path}
+    else:
+        builtin = find_builtin(raw)
+        values = {K_POT: builtin.name} if builtin else {K_POT: ui.CUSTOM, K_EXPR: raw}
+    return {**values, **target_defaults(values)}  # its default sweep; the link's own lists follow
 
 
 def _list_param(key: str, name: str, lo: float, exclusive: bool) -> ui.QueryParam:
@@ -605,34 +589,35 @@ def _smallest(cards: list[dict[str, Any]]) -> str:
     return str(min(cards, key=lambda c: int(c.get("num_parameters") or 10**12))["path"])
 
 
-def _centre_on_model() -> None:
-    """Centre the sweep grid and the calibration on the model's validated default sampler."""
+def target_defaults(state: Any) -> dict[str, Any]:
+    """Widget values for the chosen target: its default sweep (:func:`calibrate.default_sweep`
+    around a potential's preset or a model card's default sampler) and calibration centre."""
+    if state.get(K_SOURCE) == SOURCES[1]:
+        card = _card(str(state.get(K_MODEL, "")))
+        if card is None:
+            return {}
+        values = ui.card_sampler_values("d", card, card.get("default_sampler") or {})
+        d = {k[2:]: v for k, v in values.items()}
+    else:
+        d = sampler_defaults(spec_of(state))
+    sd = calibrate.default_sweep(d, network=state.get(K_SOURCE) == SOURCES[1])
+    return {K_EPS: ui.format_float_list(sd.epsilon), K_GAMMA: ui.format_float_list(sd.gamma),
+            K_NBETA: ui.format_float_list(sd.nbeta), K_CHAINS: sd.chains, K_DRAWS: sd.draws,
+            K_BURNIN: sd.burnin, K_C_EPS: float(d["epsilon"]), K_C_GAMMA: float(d["gamma"]),
+            K_C_NBETA: float(sd.nbeta[0])}
+
+
+DEFAULTS.update(target_defaults(DEFAULTS))
+WIDGET_KEYS = list(DEFAULTS)
+
+
+def _centre_on_target() -> None:
+    """Another target was chosen: load its default sweep grid, budget and calibration centre."""
     s = st.session_state
-    if s.get(K_SOURCE) != SOURCES[1]:
-        return
     cards = ui.sample_model_cards()
-    if not s.get(K_MODEL) and cards:
+    if s.get(K_SOURCE) == SOURCES[1] and not s.get(K_MODEL) and cards:
         s[K_MODEL] = _smallest(cards)
-    card = _card(str(s.get(K_MODEL, "")))
-    if card is None:
-        return
-    d = card.get("default_sampler") or {}
-    eps, gamma = float(d.get("epsilon", 1e-4)), float(d.get("gamma", 1.0))
-    n = ui.card_n(card)
-    nbeta = float(d.get("nbeta") or (n / math.log(n) if n and n > 1 else 100.0))
-    ui.set_values(
-        {
-            K_EPS: ui.format_float_list(calibrate._round_sig(eps * f) for f in (0.1, 0.3, 1.0, 3.0)),
-            K_GAMMA: ui.format_float_list(calibrate._round_sig(gamma * f) for f in (0.3, 1.0, 3.0)),
-            K_NBETA: f"{nbeta:.6g}",
-            K_CHAINS: 2,
-            K_DRAWS: 300,
-            K_BURNIN: 100,
-            K_C_EPS: eps,
-            K_C_GAMMA: gamma,
-            K_C_NBETA: nbeta,
-        }
-    )
+    ui.set_values(target_defaults(s))
 
 
 def controls(running: bool) -> tuple[str, Any | None, str | None]:
@@ -642,7 +627,7 @@ def controls(running: bool) -> tuple[str, Any | None, str | None]:
     with cols[0]:
         if cards:
             st.segmented_control(
-                "Target", SOURCES, key=K_SOURCE, disabled=running, on_change=_centre_on_model,
+                "Target", SOURCES, key=K_SOURCE, disabled=running, on_change=_centre_on_target,
                 label_visibility="collapsed",
             )  # fmt: skip
         if cards and st.session_state.get(K_SOURCE) == SOURCES[1]:
@@ -654,7 +639,7 @@ def controls(running: bool) -> tuple[str, Any | None, str | None]:
                 paths,
                 key=K_MODEL,
                 disabled=running,
-                on_change=_centre_on_model,
+                on_change=_centre_on_target,
                 format_func=lambda p: (
                     f"{(_card(p) or {}).get('name', p)}  "
                     f"({int((_card(p) or {}).get('num_parameters') or 0):,} parameters)"
@@ -675,7 +660,8 @@ def controls(running: bool) -> tuple[str, Any | None, str | None]:
         else:
             if st.session_state.get(K_SOURCE) == SOURCES[1]:
                 st.session_state[K_SOURCE] = SOURCES[0]
-            spec, target, error = ui.potential_picker(K_POT, K_EXPR, disabled=running)
+            spec, target, error = ui.potential_picker(K_POT, K_EXPR, disabled=running,
+                                                      on_change=_centre_on_target)
     cols[1].number_input(
         "chains / setting", min_value=1, max_value=256, step=1, key=K_CHAINS, disabled=running
     )

@@ -26,9 +26,9 @@ The rules follow the failure signatures of the primer (§3):
 potential; never a reference formula), a plateau is not needed: a setting is *consistent*
 when it is healthy and its λ̂ agrees with T (within ``plateau_rtol`` relatively and
 ``known_nsem`` standard errors).  The pick is the weakest γ with a consistent setting, and
-there the largest consistent ε below the first healthy step size biased above T; the
-recommendation says it was calibrated against T.  Too large an ε, whose bias a short run's
-wide error bar would hide from the plateau check, is then rejected by name.
+there the largest consistent ε; the recommendation says it was calibrated against T.  Too
+large an ε, whose bias a short run's wide error bar would hide from the plateau check, is
+then rejected by name.
 
 :func:`recommend` returns the choice and the reasons in plain words; :func:`assess`
 returns the per-row flags used for the heatmaps' "healthy region".
@@ -37,8 +37,9 @@ returns the per-row flags used for the heatmaps' "healthy region".
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -132,6 +133,56 @@ def default_grid(
         h = math.sqrt(gamma_span)
         gam = np.geomspace(gamma / h, gamma * h, n_gamma)
     return {"epsilon": [_round_sig(e) for e in eps], "gamma": [_round_sig(g) for g in gam]}
+
+
+@dataclass(frozen=True)
+class SweepDefaults:
+    """The default sweep grid of a target and its budget per setting.
+
+    Attributes
+    ----------
+    epsilon, gamma, nbeta : tuple of float
+        The grid's axes (increasing).
+    chains, draws, burnin : int
+        Chains per setting, draws after burn-in, burn-in steps.
+    """
+
+    epsilon: tuple[float, ...]
+    gamma: tuple[float, ...]
+    nbeta: tuple[float, ...]
+    chains: int
+    draws: int
+    burnin: int
+
+
+#: Default sweep around a potential's preset: ε from 1/3× (healthy, slower) to 10× (biased, then
+#: low acceptance or diverged), γ over two decades; a network's grid is narrower and its budget
+#: capped (every setting is more chains of the whole model).
+POTENTIAL_SWEEP = {"epsilon": (1 / 3, 1.0, 3.0, 10.0), "gamma": (0.1, 1.0, 10.0), "chains": 8}
+NETWORK_SWEEP = {"epsilon": (1 / 3, 1.0, 3.0), "gamma": (1 / 3, 1.0, 3.0), "chains": 4, "draws": 2000,
+                 "burnin": 500}
+
+
+def default_sweep(sampler: Mapping[str, Any], *, network: bool = False) -> SweepDefaults:
+    """The default sweep of a target, centred on its default sampler settings.
+
+    ``sampler`` holds ``epsilon, gamma, nbeta, chains, draws, burnin`` (a potential's preset,
+    :func:`lltools.targets.potentials.sampler_defaults`, or a model card's
+    ``default_sampler`` with nβ resolved).  Chosen so the default sweep has several healthy
+    settings (the centre column is the validated default) beside ones that show what goes
+    wrong (see :data:`POTENTIAL_SWEEP`, :data:`NETWORK_SWEEP`).
+    """
+    plan = NETWORK_SWEEP if network else POTENTIAL_SWEEP
+    eps, gamma = float(sampler["epsilon"]), float(sampler["gamma"])
+    draws, burnin = int(sampler["draws"]), int(sampler["burnin"])
+    return SweepDefaults(
+        epsilon=tuple(_round_sig(eps * f, 1) for f in plan["epsilon"]),
+        gamma=(gamma,) if gamma == 0 else tuple(_round_sig(gamma * f, 2) for f in plan["gamma"]),
+        nbeta=(_round_sig(float(sampler["nbeta"]), 6),),
+        chains=min(int(sampler["chains"]), int(plan["chains"])),
+        draws=min(draws, int(plan.get("draws", draws))),
+        burnin=min(burnin, int(plan.get("burnin", burnin))),
+    )
 
 
 def _clean(x: float) -> float:
@@ -457,7 +508,7 @@ def _recommend_known(
     c: Criteria,
 ) -> Recommendation:
     """The choice against a known T: the weakest γ with a healthy λ̂ that reproduces T, and
-    there the largest such ε below the first step size whose λ̂ is biased above T."""
+    there the largest such ε."""
     assessed["known_llc"] = known
     assessed["gap_sem"] = np.nan
     assessed["consistent"] = False
@@ -470,12 +521,7 @@ def _recommend_known(
     rows = rows[rows["known_llc"].notna()]
     runs: dict[float, list[int]] = {}
     for gamma, group in rows.groupby("gamma", sort=True):
-        # The bias of ε grows with ε: above a healthy setting biased upward, a setting that
-        # agrees with T only does so by the noise of its short run.
-        biased = group[group["healthy"] & ~group["consistent"] & (group["llc_mean"] > group["known_llc"])]
-        cap = float(biased["epsilon"].min()) if len(biased) else math.inf
-        keep = group[group["consistent"] & (group["epsilon"] < cap)]
-        runs[float(gamma)] = list(keep.sort_values("epsilon").index)
+        runs[float(gamma)] = list(group[group["consistent"]].sort_values("epsilon").index)
     reasons: list[str] = []
     usable = [g for g, r in sorted(runs.items()) if r]
     if not usable:

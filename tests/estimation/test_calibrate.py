@@ -204,21 +204,22 @@ def test_an_inexact_t_is_not_calibrated_against() -> None:
     assert rec.known_llc is None and "calibrated" not in rec.headline
 
 
-def test_known_t_prefers_the_weakest_gamma_and_stops_at_the_first_bias() -> None:
+def test_known_t_prefers_the_weakest_gamma_then_the_largest_consistent_epsilon() -> None:
     rows = [
         _row(0, 1e-3, 0.1, 0.70, 0.99, rhat=1.5),  # γ = 0.1: chains wander (unhealthy)
         _row(1, 3e-3, 0.1, 0.70, 0.99, rhat=1.5),
         _row(2, 1e-3, 1.0, 0.30, 0.99, sem=0.03),  # frozen: far below T
         _row(3, 3e-3, 1.0, 0.49, 0.98, sem=0.03),
-        _row(4, 1e-2, 1.0, 0.51, 0.95, sem=0.03),
-        _row(5, 3e-2, 1.0, 0.50, 0.91, sem=0.2),  # agrees by its wide error bar, above a bias
+        _row(4, 1e-2, 1.0, 0.52, 0.95, sem=0.02),
+        _row(5, 3e-2, 1.0, 0.60, 0.91, sem=0.02),  # biased: 5 SEM above T
+        _row(6, 1e-3, 10.0, 0.40, 0.99, sem=0.03),  # consistent with its own T, but stronger γ
     ]
     t = pd.DataFrame(rows)
-    t.loc[4, "llc_mean"] = 0.60  # biased upward: larger ε cannot be trusted
-    t["expected_llc"] = 0.5
+    t["expected_llc"] = [0.5] * 6 + [0.4]
     rec = recommend(t)
-    assert rec.gamma == 1.0 and rec.epsilon == 3e-3 and rec.plateau == (3e-3,)
-    assert "Weaker localisation γ = 0.1" in " ".join(rec.reasons)
+    assert rec.gamma == 1.0 and rec.epsilon == 1e-2 and rec.plateau == (3e-3, 1e-2)
+    text = " ".join(rec.reasons)
+    assert "Weaker localisation γ = 0.1" in text and "Rejected larger ε = 0.03" in text
 
 
 def test_known_t_that_no_setting_reproduces() -> None:
@@ -278,3 +279,18 @@ def test_one_health_rule_for_warnings_calibration_and_help_text() -> None:
         warned = any("Mean MALA acceptance" in w for w in summary.warnings)
         flagged = not bool(assess(summary.table)["acceptance_ok"].iloc[0])
         assert warned == flagged == bad
+
+
+def test_default_sweep_is_centred_on_the_target_defaults() -> None:
+    from lltools.estimation.calibrate import default_sweep
+
+    pot = default_sweep({"epsilon": 3e-3, "gamma": 1.0, "nbeta": 100.0, "chains": 16, "draws": 3000,
+                         "burnin": 500})
+    assert pot.epsilon == (1e-3, 3e-3, 9e-3, 3e-2) and pot.gamma == (0.1, 1.0, 10.0) and pot.nbeta == (100.0,)
+    assert (pot.chains, pot.draws, pot.burnin) == (8, 3000, 500)
+    net = default_sweep({"epsilon": 1e-4, "gamma": 5.0, "nbeta": 587.048, "chains": 8, "draws": 6000,
+                         "burnin": 2000}, network=True)
+    assert net.epsilon == (3e-5, 1e-4, 3e-4) and net.gamma == (1.7, 5.0, 15.0) and net.nbeta == (587.048,)
+    assert (net.chains, net.draws, net.burnin) == (4, 2000, 500)
+    assert default_sweep({"epsilon": 1e-3, "gamma": 0.0, "nbeta": 10.0, "chains": 2, "draws": 100,
+                          "burnin": 10}).gamma == (0.0,)
