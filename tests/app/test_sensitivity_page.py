@@ -141,3 +141,27 @@ def test_use_these_settings_opens_the_toy_page_with_them() -> None:
     assert at.session_state["toy.nbeta"] == rec.nbeta
     assert at.session_state["toy.potential"] == "x**4 + y**4"
     assert at.number_input(key="toy.epsilon").value == rec.epsilon
+
+
+def test_default_sweep_follows_the_target() -> None:
+    """The grid and budget are the target's default sweep (issue 13.8): around a potential's
+    preset, or a sample model's card sampler (4 chains, capped draws), never 2 × 300."""
+    from lltools.estimation.calibrate import default_sweep
+    from lltools.targets.potentials import sampler_defaults
+
+    at = page("sensitivity").run()
+    sd = default_sweep(sampler_defaults("x**4 + y**4"))
+    assert at.text_input(key="sens.eps_list").value.replace(" ", "") == ",".join(f"{e:g}" for e in sd.epsilon)
+    at.selectbox(key="sens.potential").set_value("x**2 * y**4").run()
+    assert_healthy(at)
+    assert "0.005" in at.text_input(key="sens.eps_list").value and at.session_state["calib.epsilon"] == 5e-3
+    from dashboard.common import sample_model_cards
+
+    paths = [str(c["path"]) for c in sample_model_cards() if "dln_8_6_6_4" in str(c["path"])]
+    if not paths:
+        pytest.skip("the small deep linear sample model is not shipped")
+    at.session_state["sens.source"] = "Sample model"
+    at.run()
+    at.selectbox(key="sens.model").set_value(paths[0]).run()
+    assert_healthy(at)
+    assert at.session_state["sens.chains"] == 4 and at.session_state["sens.draws"] >= 1000
