@@ -470,10 +470,12 @@ CALIB_NOTE = (
     "centre) as one batch, then applies three rules:\n\n"
     "1. **Healthy**: acceptance ≥ the threshold, no divergence, R-hat ≤ the threshold, enough "
     "effective draws.\n"
-    "2. **Plateau**: for each γ, the healthy step sizes whose λ̂ agree (within 10% or 3 "
+    "2. **Plateau**: for each γ, the healthy step sizes whose λ̂ agree (within 10% and 3 "
     "standard errors).\n"
     "3. **Pick** the weakest γ that has a plateau, and its **largest** ε on the plateau: the "
-    "fastest-mixing step that still gives the same answer."
+    "fastest-mixing step that still gives the same answer.\n\n"
+    "Where the exact T(nβ, γ) is known (a 2-D potential), rules 2–3 use it instead: the largest "
+    "healthy ε, at the weakest γ, whose λ̂ is within 10% and 2 standard errors of T."
 )
 
 
