@@ -475,7 +475,7 @@ CALIB_NOTE = (
     "3. **Pick** the weakest γ that has a plateau, and its **largest** ε on the plateau: the "
     "fastest-mixing step that still gives the same answer.\n\n"
     "Where the exact T(nβ, γ) is known (a 2-D potential), rules 2–3 use it instead: the largest "
-    "healthy ε, at the weakest γ, whose λ̂ is within 10% and 2 standard errors of T."
+    "healthy ε, at the weakest γ, whose λ̂ is within 2 standard errors and 20% of T."
 )
 
 

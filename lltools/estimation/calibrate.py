@@ -24,8 +24,8 @@ The rules follow the failure signatures of the primer (§3):
 **Known answer.**  Where the table carries the exact finite-nβ target T(nβ, γ) of each row
 (columns ``expected_llc`` and, optionally, ``expected_llc_error``: the 2-D quadrature of a
 potential; never a reference formula), a plateau is not needed: a setting is *consistent*
-when it is healthy and its λ̂ agrees with T (within ``plateau_rtol`` relatively and
-``known_nsem`` standard errors).  The pick is the weakest γ with a consistent setting, and
+when it is healthy and its λ̂ agrees with T (within ``known_nsem`` standard errors and
+``known_rtol`` relatively).  The pick is the weakest γ with a consistent setting, and
 there the largest consistent ε; the recommendation says it was calibrated against T.  Too
 large an ε, whose bias a short run's wide error bar would hide from the plateau check, is
 then rejected by name.
@@ -158,7 +158,7 @@ class SweepDefaults:
 #: Default sweep around a potential's preset: ε from 1/3× (healthy, slower) to 10× (biased, then
 #: low acceptance or diverged), γ over two decades; a network's grid is narrower and its budget
 #: capped (every setting is more chains of the whole model).
-POTENTIAL_SWEEP = {"epsilon": (1 / 3, 1.0, 3.0, 10.0), "gamma": (0.1, 1.0, 10.0), "chains": 8}
+POTENTIAL_SWEEP = {"epsilon": (1 / 3, 1.0, 3.0, 10.0), "gamma": (0.1, 1.0, 10.0), "chains": 4}
 NETWORK_SWEEP = {"epsilon": (1 / 3, 1.0, 3.0), "gamma": (1 / 3, 1.0, 3.0), "chains": 4, "draws": 2000,
                  "burnin": 500}
 
@@ -487,7 +487,7 @@ def _consistent(row: pd.Series, t: float, c: Criteria) -> tuple[bool, float]:
         return False, math.nan
     gap = llc - t
     z = gap / sem if math.isfinite(sem) and sem > 0 else (0.0 if gap == 0 else math.copysign(math.inf, gap))
-    ok = bool(row["healthy"]) and abs(gap) <= c.plateau_rtol * abs(t) and abs(z) <= c.known_nsem
+    ok = bool(row["healthy"]) and abs(gap) <= c.known_rtol * abs(t) and abs(z) <= c.known_nsem
     return ok, z
 
 
@@ -563,7 +563,7 @@ def _recommend_known(
     reasons.append(
         f"Calibrated against the known T(nβ, γ) = {_fmt(t)} (exact quadrature){nb_note}: ε = "
         f"{_fmt(pick['epsilon'])} is the largest step size whose λ̂ agrees with T (within "
-        f"{c.known_nsem:g} SEM and {100 * c.plateau_rtol:g}%): acceptance {pick['acceptance']:.2f} ≥ "
+        f"{c.known_nsem:g} SEM and {100 * c.known_rtol:g}%): acceptance {pick['acceptance']:.2f} ≥ "
         f"{c.acceptance_min:g}, {_divergence_words(pick)}, R-hat {float(pick['rhat']):.3f} ≤ {c.rhat_max:g}."
     )
     group = assessed[np.isclose(assessed["nbeta"], chosen_nb) & np.isclose(assessed["gamma"], gamma)]

@@ -44,10 +44,12 @@ class Criteria:
     plateau_nsem : float
         ... and within this many combined standard errors.
     known_nsem : float
-        Calibration against a known T(nβ, γ): a setting reproduces T when λ̂ is within
-        ``plateau_rtol`` of T and within this many standard errors (stricter than the plateau
-        check: λ̂ is compared with an exact number, and a step-size bias of a few SEM is what
-        it must catch).
+        Calibration against a known T(nβ, γ): a setting reproduces T when λ̂ is within this
+        many standard errors of T (stricter than the plateau check: λ̂ is compared with an
+        exact number, and a step-size bias of a few SEM is what it must catch) ...
+    known_rtol : float
+        ... and within this relative distance of T (so an error bar too wide to show a large
+        bias does not count as agreement).
     """
 
     acceptance_min: float = 0.9
@@ -58,6 +60,7 @@ class Criteria:
     plateau_rtol: float = 0.1
     plateau_nsem: float = 3.0
     known_nsem: float = 2.0
+    known_rtol: float = 0.2
 
 
 #: The default rule, used wherever no other :class:`Criteria` is passed.

@@ -232,7 +232,7 @@ def test_known_t_that_no_setting_reproduces() -> None:
 
 
 def test_calibrate_a_real_sweep_against_the_exact_t() -> None:
-    """x⁴ + y⁴: the pick's λ̂ reproduces the quadrature T(nβ, γ) (within 2 SEM and 10%), and
+    """x⁴ + y⁴: the pick's λ̂ reproduces the quadrature T(nβ, γ) (within 2 SEM and 20%), and
     the biased ε = 2e-2 (λ̂ ≈ 0.67 against T = 0.483) is never the answer."""
     from lltools.targets.potentials import potential_target
     from lltools.workflows.estimate import expected_llc
@@ -246,7 +246,7 @@ def test_calibrate_a_real_sweep_against_the_exact_t() -> None:
     t = expected_llc(target, 100.0, 1.0).value
     assert rec.ok and rec.known_llc == pytest.approx(t)
     assert rec.epsilon < 2e-2
-    assert abs(rec.llc_mean - t) <= min(2 * rec.llc_sem, 0.1 * t)
+    assert abs(rec.llc_mean - t) <= min(2 * rec.llc_sem, 0.2 * t)
     assert "calibrated against the known T" in rec.headline
 
 
@@ -287,7 +287,7 @@ def test_default_sweep_is_centred_on_the_target_defaults() -> None:
     pot = default_sweep({"epsilon": 3e-3, "gamma": 1.0, "nbeta": 100.0, "chains": 16, "draws": 3000,
                          "burnin": 500})
     assert pot.epsilon == (1e-3, 3e-3, 9e-3, 3e-2) and pot.gamma == (0.1, 1.0, 10.0) and pot.nbeta == (100.0,)
-    assert (pot.chains, pot.draws, pot.burnin) == (8, 3000, 500)
+    assert (pot.chains, pot.draws, pot.burnin) == (4, 3000, 500)
     net = default_sweep({"epsilon": 1e-4, "gamma": 5.0, "nbeta": 587.048, "chains": 8, "draws": 6000,
                          "burnin": 2000}, network=True)
     assert net.epsilon == (3e-5, 1e-4, 3e-4) and net.gamma == (1.7, 5.0, 15.0) and net.nbeta == (587.048,)
