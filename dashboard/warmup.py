@@ -12,12 +12,16 @@ ask for the compiled step only where it is already built for that shape — neve
 on a user's click; every other run keeps the default choice of
 :func:`lltools.sampling.compiled.should_fuse`.
 
+The warm-up starts with the first session (Streamlit runs no app code before one connects)
+on a thread of lower priority (:data:`WARMUP_NICENESS`), so a Run pressed at once is served
+eagerly at full speed while the compile takes the other core.
 ``LLTOOLS_WARMUP=0`` switches the warm-up off (the AppTest suite does: it never starts a
 server).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -83,7 +87,14 @@ def warm_potential(spec: str, chains: int, state: Warmth, *, steps: int = 10) ->
         state.mark(spec, chains, time.perf_counter() - start)
 
 
+#: The warm-up thread's niceness (Linux: per thread): a user's run started meanwhile (eager)
+#: gets the CPU first; the compile uses what is left.
+WARMUP_NICENESS = 10
+
+
 def _run(shapes: Iterable[tuple[str, int]], state: Warmth) -> None:
+    with contextlib.suppress(OSError, AttributeError):  # not Linux, or not allowed: normal priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WARMUP_NICENESS)
     try:
         for spec, chains in shapes:
             warm_potential(spec, chains, state)
