@@ -93,6 +93,7 @@ class Measurement:
     load_before: float | None = None
     load_after: float | None = None
     llc: str | None = None
+    step: str | None = None
     warnings: int | None = None
     exceptions: int = 0
     error: str | None = None
@@ -199,6 +200,9 @@ def measure(
         m.first_drawn_s = None if drawn is None else max(0.0, (drawn - t_click) / 1000)
         pg.wait_for_timeout(500)
         m.llc = _metric(pg, "λ̂ (estimate)")
+        with contextlib.suppress(Exception):  # the run line says which SGLD step ran
+            line = pg.get_by_text(re.compile(r"Run #.* step")).first.inner_text(timeout=2000)
+            m.step = next((w for w in ("compiled", "eager") if f"{w} step" in line), None)
         m.warnings = pg.locator('[data-testid="stAlertContentWarning"]').count()
         m.exceptions = pg.locator('[data-testid="stException"]').count()
         m.exceptions += pg.get_by_text("Something went wrong").count()
@@ -221,8 +225,8 @@ def format_table(rows: list[Measurement]) -> str:
     """A markdown table of the measurements."""
     head = (
         "| case | seed | first live s | drawn s | complete s | settled s | server CPU s | threads "
-        "| load before/after | compiling shown | λ̂ | warnings |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|"
+        "| load before/after | compiling shown | step | λ̂ | warnings |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|---:|"
     )
     lines = [head]
     for m in rows:
@@ -233,7 +237,7 @@ def format_table(rows: list[Measurement]) -> str:
             f"| {m.case} | {m.seed} | {_f(m.first_live_s)} | {_f(m.first_drawn_s)} | {_f(m.complete_s)} "
             f"| {_f(m.settled_s)} | {_f(m.server_cpu_s)} | {m.server_threads} "
             f"| {_f(m.load_before, 1)} / {_f(m.load_after, 1)} | {'yes' if m.compiling_seen else 'no'} "
-            f"| {m.llc} | {m.warnings} |"
+            f"| {m.step} | {m.llc} | {m.warnings} |"
         )
     return "\n".join(lines)
 
