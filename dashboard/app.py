@@ -12,7 +12,8 @@ import streamlit as st
 import torch
 
 from dashboard import common as ui
-from dashboard import sidebar
+from dashboard import sidebar, warmup
+from dashboard.views import toy
 from lltools.base.devices import thread_count
 
 # Sessions run in parallel: cap every computation at a share of the cores (lltools' one thread
@@ -29,6 +30,9 @@ st.set_page_config(
 )
 if ui.LOGO.exists():
     st.logo(str(ui.LOGO), size="large", icon_image=str(ui.ICON) if ui.ICON.exists() else None)
+# Compile ahead (issue 13.17): the default toy run's compiled step is built in the background
+# once per server process, so the first Run can use it (LLTOOLS_WARMUP=0 switches this off).
+warmup.start(((toy.DEFAULTS[toy.K_POT], int(toy.DEFAULTS[toy.K_CHAINS])),))
 sidebar.lecture_from_url()
 ui.inject_css()
 

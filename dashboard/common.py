@@ -750,8 +750,19 @@ def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
+def _csv_bytes(frame: pd.DataFrame) -> Callable[[], bytes]:
+    return lambda: frame.to_csv(index=False).encode()
+
+
+def _parquet_bytes(frame: pd.DataFrame) -> Callable[[], bytes]:
+    return lambda: to_parquet_bytes(frame)
+
+
 def download_buttons(frames: Mapping[str, pd.DataFrame], *, basename: str, key: str) -> None:
-    """CSV and Parquet download buttons for every non-empty frame, in one row per frame."""
+    """CSV and Parquet download buttons for every non-empty frame, in one row per frame.
+
+    The files are made when a button is clicked (deferred ``data``), not on every script
+    run: a toy run's traces as CSV and Parquet cost about a second of the page's redraw."""
     for name, frame in frames.items():
         if frame is None or frame.empty:
             continue
@@ -760,7 +771,7 @@ def download_buttons(frames: Mapping[str, pd.DataFrame], *, basename: str, key: 
         slug = f"{basename}_{name.lower().replace(' ', '_')}"
         c1.download_button(
             "CSV",
-            frame.to_csv(index=False).encode(),
+            _csv_bytes(frame),
             file_name=f"{slug}.csv",
             mime="text/csv",
             key=f"{key}.{name}.csv",
@@ -770,7 +781,7 @@ def download_buttons(frames: Mapping[str, pd.DataFrame], *, basename: str, key: 
         )
         c2.download_button(
             "Parquet",
-            to_parquet_bytes(frame),
+            _parquet_bytes(frame),
             file_name=f"{slug}.parquet",
             mime="application/vnd.apache.parquet",
             key=f"{key}.{name}.parquet",

@@ -13,6 +13,7 @@ result cache, and recording every run into the run store the CLI uses.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -26,6 +27,7 @@ import pandas as pd
 import streamlit as st
 
 from lltools.estimation import frames
+from lltools.sampling import compiled
 from lltools.storage.index import RunStore
 from lltools.storage.recording import record_stream
 from lltools.workflows.events import RunEvent
@@ -273,14 +275,34 @@ class LiveRun:
         )
 
 
-class Progress:
-    """``st.progress`` with step counts, rate and ETA."""
+def starting_text(target: Any, chains: int, steps: int, fused: bool | None = None) -> str:
+    """What the progress bar says before the first step: "starting…", or, when the run will
+    compile its step first (:func:`lltools.sampling.compiled.should_fuse`, ``LLTOOLS_FUSED``),
+    that it is compiling and for about how long (a cold compile on a 2-core CPU)."""
+    if fused is None:
+        env = os.environ.get(compiled.FUSED_ENV, "").strip().lower()
+        fused = env in ("1", "true", "yes", "on") if env else None
+    try:
+        will = fused if fused is not None else compiled.should_fuse(target, int(chains), int(steps))
+    except Exception:  # a custom target without the attributes: say nothing special
+        will = False
+    if not will:
+        return "starting…"
+    kind = getattr(target, "kernel_kind", "")
+    seconds = compiled.COMPILE_SECONDS.get(kind, compiled.AUTO_MIN_SECONDS_SAVED)
+    return (f"compiling the step for speed (up to ~{seconds:.0f} s the first time for this shape, "
+            "~1–2 s once cached); sampling starts after…")
 
-    def __init__(self, total_steps: int, *, label: str = "Sampling", container: Any = None) -> None:
+
+class Progress:
+    """``st.progress`` with step counts, rate and ETA (``starting``: its text before the first step)."""
+
+    def __init__(self, total_steps: int, *, label: str = "Sampling", container: Any = None,
+                 starting: str = "starting…") -> None:
         self.total = max(int(total_steps), 1)
         self.label = label
         self.t0 = time.perf_counter()
-        self.bar = (container or st).progress(0.0, text=f"{label}: starting…")
+        self.bar = (container or st).progress(0.0, text=f"{label}: {starting}")
 
     def update(self, done: int) -> None:
         frac = min(max(done / self.total, 0.0), 1.0)
@@ -313,6 +335,7 @@ def stream_live(
     progress_container: Any = None,
     min_interval: float = 0.15,
     stop_when: Callable[[Any], str | None] | None = None,
+    starting: str = "starting…",
 ) -> tuple[Any, float]:
     """Consume a ``*_stream`` iterator: keep each partial for Stop, redraw, show progress.
 
@@ -324,8 +347,9 @@ def stream_live(
     ``stop_when(item)`` is asked at every unfinished chunk: a reason (a string) ends the run
     there, like the CLI's ``--target-sem`` — the stream is closed (a recorded run is stored
     as stopped) and the last, incomplete item is returned; the caller says why.
+    ``starting`` is the bar's text until the first chunk (:func:`starting_text`).
     """
-    progress = Progress(total_steps, label=label, container=progress_container)
+    progress = Progress(total_steps, label=label, container=progress_container, starting=starting)
     last = None
     next_draw = 0.0
     iterator = iter(stream)

@@ -99,6 +99,7 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun, th: Th
     last, elapsed = live_ui.stream_live(
         stream, live=live, total_steps=total, on_chunk=on_chunk, progress_container=slots.progress,
         stop_when=light.stop_when,
+        starting=live_ui.starting_text(target, params["chains"], total),
     )
     result, status = light.outcome(last)
     done = NetResult(path, label, request["checkpoint_key"], params, result, status, elapsed, th)

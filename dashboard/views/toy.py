@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import common as ui
-from dashboard import health_light, history
+from dashboard import health_light, history, warmup
 from dashboard import running as live_ui
 from dashboard import theory as bg_theory
 from lltools import viz as plots
@@ -401,10 +401,11 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun) -> Non
             key=f"live{state['n']}",
         )
 
+    fused = warmup.fused_for(spec, params["chains"])  # the compiled step, where it is built already
     stream = live_ui.record_live(
         estimate_stream(
             target, device=ui.POTENTIAL_DEVICE, report_every=live_ui.report_every(total),
-            report_seconds=live_ui.LIVE_REPORT_S, **params
+            report_seconds=live_ui.LIVE_REPORT_S, fused=fused, **params
         ),
         **saved,
     )
@@ -415,6 +416,7 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun) -> Non
         on_chunk=on_chunk,
         progress_container=slots.progress,
         stop_when=light.stop_when,
+        starting="starting…" if fused else live_ui.starting_text(target, params["chains"], total),
     )
     result, status = light.outcome(last)
     done = ToyResult(spec, params, result, finite, finite_note, status, elapsed)

@@ -24,6 +24,7 @@ Conventions
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -70,7 +71,8 @@ def chain_color(chain: int) -> str:
 
 
 def template(*, dark: bool = False, large: bool = False) -> go.layout.Template:
-    """The lltools Plotly template.
+    """The lltools Plotly template (a fresh copy of one built once per ``dark``/``large``:
+    building it validates a few hundred properties, ~0.07 s, and every figure uses it twice).
 
     Parameters
     ----------
@@ -80,6 +82,12 @@ def template(*, dark: bool = False, large: bool = False) -> go.layout.Template:
     large : bool
         Lecture-projector sizes: bigger fonts, thicker lines, larger margins.
     """
+    return go.layout.Template(_template(bool(dark), bool(large)))
+
+
+@functools.lru_cache(maxsize=4)
+def _template(dark: bool, large: bool) -> go.layout.Template:
+    """The template of :func:`template`, built once per combination (never handed out: copied)."""
     key = "dark" if dark else "light"
     fg = FOREGROUND[key]
     grid = "rgba(210,214,224,0.16)" if dark else "rgba(40,44,60,0.10)"
@@ -145,7 +153,7 @@ def style_figure(fig: go.Figure, *, dark: bool = False, large: bool = False) -> 
     with ``large`` every explicit line width and marker size is scaled by 1.6.
     """
     fg = FOREGROUND["dark" if dark else "light"]
-    fig.update_layout(template=template(dark=dark, large=large))
+    fig.update_layout(template=_template(bool(dark), bool(large)))  # plotly copies it
     scale = 1.6 if large else 1.0
     for tr in fig.data:
         role = _role(tr)
@@ -197,7 +205,7 @@ def _robust_range(
 def _new_figure(title: str | None, x_title: str, y_title: str) -> go.Figure:
     fig = go.Figure()
     fig.update_layout(
-        template=template(),
+        template=_template(False, False),  # plotly copies it
         title={"text": title} if title else None,
         xaxis_title=x_title,
         yaxis_title=y_title,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +13,10 @@ ROOT = Path(__file__).resolve().parents[2]
 VIEWS = ROOT / "dashboard" / "views"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+# No background compile of the toy step in the test process (dashboard/warmup.py; the router
+# starts it): AppTest runs pages in-process, and tests/app/test_warmup.py tests it directly.
+os.environ.setdefault("LLTOOLS_WARMUP", "0")
 
 #: Generous: the first run of a page imports torch/plotly and compiles the quadrature.
 TIMEOUT = 90
