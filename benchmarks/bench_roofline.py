@@ -27,6 +27,7 @@ Run:  python benchmarks/bench_roofline.py --threads 1 \\
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -174,10 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", nargs="*", default=list(HIDDEN), choices=list(HIDDEN))
     parser.add_argument("--chains", nargs="*", type=int, default=[8, 64])
     parser.add_argument("--devinterp", action="append", default=[], metavar="VERSION=PATH")
-    parser.add_argument("--worker-size", help=argparse_hidden())
-    parser.add_argument("--worker-chains", type=int, help=argparse_hidden())
-    parser.add_argument("--worker-path", help=argparse_hidden())
-    parser.add_argument("--worker-version", help=argparse_hidden())
+    parser.add_argument("--worker-size", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-chains", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-path", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-version", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     threads = args.threads or 1
     setup_threads(threads)
@@ -229,12 +230,6 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows)
     write_csv(rows, args.out, info)
     return 0
-
-
-def argparse_hidden() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":

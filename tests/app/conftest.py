@@ -47,6 +47,17 @@ def assert_healthy(at: AppTest) -> None:
     assert not broken, broken
 
 
+def assert_link_reproduces(at: AppTest, name: str, keys: tuple[str, ...]) -> AppTest:
+    """A fresh session of page ``name`` opened on ``at``'s URL shows the same ``keys``."""
+    again = page(name)
+    again.query_params.update(at.query_params)
+    again.run()
+    assert_healthy(again)
+    for key in keys:
+        assert again.session_state[key] == at.session_state[key], key
+    return again
+
+
 @pytest.fixture
 def tiny_toy() -> AppTest:
     """The toy page with a tiny sampler budget (fast on a shared CPU)."""

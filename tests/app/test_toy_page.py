@@ -7,7 +7,7 @@ import time
 
 import lltools
 from dashboard import theory
-from tests.app.conftest import assert_healthy, metrics, page, settle, shown
+from tests.app.conftest import assert_healthy, assert_link_reproduces, metrics, page, settle, shown
 
 
 def _core_llc(at, spec: str) -> str:
@@ -204,12 +204,8 @@ def test_a_widget_change_rewrites_the_url_and_the_link_reproduces_it() -> None:
     at.selectbox(key="toy.potential").set_value("x**2 * y**4").run()
     at.number_input(key="toy.gamma").set_value(3.0).run()
     assert at.query_params["potential"] == "x**2 * y**4" and at.query_params["gamma"] == "3"
-    again = page("toy")
-    again.query_params.update(at.query_params)
-    again.run()
-    assert_healthy(again)
-    for key in ("toy.potential", "toy.gamma", "toy.nbeta", "toy.epsilon", "toy.chains", "toy.draws"):
-        assert again.session_state[key] == at.session_state[key], key
+    assert_link_reproduces(at, "toy", ("toy.potential", "toy.gamma", "toy.nbeta", "toy.epsilon",
+                                       "toy.chains", "toy.draws"))
 
 
 def test_each_potential_opens_with_its_clean_preset() -> None:

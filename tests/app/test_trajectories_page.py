@@ -16,7 +16,7 @@ import pytest
 
 from dashboard.views import trajectories as traj_page
 from lltools.workflows.trajectory import trajectory_stream
-from tests.app.conftest import ROOT, assert_healthy, metrics, page, shown
+from tests.app.conftest import ROOT, assert_healthy, assert_link_reproduces, metrics, page, shown
 
 MODELS = ROOT / "sample_models"
 TINY = {"traj.chains": 1, "traj.draws": 10, "traj.burnin": 0, "traj.stride": 8}
@@ -202,10 +202,6 @@ def test_settings_come_from_the_url_and_go_back_into_it(models) -> None:
     # a widget change rewrites the URL; a fresh session on that URL shows the same settings
     at.number_input(key="traj.epsilon").set_value(3e-5).run()
     assert at.query_params["epsilon"] == "3e-05" and at.query_params["stride"] == "4"
-    again = page("trajectories")
-    again.query_params.update(at.query_params)
-    again.run()
-    assert_healthy(again)
-    for key in ("traj.model", "traj.gamma", "traj.epsilon", "traj.chains", "traj.stride", "traj.logx"):
-        assert again.session_state[key] == at.session_state[key], key
+    again = assert_link_reproduces(at, "trajectories", ("traj.model", "traj.gamma", "traj.epsilon",
+                                                        "traj.chains", "traj.stride", "traj.logx"))
     assert not again.warning

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from tests.app.conftest import ROOT, assert_healthy, page
+from tests.app.conftest import ROOT, assert_healthy, assert_link_reproduces, page
 
 MODELS = ROOT / "sample_models"
 RRR = str(MODELS / "deep_linear" / "rrr_6_4_5_r2")
@@ -63,10 +63,6 @@ def test_a_networks_widget_change_rewrites_the_url() -> None:
     assert at.query_params["gamma"] == f"{RRR_CARD['default_sampler']['gamma']:g}"  # the card's
     assert "stop_sem" not in at.query_params  # the option is off
     # the link reproduces the page: a fresh session opened on it shows the same settings
-    again = page("networks")
-    again.query_params.update(at.query_params)
-    again.run()
-    assert_healthy(again)
-    for key in ("networks.model", "networks.ckpt", "networks.gamma", "networks.epsilon", "networks.nbeta",
-                "networks.draws", "networks.chains"):
-        assert again.session_state[key] == at.session_state[key], key
+    assert_link_reproduces(at, "networks", (
+        "networks.model", "networks.ckpt", "networks.gamma", "networks.epsilon", "networks.nbeta",
+        "networks.draws", "networks.chains"))
