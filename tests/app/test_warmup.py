@@ -31,6 +31,8 @@ def test_warmth_is_per_potential_and_chain_count() -> None:
 
 
 def test_warm_up_off_by_environment(monkeypatch) -> None:
+    monkeypatch.delenv(warmup.WARMUP_ENV, raising=False)
+    assert not warmup.enabled()  # opt-in (see warmup.enabled)
     monkeypatch.setenv(warmup.WARMUP_ENV, "0")
     assert not warmup.enabled()
     monkeypatch.setenv(warmup.WARMUP_ENV, "1")
