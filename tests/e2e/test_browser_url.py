@@ -8,6 +8,7 @@ import re
 
 import pytest
 from browser_steps import SHOTS, idle, no_exception, open_page
+from playwright.sync_api import expect
 
 from dashboard.serve import CHROMIUM
 
@@ -18,8 +19,10 @@ if not CHROMIUM.exists():
                 allow_module_level=True)
 
 
-def _value(pg, label: str) -> str:
-    return pg.get_by_label(label, exact=True).input_value()
+def _expect_value(pg, label: str, value: str) -> None:
+    """Wait (≤ 30 s) for the input ``label`` to show ``value``: after a reload the page can be
+    idle a moment before the widgets receive their state."""
+    expect(pg.get_by_label(label, exact=True)).to_have_value(value, timeout=30_000)
 
 
 def test_a_networks_link_sets_the_controls_and_a_reload_keeps_them(browser, server: str) -> None:
@@ -28,7 +31,7 @@ def test_a_networks_link_sets_the_controls_and_a_reload_keeps_them(browser, serv
     try:
         no_exception(pg)
         assert pg.get_by_text("deep_linear/rrr_6_4_5_r2").count() > 0  # the model the link names
-        assert _value(pg, "γ (localisation)") == "7"
+        _expect_value(pg, "γ (localisation)", "7")
         box = pg.get_by_label("chains", exact=True)
         box.fill("5")
         box.press("Enter")
@@ -38,7 +41,8 @@ def test_a_networks_link_sets_the_controls_and_a_reload_keeps_them(browser, serv
         pg.get_by_role("heading", name="Networks").first.wait_for(timeout=90_000)
         idle(pg)
         no_exception(pg)
-        assert _value(pg, "γ (localisation)") == "7" and _value(pg, "chains") == "5"
+        _expect_value(pg, "γ (localisation)", "7")
+        _expect_value(pg, "chains", "5")
         assert pg.get_by_role("switch", name="Lecture mode (large fonts)").is_checked()
         # another page drops the URL's parameters; lecture mode is written back and survives a reload
         pg.get_by_role("link", name="Learn").first.click()
