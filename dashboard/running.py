@@ -13,7 +13,6 @@ result cache, and recording every run into the run store the CLI uses.
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -277,21 +276,13 @@ class LiveRun:
 
 def starting_text(target: Any, chains: int, steps: int, fused: bool | None = None) -> str:
     """What the progress bar says before the first step: "starting…", or, when the run will
-    compile its step first (:func:`lltools.sampling.compiled.should_fuse`, ``LLTOOLS_FUSED``),
-    that it is compiling and for about how long (a cold compile on a 2-core CPU)."""
-    if fused is None:
-        env = os.environ.get(compiled.FUSED_ENV, "").strip().lower()
-        fused = env in ("1", "true", "yes", "on") if env else None
-    try:
-        will = fused if fused is not None else compiled.should_fuse(target, int(chains), int(steps))
-    except Exception:  # a custom target without the attributes: say nothing special
-        will = False
-    if not will:
+    compile its step first, that it is compiling and for about how long (what that compile
+    took here last time, else a cold compile: :func:`lltools.sampling.compiled.compile_ahead_seconds`)."""
+    seconds = compiled.compile_ahead_seconds(target, int(chains), int(steps), fused)
+    if seconds is None:
         return "starting…"
-    kind = getattr(target, "kernel_kind", "")
-    seconds = compiled.COMPILE_SECONDS.get(kind, compiled.AUTO_MIN_SECONDS_SAVED)
-    return (f"compiling the step for speed (up to ~{seconds:.0f} s the first time for this shape, "
-            "~1–2 s once cached); sampling starts after…")
+    return (f"compiling the step for speed (about {seconds:.0f} s, once for this shape; "
+            "later runs reuse it); sampling starts after…")
 
 
 class Progress:

@@ -645,6 +645,21 @@ def select_step(
     return sgld.step
 
 
+def compile_ahead_seconds(target: Target, num_chains: int, num_steps_total: int,
+                          fused: bool | None = None) -> float | None:
+    """What a run of this size will spend compiling its step first, by the choice of
+    :func:`select_step` (``fused``, ``LLTOOLS_FUSED``, :func:`should_fuse`) and the compile
+    time remembered for it (:func:`expected_compile_seconds`); None when it runs eagerly."""
+    if fused is None:
+        fused = _env_flag(FUSED_ENV)
+    if fused is None:
+        fused = should_fuse(target, num_chains, num_steps_total)
+    if not fused:
+        return None
+    return expected_compile_seconds(compile_cache.signature(
+        target.kernel_kind, target.name, num_chains, target.dim, target.dtype, target.device))
+
+
 def step_kind(step_fn: StepFn) -> str:
     """"compiled" for a fused step whose kernels are (still) compiled, else "eager"."""
     return "compiled" if getattr(step_fn, "compiled", False) else "eager"
