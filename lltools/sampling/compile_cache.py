@@ -17,9 +17,12 @@ The file is advisory: unreadable or malformed contents are ignored, writes are a
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import os
+import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -36,16 +39,25 @@ MAX_ENTRIES = 512
 
 
 def inductor_cache_dir() -> Path:
-    """Where inductor caches compiled graphs (``$TORCHINDUCTOR_CACHE_DIR`` or its default)."""
+    """Where inductor caches compiled graphs: ``$TORCHINDUCTOR_CACHE_DIR``, else its default
+    (``<tmp>/torchinductor_<user>``).
+
+    Computed here rather than asked of ``torch._inductor``, whose import (with dynamo's) costs
+    ~2 s: the default choice of step reads this record before every run, and an eager run must
+    not pay for the compiler it does not use (a toy run's first click waited on that import).
+    Where inductor is imported already, its own answer is used; a test checks both agree."""
     env = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     if env:
-        return Path(env)
+        return Path(env).absolute()
+    utils = sys.modules.get("torch._inductor.runtime.cache_dir_utils")
+    if utils is not None:
+        return Path(utils.default_cache_dir())
     try:
-        from torch._inductor.runtime.cache_dir_utils import cache_dir
-    except ImportError:  # pragma: no cover - older torch
-        user = os.environ.get("USER", "user")
-        return Path(tempfile.gettempdir()) / f"torchinductor_{user}"
-    return Path(cache_dir())
+        user = getpass.getuser()
+    except (KeyError, ModuleNotFoundError, OSError):
+        getuid = getattr(os, "getuid", None)
+        user = f"uid_{getuid()}" if callable(getuid) else "unknown_user"
+    return Path(tempfile.gettempdir()) / ("torchinductor_" + re.sub(r'[\\/:*?"<>|]', "_", user))
 
 
 def signature(kind: str, name: str, num_chains: int, dim: int, dtype: torch.dtype,

@@ -306,6 +306,9 @@ def _run_planned(
     params = params.to(device=device, dtype=dtype)
     keys = rng.chain_keys(seed, chain_index)
     state = sgld.init(target, params, keys, centre, mask)
+    if step_fn is sgld.step:  # the eager step draws its noise a block of steps at a time
+        state = state._replace(noise=rng.NormalBlocks(state.keys, rng.STREAM_NOISE, dim, dtype,
+                                                      last_step=num_steps_total))
     all_chains = torch.arange(num_chains, device=device)
 
     loss_buf = torch.full((num_chains, num_recorded), float("nan"), dtype=dtype, device=device)

@@ -125,6 +125,7 @@ class SGLDState(NamedTuple):
     step: int  # index of the next step
     moment: Tensor | None = None  # (C, d) RMSProp second moment V (None: no RMSProp chain)
     mask: Tensor | None = None  # (C, d) 1 where a restricted chain moves, 0: stays at w* (None: all)
+    noise: rng.NormalBlocks | None = None  # the run's noise drawn ahead in blocks (None: per step)
 
 
 class SGLDInfo(NamedTuple):
@@ -294,7 +295,10 @@ def step(
         batch = None
         loss, grad = state.loss, state.grad
 
-    noise = rng.normal(state.keys, t, rng.STREAM_NOISE, w.shape[1], w.dtype)
+    if state.noise is not None:
+        noise = state.noise.at(t)
+    else:
+        noise = rng.normal(state.keys, t, rng.STREAM_NOISE, w.shape[1], w.dtype)
     if state.mask is not None:  # a restricted chain: no drift and no noise off its slice
         grad, noise = grad * state.mask, noise * state.mask
     moment, precond = kernel.precondition(state.moment, grad, params.nbeta, params.rmsprop)
@@ -314,5 +318,5 @@ def step(
     )
     new_state = SGLDState(w=w_out, centre=centre, loss=loss_out, grad=grad_out, loss_init=state.loss_init,
                           diverged_at=diverged_at, keys=state.keys, step=t + 1, moment=moment,
-                          mask=state.mask)
+                          mask=state.mask, noise=state.noise)
     return new_state, SGLDInfo(loss=info_loss, acceptance=info_acc)

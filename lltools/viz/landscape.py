@@ -95,7 +95,7 @@ def potential_figure(
             color = chain_color(int(chain))
             group = cloud[cloud["chain"] == chain]
             fig.add_trace(
-                go.Scattergl(
+                go.Scatter(
                     x=group["x"],
                     y=group["y"],
                     mode="markers",
@@ -194,7 +194,7 @@ def density_2d_figure(
     if samples is not None and not samples.empty:
         s = samples.iloc[:: max(1, len(samples) // max_points)]
         fig.add_trace(
-            go.Scattergl(
+            go.Scatter(
                 x=s["x"],
                 y=s["y"],
                 mode="markers",

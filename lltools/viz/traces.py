@@ -102,7 +102,7 @@ def loss_trace_figure(
         groups = list(data.groupby("chain", sort=True))
         for i, (chain, group) in enumerate(groups):
             fig.add_trace(
-                go.Scattergl(
+                go.Scatter(
                     x=group["step"],
                     y=group["loss"],
                     mode="lines",
@@ -198,7 +198,7 @@ def llc_running_figure(
         groups = list(shown.groupby("chain", sort=True))
         for i, (chain, group) in enumerate(groups):
             fig.add_trace(
-                go.Scattergl(
+                go.Scatter(
                     x=group["step"],
                     y=group["llc_running"],
                     mode="lines",
@@ -213,7 +213,7 @@ def llc_running_figure(
         mean["chain"] = 0
         mean = thin(mean, max_points)
         fig.add_trace(
-            go.Scattergl(
+            go.Scatter(
                 x=mean["step"],
                 y=mean["llc_running"],
                 mode="lines",
@@ -272,7 +272,7 @@ def acceptance_figure(
             groups = list(rolled.groupby("chain", sort=True))
             for i, (chain, group) in enumerate(groups):
                 fig.add_trace(
-                    go.Scattergl(
+                    go.Scatter(
                         x=group["step"],
                         y=group["acc"],
                         mode="lines",

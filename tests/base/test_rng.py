@@ -191,3 +191,27 @@ def test_normal_pair_words_match_the_splitmix64_reference(step: int) -> None:
     assert rng.pair_words(keys, word, 9, chain_minor=True).t().tolist() == want
     z = rng.normal(keys, step, rng.STREAM_NOISE, 17, torch.float64)
     assert torch.equal(rng.normal_chain_minor(keys, torch.tensor(word), 17, torch.float64), z.t())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("chains", "size"), [(1, 1), (8, 2), (13, 3), (8, 75), (3, 1000)])
+def test_normal_block_rows_are_the_per_step_normals(chains: int, size: int, dtype: torch.dtype) -> None:
+    """Drawing K steps at once changes no number: row k is step first + k's draw, exactly."""
+    keys = rng.chain_keys(7, torch.arange(chains))
+    block = rng.normal_block(keys, 1_000, 37, rng.STREAM_NOISE, size, dtype)
+    assert block.shape == (37, chains, size)
+    for k in range(37):
+        assert torch.equal(block[k], rng.normal(keys, 1_000 + k, rng.STREAM_NOISE, size, dtype)), k
+
+
+def test_normal_blocks_serve_every_step_and_stop_at_the_last() -> None:
+    keys = rng.chain_keys(3, torch.arange(8))
+    blocks = rng.NormalBlocks(keys, rng.STREAM_NOISE, 2, torch.float32, last_step=300, max_steps=64)
+    assert blocks.steps_per_block == 64
+    for t in range(0, 290):
+        assert torch.equal(blocks.at(t), rng.normal(keys, t, rng.STREAM_NOISE, 2, torch.float32)), t
+    assert blocks._block is not None and blocks._first + blocks._block.shape[0] == 300  # not past it
+    for t in (5, 299, 290):  # a step drawn before, the last, one in between: each still exact
+        assert torch.equal(blocks.at(t), rng.normal(keys, t, rng.STREAM_NOISE, 2, torch.float32)), t
+    big = rng.NormalBlocks(keys, rng.STREAM_NOISE, 10_000, torch.float32, last_step=300)
+    assert big.steps_per_block == 1  # a network's step fills a block by itself: drawn per step

@@ -347,3 +347,33 @@ def test_a_compiled_run_records_its_compile_time(monkeypatch: pytest.MonkeyPatch
     sig = compile_cache.signature("potential", target.name, 8, 2, target.dtype, target.device)
     assert compile_cache.expected_seconds(sig) is not None
     assert compile_cache.expected_seconds(sig) > 0
+
+
+def test_choosing_the_step_does_not_import_the_compiler(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """The default choice reads the compile record before every run: finding it must not
+    import ``torch._inductor`` / dynamo (~2 s, paid by an eager toy run's first click), and the
+    directory computed without it is inductor's own."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from lltools.sampling import compiled\n"
+        "from lltools.targets.potentials import potential_target\n"
+        "t = potential_target('x**2 + y**2')\n"
+        "compiled.should_fuse(t, 8, 2500); compiled.compile_ahead_seconds(t, 8, 2500)\n"
+        "print(sorted(m for m in ('torch._inductor', 'torch._dynamo') if m in sys.modules))\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items()
+           if k not in ("TORCHINDUCTOR_CACHE_DIR", "LLTOOLS_COMPILE_LOG")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True, cwd=str(tmp_path.parent))
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    from lltools.sampling import compile_cache
+
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.delitem(sys.modules, "torch._inductor.runtime.cache_dir_utils")
+    assert str(compile_cache.inductor_cache_dir()) == default_cache_dir()

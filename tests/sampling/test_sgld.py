@@ -286,8 +286,9 @@ def test_x2y4_matches_quadrature() -> None:
 # ---------------------------------------------------------------------------- wrong kernels
 def break_noise(monkeypatch: pytest.MonkeyPatch) -> None:
     """Noise √(2ε) instead of √ε (the classic Langevin-convention mix-up)."""
-    normal = rng.normal
+    normal, block = rng.normal, rng.normal_block
     monkeypatch.setattr(rng, "normal", lambda *a, **k: math.sqrt(2.0) * normal(*a, **k))
+    monkeypatch.setattr(rng, "normal_block", lambda *a, **k: math.sqrt(2.0) * block(*a, **k))
 
 
 def break_drift_sign(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -449,3 +450,18 @@ def test_acceptance_matches_direct_computation() -> None:
     exact, exact_se = alpha.mean(), alpha.std() / math.sqrt(alpha.size)
     assert 0.5 < exact < 0.99  # a regime where acceptance is informative
     assert abs(mean - exact) < K_SIGMA * math.hypot(se, exact_se), (mean, se, exact, exact_se)
+
+
+def test_eager_run_with_block_noise_is_the_per_step_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The driver's eager step draws its noise in blocks (rng.NormalBlocks); the chains are
+    those of per-step draws, bit for bit."""
+    import lltools
+
+    target = lltools.potential_target("x**2 * y**4")
+    params = make_params(5e-3, 1.0, 100.0, 8)
+    blocked = run(target, params, num_draws=300, num_burnin=50, seed=4, fused=False)
+    monkeypatch.setattr(rng.NormalBlocks, "at", lambda self, t: rng.normal(self.keys, t, self.stream,
+                                                                           self.size, self.dtype))
+    per_step = run(target, params, num_draws=300, num_burnin=50, seed=4, fused=False)
+    assert torch.equal(blocked.loss, per_step.loss)
+    assert torch.equal(blocked.positions, per_step.positions)
