@@ -11,6 +11,8 @@ with Debian's chromium through Playwright (``/usr/bin/chromium``, ``--no-sandbox
 * ``complete_s`` — the final "λ̂ (estimate)" metric is shown;
 * ``settled_s`` — the script has finished (the page is idle: diagnostics, history drawn);
 * ``compiling_seen`` — whether the page said it was compiling the step (or warming it up);
+* ``browser_cpu_s`` — CPU seconds of the chromium processes (the renderer drawing the charts)
+  over the same interval;
 * ``server_cpu_s`` — CPU seconds (user + system) the server process spent in that interval
   (the figure to trust when the shared machine is busy), and its thread count after the run;
 * ``loadavg`` — the 1-minute load average before and after.
@@ -89,6 +91,7 @@ class Measurement:
     settled_s: float | None = None
     compiling_seen: bool = False
     server_cpu_s: float | None = None
+    browser_cpu_s: float | None = None
     server_threads: int | None = None
     load_before: float | None = None
     load_after: float | None = None
@@ -112,6 +115,30 @@ def _children_named(word: str) -> list[int]:
             if ppid == me and word.encode() in (d / "cmdline").read_bytes():
                 out.append(int(d.name))
     return out
+
+
+def _descendants_named(word: str) -> list[int]:
+    """Pids of this process's descendants (any depth) whose command line contains ``word``."""
+    parent: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                parent[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    me, out = os.getpid(), []
+    for pid in parent:
+        up, seen = pid, 0
+        while up in parent and up != me and seen < 64:
+            up, seen = parent[up], seen + 1
+        if up == me and pid != me:
+            with contextlib.suppress(OSError):
+                if word.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    out.append(pid)
+    return out
+
+
+def browser_cpu_seconds() -> float:
+    """CPU seconds of every chromium process this benchmark started (renderer, GPU, browser)."""
+    return sum(cpu_seconds(pid) or 0.0 for pid in _descendants_named("chromium"))
 
 
 def cpu_seconds(pid: int | None) -> float | None:
@@ -185,6 +212,7 @@ def measure(
         run.wait_for(timeout=timeout_ms)
         m.load_before = os.getloadavg()[0]
         cpu0 = cpu_seconds(server_pid)
+        browser0 = browser_cpu_seconds()
         t_click = pg.evaluate("performance.now()")
         clicked.append(time.perf_counter())
         run.click(timeout=timeout_ms)
@@ -193,6 +221,7 @@ def measure(
         pg.wait_for_function(IDLE_JS, timeout=timeout_ms)
         m.settled_s = time.perf_counter() - clicked[0]
         cpu1 = cpu_seconds(server_pid)
+        m.browser_cpu_s = browser_cpu_seconds() - browser0
         m.server_cpu_s = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
         m.server_threads = threads(server_pid)
         m.load_after = os.getloadavg()[0]
@@ -224,9 +253,10 @@ def _f(x: float | None, digits: int = 2) -> str:
 def format_table(rows: list[Measurement]) -> str:
     """A markdown table of the measurements."""
     head = (
-        "| case | seed | first live s | drawn s | complete s | settled s | server CPU s | threads "
+        "| case | seed | first live s | drawn s | complete s | settled s | server CPU s | browser CPU s "
+        "| threads "
         "| load before/after | compiling shown | step | λ̂ | warnings |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|---:|"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|---:|"
     )
     lines = [head]
     for m in rows:
@@ -235,7 +265,7 @@ def format_table(rows: list[Measurement]) -> str:
             continue
         lines.append(
             f"| {m.case} | {m.seed} | {_f(m.first_live_s)} | {_f(m.first_drawn_s)} | {_f(m.complete_s)} "
-            f"| {_f(m.settled_s)} | {_f(m.server_cpu_s)} | {m.server_threads} "
+            f"| {_f(m.settled_s)} | {_f(m.server_cpu_s)} | {_f(m.browser_cpu_s)} | {m.server_threads} "
             f"| {_f(m.load_before, 1)} / {_f(m.load_after, 1)} | {'yes' if m.compiling_seen else 'no'} "
             f"| {m.step} | {m.llc} | {m.warnings} |"
         )

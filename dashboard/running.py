@@ -324,7 +324,7 @@ def stream_live(
     on_chunk: Callable[[Any], None],
     label: str = "Sampling",
     progress_container: Any = None,
-    min_interval: float = 0.15,
+    min_interval: float = 1.0,
     stop_when: Callable[[Any], str | None] | None = None,
     starting: str = "starting…",
 ) -> tuple[Any, float]:
@@ -335,6 +335,9 @@ def stream_live(
     Redraws are adaptive: after a redraw that took D seconds the next one waits at least
     2·D (and ``min_interval``), so drawing never takes more than about a third of the
     run; the progress bar moves every chunk and the final state is always drawn.
+    ``min_interval`` is 1 s: the browser's own cost of drawing the figures (~0.5–1 s of CPU
+    per redraw of a page's charts on a 2-core machine, RESULTS.md §11) is invisible here, and
+    it shares the machine with the sampler.
     ``stop_when(item)`` is asked at every unfinished chunk: a reason (a string) ends the run
     there, like the CLI's ``--target-sem`` — the stream is closed (a recorded run is stored
     as stopped) and the last, incomplete item is returned; the caller says why.
