@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +69,14 @@ def execute(request: dict[str, Any], slots: Slots, live: live_ui.LiveRun, th: Th
         now = live_estimate(trace)
         state["n"] += 1
         light.draw(item)
+        health = light.health(item)  # the light's numbers: the tiles never contradict it
         draw_metrics(
             slots.metrics,
             th,
             llc=now.llc,
-            sem=None,
+            sem=health.sem if math.isfinite(health.sem) else None,
+            rhat=health.rhat,
+            ess=health.ess,
             acc=now.acceptance,
             diverged=now.diverged,
             num_chains=now.num_chains,

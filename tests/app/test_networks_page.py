@@ -180,3 +180,30 @@ def test_a_pt_upload_is_refused_with_its_reason(net) -> None:
     assert "refused" in error and "pickle" in error and "safetensors" in error
     assert any("weights_only=True" in c.value for c in net.caption)  # the CLI path for one's own .pt
     assert net.button(key="networks.run").disabled
+
+
+def test_live_tiles_show_the_lights_rhat_and_ess(net, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While sampling, the R-hat / ESS tiles show the live light's numbers (they read "n/a"
+    beside a light quoting R-hat and ESS)."""
+    import functools
+    import math
+
+    from dashboard import running
+    from dashboard.views import networks_run
+
+    calls: list[dict] = []
+    draw = networks_run.draw_metrics
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return draw(*args, **kwargs)
+
+    monkeypatch.setattr(networks_run, "draw_metrics", spy)
+    monkeypatch.setattr(running, "stream_live", functools.partial(running.stream_live, min_interval=0.0))
+    net.session_state["networks.draws"] = 600
+    _run(net)
+    live = [c for c in calls if c.get("live")]
+    assert live, "no live redraw"
+    shown_rhat = [c["rhat"] for c in live if c.get("rhat") is not None and math.isfinite(c["rhat"])]
+    shown_ess = [c["ess"] for c in live if c.get("ess") is not None and math.isfinite(c["ess"])]
+    assert shown_rhat and shown_ess, live
