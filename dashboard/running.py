@@ -325,6 +325,7 @@ def stream_live(
     label: str = "Sampling",
     progress_container: Any = None,
     min_interval: float = 1.0,
+    first_draw: float = 0.5,
     stop_when: Callable[[Any], str | None] | None = None,
     starting: str = "starting…",
 ) -> tuple[Any, float]:
@@ -333,11 +334,13 @@ def stream_live(
     Returns ``(last item, elapsed seconds)``.  On any interruption (Stop raises inside
     the loop) the stream is closed, so a :func:`record_live` run is marked stopped.
     Redraws are adaptive: after a redraw that took D seconds the next one waits at least
-    2·D (and ``min_interval``), so drawing never takes more than about a third of the
+    3·D (and ``min_interval``), so drawing never takes more than about a quarter of the
     run; the progress bar moves every chunk and the final state is always drawn.
-    ``min_interval`` is 1 s: the browser's own cost of drawing the figures (~0.5–1 s of CPU
-    per redraw of a page's charts on a 2-core machine, RESULTS.md §11) is invisible here, and
-    it shares the machine with the sampler.
+    ``min_interval`` is 1 s and the wait 3·D: the browser's own cost of drawing the figures
+    (~0.5–1 s of CPU per redraw of a page's charts on a 2-core machine, RESULTS.md §11) is
+    invisible here, and it shares the machine with the sampler.  The first figures are drawn
+    ``first_draw`` seconds into the run (the bar and its step count move from the first
+    chunk): a short run is not slowed by drawing its first steps of burn-in.
     ``stop_when(item)`` is asked at every unfinished chunk: a reason (a string) ends the run
     there, like the CLI's ``--target-sem`` — the stream is closed (a recorded run is stored
     as stopped) and the last, incomplete item is returned; the caller says why.
@@ -345,7 +348,7 @@ def stream_live(
     """
     progress = Progress(total_steps, label=label, container=progress_container, starting=starting)
     last = None
-    next_draw = 0.0
+    next_draw = time.perf_counter() + first_draw
     iterator = iter(stream)
     handle = live.handle()
     handle.active.set()
@@ -364,7 +367,7 @@ def stream_live(
             if now >= next_draw and not trace.complete:
                 on_chunk(item)
                 took = time.perf_counter() - now
-                next_draw = time.perf_counter() + max(min_interval, 2.0 * took)
+                next_draw = time.perf_counter() + max(min_interval, 3.0 * took)
             progress.update(done)
             if stop_when is not None and not trace.complete and stop_when(item):
                 break

@@ -198,7 +198,8 @@ def test_stopping_a_live_run_marks_it_stopped(home: Path) -> None:
             raise KeyboardInterrupt
 
         with contextlib.suppress(KeyboardInterrupt):
-            live_ui.stream_live(stream, live=live_ui.LiveRun("t"), total_steps=45, on_chunk=interrupt)
+            live_ui.stream_live(stream, live=live_ui.LiveRun("t"), total_steps=45, on_chunk=interrupt,
+                                first_draw=0.0)
 
     at = AppTest.from_function(script, default_timeout=TIMEOUT).run()
     assert_healthy(at)

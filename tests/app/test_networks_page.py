@@ -199,7 +199,8 @@ def test_live_tiles_show_the_lights_rhat_and_ess(net, monkeypatch: pytest.Monkey
         return draw(*args, **kwargs)
 
     monkeypatch.setattr(networks_run, "draw_metrics", spy)
-    monkeypatch.setattr(running, "stream_live", functools.partial(running.stream_live, min_interval=0.0))
+    monkeypatch.setattr(running, "stream_live", functools.partial(running.stream_live, min_interval=0.0,
+                                                                      first_draw=0.0))
     net.session_state["networks.draws"] = 600
     _run(net)
     live = [c for c in calls if c.get("live")]
