@@ -253,6 +253,20 @@ def init_state(defaults: Mapping[str, Any]) -> None:
             st.session_state[key] = saved.get(key, default)
 
 
+def held(key: str, fallback: Any = "min") -> Any:
+    """The value a keyed widget is created with (``value=``): the one Session State holds.
+
+    Widgets whose value lives in Session State must still be *created* with it: a number
+    input or slider created without ``value=`` declares its minimum as its default, and when
+    the browser misses the one message that sets the value from Session State (a rerun that
+    supersedes the first run of a freshly opened page, e.g. the theme probe answering while
+    a slow first run is still going), it starts from that default and sends it back on the
+    next click — a run at nβ = 0.001, ε = 10⁻⁹, one chain (λ̂ ≈ 5·10⁻¹², seen in the real
+    browser).  ``fallback`` is used when the key is not set ("min": Streamlit's own default).
+    """
+    return st.session_state.get(key, fallback)
+
+
 def remember(keys: Iterable[str]) -> None:
     """Copy the current values of ``keys`` so they survive a page switch."""
     saved = st.session_state.setdefault(_PERSIST, {})
@@ -367,8 +381,9 @@ def sampler_controls(
     """Draw the nβ, γ, ε, chains, draws and burn-in inputs in two columns.
 
     Their values live in Session State under ``f"{prefix}.nbeta"`` etc. (seed them with
-    :func:`init_state`; no ``value=`` is passed).  With ``batch_max`` (the network pages)
-    the minibatch size (``.batch``, 0 = full batch) and the seed (``.seed``) follow.
+    :func:`init_state`); each input is created with that value (:func:`held`).  With
+    ``batch_max`` (the network pages) the minibatch size (``.batch``, 0 = full batch) and the
+    seed (``.seed``) follow.
     Returns the two columns, so the page can add its own inputs below in the same grid.
     """
     c1, c2 = st.columns(2)
@@ -386,6 +401,7 @@ def sampler_controls(
             label,
             min_value=lo,
             max_value=hi,
+            value=held(f"{prefix}.{name}"),
             step=step,
             format=fmt,
             key=f"{prefix}.{name}",
@@ -397,13 +413,15 @@ def sampler_controls(
             "batch size",
             min_value=0,
             max_value=batch_max,
+            value=held(f"{prefix}.batch"),
             step=32,
             key=f"{prefix}.batch",
             disabled=running,
             help=inputs.batch_help,
         )
         c2.number_input(
-            "seed", min_value=0, max_value=2**31 - 1, step=1, key=f"{prefix}.seed", disabled=running
+            "seed", min_value=0, max_value=2**31 - 1, value=held(f"{prefix}.seed"), step=1,
+            key=f"{prefix}.seed", disabled=running
         )
     return c1, c2
 

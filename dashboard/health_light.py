@@ -54,6 +54,7 @@ def auto_stop_controls(ns: str, *, running: bool, default_target: float = 0.02) 
             "target MCSE(λ̂)",
             min_value=1e-6,
             max_value=1e6,
+            value=ui.held(target_key),
             format="%g",
             key=target_key,
             disabled=running,

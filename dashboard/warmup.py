@@ -15,8 +15,7 @@ on a user's click; every other run keeps the default choice of
 The warm-up starts with the first session (Streamlit runs no app code before one connects)
 on a thread of lower priority (:data:`WARMUP_NICENESS`), so a Run pressed at once is served
 eagerly at full speed while the compile takes the other core.
-The warm-up is **opt-in** (``LLTOOLS_WARMUP=1``): see :func:`enabled` for the wrong first
-result it was seen to cause.
+The warm-up is **opt-in** (``LLTOOLS_WARMUP=1``): see :func:`enabled`.
 """
 
 from __future__ import annotations
@@ -70,11 +69,14 @@ def warmth() -> Warmth:
 def enabled() -> bool:
     """Whether ``LLTOOLS_WARMUP`` asks for the warm-up ("1", "true", "yes", "on").
 
-    Off by default: in the real app (``bench_latency.py``, 2026-12-03 17:27 UTC) a first Run
-    pressed while the warm-up was compiling showed λ̂ = 4.8·10⁻¹² instead of 1.013 for the
-    default x² + y² run, reproducibly (twice), and 1.013 with the warm-up off.  AppTest and a
-    two-thread script did not reproduce it; until the cause is found, no background compile
-    runs beside a user's run unless asked for."""
+    Off by default, because on a 2-core machine a first Run pressed while the warm-up compiles
+    shares the CPU with it: the first click's run took 8–14 s of server CPU instead of ~3.5
+    (``bench_latency.py``, RESULTS.md §11), to save ~1 s on the runs after it.
+
+    (A first Run beside the warm-up once showed λ̂ = 4.8·10⁻¹² instead of 1.013.  The cause was
+    not the compile: the slow first script run let the browser miss the message that sets the
+    number inputs from Session State, so it sent their minimums — nβ = 0.001, ε = 10⁻⁹, one
+    chain.  Widgets are now created with their values, :func:`dashboard.common.held`.)"""
     value = os.environ.get(WARMUP_ENV, "").strip().lower()
     return value in ("1", "true", "yes", "on")
 

@@ -160,12 +160,14 @@ def volume_panel() -> None:
         st.select_slider(
             "box half-width around w*",
             options=[0.25, 0.5, 1.0, 2.0],
+            value=ui.held(K_VS_RADIUS, None),
             key=K_VS_RADIUS,
             help="Samples are uniform in w* + [−r, r]².",
         )
         st.select_slider(
             "samples",
             options=[50_000, 200_000, 1_000_000],
+            value=ui.held(K_VS_SAMPLES, None),
             key=K_VS_SAMPLES,
             format_func=lambda n: f"{n:,}",
         )
@@ -281,11 +283,13 @@ def free_energy_panel() -> None:
     left, right = st.columns([1, 2.6], gap="large")
     with left:
         st.markdown("**Basin A**: lower loss, more complex")
-        st.slider("L_A (loss at the minimum)", 0.0, 0.05, step=0.001, format="%.3f", key=K_FE["la"])
-        st.slider("λ_A", 0.5, 20.0, step=0.5, key=K_FE["lama"])
+        st.slider("L_A (loss at the minimum)", 0.0, 0.05, value=ui.held(K_FE["la"], None), step=0.001,
+                  format="%.3f", key=K_FE["la"])
+        st.slider("λ_A", 0.5, 20.0, value=ui.held(K_FE["lama"], None), step=0.5, key=K_FE["lama"])
         st.markdown("**Basin B**: higher loss, simpler")
-        st.slider("L_B (loss at the minimum)", 0.0, 0.05, step=0.001, format="%.3f", key=K_FE["lb"])
-        st.slider("λ_B", 0.5, 20.0, step=0.5, key=K_FE["lamb"])
+        st.slider("L_B (loss at the minimum)", 0.0, 0.05, value=ui.held(K_FE["lb"], None), step=0.001,
+                  format="%.3f", key=K_FE["lb"])
+        st.slider("λ_B", 0.5, 20.0, value=ui.held(K_FE["lamb"], None), step=0.5, key=K_FE["lamb"])
     s = st.session_state
     basins = {
         f"A: L = {s[K_FE['la']]:.3f}, λ = {s[K_FE['lama']]:g}": (
@@ -340,10 +344,11 @@ def density_panel() -> None:
     left, right = st.columns([1, 2.6], gap="large")
     with left:
         st.selectbox("1-D potential", list(DENSITY_POTENTIALS), key=K_D_POT)
-        st.select_slider("nβ", options=NBETA_CHOICES, key=K_D_NBETA)
-        st.slider("γ", 0.0, 10.0, step=0.1, key=K_D_GAMMA)
-        st.select_slider("ε", options=EPS_CHOICES, key=K_D_EPS, format_func=lambda v: f"{v:g}")
-        st.number_input("seed", min_value=0, max_value=10_000, step=1, key=K_D_SEED)
+        st.select_slider("nβ", options=NBETA_CHOICES, value=ui.held(K_D_NBETA, None), key=K_D_NBETA)
+        st.slider("γ", 0.0, 10.0, value=ui.held(K_D_GAMMA, None), step=0.1, key=K_D_GAMMA)
+        st.select_slider("ε", options=EPS_CHOICES, value=ui.held(K_D_EPS, None), key=K_D_EPS,
+                         format_func=lambda v: f"{v:g}")
+        st.number_input("seed", min_value=0, max_value=10_000, value=ui.held(K_D_SEED), step=1, key=K_D_SEED)
     s = st.session_state
     try:
         density, samples, stats = density_demo(

@@ -665,11 +665,15 @@ def controls(running: bool) -> tuple[str, Any | None, str | None]:
             spec, target, error = ui.potential_picker(K_POT, K_EXPR, disabled=running,
                                                       on_change=_centre_on_target)
     cols[1].number_input(
-        "chains / setting", min_value=1, max_value=256, step=1, key=K_CHAINS, disabled=running
+        "chains / setting", min_value=1, max_value=256, value=ui.held(K_CHAINS), step=1, key=K_CHAINS,
+        disabled=running
     )
-    cols[2].number_input("draws", min_value=10, max_value=100_000, step=100, key=K_DRAWS, disabled=running)
-    cols[3].number_input("burn-in", min_value=0, max_value=100_000, step=100, key=K_BURNIN, disabled=running)
-    cols[4].number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key=K_SEED, disabled=running)
+    cols[2].number_input("draws", min_value=10, max_value=100_000, value=ui.held(K_DRAWS), step=100,
+                         key=K_DRAWS, disabled=running)
+    cols[3].number_input("burn-in", min_value=0, max_value=100_000, value=ui.held(K_BURNIN), step=100,
+                         key=K_BURNIN, disabled=running)
+    cols[4].number_input("seed", min_value=0, max_value=2**31 - 1, value=ui.held(K_SEED), step=1, key=K_SEED,
+                         disabled=running)
     return spec, target, error
 
 
@@ -797,6 +801,7 @@ def main() -> None:
                 "centre ε",
                 min_value=1e-9,
                 max_value=1.0,
+                value=ui.held(K_C_EPS),
                 step=1e-4,
                 format="%.2e",
                 key=K_C_EPS,
@@ -806,18 +811,22 @@ def main() -> None:
                 "centre γ",
                 min_value=0.0,
                 max_value=1e6,
+                value=ui.held(K_C_GAMMA),
                 step=0.5,
                 format="%g",
                 key=K_C_GAMMA,
                 disabled=running,
             )
             c3.number_input(
-                "nβ", min_value=1e-3, max_value=1e9, step=10.0, format="%g", key=K_C_NBETA, disabled=running
+                "nβ", min_value=1e-3, max_value=1e9, value=ui.held(K_C_NBETA), step=10.0, format="%g",
+                key=K_C_NBETA, disabled=running
             )
             with st.expander("Health thresholds"):
                 t1, t2 = st.columns(2)
-                t1.slider("minimum acceptance", 0.5, 0.99, step=0.01, key=K_C_ACC, disabled=running)
-                t2.slider("maximum R-hat", 1.01, 1.5, step=0.01, key=K_C_RHAT, disabled=running)
+                t1.slider("minimum acceptance", 0.5, 0.99, value=ui.held(K_C_ACC, None), step=0.01,
+                          key=K_C_ACC, disabled=running)
+                t2.slider("maximum R-hat", 1.01, 1.5, value=ui.held(K_C_RHAT, None), step=0.01,
+                          key=K_C_RHAT, disabled=running)
             cg = calibrate.default_grid(float(st.session_state[K_C_EPS]), float(st.session_state[K_C_GAMMA]))
             eps_txt, gam_txt = ui.format_float_list(cg["epsilon"]), ui.format_float_list(cg["gamma"])
             st.caption(

@@ -298,7 +298,8 @@ def controls(running: bool) -> tuple[str, Any | None, str | None]:
                                               on_change=_apply_preset)
 
     c1, c2 = ui.sampler_controls(NS, SAMPLER_INPUTS, running=running)
-    c1.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key=K_SEED, disabled=running)
+    c1.number_input("seed", min_value=0, max_value=2**31 - 1, value=ui.held(K_SEED), step=1, key=K_SEED,
+                    disabled=running)
     c2.selectbox(
         "view half-width",
         VIEW_OPTIONS,

@@ -1,0 +1,29 @@
+"""Every keyed number input and slider is created with the value Session State holds.
+
+Created without ``value=``, a number input declares its minimum as its default; a browser
+that misses the one message setting the value from Session State (a rerun superseding a
+fresh page's slow first run) starts from that minimum and sends it back on the next click.
+In the real app that ran the Toy page at nβ = 0.001, ε = 10⁻⁹ and one chain (λ̂ ≈ 5·10⁻¹²)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.app.conftest import assert_healthy, page
+
+
+@pytest.mark.parametrize("name", ["toy", "networks", "sensitivity", "learn"])
+def test_widgets_declare_the_value_they_show(name: str) -> None:
+    at = page(name).run()
+    assert_healthy(at)
+    checked = 0
+    for widget in [*at.number_input, *at.slider]:
+        if not widget.key or widget.key not in at.session_state:
+            continue
+        held = at.session_state[widget.key]
+        default = widget.proto.default
+        default = list(default) if not isinstance(default, float | int) else [default]
+        expected = list(held) if isinstance(held, list | tuple) else [held]
+        assert default == pytest.approx(expected), (widget.key, default, expected)
+        checked += 1
+    assert checked >= 4, checked
