@@ -43,7 +43,7 @@ import math
 import os
 import string
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -265,6 +265,13 @@ def held(key: str, fallback: Any = "min") -> Any:
     browser).  ``fallback`` is used when the key is not set ("min": Streamlit's own default).
     """
     return st.session_state.get(key, fallback)
+
+
+def held_index(key: str, options: Sequence[Any]) -> int:
+    """``index=`` for a keyed selectbox or radio: the position of the value Session State holds
+    (0 when it holds none of the options); see :func:`held`."""
+    value = st.session_state.get(key)
+    return list(options).index(value) if value in options else 0
 
 
 def remember(keys: Iterable[str]) -> None:
@@ -647,9 +654,11 @@ def potential_picker(
     ``only_2d`` (the page's name), a potential in other than two variables is an error.
     ``on_change`` runs when another potential is chosen (e.g. to apply its preset).
     """
+    choices = [*POTENTIAL_LABELS, CUSTOM]
     st.selectbox(
         label,
-        [*POTENTIAL_LABELS, CUSTOM],
+        choices,
+        index=held_index(pot_key, choices),
         key=pot_key,
         disabled=disabled,
         on_change=on_change,
@@ -659,6 +668,7 @@ def potential_picker(
     if custom:
         st.text_input(
             "Expression in x and y",
+            value=held(expr_key, ""),
             key=expr_key,
             disabled=disabled,
             placeholder="x**2 * y**2 + x**6",

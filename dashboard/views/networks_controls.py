@@ -75,6 +75,7 @@ def pick_model(cards: list[dict[str, Any]], running: bool) -> Selection:
     st.selectbox(
         "Model",
         paths,
+        index=ui.held_index(K_MODEL, paths),
         key=K_MODEL,
         format_func=lambda p: labels.get(p, p),
         on_change=_on_model_change,
@@ -86,6 +87,7 @@ def pick_model(cards: list[dict[str, Any]], running: bool) -> Selection:
     st.radio(
         "Centre w*",
         [SHIPPED, UPLOAD],
+        index=ui.held_index(K_SOURCE, [SHIPPED, UPLOAD]),
         key=K_SOURCE,
         horizontal=True,
         format_func=lambda s: "shipped checkpoint" if s == SHIPPED else "upload weights",
@@ -98,6 +100,7 @@ def pick_model(cards: list[dict[str, Any]], running: bool) -> Selection:
         st.selectbox(
             "Checkpoint",
             options,
+            index=ui.held_index(K_CKPT, options),
             key=K_CKPT,
             format_func=lambda rel: checkpoint_label(path, rel),
             disabled=running,

@@ -303,6 +303,7 @@ def controls(running: bool) -> tuple[str, Any | None, str | None]:
     c2.selectbox(
         "view half-width",
         VIEW_OPTIONS,
+        index=ui.held_index(K_VIEW, VIEW_OPTIONS),
         key=K_VIEW,
         format_func=lambda v: "auto" if v == "auto" else f"{v:g}",
         help="Zoom of the potential plot (auto frames the chains).",

@@ -301,6 +301,7 @@ def controls(cards: list[dict[str, Any]], running: bool) -> str:
     st.selectbox(
         "Sample model",
         paths,
+        index=ui.held_index(K_MODEL, paths),
         key=K_MODEL,
         format_func=lambda p: labels.get(p, p),
         on_change=_on_model_change,
