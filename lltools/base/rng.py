@@ -25,11 +25,13 @@ shifts are arithmetic in torch, so each one is masked to a logical shift.
 from __future__ import annotations
 
 import math
+import sys
 
 import torch
 from torch import Tensor
 
 _MASK = 0xFFFFFFFF
+_LITTLE_ENDIAN = sys.byteorder == "little"
 _GOLDEN = 0x9E3779B9
 
 # Streams: separate purposes draw from disjoint counters.
@@ -152,8 +154,15 @@ def pair_words(keys: Tensor, word: int | Tensor, half: int, *, chain_minor: bool
 def _pair_normals(h: Tensor, size: int, dtype: torch.dtype, dim: int) -> Tensor:
     """Box–Muller on 64-bit words (high half → radius, low half → angle): standard normals,
     the cosines first then the sines along ``dim``, cut to ``size``."""
-    u1 = _unit_interval((h >> 32) & _MASK, dtype)
-    u2 = _unit_interval(h & _MASK, dtype)
+    if _LITTLE_ENDIAN and h.is_contiguous() and not torch.compiler.is_compiling():
+        # Eager: read the two 32-bit halves through an unsigned view (no shift and mask
+        # passes over the int64 words); the same integers, so the same floats.
+        halves = h.view(torch.uint32)
+        u1 = _unit_interval(halves[..., 1::2], dtype)
+        u2 = _unit_interval(halves[..., 0::2], dtype)
+    else:
+        u1 = _unit_interval((h >> 32) & _MASK, dtype)
+        u2 = _unit_interval(h & _MASK, dtype)
     radius = torch.sqrt(-2.0 * torch.log(u1))
     angle = (2.0 * math.pi) * u2
     if dim == h.ndim - 1 and not torch.compiler.is_compiling():

@@ -215,3 +215,15 @@ def test_normal_blocks_serve_every_step_and_stop_at_the_last() -> None:
         assert torch.equal(blocks.at(t), rng.normal(keys, t, rng.STREAM_NOISE, 2, torch.float32)), t
     big = rng.NormalBlocks(keys, rng.STREAM_NOISE, 10_000, torch.float32, last_step=300)
     assert big.steps_per_block == 1  # a network's step fills a block by itself: drawn per step
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_box_muller_reads_the_same_halves_through_the_unsigned_view(dtype: torch.dtype) -> None:
+    """The eager path reads each word's 32-bit halves through a uint32 view; the shift-and-mask
+    path (compiled steps, non-contiguous words) gives the same normals bit for bit."""
+    keys = rng.chain_keys(11, torch.arange(9))
+    words = rng.pair_words(keys, rng.step_word(5, rng.STREAM_NOISE), 333)
+    strided = torch.empty((9, 2 * 333), dtype=torch.int64)[:, ::2]
+    strided.copy_(words)  # the same words, not contiguous: the shift-and-mask path
+    assert not strided.is_contiguous()
+    assert torch.equal(rng._pair_normals(words, 665, dtype, 1), rng._pair_normals(strided, 665, dtype, 1))
