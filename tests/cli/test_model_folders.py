@@ -43,7 +43,8 @@ def test_estimate_starts_from_the_cards_first_run_and_sweep_from_default_sampler
     (folder / "model.py").write_text((USER_DLN / "model.py").read_text())
     (folder / "model.json").write_text(json.dumps({
         "name": "user_dln",
-        "default_sampler": {"epsilon": 1e-4, "gamma": 7.0, "chains": 2, "draws": 9, "burnin": 3, "batch_size": 32},
+        "default_sampler": {"epsilon": 1e-4, "gamma": 7.0, "chains": 2, "draws": 9, "burnin": 3,
+                            "batch_size": 32},
         "first_run": {"gamma": 70.0, "chains": 3, "draws": 6},
     }))
     out = run_cli("estimate", "--model", str(folder), "--json", "--no-progress", "--device", "cpu")
