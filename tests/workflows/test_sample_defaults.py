@@ -34,7 +34,9 @@ NOT_YET: dict[str, str] = {
     "dln_8_6_6_4_r2": "at the card's γ = 3 the running λ̂ still drifts up after 4 000 steps (flat "
                       "directions relax on ~1/(εγ) ≈ 8 000 steps): 32 × (1 000 + 3 000) at ε 4e-5: R-hat "
                       "1.020, 17 s; γ 10: R-hat 1.023; healthy only from γ ≈ 50, where λ̂ = 11.1, not 13.5",
-    "dln_100_50_50_100_r5": "R-hat 1.04, ESS 72 (4 × 3000 steps, 19 s); 1300 steps at ε 3e-5: R-hat 1.26",
+    "dln_100_50_50_100_r5": "R-hat 1.04, ESS 72 (4 × 3000 steps, 19 s); 8 × (400 + 800) at ε 2e-5: R-hat "
+                            "1.16, ESS 33, 14 s; 1300 steps at ε 3e-5: R-hat 1.26 (12 500 parameters: "
+                            "~11 ms per step at 8 chains)",
 }
 #: Of those, the ones cheap enough to run (and so show the first click still fails).
 RUN_NOT_YET: set[str] = set()
@@ -58,7 +60,8 @@ def test_default_run_is_healthy(name: str) -> None:
     result = default_run(MODELS[name])
     assert not result.warnings, (name, result.warnings)
     # Where λ is known, a healthy first click must not have been bought with accuracy (e.g. a
-    # larger γ, which pulls λ̂ down: rrr at γ 20 gives 10.97 against λ = 12).
+    # larger γ, which pulls λ̂ down: rrr at γ 10 gives 11.78 ± 0.06 and at γ 20 10.97 against
+    # λ = 12, where its reference setting gives 11.83 ± 0.11 and the first click 12.09 ± 0.06).
     llc = (read_card(MODELS[name]).get("theory") or {}).get("llc")
     if llc is not None:
-        assert abs(result.llc_mean - llc) <= 0.04 * llc, (name, result.llc_mean, llc)
+        assert abs(result.llc_mean - llc) <= 0.015 * llc, (name, result.llc_mean, llc)
