@@ -461,7 +461,8 @@ def card_n(card: Mapping[str, Any]) -> int | None:
 def card_sampler_values(prefix: str, card: Mapping[str, Any], sampler: Mapping[str, Any]) -> dict[str, Any]:
     """Widget values (keys ``f"{prefix}.nbeta"`` … ``.burnin`` and ``.batch``) for a model.
 
-    ``sampler`` is the model card's ``default_sampler`` (possibly updated); a missing nβ
+    ``sampler`` is the model card's settings (``default_sampler``, or the Networks page's
+    first-click :func:`lltools.targets.cards.first_run_settings`; possibly updated); a missing nβ
     is n/log n (100 without a usable n), a missing batch size is 0 (full batch).
     """
     n = card_n(card)

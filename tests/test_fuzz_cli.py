@@ -451,6 +451,6 @@ def test_watchdog_turns_a_hang_into_a_failure(monkeypatch: pytest.MonkeyPatch) -
     import time
 
     monkeypatch.setattr(sys.modules[__name__], "CASE_TIMEOUT_S", 0.2)
-    monkeypatch.setattr(cli, "load_target", lambda *a: time.sleep(30))
+    monkeypatch.setattr(cli, "load_target", lambda *a, **k: time.sleep(30))
     with pytest.raises(Hang):
         invoke(["estimate", "--potential", "w1**2", "--no-progress"])

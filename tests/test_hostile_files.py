@@ -128,7 +128,8 @@ def test_hostile_cards_are_refused_in_one_line(model_dir: Path, text: str) -> No
      (("architecture", "widths"), [60000, 60000], "architecture"),
      (("data", "n"), 10**10, "data"),
      (("final_checkpoint",), None, "final_checkpoint"),
-     (("loss",), "hinge", "loss")],
+     (("loss",), "hinge", "loss"),
+     (("first_run",), {"epsilon": -1.0}, "first_run.epsilon")],
 )  # fmt: skip
 def test_card_errors_name_the_field(path: tuple[str, ...], value: Any, field: str) -> None:
     with pytest.raises(CardError) as info:

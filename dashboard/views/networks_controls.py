@@ -16,6 +16,7 @@ from dashboard import running as live_ui
 from dashboard.views.networks_models import (
     K_BATCH,
     K_CKPT,
+    K_GAMMA,
     K_MODEL,
     K_SOURCE,
     K_UPLOAD,
@@ -160,6 +161,12 @@ def sampler_controls(running: bool, n: int | None) -> str | None:
         + ".",
     )
     ui.sampler_controls(NS, inputs, running=running, batch_max=int(n or 1_000_000))
+    path = st.session_state.get(K_MODEL)
+    ref = (card_of(str(path)).get("default_sampler") or {}).get("gamma") if path else None
+    gamma = st.session_state.get(K_GAMMA)
+    if ref is not None and gamma is not None and not math.isclose(float(gamma), float(ref), rel_tol=1e-9):
+        st.caption(f":material/tune: γ = {float(gamma):g} here; this model's trajectory uses "
+                   f"γ = {float(ref):g}. λ̂ depends on γ: the two are not the same quantity.")
     st.button(
         "Reset to card settings",
         key="networks.reset",

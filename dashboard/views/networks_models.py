@@ -15,6 +15,7 @@ import streamlit as st
 from dashboard import common as ui
 from dashboard.views.refined_panel import K_KIND as K_REFINE_KIND
 from dashboard.views.refined_panel import K_SUBSET as K_REFINE_SUBSET
+from lltools.targets.cards import first_run_settings
 from lltools.targets.checkpoints import CheckpointError
 from lltools.targets.models import folder_card, list_checkpoints, load_sample_model, read_card
 
@@ -104,8 +105,10 @@ def card_of(path: str) -> dict[str, Any]:
 
 
 def sampler_defaults(card: dict[str, Any]) -> dict[str, Any]:
-    """The sampler controls' values for a model: its card's ``default_sampler``, nβ = n/log n."""
-    return {**ui.card_sampler_values(NS, card, dict(card.get("default_sampler") or {})), K_SEED: 0}
+    """The sampler controls' values for a model: its card's first-click settings (``first_run``
+    over ``default_sampler``, :func:`lltools.targets.cards.first_run_settings`), nβ = n/log n
+    unless the card gives it."""
+    return {**ui.card_sampler_values(NS, card, first_run_settings(card)), K_SEED: 0}
 
 
 def checkpoint_options(path: str) -> list[str]:

@@ -17,6 +17,7 @@ from dashboard.views.networks_theory import Theory, fmt_count
 from lltools import viz as plots
 from lltools.estimation.health import describe_acceptance
 from lltools.estimation.live import z_score
+from lltools.targets.cards import first_run_gamma_note
 from lltools.viz import training as plots_training
 
 
@@ -110,6 +111,14 @@ def draw_metrics(
         bottom[4].metric("diverged", "…" if diverged is None else f"{diverged} / {num_chains}")
 
 
+def gamma_note(slot: Any, path: str, gamma: float | None) -> None:
+    """Say, beside the result, when its γ is not the γ of the model's reference setting (that of
+    its trajectory): λ̂ depends on γ, so the two numbers are different quantities."""
+    note = first_run_gamma_note(card_of(path), gamma)
+    if note:
+        slot.info(note, icon=":material/tune:")
+
+
 def draw_traces(
     slots: Slots,
     traces: pd.DataFrame,
@@ -161,6 +170,7 @@ def draw_result(done: NetResult, slots: Slots, th: Theory) -> None:
     r = done.result
     if done.status != "complete":
         slots.progress.info(f"Run {done.status}.", icon=":material/info:")
+    gamma_note(slots.progress, done.model, done.params.get("gamma"))
     draw_metrics(
         slots.metrics,
         th,

@@ -36,6 +36,7 @@ from lltools.estimation.influence import to_dataset
 from lltools.estimation.live import live_health, stop_reason
 from lltools.storage.index import RunStore
 from lltools.storage.recording import record_stream
+from lltools.targets.cards import first_run_settings
 from lltools.targets.models import data_subsets
 from lltools.targets.potentials import DEFAULT_SAMPLER, sampler_defaults
 from lltools.targets.restrictions import RestrictionError, resolve
@@ -69,8 +70,12 @@ def cli_spec(potential: str | None, model: Path | None, checkpoint: Path | None)
         fail(str(exc))
 
 
-def load_target(potential: str | None, model: Path | None, checkpoint: Path | None):
-    """Build the target from ``--potential`` or ``--model`` (exactly one) and its sampler defaults."""
+def load_target(potential: str | None, model: Path | None, checkpoint: Path | None, *, first_run: bool = False):
+    """Build the target from ``--potential`` or ``--model`` (exactly one) and its sampler defaults.
+
+    A model's defaults are its card's ``default_sampler`` (the reference setting, that of its
+    trajectory); with ``first_run`` (``estimate``), the card's ``first_run`` over it
+    (:func:`lltools.targets.cards.first_run_settings`: the Networks page's first click)."""
     spec = cli_spec(potential, model, checkpoint)
     if spec.kind == "potential":
         target = spec.build()
@@ -83,7 +88,8 @@ def load_target(potential: str | None, model: Path | None, checkpoint: Path | No
     target = spec.build()
     defaults = dict(NETWORK_FALLBACK)
     card = target.card  # validated by load_sample_model (lltools.targets.cards)
-    defaults.update({k: v for k, v in (card.get("default_sampler") or {}).items() if v is not None})
+    card_defaults = first_run_settings(card) if first_run else (card.get("default_sampler") or {})
+    defaults.update({k: v for k, v in card_defaults.items() if v is not None})
     defaults.setdefault("nbeta", None)
     return target, defaults
 
@@ -174,7 +180,7 @@ ModelOpt = Annotated[Path | None, typer.Option(help="A model folder: model.py (b
 CheckpointOpt = Annotated[Path | None, typer.Option(help="Checkpoint file for --model (safetensors).")]
 _DEF = POTENTIAL_DEFAULTS
 _CARD = ("for a typed --potential, a built-in potential's own preset; a model's card value "
-         "(else the network defaults) for --model")
+         "(estimate: its first_run, else default_sampler; else the network defaults) for --model")
 DrawsOpt = Annotated[int | None, typer.Option(help=f"Draws after burn-in (default {_DEF['draws']} {_CARD}).")]
 BurninOpt = Annotated[int | None, typer.Option(help=f"Burn-in steps (default {_DEF['burnin']} {_CARD}).")]
 BatchSizeOpt = Annotated[int | None, typer.Option(help="Minibatch size for models.")]
@@ -296,12 +302,14 @@ def estimate(
     if trace_out is not None:
         check_output(trace_out, "--trace-out")
     sampler_name = parse_samplers(sampler, single=True)[0]
-    target, defaults = load_target(potential, model, checkpoint)
+    refined = bool(restrict) or restrict_each is not None or data_subset is not None or probe > 0
+    # a plain estimate starts from the card's first_run (the Networks page's first click); a
+    # refined one from default_sampler, the setting of the model's shipped (refined) trajectory
+    target, defaults = load_target(potential, model, checkpoint, first_run=not refined)
     if (probe > 0) != (influence_out is not None):
         fail("--probe N and --influence-out PATH go together")
     if influence_out is not None:
         check_output(influence_out, "--influence-out", (".nc", ".parquet"))
-    refined = bool(restrict) or restrict_each is not None or data_subset is not None or probe > 0
     if refined:
         if model is None:
             fail("--restrict, --restrict-each, --data-subset and --probe need --model")

@@ -10,6 +10,8 @@ or data set is built: :data:`MAX_PARAMETERS`, :data:`MAX_DATA_VALUES`.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -134,6 +136,7 @@ class ModelCard(_Block):
     num_parameters: Annotated[int, Field(ge=0)] | None = None
     theory: Theory | None = None
     default_sampler: SamplerDefaults | None = None
+    first_run: SamplerDefaults | None = None
 
     @model_validator(mode="after")
     def _sizes(self) -> ModelCard:
@@ -186,7 +189,40 @@ def validate_card(data: Any, *, where: str = "model.json", builtin: bool = True)
     for key in ("architecture", "data", "default_sampler", "theory"):
         block = getattr(card, key)
         out[key] = block.model_dump(exclude_unset=True) if block is not None else {}
+    if card.first_run is not None:
+        out["first_run"] = card.first_run.model_dump(exclude_unset=True)
     return out
+
+
+def first_run_settings(card: Mapping[str, Any]) -> dict[str, Any]:
+    """The sampler settings of a model's first run: the card's ``first_run`` over its
+    ``default_sampler`` (keys ``first_run`` leaves out, or sets to null, come from
+    ``default_sampler``; without ``first_run`` it is ``default_sampler`` itself).
+
+    ``default_sampler`` is the model's reference setting (its shipped trajectory is computed
+    with it, and the Trajectories page recomputes with it); ``first_run`` is what the Networks
+    page and ``lltools estimate --model`` start from: a short run chosen to be healthy within
+    a few seconds of CPU.  Where its γ differs, λ̂ measures a more (or less) local quantity
+    than the trajectory's — see :func:`first_run_gamma_note`.
+    """
+    base = {k: v for k, v in dict(card.get("default_sampler") or {}).items() if v is not None}
+    base.update({k: v for k, v in dict(card.get("first_run") or {}).items() if v is not None})
+    return base
+
+
+def first_run_gamma_note(card: Mapping[str, Any], gamma: float | None) -> str | None:
+    """One plain sentence when a run's γ differs from the card's reference ``default_sampler``
+    γ (the trajectory's), else ``None``: λ̂ depends on γ, so the two are different quantities."""
+    ref = (card.get("default_sampler") or {}).get("gamma")
+    if ref is None or gamma is None or math.isclose(float(gamma), float(ref), rel_tol=1e-9):
+        return None
+    first = first_run_settings(card).get("gamma")
+    which = ("this model's first-run setting" if first is not None
+             and math.isclose(float(gamma), float(first), rel_tol=1e-9) else "this run's setting")
+    side = "more local (chains held closer to w*)" if gamma > ref else "less local"
+    return (f"γ = {gamma:g} ({which}) is {side} than the γ = {float(ref):g} of this model's reference "
+            f"setting and LLC trajectory: λ̂ depends on γ, so this λ̂ is not the same quantity as the "
+            f"trajectory's λ̂ and should not be compared with it (larger γ gives a smaller λ̂).")
 
 
 def read_card_file(path: Path, *, builtin: bool = True) -> dict[str, Any]:

@@ -44,6 +44,8 @@ CONFIGS: dict[str, dict] = {
         "train": {"steps": 3000, "lr": 1e-2, "batch_size": 256, "num_checkpoints": 20, "seed": 1},
         "sampler": {"epsilon": 1e-4, "gamma": 5.0, "nbeta": None, "chains": 8, "draws": 6000,
                     "burnin": 2000, "batch_size": 256},
+        # the Networks page's first click: healthy in ~7 s of CPU (benchmarks/RESULTS.md §11)
+        "first_run": {"epsilon": 2.2e-4, "chains": 32, "draws": 2600, "burnin": 400},
     },
     "dln_8_6_6_4_r2": {
         "description": "Three-layer deep linear network 8→6→6→4, every teacher layer of rank 2.",
@@ -130,6 +132,7 @@ def write_model_json(name: str, cfg: dict, folder: Path) -> None:
                              "has rank exactly r (lltools.theory.closed_forms.deep_linear_llc); not the LLC "
                              "of the trained student checkpoints"},
         "default_sampler": {**cfg["sampler"], "nbeta": round(cfg["n"] / math.log(cfg["n"]), 3)},
+        **({"first_run": cfg["first_run"]} if "first_run" in cfg else {}),
         "final_checkpoint": "checkpoints/teacher.safetensors",
         "training": {"optimizer": "Adam", **cfg["train"]},
     }

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -208,3 +210,29 @@ def test_live_tiles_show_the_lights_rhat_and_ess(net, monkeypatch: pytest.Monkey
     shown_rhat = [c["rhat"] for c in live if c.get("rhat") is not None and math.isfinite(c["rhat"])]
     shown_ess = [c["ess"] for c in live if c.get("ess") is not None and math.isfinite(c["ess"])]
     assert shown_rhat and shown_ess, live
+
+
+def test_the_first_click_uses_the_cards_first_run_and_says_when_its_gamma_differs(net) -> None:
+    """Issue 13.9: a model's first-click settings are its card's ``first_run`` (over
+    ``default_sampler``); where that γ is not the trajectory's, the page says so beside the
+    result, so the two λ̂ are never read as the same quantity."""
+    card = json.loads((Path(MODULAR) / "model.json").read_text())
+    first, reference = card["first_run"], card["default_sampler"]
+    assert first["gamma"] != reference["gamma"]
+    net.selectbox(key="networks.model").set_value(MODULAR).run()
+    assert_healthy(net)
+    s = net.session_state
+    assert s["networks.gamma"] == first["gamma"] and s["networks.epsilon"] == first["epsilon"]
+    assert s["networks.draws"] == first["draws"] and s["networks.burnin"] == first["burnin"]
+    assert s["networks.chains"] == first.get("chains", reference["chains"])
+    assert s["networks.nbeta"] == reference["nbeta"]  # a key first_run leaves out: default_sampler's
+    said = f"trajectory uses γ = {reference['gamma']:g}"
+    assert any(said in c.value for c in net.caption)  # beside the γ input, before any run
+    _run(_tiny(net))
+    [note] = [i.value for i in net.info if "not the same quantity" in i.value]
+    assert f"γ = {first['gamma']:g}" in note and f"γ = {reference['gamma']:g} " in note
+    # The reference γ (e.g. typed back in): no note.
+    net.number_input(key="networks.gamma").set_value(float(reference["gamma"])).run()
+    assert not any(said in c.value for c in net.caption)
+    _run(net)
+    assert not any("not the same quantity" in i.value for i in net.info)

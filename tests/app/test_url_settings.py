@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 
+from lltools.targets.cards import first_run_settings
 from tests.app.conftest import ROOT, assert_healthy, assert_link_reproduces, page
 
 MODELS = ROOT / "sample_models"
 RRR = str(MODELS / "deep_linear" / "rrr_6_4_5_r2")
 RRR_CARD = json.loads((MODELS / "deep_linear" / "rrr_6_4_5_r2" / "model.json").read_text())
+RRR_FIRST = first_run_settings(RRR_CARD)  # what the Networks page starts from
 
 
 def _warnings(at) -> str:
@@ -31,7 +33,7 @@ def test_networks_settings_come_from_the_url() -> None:
     assert at.number_input(key="networks.chains").value == 3
     assert at.number_input(key="networks.epsilon").value == 2e-5
     # what the URL does not name is the URL model's card setting, not the default model's
-    assert at.number_input(key="networks.draws").value == RRR_CARD["default_sampler"]["draws"]
+    assert at.number_input(key="networks.draws").value == RRR_FIRST["draws"]
     assert at.checkbox(key="networks.autostop").value
     assert at.number_input(key="networks.target_sem").value == 0.2
     assert not at.warning
@@ -60,7 +62,7 @@ def test_a_networks_widget_change_rewrites_the_url() -> None:
     assert at.query_params["gamma"] == "11"
     at.selectbox(key="networks.model").set_value(RRR).run()
     assert at.query_params["model"] == "deep_linear/rrr_6_4_5_r2"
-    assert at.query_params["gamma"] == f"{RRR_CARD['default_sampler']['gamma']:g}"  # the card's
+    assert at.query_params["gamma"] == f"{RRR_FIRST['gamma']:g}"  # the card's
     assert "stop_sem" not in at.query_params  # the option is off
     # the link reproduces the page: a fresh session opened on it shows the same settings
     assert_link_reproduces(at, "networks", (

@@ -33,3 +33,27 @@ def test_trajectory_of_a_folder_without_checkpoints_is_one_line(tmp_path: Path) 
     out = run_cli("trajectory", str(USER_DLN), "--out", str(tmp_path / "t.csv"), *TINY)
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
     assert out.returncode == 2 and len(lines) == 1 and "no checkpoints" in lines[0], out.stderr
+
+
+def test_estimate_starts_from_the_cards_first_run_and_sweep_from_default_sampler(tmp_path: Path) -> None:
+    """Issue 13.9: a plain ``estimate --model`` runs what the Networks page's first click runs
+    (the card's ``first_run`` over ``default_sampler``); ``sweep`` keeps the reference setting."""
+    folder = tmp_path / "user_dln"
+    folder.mkdir()
+    (folder / "model.py").write_text((USER_DLN / "model.py").read_text())
+    (folder / "model.json").write_text(json.dumps({
+        "name": "user_dln",
+        "default_sampler": {"epsilon": 1e-4, "gamma": 7.0, "chains": 2, "draws": 9, "burnin": 3,
+                            "batch_size": 32},
+        "first_run": {"gamma": 70.0, "chains": 3, "draws": 6},
+    }))
+    out = run_cli("estimate", "--model", str(folder), "--json", "--no-progress", "--device", "cpu")
+    assert out.returncode == 0, out.stderr
+    s = json.loads(out.stdout)["settings"]
+    assert (s["gamma"], s["chains"], s["draws"]) == (70.0, 3, 6)  # first_run
+    assert (s["epsilon"], s["burnin"], s["batch_size"]) == (1e-4, 3, 32)  # default_sampler's, not overridden
+    out = run_cli("sweep", "--model", str(folder), "--out", str(tmp_path / "s.csv"), "--no-progress",
+                  "--device", "cpu")
+    assert out.returncode == 0, out.stderr
+    row = pd.read_csv(tmp_path / "s.csv").iloc[0]
+    assert row["gamma"] == 7.0
