@@ -522,7 +522,7 @@ def save_query_params(spec: Mapping[str, QueryParam], values: Mapping[str, Any] 
             continue
         if v is None:
             continue
-        out[name] = f"{v:.6g}" if isinstance(v, float) else str(v)
+        out[name] = f"{v:.12g}" if isinstance(v, float) else str(v)  # a link reproduces nβ = 2019.491
     if st.session_state.get(LARGE_KEY):
         out[LECTURE_PARAM] = "1"  # an app-wide setting: keep it when a page rewrites its own
     with contextlib.suppress(Exception):  # the URL is a convenience; never fail a run over it

@@ -42,6 +42,7 @@ def _open(at):
 @pytest.mark.slow
 def test_networks_landscape_plane_matches_the_core_and_the_spectrum_counts() -> None:
     at = page("networks")
+    at.query_params["model"] = "deep_linear/dln_8_6_6_4_r2"
     for k, v in TINY.items():
         at.session_state[k] = v
     at = _open(at.run())

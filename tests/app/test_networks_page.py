@@ -40,9 +40,27 @@ def _run(at):
 
 @pytest.fixture
 def net():
-    at = _tiny(page("networks")).run()
+    """The Networks page on dln_8_6_6_4_r2 (by its link), with a tiny sampler budget."""
+    at = page("networks")
+    at.query_params["model"] = "deep_linear/dln_8_6_6_4_r2"
+    at = _tiny(at.run()).run()  # the link's model loads its card's settings first
     assert_healthy(at)
     return at
+
+
+def test_opens_on_a_model_whose_first_click_is_healthy() -> None:
+    """Issue 13.9: the page opens on rrr_6_4_5_r2 with its card's first-click settings (healthy
+    at seed 0 in ~10 s, tests/workflows/test_sample_defaults.py), not on dln_8_6_6_4_r2, whose
+    defaults still give R-hat 1.02."""
+    from lltools.targets.cards import first_run_settings
+    from lltools.targets.models import read_card
+
+    at = page("networks").run()
+    assert_healthy(at)
+    assert at.session_state["networks.model"] == RRR
+    first = first_run_settings(read_card(RRR))
+    for key in ("chains", "draws", "burnin", "epsilon", "gamma"):
+        assert at.session_state[f"networks.{key}"] == first[key], key
 
 
 def test_opens_on_a_small_deep_linear_model_with_its_theory(net) -> None:

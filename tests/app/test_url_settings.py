@@ -13,6 +13,9 @@ MODELS = ROOT / "sample_models"
 RRR = str(MODELS / "deep_linear" / "rrr_6_4_5_r2")
 RRR_CARD = json.loads((MODELS / "deep_linear" / "rrr_6_4_5_r2" / "model.json").read_text())
 RRR_FIRST = first_run_settings(RRR_CARD)  # what the Networks page starts from
+DLN = str(MODELS / "deep_linear" / "dln_8_6_6_4_r2")
+DLN_FIRST = first_run_settings(json.loads((MODELS / "deep_linear" / "dln_8_6_6_4_r2" / "model.json")
+                                          .read_text()))
 
 
 def _warnings(at) -> str:
@@ -51,18 +54,18 @@ def test_bad_networks_url_values_are_ignored_with_one_line_each() -> None:
         assert f"ignored URL parameter {name}=" in said, name
     assert "\\<script>" in said and "\\[x\\]" in said  # the user's text is escaped where rendered
     assert at.number_input(key="networks.draws").value == 40  # the valid one is taken
-    assert at.session_state["networks.model"].endswith("dln_8_6_6_4_r2")  # the default model
+    assert at.session_state["networks.model"].endswith("rrr_6_4_5_r2")  # the default model
 
 
 def test_a_networks_widget_change_rewrites_the_url() -> None:
     at = page("networks").run()
     assert_healthy(at)
-    assert at.query_params["model"] == "deep_linear/dln_8_6_6_4_r2"
+    assert at.query_params["model"] == "deep_linear/rrr_6_4_5_r2"  # the default model
     at.number_input(key="networks.gamma").set_value(11.0).run()
     assert at.query_params["gamma"] == "11"
-    at.selectbox(key="networks.model").set_value(RRR).run()
-    assert at.query_params["model"] == "deep_linear/rrr_6_4_5_r2"
-    assert at.query_params["gamma"] == f"{RRR_FIRST['gamma']:g}"  # the card's
+    at.selectbox(key="networks.model").set_value(DLN).run()
+    assert at.query_params["model"] == "deep_linear/dln_8_6_6_4_r2"
+    assert at.query_params["gamma"] == f"{DLN_FIRST['gamma']:g}"  # the card's
     assert "stop_sem" not in at.query_params  # the option is off
     # the link reproduces the page: a fresh session opened on it shows the same settings
     assert_link_reproduces(at, "networks", (

@@ -36,7 +36,8 @@ def _scroll_to_landscape(pg) -> None:
 
 
 def test_landscape_view_light_and_dark(browser, server: str) -> None:
-    context, pg = browser_steps.open_page(browser, f"{server}/networks", "Networks")
+    context, pg = browser_steps.open_page(browser, f"{server}/networks?model=deep_linear/dln_8_6_6_4_r2",
+                                          "Networks")
     try:
         _set(pg, "draws", "300")
         _set(pg, "burn-in", "100")

@@ -114,7 +114,7 @@ def _number(text: str) -> float:
 
 def test_networks_live_run_and_bad_upload(page, server: str) -> None:
     pg = page
-    open_page(pg, f"{server}/networks", "Networks")
+    open_page(pg, f"{server}/networks?model=deep_linear/dln_8_6_6_4_r2", "Networks")
     no_exception(pg)
     assert metric_value(pg, "d (parameters)") == "108"
     assert metric_value(pg, "exact λ (Aoyagi)") == "13.5"
@@ -171,7 +171,7 @@ def test_networks_live_run_and_bad_upload(page, server: str) -> None:
 
 def test_networks_quadratic_model_theory(page, server: str) -> None:
     pg = page
-    open_page(pg, f"{server}/networks", "Networks")
+    open_page(pg, f"{server}/networks?model=deep_linear/dln_8_6_6_4_r2", "Networks")
     main_area(pg).get_by_role("combobox", name="Model").click()
     pg.get_by_role("option", name=re.compile("modular_addition")).click()
     wait_idle(pg)

@@ -39,7 +39,8 @@ def test_refined_heatmap_on_the_trajectories_page(browser, server: str) -> None:
 
 
 def test_refined_bars_on_the_networks_page(browser, server: str) -> None:
-    context, pg = browser_steps.open_page(browser, f"{server}/networks", "Networks")
+    context, pg = browser_steps.open_page(browser, f"{server}/networks?model=deep_linear/dln_8_6_6_4_r2",
+                                          "Networks")
     try:
         summary = pg.get_by_text("Refined λ̂: per layer or attention head")
         summary.click()
