@@ -17,7 +17,9 @@ The file is advisory: unreadable or malformed contents are ignored, writes are a
 
 from __future__ import annotations
 
+import functools
 import getpass
+import hashlib
 import json
 import logging
 import os
@@ -60,10 +62,33 @@ def inductor_cache_dir() -> Path:
     return Path(tempfile.gettempdir()) / ("torchinductor_" + re.sub(r'[\\/:*?"<>|]', "_", user))
 
 
+#: The sources whose code the compiled steps trace: a change to any of them (a new lltools)
+#: or to torch misses inductor's cache, so a time remembered before it no longer applies.
+TRACED_SOURCES = ("sampling/kernel.py", "sampling/compiled.py", "sampling/sgld.py", "base/rng.py",
+                  "targets/base.py", "targets/networks.py", "targets/potentials.py",
+                  "targets/expressions.py")
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """8 hex digits of a hash of torch's version and the :data:`TRACED_SOURCES` (part of every
+    :func:`signature`): after an upgrade, old records are not read as this code's costs."""
+    digest = hashlib.sha1(torch.__version__.encode())
+    root = Path(__file__).resolve().parents[1]
+    for rel in TRACED_SOURCES:
+        try:
+            digest.update((root / rel).read_bytes())
+        except OSError:
+            digest.update(rel.encode())
+    return digest.hexdigest()[:8]
+
+
 def signature(kind: str, name: str, num_chains: int, dim: int, dtype: torch.dtype,
               device: torch.device | str) -> str:
-    """The key under which a step's compile time is remembered."""
-    return f"{kind}|{name}|C={int(num_chains)}|d={int(dim)}|{dtype}|{torch.device(device).type}"
+    """The key under which a step's compile time is remembered (with :func:`code_fingerprint`:
+    a compile of other code, whose graphs inductor's cache no longer holds, is not this one)."""
+    return (f"{kind}|{name}|C={int(num_chains)}|d={int(dim)}|{dtype}|{torch.device(device).type}"
+            f"|code={code_fingerprint()}")
 
 
 def _log_path() -> Path | None:

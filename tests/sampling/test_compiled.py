@@ -377,3 +377,18 @@ def test_choosing_the_step_does_not_import_the_compiler(monkeypatch: pytest.Monk
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     monkeypatch.delitem(sys.modules, "torch._inductor.runtime.cache_dir_utils")
     assert str(compile_cache.inductor_cache_dir()) == default_cache_dir()
+
+
+def test_a_compile_time_remembered_for_other_code_is_not_used(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path) -> None:
+    """A record written by another version of the traced code (whose graphs inductor's cache no
+    longer holds: the compile is cold again) does not count as this code's compile time."""
+    from lltools.sampling import compile_cache
+
+    monkeypatch.setenv(compile_cache.LOG_ENV, str(tmp_path / "compile.json"))
+    sig = compile_cache.signature("minibatch", "mlp", 64, 10465, torch.float32, "cpu")
+    compile_cache.record(sig, 4.0)
+    assert compile_cache.expected_seconds(sig) == 4.0
+    monkeypatch.setattr(compile_cache, "code_fingerprint", lambda: "00000000")  # the code changed
+    again = compile_cache.signature("minibatch", "mlp", 64, 10465, torch.float32, "cpu")
+    assert again != sig and compile_cache.expected_seconds(again) is None
