@@ -26,7 +26,7 @@ def test_plan_of_a_potential() -> None:
     # Every 3rd step: burn-in columns at steps 2, 5, …, 17 (6 of them), then 100 draws.
     assert plan.num_recorded == 6 + 100 and plan.steps[0] == 2 and plan.steps[6] == 22
     assert (plan.record_positions, plan.position_stride, plan.num_positions) == (True, 1, 106)
-    assert (plan.batch_chains, plan.acceptance_every, plan.divergence_threshold) == (8, 1, 1e4)
+    assert (plan.batch_chains, plan.acceptance_every, plan.divergence_threshold) == (8, 10, 1e4)
     assert plan.work_per_step == devices.step_work(8, 2, 0) == 8 * 2 * devices.ELEMENTWISE_OPS
 
 
