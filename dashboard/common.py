@@ -253,7 +253,7 @@ def init_state(defaults: Mapping[str, Any]) -> None:
             st.session_state[key] = saved.get(key, default)
 
 
-def held(key: str, fallback: Any = "min") -> Any:
+def held(key: str, fallback: Any = "min", lo: float | None = None, hi: float | None = None) -> Any:
     """The value a keyed widget is created with (``value=``): the one Session State holds.
 
     Widgets whose value lives in Session State must still be *created* with it: a number
@@ -263,8 +263,16 @@ def held(key: str, fallback: Any = "min") -> Any:
     a slow first run is still going), it starts from that default and sends it back on the
     next click — a run at nβ = 0.001, ε = 10⁻⁹, one chain (λ̂ ≈ 5·10⁻¹², seen in the real
     browser).  ``fallback`` is used when the key is not set ("min": Streamlit's own default).
+    A number is clamped into ``[lo, hi]`` (the widget's bounds): Streamlit refuses a default
+    outside them, and a value there (settings from elsewhere) is reset to it.
     """
-    return st.session_state.get(key, fallback)
+    value = st.session_state.get(key, fallback)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if lo is not None and value < lo:
+            value = type(value)(lo)
+        if hi is not None and value > hi:
+            value = type(value)(hi)
+    return value
 
 
 def held_index(key: str, options: Sequence[Any]) -> int:
@@ -382,6 +390,27 @@ class SamplerInputs:
     batch_help: str | None = None
 
 
+#: The six sampler settings: widget key suffix -> kind (the URL parameter has the same name).
+SAMPLER_KINDS: dict[str, type] = {"nbeta": float, "gamma": float, "epsilon": float, "chains": int,
+                                  "draws": int, "burnin": int}
+
+
+def sampler_bounds(inputs: SamplerInputs) -> dict[str, tuple[float, float]]:
+    """``{name: (min, max)}`` of a page's six sampler inputs (:data:`SAMPLER_KINDS`): the
+    widgets' bounds, and the URL's (:func:`sampler_query`), which must be the same."""
+    return {"nbeta": (1e-3, inputs.nbeta_max), "gamma": (0.0, inputs.gamma_max),
+            "epsilon": (inputs.epsilon_min, 1.0), "chains": (1, inputs.chains_max),
+            "draws": (10, inputs.draws_max), "burnin": (0, 100_000)}
+
+
+def sampler_query(prefix: str, inputs: SamplerInputs) -> dict[str, QueryParam]:
+    """URL parameters ``nbeta=…&gamma=…&epsilon=…&chains=…&draws=…&burnin=…`` for the inputs of
+    :func:`sampler_controls`, clamped into the widgets' own bounds (a link cannot set a value
+    the input refuses)."""
+    return {name: QueryParam(f"{prefix}.{name}", SAMPLER_KINDS[name], lo=lo, hi=hi)
+            for name, (lo, hi) in sampler_bounds(inputs).items()}
+
+
 def sampler_controls(
     prefix: str, inputs: SamplerInputs, *, running: bool, batch_max: int | None = None
 ) -> tuple[Any, Any]:
@@ -395,20 +424,22 @@ def sampler_controls(
     """
     c1, c2 = st.columns(2)
     i = inputs
-    rows = (  # column, label, key suffix, min, max, step, format, help
-        (c1, i.nbeta_label, "nbeta", 1e-3, i.nbeta_max, i.nbeta_step, "%g", i.nbeta_help),
-        (c2, i.gamma_label, "gamma", 0.0, i.gamma_max, i.gamma_step, "%g", i.gamma_help),
-        (c1, i.epsilon_label, "epsilon", i.epsilon_min, 1.0, i.epsilon_step, "%.2e", i.epsilon_help),
-        (c2, "chains", "chains", 1, i.chains_max, 1, None, i.chains_help),
-        (c1, "draws", "draws", 10, i.draws_max, i.draws_step, None, None),
-        (c2, "burn-in", "burnin", 0, 100_000, 100, None, None),
+    bounds = sampler_bounds(i)
+    rows = (  # column, label, key suffix, step, format, help
+        (c1, i.nbeta_label, "nbeta", i.nbeta_step, "%g", i.nbeta_help),
+        (c2, i.gamma_label, "gamma", i.gamma_step, "%g", i.gamma_help),
+        (c1, i.epsilon_label, "epsilon", i.epsilon_step, "%.2e", i.epsilon_help),
+        (c2, "chains", "chains", 1, None, i.chains_help),
+        (c1, "draws", "draws", i.draws_step, None, None),
+        (c2, "burn-in", "burnin", 100, None, None),
     )
-    for col, label, name, lo, hi, step, fmt, help_text in rows:
+    for col, label, name, step, fmt, help_text in rows:
+        lo, hi = bounds[name]
         col.number_input(
             label,
             min_value=lo,
             max_value=hi,
-            value=held(f"{prefix}.{name}"),
+            value=held(f"{prefix}.{name}", "min", lo, hi),
             step=step,
             format=fmt,
             key=f"{prefix}.{name}",
@@ -420,7 +451,7 @@ def sampler_controls(
             "batch size",
             min_value=0,
             max_value=batch_max,
-            value=held(f"{prefix}.batch"),
+            value=held(f"{prefix}.batch", "min", 0, batch_max),
             step=32,
             key=f"{prefix}.batch",
             disabled=running,

@@ -79,12 +79,7 @@ def _potential_for_url(state: Any) -> str | None:
 
 QUERY = {
     "potential": ui.QueryParam(K_POT, str, apply=_potential_from_url, read=_potential_for_url),
-    "nbeta": ui.QueryParam(K_NBETA, float, lo=1e-6, hi=1e12),
-    "gamma": ui.QueryParam(K_GAMMA, float, lo=0.0, hi=1e9),
-    "epsilon": ui.QueryParam(K_EPS, float, lo=1e-12, hi=10.0),
-    "chains": ui.QueryParam(K_CHAINS, int, lo=1, hi=1024),
-    "draws": ui.QueryParam(K_DRAWS, int, lo=10, hi=200_000),
-    "burnin": ui.QueryParam(K_BURNIN, int, lo=0, hi=100_000),
+    **ui.sampler_query(NS, SAMPLER_INPUTS),
     "seed": ui.QueryParam(K_SEED, int, lo=0, hi=2**31 - 1),
     "stop_sem": health_light.auto_stop_query(NS),
 }

@@ -201,12 +201,7 @@ def query_spec(cards: list[dict[str, Any]]) -> dict[str, ui.QueryParam]:
                                read=lambda s: names.get(str(s.get(K_MODEL)))),
         "logx": ui.QueryParam(K_LOGX, int, lo=0, hi=1, apply=lambda v: {K_LOGX: bool(v)},
                               read=lambda s: int(bool(s.get(K_LOGX, True)))),
-        "nbeta": ui.QueryParam(K_NBETA, float, lo=1e-3, hi=1e12),
-        "gamma": ui.QueryParam(K_GAMMA, float, lo=0.0, hi=1e9),
-        "epsilon": ui.QueryParam(K_EPS, float, lo=1e-12, hi=1.0),
-        "chains": ui.QueryParam(K_CHAINS, int, lo=1, hi=SAMPLER_INPUTS.chains_max),
-        "draws": ui.QueryParam(K_DRAWS, int, lo=10, hi=100_000),
-        "burnin": ui.QueryParam(K_BURNIN, int, lo=0, hi=100_000),
+        **ui.sampler_query(KEY_PREFIX, SAMPLER_INPUTS),
         "batch": ui.QueryParam(K_BATCH, int, lo=0, hi=1_000_000_000),
         "seed": ui.QueryParam(K_SEED, int, lo=0, hi=2**31 - 1),
         "stride": ui.QueryParam(K_STRIDE, int, valid=lambda v, _: None if v in STRIDES else

@@ -36,3 +36,20 @@ def test_widgets_declare_the_value_they_show(name: str) -> None:
             assert widget.options[widget.proto.default] == widget.format_func(held), widget.key
             checked += 1
     assert checked >= 4, checked
+
+
+@pytest.mark.parametrize("name", ["toy", "networks", "trajectories"])
+@pytest.mark.parametrize("params", [{"nbeta": "1e-5", "epsilon": "1e-11"}, {"epsilon": "5", "chains": "5000"},
+                                    {"nbeta": "1e-9", "gamma": "1e15", "draws": "1", "burnin": "999999999"}])
+def test_link_values_beyond_the_inputs_bounds_never_break_the_page(name: str, params: dict) -> None:
+    """The URL's bounds are the inputs' own (one table, ``ui.sampler_bounds``): a link's number
+    outside them is ignored with one line, never handed to an input that refuses it (the Toy
+    page's URL took nβ down to 10⁻⁶ and ε to 10⁻¹² below its inputs' 10⁻³ and 10⁻⁹: broken page)."""
+    at = page(name)
+    at.query_params.update(params)
+    at.run()
+    assert_healthy(at)
+    assert not at.error, [e.value for e in at.error]
+    assert "ignored URL parameter" in " | ".join(w.value for w in at.warning)  # at least one, said
+    for widget in at.number_input:
+        assert widget.min <= widget.value <= widget.max, widget.key
