@@ -37,6 +37,9 @@ def open_page(pg, url: str, title: str) -> None:
     pg.goto(url)
     pg.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
     wait_idle(pg)
+    # The script may be idle while elements are still drawn as placeholders: wait them out, so a
+    # screenshot shows the page a person sees.
+    pg.wait_for_function("() => !document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=60_000)
 
 
 RUNNING_JS = """() => !document.querySelector(
