@@ -42,6 +42,7 @@ def auto_stop_controls(ns: str, *, running: bool, default_target: float = 0.02) 
     ui.init_state({on_key: False, target_key: float(default_target)})
     st.checkbox(
         "Auto-stop (MCSE)",
+        value=bool(ui.held(on_key, False)),
         key=on_key,
         disabled=running,
         help="Stop when MCSE(λ̂) ≤ target: end the run as soon as λ̂'s Monte-Carlo standard error "

@@ -43,6 +43,7 @@ def sidebar_display_options() -> None:
     with st.sidebar:
         st.toggle(
             "Lecture mode (large fonts)",
+            value=bool(ui.held(ui.LARGE_KEY, False)),
             key=ui.LARGE_KEY,
             help="Bigger text, thicker lines and larger markers, for a projector. Kept in the URL.",
             on_change=_lecture_to_url,

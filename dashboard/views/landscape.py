@@ -131,7 +131,7 @@ def network_section(
     λ̂, the closed-form λ … to mark on the spectrum.
     """
     st.subheader("Landscape")
-    on = st.toggle("Show the loss landscape around w*", key=K_ON,
+    on = st.toggle("Show the loss landscape around w*", value=bool(ui.held(K_ON, False)), key=K_ON,
                    help="Planes through w*, the chains on them, and the Hessian spectrum.")
     if not on:
         st.caption("A plane through w* (random, Hessian or principal directions) and the Hessian spectrum "
@@ -199,7 +199,7 @@ def network_section(
 
 def spectrum_section(target: Any, path: str, checkpoint_key: str, counts: dict[str, float | None]) -> None:
     """The Hessian spectrum with d/2, rank(H)/2, rank(J)/2 and λ̂ on the index axis."""
-    if not st.toggle("Hessian spectrum at w*", key=K_SPECTRUM,
+    if not st.toggle("Hessian spectrum at w*", value=bool(ui.held(K_SPECTRUM, False)), key=K_SPECTRUM,
                      help="Exact for d ≤ 2 500, else Lanczos plus a randomized count of the flat "
                      "directions."):
         return
@@ -250,7 +250,8 @@ def trajectory_section(path: str, table: pd.DataFrame, target_loader: Any) -> No
     ``target_loader(path)`` builds the model's target (data and architecture) once.
     """
     st.subheader("Checkpoints on one landscape")
-    if not st.toggle("Show the loss between checkpoints", key="landscape.traj.on",
+    if not st.toggle("Show the loss between checkpoints", value=bool(ui.held("landscape.traj.on", False)),
+                     key="landscape.traj.on",
                      help="L_n along the straight lines between consecutive checkpoints, and the "
                      "training path on the plane of its principal components."):
         return

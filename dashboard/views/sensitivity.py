@@ -747,12 +747,15 @@ def main() -> None:
         tab_sweep, tab_calib = st.tabs(["Sweep γ × ε × nβ", "Calibrate"])
         with tab_sweep:
             g1, g2, g3 = st.columns(3)
-            g1.text_input("ε values", key=K_EPS, disabled=running, help="Comma-separated step sizes.")
+            g1.text_input("ε values", value=ui.held(K_EPS, ""), key=K_EPS, disabled=running,
+                          help="Comma-separated step sizes.")
             g2.text_input(
-                "γ values", key=K_GAMMA, disabled=running, help="Comma-separated localisation strengths."
+                "γ values", value=ui.held(K_GAMMA, ""), key=K_GAMMA, disabled=running,
+                help="Comma-separated localisation strengths."
             )
             g3.text_input(
                 "nβ values",
+                value=ui.held(K_NBETA, ""),
                 key=K_NBETA,
                 disabled=running,
                 help="Comma-separated inverse temperatures; two or more give the multi-temperature fit.",

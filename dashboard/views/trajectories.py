@@ -302,7 +302,8 @@ def controls(cards: list[dict[str, Any]], running: bool) -> str:
         on_change=_on_model_change,
         disabled=running,
     )
-    st.toggle("Log step axis", key=K_LOGX, help="Log scale for the training step (plots step + 1).")
+    st.toggle("Log step axis", value=bool(ui.held(K_LOGX, True)), key=K_LOGX,
+              help="Log scale for the training step (plots step + 1).")
     path = str(st.session_state[K_MODEL])
     card = card_of(path)
     n = int(card.get("n") or 0)

@@ -221,7 +221,7 @@ def test_live_tiles_show_the_lights_rhat_and_ess(net, monkeypatch: pytest.Monkey
     monkeypatch.setattr(networks_run, "draw_metrics", spy)
     monkeypatch.setattr(running, "stream_live", functools.partial(running.stream_live, min_interval=0.0,
                                                                       first_draw=0.0))
-    net.session_state["networks.draws"] = 600
+    net.session_state["networks.draws"] = 1500  # several live redraws with draws, even under load
     _run(net)
     live = [c for c in calls if c.get("live")]
     assert live, "no live redraw"

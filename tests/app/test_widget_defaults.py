@@ -18,6 +18,7 @@ def test_widgets_declare_the_value_they_show(name: str) -> None:
     if name == "toy":  # not the first option: a dropped index would show x² + y²
         at.session_state["toy.potential"] = "x**4 + y**4"
         at.session_state["toy.view"] = 0.5
+        at.session_state["toy.autostop"] = True  # not the box's unchecked default (a link's stop_sem)
     at.run()
     assert_healthy(at)
     checked = 0
@@ -34,6 +35,10 @@ def test_widgets_declare_the_value_they_show(name: str) -> None:
         if widget.key in ("toy.potential", "toy.view", "networks.model", "networks.source", "networks.ckpt"):
             held = at.session_state[widget.key]
             assert widget.options[widget.proto.default] == widget.format_func(held), widget.key
+            checked += 1
+    for widget in [*at.checkbox, *at.toggle]:  # lecture mode, auto-stop, landscape switches
+        if widget.key and widget.key in at.session_state:
+            assert widget.proto.default == bool(at.session_state[widget.key]), widget.key
             checked += 1
     assert checked >= 4, checked
 
