@@ -139,7 +139,7 @@ def pair_words(keys: Tensor, word: int | Tensor, half: int, *, chain_minor: bool
     """64-bit words for ``half`` normal pairs per chain: shape (C, half), or (half, C) when
     ``chain_minor``; int64 holding the bits of SplitMix64((base << 32) + j·φ₆₄) with
     base = lowbias32(key ^ word)."""
-    base = _hash32(keys ^ word)  # (C,) in [0, 2³²)
+    base = _hash32(keys ^ word)  # (C,), or (K, C) for keys (1, C) and words (K, 1); in [0, 2³²)
     j = torch.arange(half, device=keys.device, dtype=torch.int64)
     if torch.compiler.is_compiling():
         # torch 2.13's inductor folds ``arange · constant`` into its int64 index arithmetic,
@@ -147,7 +147,7 @@ def pair_words(keys: Tensor, word: int | Tensor, half: int, *, chain_minor: bool
         # data-dependent zero keeps j a value.  Same numbers.
         j = j + (base[:1] & 0)
     j = j * _GOLDEN64
-    counters = (base[None, :] << 32) + j[:, None] if chain_minor else (base[:, None] << 32) + j[None, :]
+    counters = (base[None, :] << 32) + j[:, None] if chain_minor else (base[..., None] << 32) + j
     return _mix64(counters)
 
 
@@ -235,10 +235,7 @@ def normal_block(keys: Tensor, first_step: int, num_steps: int, stream: int, siz
     tail with the same kernels as its body)."""
     words = torch.tensor([step_word(first_step + k, stream) for k in range(num_steps)],
                          dtype=torch.int64, device=keys.device)
-    half = (size + 1) // 2
-    base = _hash32(keys[None, :] ^ words[:, None])  # (K, C)
-    j = torch.arange(half, device=keys.device, dtype=torch.int64) * _GOLDEN64
-    return _pair_normals(_mix64((base[:, :, None] << 32) + j), size, dtype, dim=2)
+    return _pair_normals(pair_words(keys[None, :], words[:, None], (size + 1) // 2), size, dtype, dim=2)
 
 
 class NormalBlocks:
